@@ -1,0 +1,152 @@
+/*
+ * capture.c: pcap and pcapng framing. Records are parsed from a byte buffer that
+ * may end mid-record; the caller keeps the unconsumed tail for the next call.
+ */
+#include "engine.h"
+
+/* ------------------------------------------------------------------ file formats */
+
+void fc_set_error(Engine *e, int64_t off, const char *msg) {
+    e->err = 1; e->err_offset = off;
+    snprintf(e->errmsg, sizeof e->errmsg, "%s", msg);
+}
+
+/* Parse a classic pcap file header; returns bytes consumed, 0 if more data is needed. */
+Py_ssize_t fc_pcap_header(Engine *e, const uint8_t *b, Py_ssize_t n) {
+    if (n < 24) return 0;
+    uint32_t m; memcpy(&m, b, 4);
+    if (m == 0xa1b2c3d4) { e->swap = 0; e->ts_mult = 1000; }
+    else if (m == 0xd4c3b2a1) { e->swap = 1; e->ts_mult = 1000; }
+    else if (m == 0xa1b23c4d) { e->swap = 0; e->ts_mult = 1; }
+    else if (m == 0x4d3cb2a1) { e->swap = 1; e->ts_mult = 1; }
+    else { fc_set_error(e, e->file_offset, "not a pcap or pcapng file (bad magic number)"); return -1; }
+    e->snaplen = rd32(b + 16, e->swap);
+    e->linktype = (int)(rd32(b + 20, e->swap) & 0x0fffffff);
+    e->fmt = 1;
+    return 24;
+}
+
+static int64_t tsres(uint8_t v, int64_t *div) {
+    /* returns the multiplier to nanoseconds; *div > 1 when the unit is finer than 1 ns */
+    *div = 1;
+    if (v & 0x80) {                       /* power of two */
+        int exp = v & 0x7f;
+        if (exp <= 30) { *div = (int64_t)1 << exp; return 1000000000LL; }
+        *div = (int64_t)1 << 30; return 1000000000LL;  /* clamp: finer than 1 ns */
+    }
+    int64_t mult = 1000000000LL;
+    for (int i = 0; i < v; i++) {
+        if (mult > 1) mult /= 10; else *div *= 10;
+    }
+    return mult;
+}
+
+static int64_t scale_ts(uint64_t raw, int64_t mult, int64_t div) {
+    if (div > 1) return (int64_t)((raw / (uint64_t)div) * (uint64_t)mult + ((raw % (uint64_t)div) * (uint64_t)mult) / (uint64_t)div);
+    return (int64_t)(raw * (uint64_t)mult);
+}
+
+Py_ssize_t fc_feed_pcap(Engine *e, const uint8_t *b, Py_ssize_t n, int final) {
+    Py_ssize_t o = 0;
+    while (n - o >= 16) {
+        const uint8_t *h = b + o;
+        uint32_t sec = rd32(h, e->swap), frac = rd32(h + 4, e->swap);
+        uint32_t incl = rd32(h + 8, e->swap), orig = rd32(h + 12, e->swap);
+        uint32_t limit = e->snaplen > 262144 ? e->snaplen : 262144;
+        if (incl > limit) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "corrupt packet record: captured length %u exceeds the limit %u", incl, limit);
+            note_issue(e, ISS_BAD_RECORD_LEN, e->file_offset + o);
+            fc_set_error(e, e->file_offset + o, msg);
+            return o;
+        }
+        if (n - o < 16 + (Py_ssize_t)incl) break;
+        int64_t ts = (int64_t)sec * 1000000000LL + (int64_t)frac * e->ts_mult;
+        if (fc_packet(e, e->linktype, h + 16, incl, orig, ts, e->file_offset + o) < 0) return -1;
+        o += 16 + incl;
+    }
+    if (final && o < n) note_issue(e, ISS_TRUNC_RECORD, e->file_offset + o);
+    return o;
+}
+
+Py_ssize_t fc_feed_pcapng(Engine *e, const uint8_t *b, Py_ssize_t n, int final) {
+    Py_ssize_t o = 0;
+    while (n - o >= 12) {
+        const uint8_t *h = b + o;
+        uint32_t type; memcpy(&type, h, 4);
+        if (type == 0x0A0D0D0A) {         /* section header: byte order may change */
+            uint32_t bom; memcpy(&bom, h + 8, 4);
+            if (bom == 0x1A2B3C4D) e->swap = 0;
+            else if (bom == 0x4D3C2B1A) e->swap = 1;
+            else { fc_set_error(e, e->file_offset + o, "bad pcapng section header (byte-order magic)"); return -1; }
+            e->nif = 0;
+        }
+        type = rd32(h, e->swap);
+        uint32_t len = rd32(h + 4, e->swap);
+        if (len < 12 || (len & 3) || len > 64u * 1024 * 1024) {
+            char msg[120];
+            snprintf(msg, sizeof msg, "bad pcapng block: total length %u (type 0x%08x)", len, type);
+            note_issue(e, ISS_BAD_BLOCK, e->file_offset + o);
+            fc_set_error(e, e->file_offset + o, msg);
+            return o;
+        }
+        if (n - o < (Py_ssize_t)len) break;
+        if (rd32(h + len - 4, e->swap) != len) {
+            note_issue(e, ISS_BAD_BLOCK, e->file_offset + o);
+            fc_set_error(e, e->file_offset + o, "bad pcapng block: trailing length does not match");
+            return o;
+        }
+        int64_t boff = e->file_offset + o;
+        if (type == 1) {                  /* interface description */
+            if (len < 20) { note_issue(e, ISS_BAD_BLOCK, boff); }
+            else if (e->nif < MAX_IFACES) {
+                int i = e->nif++;
+                e->if_link[i] = rd16(h + 8, e->swap);
+                int64_t div = 1;
+                e->if_mult[i] = tsres(6, &div); e->if_div[i] = div;
+                uint32_t p = 16;
+                while (p + 4 <= len - 4) {
+                    uint16_t code = rd16(h + p, e->swap), olen = rd16(h + p + 2, e->swap);
+                    if (code == 0) break;
+                    if (p + 4 + olen > len - 4) break;
+                    if (code == 9 && olen >= 1) { e->if_mult[i] = tsres(h[p + 4], &div); e->if_div[i] = div; }
+                    p += 4 + ((olen + 3u) & ~3u);
+                }
+            }
+        } else if (type == 6 || type == 3) {
+            uint32_t ifid = 0, incl, wire; uint64_t raw = 0; const uint8_t *data;
+            if (type == 6) {
+                if (len < 32) { note_issue(e, ISS_BAD_BLOCK, boff); o += len; continue; }
+                ifid = rd32(h + 8, e->swap);
+                raw = ((uint64_t)rd32(h + 12, e->swap) << 32) | rd32(h + 16, e->swap);
+                incl = rd32(h + 20, e->swap);
+                wire = rd32(h + 24, e->swap);
+                data = h + 28;
+                if (28 + (uint64_t)incl + 4 > len) { note_issue(e, ISS_BAD_BLOCK, boff); o += len; continue; }
+            } else {
+                if (len < 16) { note_issue(e, ISS_BAD_BLOCK, boff); o += len; continue; }
+                uint32_t orig = rd32(h + 8, e->swap);
+                incl = len - 16;
+                if (incl > orig) incl = orig;
+                wire = orig;
+                data = h + 12;
+            }
+            if ((int)ifid >= e->nif) { note_issue(e, ISS_NO_INTERFACE, boff); o += len; continue; }
+            int64_t ts = type == 6 ? scale_ts(raw, e->if_mult[ifid], e->if_div[ifid]) : e->now_ns;
+            if (fc_packet(e, e->if_link[ifid], data, incl, wire, ts, boff) < 0) return -1;
+        } else if (type == 2) {           /* obsolete packet block */
+            if (len < 32) { note_issue(e, ISS_BAD_BLOCK, boff); o += len; continue; }
+            uint32_t ifid = rd16(h + 8, e->swap);
+            uint64_t raw = ((uint64_t)rd32(h + 12, e->swap) << 32) | rd32(h + 16, e->swap);
+            uint32_t incl = rd32(h + 20, e->swap);
+            if ((int)ifid >= e->nif || 28 + (uint64_t)incl + 4 > len) { note_issue(e, ISS_BAD_BLOCK, boff); o += len; continue; }
+            if (fc_packet(e, e->if_link[ifid], h + 28, incl, rd32(h + 24, e->swap), scale_ts(raw, e->if_mult[ifid], e->if_div[ifid]), boff) < 0) return -1;
+        } else if (type != 0x0A0D0D0A && type != 5 && type != 4 && type != 0x0A) {
+            note_issue(e, ISS_UNKNOWN_BLOCK, boff);
+        }
+        o += len;
+    }
+    if (final && o < n) note_issue(e, ISS_TRUNC_RECORD, e->file_offset + o);
+    return o;
+}
+

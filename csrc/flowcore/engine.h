@@ -1,0 +1,175 @@
+/*
+ * Shared declarations of the _flowcore extension: the compiled hot loop of
+ * egress's capture reader.
+ *
+ *   capture.c  pcap / pcapng record framing -> packets
+ *   decode.c   link layers, tags, IP, tunnels -> IP packets with their context
+ *   conn.c     flow table, timers and Zeek's connection rules -> flow records
+ *   module.c   the Python type that drives it all
+ *
+ * Why C and not numba: the loop is branchy (link layers, tunnels, a hash table
+ * with deletions, a TCP state machine, a timer heap), which numba compiles
+ * poorly, and a C extension adds no run-time dependency or JIT warm-up.
+ */
+#ifndef EGRESS_FLOWCORE_H
+#define EGRESS_FLOWCORE_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+static inline uint16_t rd16be(const uint8_t *p) { return (uint16_t)((p[0] << 8) | p[1]); }
+static inline uint32_t rd32be(const uint8_t *p) {
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+static inline uint16_t rd16(const uint8_t *p, int swap) {
+    uint16_t v; memcpy(&v, p, 2); return swap ? __builtin_bswap16(v) : v;
+}
+static inline uint32_t rd32(const uint8_t *p, int swap) {
+    uint32_t v; memcpy(&v, p, 4); return swap ? __builtin_bswap32(v) : v;
+}
+static inline uint64_t mix64(uint64_t x) {
+    x ^= x >> 33; x *= 0xff51afd7ed558ccdULL; x ^= x >> 33; x *= 0xc4ceb9fe1a85ec53ULL; x ^= x >> 33;
+    return x;
+}
+
+/* TCP endpoint states, as Zeek names them */
+enum { ST_INACTIVE = 0, ST_SYN_SENT, ST_SYN_ACK_SENT, ST_PARTIAL, ST_ESTABLISHED,
+       ST_CLOSED, ST_RESET };
+
+enum { L4_TCP = 0, L4_UDP, L4_ICMP, L4_OTHER };
+
+/* counted problems; names in module.c */
+enum {
+    ISS_TRUNC_RECORD = 0, ISS_BAD_RECORD_LEN, ISS_UNKNOWN_LINKTYPE, ISS_BAD_BLOCK,
+    ISS_TRUNC_PACKET, ISS_BAD_IP, ISS_NON_IP, ISS_ORPHAN_FRAGMENT, ISS_BAD_TUNNEL,
+    ISS_UNKNOWN_BLOCK, ISS_NO_INTERFACE, ISS_IP_LONGER_THAN_FRAME, ISS_BAD_TCP_HEADER,
+    NISSUES
+};
+extern const char *ISSUE_NAMES[NISSUES];
+
+/* timer kinds */
+enum { T_INACTIVITY = 0, T_ATTEMPT, T_EXPIRE, T_REMOVE, T_DNS };
+
+#define MAX_PARENTS 4
+#define MAX_DEPTH 6
+#define FRAG_SLOTS 4096
+#define MAX_IFACES 256
+
+typedef struct {
+    uint8_t a[16], b[16];   /* canonical order (a, pa) <= (b, pb), unless one-way ICMP */
+    uint16_t pa, pb;
+    uint8_t proto, family;
+    uint8_t one_way, pad;
+    int64_t vni;            /* -1 outside an overlay */
+} FlowKey;
+
+typedef struct {
+    uint8_t state, prev, did_close;
+    uint32_t start, last, ack;          /* raw 32-bit sequence numbers */
+    int64_t last64, ack64;              /* unwrapped, relative to start */
+    uint32_t fin_cnt;
+    int32_t hsyn, hfin, hrst;           /* rel. seq of the last SYN/FIN/RST (history repeats) */
+    uint32_t rx, rxth, zw, zwth;        /* scaled history counters: retransmits, zero windows */
+} Endpoint;
+
+typedef struct {
+    FlowKey key;
+    int32_t hnext;          /* free-list link */
+    uint32_t gen;           /* bumped when the slot is reused: stale timers ignore it */
+    uint8_t used, orig_is_a, l4, nparents, active, inited;
+    uint8_t hmask[2];       /* history letters recorded, per direction at recording time */
+    uint16_t hmask_hi[2];
+    int16_t vlan, inner_vlan;
+    int64_t first_ns, last_ns, next_interim_ns, inact_ns;
+    uint32_t inact_ver;
+    uint64_t uid;
+    uint64_t parents[MAX_PARENTS];
+    uint64_t pkts[2], ipbytes[2];
+    int64_t plen[2];        /* UDP/ICMP payload bytes; -1 = that side never sent */
+    Endpoint ep[2];         /* index 0 = originator */
+    char history[40];
+    uint8_t hlen;
+} Flow;
+
+typedef struct { int64_t t; uint64_t seq; int32_t flow; uint32_t gen; uint32_t ver; uint8_t kind; } Timer;
+
+typedef struct {
+    uint8_t src[16], dst[16]; uint32_t id; uint8_t proto, family, dir; int32_t flow; uint32_t gen;
+} FragEntry;
+
+typedef struct {
+    PyObject_HEAD
+    /* options */
+    int64_t tcp_timeout_ns, udp_timeout_ns, icmp_timeout_ns, other_timeout_ns, long_tcp_timeout_ns;
+    int64_t close_delay_ns, attempt_delay_ns, interim_ns;
+    uint8_t lsp_tcp[8192], lsp_udp[8192], dns_ports[8192];
+    /* flow storage */
+    Flow *flows; int32_t cap; int32_t free_head; int32_t live;
+    int32_t *htab; uint32_t hmask;
+    Timer *heap; Py_ssize_t nheap, heapcap; uint64_t timer_seq;
+    FragEntry *frags;
+    PyObject *out;          /* list of finished/interim flow tuples */
+    /* capture format state */
+    int fmt, swap, linktype; int64_t ts_mult; uint32_t snaplen;
+    int nif; int if_link[MAX_IFACES]; int64_t if_mult[MAX_IFACES], if_div[MAX_IFACES];
+    int64_t file_offset;
+    /* fatal format error */
+    int err; char errmsg[200]; int64_t err_offset;
+    /* statistics */
+    uint64_t packets, captured_bytes, ip_packets, ip_bytes, flows_done, interims;
+    uint64_t issues[NISSUES]; int64_t issue_first[NISSUES];
+    int64_t now_ns;
+    int pyerr;              /* a Python exception is pending (allocation failure) */
+} Engine;
+
+/* the context of a (possibly encapsulated) packet */
+typedef struct {
+    int64_t vni;
+    int vlan, inner_vlan;
+    int nparents;
+    uint64_t parents[MAX_PARENTS];
+    int depth;
+    int64_t off;            /* byte offset of the record in the file, for issues */
+    const uint8_t *base;    /* where wire_left is measured from */
+    uint32_t wire_left;     /* wire length from base on (for IP length checks) */
+} Ctx;
+
+typedef struct {
+    int family;
+    const uint8_t *src, *dst;
+    uint8_t proto;
+    uint32_t ip_len;        /* total length from the IP header: wire volume */
+    uint32_t l4_len;        /* ip_len minus IP headers */
+    const uint8_t *l4;      /* transport header, may be cut by the snaplen */
+    uint32_t l4_cap;        /* captured bytes from l4 on */
+    int frag_first, frag_later;
+    uint32_t frag_id;
+} IpInfo;
+
+static inline void note_issue(Engine *e, int kind, int64_t offset) {
+    if (e->issues[kind]++ == 0) e->issue_first[kind] = offset;
+}
+static inline int port_in(const uint8_t *set, int port) { return (set[port >> 3] >> (port & 7)) & 1; }
+
+/* decode.c */
+int fc_packet(Engine *e, int linktype, const uint8_t *p, uint32_t cap, uint32_t wire, int64_t ts_ns, int64_t off);
+int fc_ip(Engine *e, const uint8_t *p, uint32_t cap, Ctx *ctx);
+int fc_ether(Engine *e, const uint8_t *p, uint32_t cap, Ctx *ctx);
+
+/* conn.c */
+int fc_conn_init(Engine *e);
+void fc_conn_free(Engine *e);
+int fc_advance(Engine *e, int64_t now);
+int fc_flush(Engine *e);
+/* Count one IP packet into its connection; *uid_out gets the conn's uid (0 if none). */
+int fc_account(Engine *e, IpInfo *ip, Ctx *ctx, uint64_t *uid_out, int *resp_port_out);
+
+/* capture.c */
+void fc_set_error(Engine *e, int64_t off, const char *msg);
+Py_ssize_t fc_pcap_header(Engine *e, const uint8_t *b, Py_ssize_t n);
+Py_ssize_t fc_feed_pcap(Engine *e, const uint8_t *b, Py_ssize_t n, int final);
+Py_ssize_t fc_feed_pcapng(Engine *e, const uint8_t *b, Py_ssize_t n, int final);
+
+#endif

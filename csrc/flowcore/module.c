@@ -1,0 +1,176 @@
+/* module.c: the Python type that drives the engine. */
+#include "engine.h"
+
+/* ------------------------------------------------------------------ Python type */
+
+const char *ISSUE_NAMES[NISSUES] = {
+    "truncated_record", "bad_record_length", "unknown_link_type", "bad_block",
+    "truncated_packet", "bad_ip_header", "non_ip", "orphan_fragment", "bad_tunnel_header",
+    "unknown_block_skipped", "packet_without_interface", "ip_length_exceeds_frame",
+    "bad_tcp_header",
+};
+
+static int fill_ports(uint8_t *set, Py_buffer *buf) {
+    memset(set, 0, 8192);
+    if (!buf->buf) return 0;
+    const uint16_t *pp = buf->buf;
+    for (Py_ssize_t i = 0; i < buf->len / 2; i++) set[pp[i] >> 3] |= (uint8_t)(1 << (pp[i] & 7));
+    PyBuffer_Release(buf);
+    return 0;
+}
+
+static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"tcp_timeout", "udp_timeout", "icmp_timeout", "other_timeout",
+                             "long_tcp_timeout", "close_delay", "attempt_delay", "interim_interval",
+                             "tcp_server_ports", "udp_server_ports", "dns_ports", NULL};
+    double tcp = 300, udp = 60, icmp = 60, other = 60, long_tcp = 3600, close_delay = 5, attempt = 5,
+           interim = 0;
+    Py_buffer ptcp = {0}, pudp = {0}, pdns = {0};
+    if (e->flows) { PyErr_SetString(PyExc_RuntimeError, "Engine is already initialised"); return -1; }
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|$ddddddddy*y*y*", kwlist, &tcp, &udp, &icmp, &other,
+                                     &long_tcp, &close_delay, &attempt, &interim, &ptcp, &pudp, &pdns))
+        return -1;
+    e->tcp_timeout_ns = (int64_t)(tcp * 1e9);
+    e->udp_timeout_ns = (int64_t)(udp * 1e9);
+    e->icmp_timeout_ns = (int64_t)(icmp * 1e9);
+    e->other_timeout_ns = (int64_t)(other * 1e9);
+    e->long_tcp_timeout_ns = (int64_t)(long_tcp * 1e9);
+    e->close_delay_ns = (int64_t)(close_delay * 1e9);
+    e->attempt_delay_ns = (int64_t)(attempt * 1e9);
+    e->interim_ns = (int64_t)(interim * 1e9);
+    fill_ports(e->lsp_tcp, &ptcp); fill_ports(e->lsp_udp, &pudp); fill_ports(e->dns_ports, &pdns);
+    e->now_ns = INT64_MIN;
+    e->out = PyList_New(0);
+    if (!e->out) return -1;
+    return fc_conn_init(e);
+}
+
+static void Engine_dealloc(Engine *e) {
+    fc_conn_free(e);
+    Py_XDECREF(e->out);
+    Py_TYPE(e)->tp_free((PyObject *)e);
+}
+
+static PyObject *Engine_begin_file(Engine *e, PyObject *noargs) {
+    (void)noargs;
+    e->fmt = 0; e->nif = 0; e->file_offset = 0; e->err = 0; e->errmsg[0] = 0;
+    Py_RETURN_NONE;
+}
+
+/* feed(buffer, final) -> bytes consumed. A fatal format error sets .error. */
+static PyObject *Engine_feed(Engine *e, PyObject *args) {
+    Py_buffer buf; int final = 0;
+    if (!PyArg_ParseTuple(args, "y*|p", &buf, &final)) return NULL;
+    const uint8_t *b = buf.buf; Py_ssize_t n = buf.len, o = 0;
+    if (e->err) { PyBuffer_Release(&buf); return PyLong_FromSsize_t(0); }
+    if (e->fmt == 0) {
+        if (n < 4) {
+            if (final) {
+                if (n == 0 && e->file_offset == 0) fc_set_error(e, 0, "empty file");
+                else fc_set_error(e, e->file_offset, "file too short for a capture header");
+            }
+            PyBuffer_Release(&buf); return PyLong_FromSsize_t(0);
+        }
+        uint32_t m; memcpy(&m, b, 4);
+        if (m == 0x0A0D0D0A) e->fmt = 2;
+        else {
+            Py_ssize_t c = fc_pcap_header(e, b, n);
+            if (c < 0) { PyBuffer_Release(&buf); return PyLong_FromSsize_t(0); }
+            if (c == 0) {
+                if (final) fc_set_error(e, e->file_offset, "file too short for a pcap header");
+                PyBuffer_Release(&buf); return PyLong_FromSsize_t(0);
+            }
+            o = c;
+        }
+    }
+    Py_ssize_t c;
+    if (e->fmt == 1) c = fc_feed_pcap(e, b + o, n - o, final);
+    else c = fc_feed_pcapng(e, b + o, n - o, final);
+    PyBuffer_Release(&buf);
+    if (c < 0) {
+        if (PyErr_Occurred()) return NULL;
+        return PyLong_FromSsize_t(o);
+    }
+    e->file_offset += o + c;
+    return PyLong_FromSsize_t(o + c);
+}
+
+static PyObject *Engine_take(Engine *e, PyObject *noargs) {
+    (void)noargs;
+    PyObject *r = e->out;
+    e->out = PyList_New(0);
+    if (!e->out) { e->out = r; return NULL; }
+    return r;
+}
+
+static PyObject *Engine_flush(Engine *e, PyObject *noargs) {
+    (void)noargs;
+    if (fc_flush(e) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Engine_stats(Engine *e, PyObject *noargs) {
+    (void)noargs;
+    PyObject *iss = PyDict_New();
+    if (!iss) return NULL;
+    for (int i = 0; i < NISSUES; i++) {
+        if (!e->issues[i]) continue;
+        PyObject *v = Py_BuildValue("(KL)", (unsigned long long)e->issues[i], (long long)e->issue_first[i]);
+        if (!v || PyDict_SetItemString(iss, ISSUE_NAMES[i], v) < 0) { Py_XDECREF(v); Py_DECREF(iss); return NULL; }
+        Py_DECREF(v);
+    }
+    return Py_BuildValue("{sKsKsKsKsKsKsisN}", "packets", (unsigned long long)e->packets,
+                         "captured_bytes", (unsigned long long)e->captured_bytes,
+                         "ip_packets", (unsigned long long)e->ip_packets,
+                         "ip_bytes", (unsigned long long)e->ip_bytes,
+                         "flows", (unsigned long long)e->flows_done,
+                         "interim_records", (unsigned long long)e->interims,
+                         "open_flows", (int)e->live, "issues", iss);
+}
+
+static PyObject *Engine_error(Engine *e, void *closure) {
+    (void)closure;
+    if (!e->err) Py_RETURN_NONE;
+    return Py_BuildValue("(sL)", e->errmsg, (long long)e->err_offset);
+}
+
+static PyMethodDef Engine_methods[] = {
+    {"begin_file", (PyCFunction)Engine_begin_file, METH_NOARGS, "Reset the format state for a new file."},
+    {"feed", (PyCFunction)Engine_feed, METH_VARARGS, "Parse complete records from a buffer; return bytes consumed."},
+    {"take", (PyCFunction)Engine_take, METH_NOARGS, "Return and clear the finished and interim flow tuples."},
+    {"flush", (PyCFunction)Engine_flush, METH_NOARGS, "End every open flow."},
+    {"stats", (PyCFunction)Engine_stats, METH_NOARGS, "Counters and issues as a dict."},
+    {NULL, NULL, 0, NULL}
+};
+
+static PyGetSetDef Engine_getset[] = {
+    {"error", (getter)Engine_error, NULL, "(message, byte offset) of a fatal format error, or None", NULL},
+    {NULL, NULL, NULL, NULL, NULL}
+};
+
+static PyTypeObject EngineType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "egress._flowcore.Engine",
+    .tp_basicsize = sizeof(Engine),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Engine_init,
+    .tp_dealloc = (destructor)Engine_dealloc,
+    .tp_methods = Engine_methods,
+    .tp_getset = Engine_getset,
+    .tp_doc = "Capture parser and flow table (see egress.sources.pcap).",
+};
+
+static struct PyModuleDef moduledef = {
+    PyModuleDef_HEAD_INIT, "_flowcore", "Compiled capture parser and flow engine.", -1, NULL,
+    NULL, NULL, NULL, NULL
+};
+
+PyMODINIT_FUNC PyInit__flowcore(void) {
+    if (PyType_Ready(&EngineType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&moduledef);
+    if (!m) return NULL;
+    Py_INCREF(&EngineType);
+    if (PyModule_AddObject(m, "Engine", (PyObject *)&EngineType) < 0) { Py_DECREF(&EngineType); Py_DECREF(m); return NULL; }
+    return m;
+}

@@ -1,0 +1,178 @@
+"""The egress command line; the only module that talks to the terminal.
+
+Exit codes: 0 done; 1 an input could not be read (its flows are still written);
+2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, TextIO
+
+import click
+
+from egress import __version__
+from egress.errors import EgressError
+from egress.formats.parquet import FlowParquetWriter
+from egress.formats.zeek_conn import conn_footer, conn_header, conn_line, json_line
+from egress.records import Flow, ReadStats
+from egress.sources.pcap import CaptureReader, FlowOptions
+
+
+def _human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} PB"
+
+
+class Progress:
+    """Report reading progress on stderr, at most every ``interval_s`` seconds.
+
+    Quiet for inputs that take less than one interval, so short runs print only
+    the closing line.
+    """
+
+    def __init__(self, stream: TextIO, *, interval_s: float = 2.0) -> None:
+        self._stream = stream
+        self._interval = interval_s
+        self._started = time.monotonic()
+        self._last = self._started
+        self._tty = stream.isatty()
+        self._shown = False
+
+    def __call__(self, path: Path, done: int, total: int | None) -> None:
+        now = time.monotonic()
+        if now - self._last < self._interval:
+            return
+        self._last = now
+        rate = done / max(now - self._started, 1e-9)
+        share = f" ({100 * done / total:.0f}%)" if total else ""
+        msg = f"{path.name}: {_human_bytes(done)}{share} read, {_human_bytes(rate)}/s"
+        self._stream.write(("\r" + msg + "\033[K") if self._tty else msg + "\n")
+        self._stream.flush()
+        self._shown = True
+
+    def finish(self) -> None:
+        if self._shown and self._tty:
+            self._stream.write("\n")
+
+
+def summary_line(stats: ReadStats, *, elapsed_s: float) -> str:
+    """The closing line: packets, flows, bytes and what was skipped, and where."""
+    parts = [
+        f"{stats.packets:,} packets",
+        f"{stats.flows:,} flows",
+        f"{_human_bytes(stats.ip_bytes)} at the IP layer",
+    ]
+    if stats.interim_records:
+        parts.append(f"{stats.interim_records:,} interim records")
+    text = "egress: " + ", ".join(parts) + f" in {elapsed_s:.1f} s"
+    if stats.issues:
+        details = "; ".join(
+            f"{i.kind} {i.count:,} in {i.path}"
+            + (f" (first at byte {i.first_offset})" if i.first_offset is not None else "")
+            for i in stats.issues
+        )
+        text += f"\negress: skipped or not counted: {details}"
+    return text
+
+
+@contextmanager
+def _text_out(out: Path | None) -> Iterator[IO[str]]:
+    if out is None:
+        yield sys.stdout
+        return
+    with out.open("w", encoding="utf-8") as fh:
+        yield fh
+
+
+def _write_flows(flows: Iterator[Flow], fmt: str, out: Path | None) -> None:
+    if fmt == "parquet":
+        if out is None:
+            raise click.UsageError("--format parquet needs --out FILE")
+        with FlowParquetWriter(out) as writer:
+            writer.write(flows)
+        return
+    with _text_out(out) as fh:
+        if fmt == "conn":
+            fh.write(conn_header(opened=datetime.now(UTC)))
+            for flow in flows:
+                fh.write(conn_line(flow))
+            fh.write(conn_footer(closed=datetime.now(UTC)))
+        else:
+            for flow in flows:
+                fh.write(json_line(flow))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="egress")
+def cli() -> None:
+    """egress: find bulk data arrivals at GPU clouds and attribute them to tenants."""
+
+
+@cli.command()
+@click.argument("captures", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["conn", "json", "parquet"]), default="conn",
+              show_default=True, help="conn: Zeek conn.log TSV; json: Zeek-style JSON lines.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write here instead of stdout (required for parquet).")
+@click.option("--interim", "interim_s", type=click.FloatRange(min=0, min_open=True),
+              help="Also emit running totals of open flows every N seconds of capture time.")
+@click.option("--tcp-timeout", type=click.FloatRange(min=0, min_open=True), default=300.0,
+              show_default=True, help="TCP inactivity timeout, seconds.")
+@click.option("--udp-timeout", type=click.FloatRange(min=0, min_open=True), default=60.0,
+              show_default=True, help="UDP inactivity timeout, seconds.")
+@click.option("--icmp-timeout", type=click.FloatRange(min=0, min_open=True), default=60.0,
+              show_default=True, help="ICMP inactivity timeout, seconds.")
+@click.option("--strict", is_flag=True, help="Stop at the first unreadable capture.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress and no closing line.")
+def flows(captures: tuple[Path, ...], fmt: str, out: Path | None, interim_s: float | None,
+          tcp_timeout: float, udp_timeout: float, icmp_timeout: float, strict: bool,
+          quiet: bool) -> None:
+    """Turn CAPTURES (pcap, pcapng, gzip) into Zeek-compatible flows.
+
+    Several captures are read in order as one continuous capture. Packet and
+    IP byte counts follow Zeek's conn.log (IP total lengths, so snaplen-cut
+    captures still give the wire volume); checksums are not verified, as with
+    `zeek -C`.
+    """
+    options = FlowOptions(tcp_timeout_s=tcp_timeout, udp_timeout_s=udp_timeout,
+                          icmp_timeout_s=icmp_timeout, interim_interval_s=interim_s)
+    progress = Progress(sys.stderr)
+    reader = CaptureReader(options=options, progress=None if quiet else progress, strict=strict)
+    started = time.monotonic()
+    _write_flows(reader.read(captures), fmt, out)
+    progress.finish()
+    if not quiet:
+        click.echo(summary_line(reader.stats, elapsed_s=time.monotonic() - started), err=True)
+    for error in reader.errors:
+        click.echo(f"egress: error: {error}", err=True)
+    if reader.errors:
+        sys.exit(1)
+
+
+def main() -> None:
+    """Console-script entry point: map egress errors to exit codes, never a traceback."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except EgressError as exc:
+        click.echo(f"egress: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except BrokenPipeError:
+        sys.exit(0)
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,1 @@
+"""Pure renderers from records to text formats (no I/O beyond the stream given)."""

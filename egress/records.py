@@ -1,0 +1,84 @@
+"""Normalized records: the pure core every pipeline stage shares.
+
+Records are frozen and carry units in their field names. Times are timezone-aware
+UTC :class:`~datetime.datetime` values; durations are seconds; volumes are bytes.
+Unset values are ``None``, never a made-up zero or epoch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Flow:
+    """One bidirectional connection, counted the way Zeek's conn.log counts it.
+
+    ``orig_*`` is the originator (the side of the first SYN, else of the first
+    packet, with Zeek's likely-server-port flip); ``resp_*`` the responder.
+    ``*_ip_bytes`` sum the IP total-length fields, so they are right even for
+    snaplen-truncated captures; ``*_bytes`` are payload bytes (TCP: from sequence
+    numbers, as Zeek does; other protocols: transport payload lengths).
+    ``interim`` records are running totals of a flow still open when they were
+    written (like Zeek's long-connection logs); the last record of a flow has
+    ``interim=False`` and carries the final totals.
+    """
+
+    uid: str
+    start: datetime
+    duration_s: float
+    orig_h: str
+    orig_p: int
+    resp_h: str
+    resp_p: int
+    proto: str
+    ip_proto: int
+    conn_state: str
+    history: str
+    orig_pkts: int
+    orig_ip_bytes: int
+    orig_bytes: int
+    resp_pkts: int
+    resp_ip_bytes: int
+    resp_bytes: int
+    community_id: str
+    vni: int | None = None
+    vlan: int | None = None
+    inner_vlan: int | None = None
+    tunnel_parents: tuple[str, ...] = ()
+    interim: bool = False
+
+    @property
+    def total_ip_bytes(self) -> int:
+        """Wire volume of both directions at the IP layer, in bytes."""
+        return self.orig_ip_bytes + self.resp_ip_bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Issue:
+    """A counted problem in an input: what happened, where, and how often."""
+
+    path: str
+    kind: str
+    count: int
+    first_offset: int | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReadStats:
+    """Totals of one read over one or more inputs."""
+
+    packets: int = 0
+    captured_bytes: int = 0
+    ip_packets: int = 0
+    ip_bytes: int = 0
+    flows: int = 0
+    interim_records: int = 0
+    issues: tuple[Issue, ...] = field(default_factory=tuple)
+
+    @property
+    def skipped(self) -> int:
+        """Number of packets or records that could not be used."""
+        return sum(issue.count for issue in self.issues)

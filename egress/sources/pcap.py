@@ -1,0 +1,269 @@
+"""Packet captures (pcap, pcapng, gzip) to Zeek-compatible bidirectional flows.
+
+The per-packet work runs in the compiled :mod:`egress._flowcore` engine; this
+module opens files, streams them through the engine in fixed-size chunks (memory
+stays flat in the capture size), and turns the engine's tuples into
+:class:`~egress.records.Flow` records.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import logging
+import socket
+import struct
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from egress import _flowcore
+from egress._flowcore import FlowTuple
+from egress.community_id import community_id
+from egress.errors import SourceError
+from egress.records import Flow, Issue, ReadStats
+from egress.sources.zeek_ports import (
+    DEFAULT_TCP_SERVER_PORTS,
+    DEFAULT_UDP_SERVER_PORTS,
+    DNS_PORTS,
+)
+
+log = logging.getLogger(__name__)
+
+CHUNK_BYTES = 8 * 1024 * 1024
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_L4_NAMES = ("tcp", "udp", "icmp", "unknown_transport")
+_B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+ProgressCallback = Callable[[Path, int, int | None], None]
+"""Called as ``(path, bytes_read, bytes_total_or_None)`` after each chunk."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FlowOptions:
+    """How packets are assembled into flows; the defaults are Zeek's."""
+
+    tcp_timeout_s: float = 300.0
+    udp_timeout_s: float = 60.0
+    icmp_timeout_s: float = 60.0
+    other_timeout_s: float = 60.0
+    long_tcp_timeout_s: float = 3600.0
+    close_delay_s: float = 5.0
+    attempt_delay_s: float = 5.0
+    interim_interval_s: float | None = None
+    tcp_server_ports: frozenset[int] = field(default=DEFAULT_TCP_SERVER_PORTS)
+    udp_server_ports: frozenset[int] = field(default=DEFAULT_UDP_SERVER_PORTS)
+    dns_ports: frozenset[int] = field(default=DNS_PORTS)
+
+    def __post_init__(self) -> None:
+        for name in ("tcp_timeout_s", "udp_timeout_s", "icmp_timeout_s", "other_timeout_s",
+                     "long_tcp_timeout_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        if self.close_delay_s < 0 or self.attempt_delay_s < 0:
+            raise ValueError("close_delay_s and attempt_delay_s must not be negative")
+        for ports in (self.tcp_server_ports, self.udp_server_ports, self.dns_ports):
+            if any(not 0 <= p <= 65535 for p in ports):
+                raise ValueError("ports must be between 0 and 65535")
+        if self.interim_interval_s is not None and self.interim_interval_s <= 0:
+            raise ValueError("interim_interval_s must be positive")
+
+
+def _port_array(ports: frozenset[int]) -> bytes:
+    return struct.pack(f"={len(ports)}H", *sorted(ports))
+
+
+def uid_text(uid: int) -> str:
+    """Render a 64-bit flow id the way Zeek renders uids: ``C`` + base62."""
+    digits = []
+    while uid:
+        uid, r = divmod(uid, 62)
+        digits.append(_B62[r])
+    return "C" + "".join(reversed(digits)).rjust(11, "0")
+
+
+def _flow_from_tuple(t: FlowTuple) -> Flow:
+    (uid, parents, family, oaddr, oport, raddr, rport, proto, l4, first_ns, last_ns,
+     opk, oipb, ob, rpk, ripb, rb, state, history, vni, vlan, ivlan, interim) = t
+    af = socket.AF_INET if family == 4 else socket.AF_INET6
+    return Flow(
+        uid=uid_text(uid),
+        start=_EPOCH + timedelta(microseconds=first_ns // 1000),
+        duration_s=(last_ns - first_ns) / 1e9,
+        orig_h=socket.inet_ntop(af, oaddr),
+        orig_p=oport,
+        resp_h=socket.inet_ntop(af, raddr),
+        resp_p=rport,
+        proto=_L4_NAMES[l4],
+        ip_proto=proto,
+        conn_state=state,
+        history=history,
+        orig_pkts=opk,
+        orig_ip_bytes=oipb,
+        orig_bytes=ob,
+        resp_pkts=rpk,
+        resp_ip_bytes=ripb,
+        resp_bytes=rb,
+        community_id=community_id(oaddr, oport, raddr, rport, proto),
+        vni=None if vni == -1 else vni,
+        vlan=None if vlan == -1 else vlan,
+        inner_vlan=None if ivlan == -1 else ivlan,
+        tunnel_parents=tuple(uid_text(p) for p in parents),
+        interim=bool(interim),
+    )
+
+
+def _open(path: Path) -> tuple[io.BufferedIOBase, io.BufferedIOBase]:
+    """Open a capture; return (decoded stream, raw file) so progress can use the raw offset."""
+    try:
+        raw = path.open("rb")
+    except OSError as exc:
+        raise SourceError(f"cannot open capture: {exc.strerror}", path=path) from exc
+    magic = raw.read(2)
+    raw.seek(0)
+    if magic == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=raw, mode="rb"), raw
+    return raw, raw
+
+
+class CaptureReader:
+    """Stream captures through one flow table and yield flows as they end.
+
+    Several paths are read in order as one continuous capture (a rotated set).
+    A file that cannot be read further (bad header, corrupt record length, bad
+    pcapng block, broken gzip) ends that file: flows read before the fault are
+    kept, the fault is recorded in :attr:`stats` (and :attr:`errors`), and the
+    next file is read. With ``strict=True`` the fault raises
+    :class:`~egress.errors.SourceError` instead, after the flows read so far
+    have been yielded.
+    """
+
+    def __init__(
+        self,
+        *,
+        options: FlowOptions | None = None,
+        progress: ProgressCallback | None = None,
+        strict: bool = False,
+        chunk_bytes: int = CHUNK_BYTES,
+    ) -> None:
+        self._options = options or FlowOptions()
+        self._progress = progress
+        self._strict = strict
+        self._chunk = chunk_bytes
+        self._issues: dict[tuple[str, str], Issue] = {}
+        self.errors: list[SourceError] = []
+        self._totals: dict[str, int] = {}
+        opts = self._options
+        self._engine = _flowcore.Engine(
+            tcp_timeout=opts.tcp_timeout_s,
+            udp_timeout=opts.udp_timeout_s,
+            icmp_timeout=opts.icmp_timeout_s,
+            other_timeout=opts.other_timeout_s,
+            long_tcp_timeout=opts.long_tcp_timeout_s,
+            close_delay=opts.close_delay_s,
+            attempt_delay=opts.attempt_delay_s,
+            interim_interval=opts.interim_interval_s or 0.0,
+            tcp_server_ports=_port_array(opts.tcp_server_ports),
+            udp_server_ports=_port_array(opts.udp_server_ports),
+            dns_ports=_port_array(opts.dns_ports),
+        )
+
+    def read(self, paths: Iterable[Path | str]) -> Iterator[Flow]:
+        """Yield the flows of ``paths`` (final and interim records) in end order."""
+        for p in paths:
+            path = Path(p)
+            try:
+                yield from self._read_file(path)
+            except SourceError as exc:
+                yield from self._drain()
+                if self._strict:
+                    raise
+                log.debug("%s", exc)
+                self.errors.append(exc)
+        self._engine.flush()
+        yield from self._drain()
+
+    def _drain(self) -> Iterator[Flow]:
+        for t in self._engine.take():
+            yield _flow_from_tuple(t)
+
+    def _read_file(self, path: Path) -> Iterator[Flow]:
+        engine = self._engine
+        before = dict(engine.stats()["issues"])
+        engine.begin_file()
+        total: int | None
+        try:
+            total = path.stat().st_size
+        except OSError:
+            total = None
+        fh, raw = _open(path)
+        with raw, fh:
+            buf = bytearray(self._chunk)
+            view = memoryview(buf)
+            have = 0
+            while True:
+                if have == len(buf):  # one record larger than the buffer: grow it
+                    view.release()
+                    buf.extend(bytes(len(buf)))
+                    view = memoryview(buf)
+                try:
+                    n = fh.readinto(view[have:])
+                except (OSError, EOFError, zlib.error) as exc:
+                    raise SourceError(
+                        f"cannot read compressed data: {exc}", path=path, offset=None
+                    ) from exc
+                final = n == 0
+                have += n
+                consumed = engine.feed(view[:have], final)
+                err = engine.error
+                if err is not None:
+                    self._note_issues(path, before)
+                    raise SourceError(err[0], path=path, offset=err[1])
+                if consumed:
+                    view[: have - consumed] = view[consumed:have]
+                    have -= consumed
+                yield from self._drain()
+                if self._progress is not None:
+                    self._progress(path, raw.tell(), total)
+                if final:
+                    break
+        self._note_issues(path, before)
+
+    def _note_issues(self, path: Path, before: dict[str, tuple[int, int]]) -> None:
+        after = self._engine.stats()["issues"]
+        for kind, (count, first) in after.items():
+            prev = before.get(kind, (0, 0))[0]
+            if count > prev:
+                key = (str(path), kind)
+                old = self._issues.get(key)
+                self._issues[key] = Issue(
+                    path=str(path), kind=kind,
+                    count=(old.count if old else 0) + count - prev,
+                    first_offset=old.first_offset if old else (first if prev == 0 else None),
+                )
+
+    @property
+    def stats(self) -> ReadStats:
+        """Totals so far, with per-file issues and unreadable files."""
+        s = self._engine.stats()
+        issues = list(self._issues.values())
+        issues.extend(
+            Issue(path=str(e.path), kind="unreadable", count=1, first_offset=e.offset,
+                  detail=str(e))
+            for e in self.errors
+        )
+        return ReadStats(
+            packets=s["packets"], captured_bytes=s["captured_bytes"],
+            ip_packets=s["ip_packets"], ip_bytes=s["ip_bytes"], flows=s["flows"],
+            interim_records=s["interim_records"], issues=tuple(issues),
+        )
+
+
+def read_flows(
+    paths: Iterable[Path | str], *, options: FlowOptions | None = None, strict: bool = True
+) -> list[Flow]:
+    """Read whole captures into a list of final flows (for small inputs and tests)."""
+    reader = CaptureReader(options=options, strict=strict)
+    return [f for f in reader.read(paths) if not f.interim]
