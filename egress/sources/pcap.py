@@ -18,9 +18,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from egress import _flowcore
-from egress._flowcore import FlowTuple
 from egress.community_id import community_id
 from egress.errors import SourceError
 from egress.records import Flow, Issue, ReadStats
@@ -29,6 +29,9 @@ from egress.sources.zeek_ports import (
     DEFAULT_UDP_SERVER_PORTS,
     DNS_PORTS,
 )
+
+if TYPE_CHECKING:
+    from egress._flowcore import FlowTuple
 
 log = logging.getLogger(__name__)
 
