@@ -13,13 +13,14 @@ void fc_set_error(Engine *e, int64_t off, const char *msg) {
 
 /* Parse a classic pcap file header; returns bytes consumed, 0 if more data is needed. */
 Py_ssize_t fc_pcap_header(Engine *e, const uint8_t *b, Py_ssize_t n) {
-    if (n < 24) return 0;
+    if (n < 4) return 0;
     uint32_t m; memcpy(&m, b, 4);
     if (m == 0xa1b2c3d4) { e->swap = 0; e->ts_mult = 1000; }
     else if (m == 0xd4c3b2a1) { e->swap = 1; e->ts_mult = 1000; }
     else if (m == 0xa1b23c4d) { e->swap = 0; e->ts_mult = 1; }
     else if (m == 0x4d3cb2a1) { e->swap = 1; e->ts_mult = 1; }
     else { fc_set_error(e, e->file_offset, "not a pcap or pcapng file (bad magic number)"); return -1; }
+    if (n < 24) return 0;
     e->snaplen = rd32(b + 16, e->swap);
     e->linktype = (int)(rd32(b + 20, e->swap) & 0x0fffffff);
     e->fmt = 1;

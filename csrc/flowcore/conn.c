@@ -8,6 +8,7 @@
  * time. Packet checksums are not verified (as `zeek -C`).
  */
 #include "engine.h"
+#include <stdlib.h>
 
 /* ------------------------------------------------------------------ hashing */
 
@@ -277,16 +278,28 @@ int fc_advance(Engine *e, int64_t now) {
     return 0;
 }
 
+static const Flow *sort_base;
+
+static int by_first_seen(const void *a, const void *b) {
+    const Flow *fa = &sort_base[*(const int32_t *)a], *fb = &sort_base[*(const int32_t *)b];
+    if (fa->first_ns != fb->first_ns) return fa->first_ns < fb->first_ns ? -1 : 1;
+    return *(const int32_t *)a < *(const int32_t *)b ? -1 : 1;
+}
+
 int fc_flush(Engine *e) {
     /* end of input: every open flow ends, oldest first */
     e->nheap = 0;
-    for (;;) {
-        int32_t best = -1;
-        for (int32_t i = 0; i < e->cap; i++)
-            if (e->flows[i].used && (best < 0 || e->flows[i].first_ns < e->flows[best].first_ns)) best = i;
-        if (best < 0) break;
-        if (remove_flow(e, best) < 0) return -1;
+    int32_t n = 0;
+    int32_t *order = PyMem_Malloc(sizeof(int32_t) * (size_t)(e->live > 0 ? e->live : 1));
+    if (!order) { PyErr_NoMemory(); return -1; }
+    for (int32_t i = 0; i < e->cap; i++)
+        if (e->flows[i].used) order[n++] = i;
+    sort_base = e->flows;
+    qsort(order, (size_t)n, sizeof(int32_t), by_first_seen);
+    for (int32_t i = 0; i < n; i++) {
+        if (remove_flow(e, order[i]) < 0) { PyMem_Free(order); return -1; }
     }
+    PyMem_Free(order);
     return 0;
 }
 
