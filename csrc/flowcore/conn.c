@@ -74,7 +74,6 @@ int fc_conn_init(Engine *e) {
     e->free_head = -1;
     e->frags = PyMem_Calloc(FRAG_SLOTS, sizeof(FragEntry));
     if (!e->frags) { PyErr_NoMemory(); return -1; }
-    for (int i = 0; i < FRAG_SLOTS; i++) e->frags[i].flow = -1;
     return grow_table(e);
 }
 
@@ -538,35 +537,12 @@ static void add_parents(Flow *f, const Ctx *ctx) {
     }
 }
 
-static uint32_t frag_slot(const IpInfo *ip) {
-    const uint8_t *s = ip->src + (ip->family == 4 ? 0 : 12);
-    return (uint32_t)mix64(ip->frag_id ^ ((uint64_t)ip->proto << 32) ^ ((uint64_t)rd32be(s) << 40))
-           & (FRAG_SLOTS - 1);
-}
-
 static int is_v4_broadcast(const IpInfo *ip) {
     return ip->family == 4 && ip->dst[0] == 255 && ip->dst[1] == 255 && ip->dst[2] == 255 && ip->dst[3] == 255;
 }
 
-/* Later fragments join the flow of their first fragment and add volume only, so a
- * fragmented datagram counts as one packet with its reassembled length (as Zeek). */
-static void account_fragment(Engine *e, IpInfo *ip, Ctx *ctx) {
-    FragEntry *fe = &e->frags[frag_slot(ip)];
-    size_t alen = ip->family == 4 ? 4 : 16;
-    if (fe->flow >= 0 && fe->id == ip->frag_id && fe->proto == ip->proto && fe->family == ip->family &&
-        !memcmp(fe->src, ip->src, alen) && !memcmp(fe->dst, ip->dst, alen) &&
-        e->flows[fe->flow].used && e->flows[fe->flow].gen == fe->gen) {
-        Flow *f = &e->flows[fe->flow];
-        f->ipbytes[fe->dir] += ip->l4_len;
-        if (f->l4 == L4_UDP || f->l4 == L4_ICMP) f->plen[fe->dir] += ip->l4_len;
-        return;
-    }
-    note_issue(e, ISS_ORPHAN_FRAGMENT, ctx->off);
-}
-
 int fc_account(Engine *e, IpInfo *ip, Ctx *ctx, uint64_t *uid_out, int *resp_port_out) {
     *uid_out = 0;
-    if (ip->frag_later) { account_fragment(e, ip, ctx); return 0; }
     const uint8_t *th = ip->l4;
     uint32_t thcap = ip->l4_cap;
     int sport = 0, dport = 0, l4, one_way = 0;
@@ -684,12 +660,6 @@ int fc_account(Engine *e, IpInfo *ip, Ctx *ctx, uint64_t *uid_out, int *resp_por
     }
     f->pkts[dir]++;
     f->ipbytes[dir] += ip->ip_len;
-    if (ip->frag_first) {
-        FragEntry *fe = &e->frags[frag_slot(ip)];
-        memcpy(fe->src, ip->src, alen); memcpy(fe->dst, ip->dst, alen);
-        fe->id = ip->frag_id; fe->proto = ip->proto; fe->family = (uint8_t)ip->family;
-        fe->flow = idx; fe->gen = f->gen; fe->dir = (uint8_t)dir;
-    }
     if (e->now_ns >= f->next_interim_ns) {
         if (emit(e, f, 1) < 0) { e->pyerr = 1; return -1; }
         f->next_interim_ns = e->now_ns + e->interim_ns;

@@ -178,8 +178,16 @@ int fc_ip(Engine *e, const uint8_t *p, uint32_t cap, Ctx *ctx) {
         ip.ip_len = tot; ip.l4_len = tot - ihl;
         ip.l4 = p + ihl; ip.l4_cap = (cap < tot ? cap : tot) - ihl;
         uint16_t fo = rd16be(p + 6);
-        if (fo & 0x1fff) { ip.frag_later = 1; ip.frag_id = rd16be(p + 4); }
-        else if (fo & 0x2000) { ip.frag_first = 1; ip.frag_id = rd16be(p + 4); }
+        if (fo & 0x3fff) {
+            ip.frag_id = rd16be(p + 4);
+            ip.frag_off = (uint32_t)(fo & 0x1fff) * 8;
+            ip.frag_more = (fo & 0x2000) != 0;
+            if (ip.frag_off) ip.frag_later = 1; else ip.frag_first = 1;
+            ip.frag_unfrag = ihl;
+            ip.frag_payload = p + ihl;
+            ip.frag_payload_len = tot - ihl;
+            ip.frag_complete_capture = cap >= tot;
+        }
     } else if (ver == 6) {
         if (cap < 40) { note_issue(e, ISS_TRUNC_PACKET, ctx->off); return 0; }
         uint32_t plen = rd16be(p + 4);
@@ -197,8 +205,15 @@ int fc_ip(Engine *e, const uint8_t *p, uint32_t cap, Ctx *ctx) {
                 if (o + 8 > lim) { note_issue(e, ISS_TRUNC_PACKET, ctx->off); return 0; }
                 uint8_t nn = p[o]; uint16_t fo = rd16be(p + o + 2);
                 ip.frag_id = rd32be(p + o + 4);
-                if (fo >> 3) ip.frag_later = 1; else if (fo & 1) ip.frag_first = 1;
+                ip.frag_off = (uint32_t)(fo >> 3) * 8;
+                ip.frag_more = fo & 1;
+                if (ip.frag_off) ip.frag_later = 1; else if (ip.frag_more) ip.frag_first = 1;
+                ip.frag_unfrag = o;
+                ip.frag_payload = p + o + 8;
+                ip.frag_payload_len = ip.ip_len > o + 8 ? ip.ip_len - (o + 8) : 0;
+                ip.frag_complete_capture = cap >= ip.ip_len;
                 o += 8; nh = nn;
+                if (ip.frag_later) break;  /* the rest is payload, not headers */
             } else if (nh == 51) {
                 if (o + 2 > lim) { note_issue(e, ISS_TRUNC_PACKET, ctx->off); return 0; }
                 uint8_t nn = p[o]; o += ((uint32_t)p[o + 1] + 2) * 4; nh = nn;
@@ -207,15 +222,18 @@ int fc_ip(Engine *e, const uint8_t *p, uint32_t cap, Ctx *ctx) {
         if (o > ip.ip_len) { note_issue(e, ISS_BAD_IP, ctx->off); return 0; }
         ip.proto = nh; ip.l4_len = ip.ip_len - o;
         ip.l4 = p + (o < lim ? o : lim); ip.l4_cap = o < lim ? lim - o : 0;
-        /* a reassembled datagram has no fragment header: count it as Zeek does */
-        if (ip.frag_first) ip.ip_len -= 8;
     } else {
         note_issue(e, ISS_BAD_IP, ctx->off);
         return 0;
     }
     e->ip_packets++;
     if (ctx->depth == 0) e->ip_bytes += ip.ip_len;
-    if (!ip.frag_later && !ip.frag_first) {
+    int reassembled = 0;
+    if (ip.frag_first || ip.frag_later) {
+        if (!fc_fragment(e, &ip, ctx)) return 0;
+        reassembled = !ip.frag_first;
+    }
+    if (!ip.frag_first && !reassembled) {
         if (ip.proto == 4 || ip.proto == 41) {   /* IP in IP: only the inner packet is a conn */
             if (ctx->depth >= MAX_DEPTH) return 0;
             Ctx in = inner_ctx(ctx, ip.l4, ctx->base);
@@ -227,7 +245,7 @@ int fc_ip(Engine *e, const uint8_t *p, uint32_t cap, Ctx *ctx) {
     }
     uint64_t uid = 0; int resp_port = 0;
     if (fc_account(e, &ip, ctx, &uid, &resp_port) < 0) return -1;
-    if (ip.proto == 17 && uid && !ip.frag_first && !ip.frag_later)
+    if (ip.proto == 17 && uid && !ip.frag_first && !reassembled)
         return udp_tunnel(e, &ip, ctx, uid, resp_port);
     return 0;
 }

@@ -45,6 +45,7 @@ enum {
     ISS_TRUNC_RECORD = 0, ISS_BAD_RECORD_LEN, ISS_UNKNOWN_LINKTYPE, ISS_BAD_BLOCK,
     ISS_TRUNC_PACKET, ISS_BAD_IP, ISS_NON_IP, ISS_ORPHAN_FRAGMENT, ISS_BAD_TUNNEL,
     ISS_UNKNOWN_BLOCK, ISS_NO_INTERFACE, ISS_IP_LONGER_THAN_FRAME, ISS_BAD_TCP_HEADER,
+    ISS_INCOMPLETE_DATAGRAM,
     NISSUES
 };
 extern const char *ISSUE_NAMES[NISSUES];
@@ -95,8 +96,21 @@ typedef struct {
 
 typedef struct { int64_t t; uint64_t seq; int32_t flow; uint32_t gen; uint32_t ver; uint8_t kind; } Timer;
 
+#define FRAG_HDR_BYTES 64
+
+/* a datagram being reassembled from its fragments */
 typedef struct {
-    uint8_t src[16], dst[16]; uint32_t id; uint8_t proto, family, dir; int32_t flow; uint32_t gen;
+    uint8_t src[16], dst[16];
+    uint32_t id;
+    uint8_t proto, family, used, have_first;
+    int64_t first_seen_ns;
+    uint32_t received;      /* fragment payload bytes received */
+    uint32_t total;         /* payload length, known once the last fragment arrived (0 before) */
+    uint32_t unfrag_len;    /* IP header bytes that are not fragmented (v6: without the fragment header) */
+    uint32_t l4_skip;       /* bytes of the fragmentable part before the transport header */
+    uint8_t l4_proto;
+    uint32_t hdr_cap;
+    uint8_t hdr[FRAG_HDR_BYTES];  /* start of the transport header, from the first fragment */
 } FragEntry;
 
 typedef struct {
@@ -144,8 +158,13 @@ typedef struct {
     uint32_t l4_len;        /* ip_len minus IP headers */
     const uint8_t *l4;      /* transport header, may be cut by the snaplen */
     uint32_t l4_cap;        /* captured bytes from l4 on */
-    int frag_first, frag_later;
+    int frag_first, frag_later, frag_more;
     uint32_t frag_id;
+    uint32_t frag_off;      /* offset of this fragment's payload, bytes */
+    uint32_t frag_unfrag;   /* header bytes before the fragmentable part (v6: without frag header) */
+    const uint8_t *frag_payload;  /* start of this fragment's payload */
+    uint32_t frag_payload_len;    /* its length on the wire */
+    int frag_complete_capture;    /* the whole fragment was captured */
 } IpInfo;
 
 static inline void note_issue(Engine *e, int kind, int64_t offset) {
@@ -157,6 +176,9 @@ static inline int port_in(const uint8_t *set, int port) { return (set[port >> 3]
 int fc_packet(Engine *e, int linktype, const uint8_t *p, uint32_t cap, uint32_t wire, int64_t ts_ns, int64_t off);
 int fc_ip(Engine *e, const uint8_t *p, uint32_t cap, Ctx *ctx);
 int fc_ether(Engine *e, const uint8_t *p, uint32_t cap, Ctx *ctx);
+
+/* frag.c: 1 when ip now describes a complete datagram, 0 when it was buffered or dropped */
+int fc_fragment(Engine *e, IpInfo *ip, const Ctx *ctx);
 
 /* conn.c */
 int fc_conn_init(Engine *e);

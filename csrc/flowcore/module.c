@@ -7,7 +7,7 @@ const char *ISSUE_NAMES[NISSUES] = {
     "truncated_record", "bad_record_length", "unknown_link_type", "bad_block",
     "truncated_packet", "bad_ip_header", "non_ip", "orphan_fragment", "bad_tunnel_header",
     "unknown_block_skipped", "packet_without_interface", "ip_length_exceeds_frame",
-    "bad_tcp_header",
+    "bad_tcp_header", "incomplete_fragmented_datagram",
 };
 
 static int fill_ports(uint8_t *set, Py_buffer *buf) {
