@@ -11,6 +11,8 @@ from __future__ import annotations
 import gzip
 import io
 import logging
+import mmap
+import os
 import socket
 import struct
 import zlib
@@ -193,19 +195,62 @@ class CaptureReader:
             yield _flow_from_tuple(t)
 
     def _read_file(self, path: Path) -> Iterator[Flow]:
-        engine = self._engine
-        before = dict(engine.stats()["issues"])
-        engine.begin_file()
-        total: int | None
-        try:
-            total = path.stat().st_size
-        except OSError:
-            total = None
+        before = dict(self._engine.stats()["issues"])
+        self._engine.begin_file()
         fh, raw = _open(path)
         with raw, fh:
-            buf = bytearray(self._chunk)
-            view = memoryview(buf)
-            have = 0
+            total = os.fstat(raw.fileno()).st_size
+            if fh is raw and total > 0:
+                yield from self._read_mapped(path, raw, total, before)
+            else:
+                yield from self._read_stream(path, fh, raw, total, before)
+        self._note_issues(path, before)
+
+    def _feed(self, view: memoryview, final: bool, path: Path,
+              before: dict[str, tuple[int, int]]) -> int:
+        consumed = self._engine.feed(view, final)
+        err = self._engine.error
+        if err is not None:
+            self._note_issues(path, before)
+            raise SourceError(err[0], path=path, offset=err[1])
+        return consumed
+
+    def _read_mapped(self, path: Path, raw: io.BufferedIOBase, total: int,
+                     before: dict[str, tuple[int, int]]) -> Iterator[Flow]:
+        """Feed an uncompressed file straight from a memory map: no copy.
+
+        Pages already parsed are dropped from the mapping, so the resident
+        size stays flat however large the capture is.
+        """
+        window = self._chunk
+        with mmap.mmap(raw.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            pos = 0
+            while pos < total:
+                end = min(pos + window, total)
+                final = end == total
+                with memoryview(mm)[pos:end] as view:
+                    consumed = self._feed(view, final, path, before)
+                if consumed == 0 and not final:
+                    window *= 2  # one record larger than the window
+                    continue
+                drop_from = pos - pos % mmap.PAGESIZE
+                pos += consumed
+                drop_to = pos - pos % mmap.PAGESIZE
+                if drop_to > drop_from and hasattr(mm, "madvise"):
+                    mm.madvise(mmap.MADV_DONTNEED, drop_from, drop_to - drop_from)
+                yield from self._drain()
+                if self._progress is not None:
+                    self._progress(path, pos, total)
+                if final:
+                    break
+
+    def _read_stream(self, path: Path, fh: io.BufferedIOBase, raw: io.BufferedIOBase,
+                     total: int, before: dict[str, tuple[int, int]]) -> Iterator[Flow]:
+        """Feed a compressed (or non-mappable) stream through a reusable buffer."""
+        buf = bytearray(self._chunk)
+        view = memoryview(buf)
+        have = 0
+        try:
             while True:
                 if have == len(buf):  # one record larger than the buffer: grow it
                     view.release()
@@ -214,16 +259,12 @@ class CaptureReader:
                 try:
                     n = fh.readinto(view[have:])
                 except (OSError, EOFError, zlib.error) as exc:
-                    raise SourceError(
-                        f"cannot read compressed data: {exc}", path=path, offset=None
-                    ) from exc
+                    self._feed(view[:have], True, path, before)
+                    raise SourceError(f"cannot read compressed data: {exc}", path=path,
+                                      offset=raw.tell()) from exc
                 final = n == 0
                 have += n
-                consumed = engine.feed(view[:have], final)
-                err = engine.error
-                if err is not None:
-                    self._note_issues(path, before)
-                    raise SourceError(err[0], path=path, offset=err[1])
+                consumed = self._feed(view[:have], final, path, before)
                 if consumed:
                     view[: have - consumed] = view[consumed:have]
                     have -= consumed
@@ -232,7 +273,8 @@ class CaptureReader:
                     self._progress(path, raw.tell(), total)
                 if final:
                     break
-        self._note_issues(path, before)
+        finally:
+            view.release()
 
     def _note_issues(self, path: Path, before: dict[str, tuple[int, int]]) -> None:
         after = self._engine.stats()["issues"]
