@@ -18,9 +18,11 @@ import click
 
 from egress import __version__
 from egress.errors import EgressError
+from egress.formats.insights import render_insights
 from egress.formats.parquet import FlowParquetWriter
 from egress.formats.zeek_conn import conn_footer, conn_header, conn_line, json_line
 from egress.records import Flow, ReadStats
+from egress.sources.deep import inspect_flows
 from egress.sources.pcap import CaptureReader, FlowOptions
 
 
@@ -157,6 +159,25 @@ def flows(captures: tuple[Path, ...], fmt: str, out: Path | None, interim_s: flo
         click.echo(f"egress: error: {error}", err=True)
     if reader.errors:
         sys.exit(1)
+
+
+@cli.command()
+@click.argument("capture", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--top", type=click.IntRange(min=1), default=10, show_default=True,
+              help="How many of the largest flows (by IP bytes) to look into.")
+@click.option("--tshark", "tshark_path", type=click.Path(dir_okay=False),
+              help="Path of the tshark executable (default: the one on PATH).")
+def inspect(capture: Path, top: int, tshark_path: str | None) -> None:
+    """Look into the largest flows of CAPTURE with tshark (through pyshark).
+
+    Reports what helps judge a bulk transfer: TLS server names and certificate
+    subjects, HTTP requests with their Content-Length (object-store PUTs), and
+    SMB2/NFS write volume. Only the chosen flows are dissected.
+    """
+    reader = CaptureReader(strict=True)
+    all_flows = [f for f in reader.read([capture]) if not f.interim]
+    insights = inspect_flows(capture, all_flows, top=top, tshark_path=tshark_path)
+    click.echo(render_insights(insights), nl=False)
 
 
 def main() -> None:

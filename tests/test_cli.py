@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from egress.cli import cli
+from egress.cli import Progress, cli, summary_line
+from egress.records import Issue, ReadStats
+from tests.conftest import REPO
 from tests.sources.test_pcap import handshake_transfer_close, write
 
 
@@ -85,3 +89,61 @@ def test_console_script_has_help_and_no_traceback(tmp_path: Path) -> None:
                           capture_output=True, text=True, check=False)
     assert done.returncode == 2
     assert "does not exist" in done.stderr
+
+
+class _Stream(io.StringIO):
+    def __init__(self, *, tty: bool) -> None:
+        super().__init__()
+        self._tty = tty
+
+    def isatty(self) -> bool:
+        return self._tty
+
+
+def test_progress_lines_name_the_file_share_and_rate() -> None:
+    stream = _Stream(tty=False)
+    progress = Progress(stream, interval_s=0.0)
+    progress(Path("/data/big.pcap"), 500_000_000, 1_000_000_000)
+    progress.finish()
+    (line,) = stream.getvalue().splitlines()
+    assert line.startswith("big.pcap: 500.0 MB (50%) read, ")
+    assert line.endswith("/s")
+
+
+def test_progress_on_a_terminal_rewrites_one_line() -> None:
+    stream = _Stream(tty=True)
+    progress = Progress(stream, interval_s=0.0)
+    progress(Path("a.pcap"), 1000, None)
+    progress(Path("a.pcap"), 2000, None)
+    progress.finish()
+    text = stream.getvalue()
+    assert text.count("\r") == 2 and text.endswith("\n")
+    assert "a.pcap: 2.0 KB read" in text
+
+
+def test_progress_is_quiet_for_short_runs() -> None:
+    stream = _Stream(tty=False)
+    progress = Progress(stream, interval_s=3600.0)
+    progress(Path("a.pcap"), 1000, 2000)
+    progress.finish()
+    assert stream.getvalue() == ""
+
+
+def test_summary_line_reports_skips_with_their_first_offset() -> None:
+    stats = ReadStats(
+        packets=1234, ip_bytes=2_500_000_000, flows=7, interim_records=2,
+        issues=(Issue(path="x.pcap", kind="truncated_packet", count=3, first_offset=4096),),
+    )
+    assert summary_line(stats, elapsed_s=1.25) == (
+        "egress: 1,234 packets, 7 flows, 2.5 GB at the IP layer, 2 interim records in 1.2 s\n"
+        "egress: skipped or not counted: truncated_packet 3 in x.pcap (first at byte 4096)"
+    )
+
+
+def test_inspect_reports_the_largest_flows_with_tshark(tmp_path: Path) -> None:
+    if shutil.which("tshark") is None:
+        pytest.skip("tshark is not installed (apt install tshark)")
+    result = CliRunner().invoke(cli, ["inspect", str(REPO / "pcaps" / "datacenter-upload.pcap.gz"),
+                                      "--top", "1"])
+    assert result.exit_code == 0, result.output
+    assert "203.0.113.50:51514 -> 10.42.7.15:443" in result.stdout

@@ -14,6 +14,9 @@ place. tshark runs with pinned preferences (see :data:`TSHARK_PREFS`): HTTP
 bodies are not reassembled, so a multi-gigabyte PUT costs no memory and its
 headers are reported even when body segments were not captured; retransmitted
 segments are not dissected twice, so nothing is counted twice.
+
+Certificate subjects are decoded by :mod:`egress.sources.x509_names`; the report
+for people is written by :mod:`egress.formats.insights`.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from pyshark.tshark.tshark import TSharkNotFoundException, TSharkVersionExceptio
 
 from egress.errors import ConfigError, SourceError
 from egress.records import Flow
+from egress.sources.x509_names import certificate_subject
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +66,6 @@ _TSHARK_EXIT_WAIT_S = 5.0  # once its output has ended
 _TIME_SLACK_S = 0.001  # Flow.start is truncated to microseconds; packet times are not
 _NFS3_WRITE_PROCEDURE = 7
 _RPC_CALL = 0
-_REQUESTS_SHOWN = 5
 
 _INSTALL_HINT = (
     "install Wireshark's command-line tool (apt install tshark) "
@@ -101,9 +104,10 @@ class FlowInsight:
     * ``nfs_write_bytes``: count of the NFSv3 WRITE calls plus data length of the
       NFSv4 WRITE operations (``None`` when no NFS message was seen).
 
-    ``packets_inspected`` counts the flow's packets that tshark dissected and that
-    were matched back to it by 5-tuple and time (IP fragments before the last are
-    not, as only the reassembled packet shows ports); it is
+    ``packets_inspected`` counts the flow's packets that carried a reported
+    message (TLS ClientHello or Certificate, HTTP request, SMB2 WRITE, NFS) and
+    were matched back to it by 5-tuple and time; tshark dissects every packet of
+    the chosen flows, but only those reach Python (see :data:`APPLICATION_FILTER`). It is
     ``None`` for flows without ports (ICMP, ESP, GRE, ...), which are reported
     for their volume but not inspected.
     """
@@ -205,6 +209,14 @@ def inspect_flows(
     return [t.insight(inspected=_flow_key(t.flow) is not None) for t in tallies]
 
 
+APPLICATION_FILTER = (
+    "(tls.handshake.type == 1 || tls.handshake.type == 11 || http.request || smb2.cmd == 9"
+    " || nfs)"
+)
+"""Only packets that carry what is reported reach Python: parsing tshark's output
+per packet is the slow part, and a bulk flow has millions of packets without any."""
+
+
 def build_display_filter(flows: Sequence[Flow]) -> str:
     """Return one tshark display filter that matches the packets of ``flows``.
 
@@ -223,57 +235,7 @@ def build_display_filter(flows: Sequence[Flow]) -> str:
         ] = None
     if not terms:
         return ""
-    return "(" + " || ".join(terms) + ") && !icmp && !icmpv6"
-
-
-def render_insights(insights: Sequence[FlowInsight]) -> str:
-    """Render insights as a plain-text report for a terminal, one block per flow.
-
-    Text taken from the capture is shown with non-printable characters escaped,
-    so a hostile capture cannot send control sequences to the terminal.
-    """
-    if not insights:
-        return "No flows to inspect.\n"
-    lines: list[str] = []
-    for rank, ins in enumerate(insights, start=1):
-        orig = _endpoint(ins.orig_h, ins.orig_p)
-        resp = _endpoint(ins.resp_h, ins.resp_p)
-        lines.append(
-            f"{rank}. {ins.uid}  {ins.proto} {orig} -> {resp}  {ins.total_ip_bytes:,} bytes"
-        )
-        lines.append(f"   community_id: {ins.community_id}")
-        if ins.packets_inspected is None:
-            lines.append(f"   not inspected: {ins.proto} flows have no ports to filter on")
-            continue
-        lines.append(f"   packets inspected: {ins.packets_inspected:,}")
-        lines.extend(f"   TLS server name: {_printable(n)}" for n in ins.tls_server_names)
-        lines.extend(
-            f"   TLS certificate subject: {_printable(s)}" for s in ins.tls_certificate_subjects
-        )
-        for req in ins.http_requests[:_REQUESTS_SHOWN]:
-            host = _printable(req.host) if req.host is not None else "(no Host)"
-            size = (
-                f"Content-Length {req.content_length:,}"
-                if req.content_length is not None else "no Content-Length"
-            )
-            lines.append(
-                f"   HTTP {_printable(req.method)} {host} {_printable(req.uri)} ({size})"
-            )
-        hidden = len(ins.http_requests) - _REQUESTS_SHOWN
-        if hidden > 0:
-            lines.append(f"   ... and {hidden:,} more HTTP requests")
-        if ins.http_put_bytes is not None:
-            lines.append(f"   HTTP PUT/POST Content-Length total: {ins.http_put_bytes:,} bytes")
-        if ins.smb_write_bytes is not None:
-            lines.append(f"   SMB2 write volume: {ins.smb_write_bytes:,} bytes")
-        if ins.nfs_write_bytes is not None:
-            lines.append(f"   NFS write volume: {ins.nfs_write_bytes:,} bytes")
-        if not (
-            ins.tls_server_names or ins.tls_certificate_subjects or ins.http_requests
-            or ins.smb_write_bytes is not None or ins.nfs_write_bytes is not None
-        ):
-            lines.append("   no TLS, HTTP, SMB2 or NFS details found")
-    return "\n".join(lines) + "\n"
+    return "(" + " || ".join(terms) + ") && !icmp && !icmpv6 && " + APPLICATION_FILTER
 
 
 # --- running tshark -------------------------------------------------------------------------
@@ -485,7 +447,7 @@ def _read_application(layers: Sequence[Any], tally: _Tally) -> None:
             for server_name in _all(layer, "tls.handshake.extensions_server_name"):
                 tally.server_names[server_name] = None
             for subject_der in _all(layer, "x509af.subject", raw=True):
-                subject = _certificate_subject(subject_der)
+                subject = certificate_subject(subject_der)
                 if subject is not None:
                     tally.subjects[subject] = None
         elif name == "http":
@@ -548,125 +510,3 @@ def _ints(values: Sequence[str]) -> list[int]:
         except ValueError:
             log.debug("not an integer field value: %r", v)
     return out
-
-
-# --- X.509 names ----------------------------------------------------------------------------
-
-_ATTRIBUTE_NAMES = {
-    "2.5.4.3": "CN", "2.5.4.5": "serialNumber", "2.5.4.6": "C", "2.5.4.7": "L",
-    "2.5.4.8": "ST", "2.5.4.9": "STREET", "2.5.4.10": "O", "2.5.4.11": "OU",
-    "2.5.4.97": "organizationIdentifier", "1.2.840.113549.1.9.1": "emailAddress",
-    "0.9.2342.19200300.100.1.1": "UID", "0.9.2342.19200300.100.1.25": "DC",
-}
-_STRING_CODECS = {
-    0x0C: "utf-8", 0x12: "ascii", 0x13: "ascii", 0x14: "latin-1", 0x16: "ascii",
-    0x1A: "ascii", 0x1C: "utf-32-be", 0x1E: "utf-16-be",
-}
-
-
-def _certificate_subject(hex_der: str) -> str | None:
-    """Render a certificate's subject Name (DER, as hex) as an RFC 4514 string.
-
-    Returns ``None`` (and logs) when the bytes are not a well-formed Name.
-    """
-    try:
-        der = bytes.fromhex(hex_der)
-        (tag, name), = _der_items(der)
-        if tag != 0x30:
-            raise ValueError("Name is not a SEQUENCE")
-        rdns = []
-        for rdn_tag, rdn in _der_items(name):
-            if rdn_tag != 0x31:
-                raise ValueError("RDN is not a SET")
-            rdns.append("+".join(_attribute(atv_tag, atv) for atv_tag, atv in _der_items(rdn)))
-    except ValueError as exc:
-        log.debug("unreadable certificate subject %s: %s", hex_der[:64], exc)
-        return None
-    return ",".join(reversed(rdns))  # RFC 4514 writes the last RDN first
-
-
-def _attribute(tag: int, atv: bytes) -> str:
-    if tag != 0x30:
-        raise ValueError("AttributeTypeAndValue is not a SEQUENCE")
-    items = list(_der_items(atv, keep_header=True))
-    if len(items) != 2 or items[0][0] != 0x06:
-        raise ValueError("AttributeTypeAndValue is not (OID, value)")
-    oid = _oid(items[0][1][_header_length(items[0][1]):])
-    value_tag, value_tlv = items[1]
-    codec = _STRING_CODECS.get(value_tag)
-    name = _ATTRIBUTE_NAMES.get(oid)
-    if codec is not None and name is not None:
-        try:
-            return f"{name}={_escape(value_tlv[_header_length(value_tlv):].decode(codec))}"
-        except UnicodeDecodeError:
-            pass
-    return f"{name or oid}=#{value_tlv.hex()}"  # RFC 4514: hex of the BER encoding
-
-
-def _der_items(data: bytes, *, keep_header: bool = False) -> Iterator[tuple[int, bytes]]:
-    """Split DER ``data`` into (tag, contents) items; with ``keep_header``, whole TLVs."""
-    i = 0
-    while i < len(data):
-        start = i
-        tag = data[i]
-        if tag & 0x1F == 0x1F:
-            raise ValueError("multi-byte tags are not used in Names")
-        if i + 1 >= len(data):
-            raise ValueError("truncated length")
-        first = data[i + 1]
-        i += 2
-        if first < 0x80:
-            length = first
-        else:
-            count = first & 0x7F
-            if count == 0 or count > 4 or i + count > len(data):
-                raise ValueError("bad length")
-            length = int.from_bytes(data[i:i + count], "big")
-            i += count
-        if i + length > len(data):
-            raise ValueError("truncated item")
-        yield tag, data[start if keep_header else i:i + length]
-        i += length
-
-
-def _header_length(tlv: bytes) -> int:
-    return 2 if tlv[1] < 0x80 else 2 + (tlv[1] & 0x7F)
-
-
-def _oid(body: bytes) -> str:
-    if not body or body[-1] & 0x80:
-        raise ValueError("bad OBJECT IDENTIFIER")
-    arcs: list[int] = []
-    value = 0
-    for byte in body:
-        value = (value << 7) | (byte & 0x7F)
-        if not byte & 0x80:
-            arcs.append(value)
-            value = 0
-    first = min(arcs[0] // 40, 2)
-    return ".".join(str(a) for a in [first, arcs[0] - 40 * first, *arcs[1:]])
-
-
-def _escape(value: str) -> str:
-    """Escape an attribute value the way RFC 4514 section 2.4 requires."""
-    last = len(value) - 1
-    out = []
-    for i, c in enumerate(value):
-        if c == "\0":
-            out.append("\\00")
-        elif c in '"+,;<>\\' or (c == " " and i in (0, last)) or (c == "#" and i == 0):
-            out.append("\\" + c)
-        else:
-            out.append(c)
-    return "".join(out)
-
-
-# --- rendering ------------------------------------------------------------------------------
-
-
-def _endpoint(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _printable(text: str) -> str:
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)

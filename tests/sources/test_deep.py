@@ -18,16 +18,17 @@ from scapy.packet import Raw
 from scapy.utils import wrpcap
 
 from egress.errors import ConfigError, SourceError
+from egress.formats.insights import render_insights
 from egress.records import Flow
-from egress.sources import deep
 from egress.sources.deep import (
+    APPLICATION_FILTER,
     FlowInsight,
     HttpRequest,
     build_display_filter,
     inspect_flows,
-    render_insights,
 )
 from egress.sources.pcap import read_flows
+from tests.sources.x509_der import PRINTABLE, UTF8, certificate, name
 
 needs_tshark = pytest.mark.skipif(
     shutil.which("tshark") is None, reason="tshark is not installed (apt install tshark)"
@@ -117,50 +118,6 @@ class Capture:
 
 def segments(data: bytes, size: int = 1400) -> list[bytes]:
     return [data[i:i + size] for i in range(0, len(data), size)]
-
-
-def der(tag: int, content: bytes) -> bytes:
-    n = len(content)
-    if n < 0x80:
-        return bytes([tag, n]) + content
-    size = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes([tag, 0x80 | len(size)]) + size + content
-
-
-def oid(dotted: str) -> bytes:
-    arcs = [int(a) for a in dotted.split(".")]
-    body = bytearray([40 * arcs[0] + arcs[1]])
-    for arc in arcs[2:]:
-        chunk = [arc & 0x7F]
-        rest = arc >> 7
-        while rest:
-            chunk.append(0x80 | (rest & 0x7F))
-            rest >>= 7
-        body += bytes(reversed(chunk))
-    return der(0x06, bytes(body))
-
-
-def name(*rdns: Sequence[tuple[str, int, str]]) -> bytes:
-    """DER Name from RDNs, each a list of (OID, string tag, value)."""
-    return der(0x30, b"".join(
-        der(0x31, b"".join(der(0x30, oid(o) + der(tag, v.encode())) for o, tag, v in rdn))
-        for rdn in rdns
-    ))
-
-
-UTF8, PRINTABLE = 0x0C, 0x13
-
-
-def certificate(subject: bytes, issuer: bytes) -> bytes:
-    """A structurally valid X.509 v3 certificate; key and signature are filler bytes."""
-    sha256_rsa = der(0x30, oid("1.2.840.113549.1.1.11") + der(0x05, b""))
-    rsa_key = der(0x30, der(0x02, b"\x00" + b"\xc3" * 128) + der(0x02, b"\x01\x00\x01"))
-    spki = der(0x30, der(0x30, oid("1.2.840.113549.1.1.1") + der(0x05, b""))
-               + der(0x03, b"\x00" + rsa_key))
-    validity = der(0x30, der(0x17, b"240101000000Z") + der(0x17, b"340101000000Z"))
-    tbs = der(0x30, der(0xA0, der(0x02, b"\x02")) + der(0x02, b"\x10\x42") + sha256_rsa
-              + issuer + validity + subject + spki)
-    return der(0x30, tbs + sha256_rsa + der(0x03, b"\x00" + b"\x5a" * 128))
 
 
 def tls_record(*handshakes: tuple[int, bytes]) -> bytes:
@@ -272,7 +229,7 @@ def test_tls_server_name_and_certificate_subjects(tmp_path: Path) -> None:
             "CN=datasets.example.org,O=Example\\, Datasets,C=US",
             "CN=Example Root CA,C=US",
         ),
-        packets_inspected=9,
+        packets_inspected=2,  # the ClientHello and the reassembled Certificate
     )
     assert flow.orig_pkts + flow.resp_pkts == 9
 
@@ -305,7 +262,7 @@ def test_http_put_to_object_store(tmp_path: Path) -> None:
     assert insight.http_put_bytes == 1048576
     assert (insight.tls_server_names, insight.tls_certificate_subjects) == ((), ())
     assert (insight.smb_write_bytes, insight.nfs_write_bytes) == (None, None)
-    assert insight.packets_inspected == 12
+    assert insight.packets_inspected == 2  # the PUT and the GET
 
 
 @needs_tshark
@@ -359,22 +316,29 @@ def test_only_the_top_flows_are_reported_largest_first(tmp_path: Path) -> None:
         (largest.uid, "2001:db8:0:1::20", 8 * 60 + 2000),
         (second.uid, "192.0.2.53", 2 * 28 + 400),
     ]
-    assert [i.packets_inspected for i in insights] == [8, 2]
+    assert [i.packets_inspected for i in insights] == [0, 0]  # no application messages
 
 
 @needs_tshark
 def test_reused_five_tuple_counts_only_the_chosen_flows_packets(tmp_path: Path) -> None:
+    def put(uri: str, size: int) -> bytes:
+        return (f"PUT {uri} HTTP/1.1\r\nHost: s3.example\r\nContent-Length: {size}\r\n\r\n"
+                .encode() + b"d" * 400)
+
     cap = Capture()
-    cap.udp_exchange("10.3.0.1", "192.0.2.99", 45000, 9000, [900, 900, 900], start=T0)
-    # Same 5-tuple after the 60 s UDP timeout: another, smaller flow.
-    cap.udp_exchange("10.3.0.1", "192.0.2.99", 45000, 9000, [10], start=T0 + 300)
+    cap.tcp_session("10.3.0.1", "192.0.2.99", 45000, 80,
+                    to_server=[put("/b/one", 400), put("/b/two", 400)], start=T0)
+    # The same 5-tuple a minute later (after Zeek's close delay): another, smaller flow.
+    cap.tcp_session("10.3.0.1", "192.0.2.99", 45000, 80, to_server=[put("/b/three", 400)],
+                    start=T0 + 60)
     path = cap.write(tmp_path / "reuse.pcap")
     flows = read_flows([path])
-    assert sorted(f.orig_pkts + f.resp_pkts for f in flows) == [1, 3]
+    assert len(flows) == 2
 
     (insight,) = inspect_flows(path, flows, top=1)
 
-    assert (insight.total_ip_bytes, insight.packets_inspected) == (3 * 928, 3)
+    assert [r.uri for r in insight.http_requests] == ["/b/one", "/b/two"]
+    assert insight.packets_inspected == 2
 
 
 @needs_tshark
@@ -390,7 +354,7 @@ def test_flows_without_ports_are_reported_but_not_inspected(tmp_path: Path) -> N
     icmp, tcp = inspect_flows(path, flows)
 
     assert (icmp.proto, icmp.packets_inspected, icmp.total_ip_bytes) == ("icmp", None, 4 * 1028)
-    assert (tcp.proto, tcp.packets_inspected) == ("tcp", 7)
+    assert (tcp.proto, tcp.packets_inspected) == ("tcp", 0)
     assert "not inspected: icmp flows have no ports to filter on" in render_insights([icmp])
 
 
@@ -424,7 +388,8 @@ def test_display_filter_covers_ipv4_ipv6_tcp_and_udp() -> None:
     assert build_display_filter(flows) == (
         "((ip.addr==10.0.0.1 && ip.addr==192.0.2.1 && tcp.port==40000 && tcp.port==443)"
         " || (ipv6.addr==2001:db8::1 && ipv6.addr==2001:db8::2"
-        " && udp.port==5353 && udp.port==53)) && !icmp && !icmpv6"
+        " && udp.port==5353 && udp.port==53)) && !icmp && !icmpv6 && "
+        + APPLICATION_FILTER
     )
     assert build_display_filter(flows[2:3]) == ""
 
@@ -480,83 +445,3 @@ def test_missing_capture_is_a_source_error(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="cannot open capture: no such file") as e:
         inspect_flows(tmp_path / "gone.pcap", [flow])
     assert isinstance(e.value.__cause__, FileNotFoundError)
-
-
-# --- rendering and certificate names (pure) -------------------------------------------------
-
-
-def test_render_insights_report() -> None:
-    insights = [
-        FlowInsight(
-            uid="CAAAAAAAAAA1", community_id="1:abc=", proto="tcp",
-            orig_h="10.0.0.1", orig_p=40000, resp_h="2001:db8::5", resp_p=443,
-            total_ip_bytes=1234567,
-            tls_server_names=("evil\x1b[2J.example",),
-            tls_certificate_subjects=("CN=evil.example",),
-            packets_inspected=12,
-        ),
-        FlowInsight(
-            uid="CAAAAAAAAAA2", community_id="1:def=", proto="tcp",
-            orig_h="10.0.0.2", orig_p=40001, resp_h="198.51.100.7", resp_p=80,
-            total_ip_bytes=900,
-            http_requests=(
-                *(HttpRequest(method="PUT", host="s3.example.net", uri=f"/b/part-{n}",
-                              content_length=10) for n in range(6)),
-                HttpRequest(method="GET", host=None, uri="/", content_length=None),
-            ),
-            http_put_bytes=60,
-            packets_inspected=30,
-        ),
-        FlowInsight(
-            uid="CAAAAAAAAAA3", community_id="1:ghi=", proto="udp",
-            orig_h="10.0.0.3", orig_p=5000, resp_h="10.0.0.4", resp_p=5001,
-            total_ip_bytes=100, smb_write_bytes=0, nfs_write_bytes=4096, packets_inspected=2,
-        ),
-        FlowInsight(
-            uid="CAAAAAAAAAA4", community_id="1:jkl=", proto="udp",
-            orig_h="10.0.0.3", orig_p=5002, resp_h="10.0.0.4", resp_p=5003,
-            total_ip_bytes=90, packets_inspected=1,
-        ),
-    ]
-    assert render_insights(insights) == (
-        "1. CAAAAAAAAAA1  tcp 10.0.0.1:40000 -> [2001:db8::5]:443  1,234,567 bytes\n"
-        "   community_id: 1:abc=\n"
-        "   packets inspected: 12\n"
-        "   TLS server name: evil\\x1b[2J.example\n"
-        "   TLS certificate subject: CN=evil.example\n"
-        "2. CAAAAAAAAAA2  tcp 10.0.0.2:40001 -> 198.51.100.7:80  900 bytes\n"
-        "   community_id: 1:def=\n"
-        "   packets inspected: 30\n"
-        "   HTTP PUT s3.example.net /b/part-0 (Content-Length 10)\n"
-        "   HTTP PUT s3.example.net /b/part-1 (Content-Length 10)\n"
-        "   HTTP PUT s3.example.net /b/part-2 (Content-Length 10)\n"
-        "   HTTP PUT s3.example.net /b/part-3 (Content-Length 10)\n"
-        "   HTTP PUT s3.example.net /b/part-4 (Content-Length 10)\n"
-        "   ... and 2 more HTTP requests\n"
-        "   HTTP PUT/POST Content-Length total: 60 bytes\n"
-        "3. CAAAAAAAAAA3  udp 10.0.0.3:5000 -> 10.0.0.4:5001  100 bytes\n"
-        "   community_id: 1:ghi=\n"
-        "   packets inspected: 2\n"
-        "   SMB2 write volume: 0 bytes\n"
-        "   NFS write volume: 4,096 bytes\n"
-        "4. CAAAAAAAAAA4  udp 10.0.0.3:5002 -> 10.0.0.4:5003  90 bytes\n"
-        "   community_id: 1:jkl=\n"
-        "   packets inspected: 1\n"
-        "   no TLS, HTTP, SMB2 or NFS details found\n"
-    )
-    assert render_insights([]) == "No flows to inspect.\n"
-
-
-def test_certificate_subject_follows_rfc_4514() -> None:
-    subject = name(
-        [("2.5.4.6", PRINTABLE, "DE")],
-        [("2.5.4.10", UTF8, " Lab; \"GPU\" <1>"), ("2.5.4.11", UTF8, "#ops+ml ")],
-        [("1.3.6.1.4.1.99999.1", UTF8, "x")],
-        [("2.5.4.3", UTF8, "Zürich")],
-    )
-    assert deep._certificate_subject(subject.hex()) == (
-        "CN=Zürich,1.3.6.1.4.1.99999.1=#0c0178,"
-        'O=\\ Lab\\; \\"GPU\\" \\<1\\>+OU=\\#ops\\+ml\\ ,C=DE'
-    )
-    assert deep._certificate_subject(subject[:-3].hex()) is None
-    assert deep._certificate_subject("3000") == ""
