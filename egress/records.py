@@ -82,3 +82,78 @@ class ReadStats:
     def skipped(self) -> int:
         """Number of packets or records that could not be used."""
         return sum(issue.count for issue in self.issues)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Provenance:
+    """Where a record came from: the file and the line (1-based) or byte offset in it."""
+
+    path: str
+    line: int | None = None
+    offset: int | None = None
+
+    def __str__(self) -> str:
+        if self.line is not None:
+            return f"{self.path}:{self.line}"
+        if self.offset is not None:
+            return f"{self.path}@{self.offset}"
+        return self.path
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ObjectStoreRequest:
+    """One request in an object store's access log, normalized across S3, MinIO and Ceph RGW.
+
+    ``bytes_in`` is the volume this request added to the store: the object or part
+    size of a successful upload (PUT object, PUT part, copy), else 0 (failed
+    requests, reads, a multipart completion whose parts were already counted).
+    ``operation`` is normalized (``put_object``, ``put_part``, ``complete_multipart``,
+    ``copy_object``, ``get_object``, ``delete_object``, ``other``); ``raw_operation``
+    keeps the store's own name.
+    """
+
+    time: datetime
+    store: str
+    operation: str
+    raw_operation: str
+    bucket: str | None
+    key: str | None
+    status: int | None
+    bytes_in: int
+    object_size_bytes: int | None
+    remote_addr: str | None
+    requester: str | None
+    user_agent: str | None
+    request_id: str | None
+    provenance: Provenance
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DriveAttach:
+    """A drive attached at an ingest station, from kernel and udev log lines.
+
+    ``capacity_bytes`` is logical blocks x block size as the kernel reported them;
+    ``detached`` is ``None`` while the drive is (or was last seen) attached.
+    """
+
+    station: str | None
+    device: str
+    serial: str | None
+    model: str | None
+    bus: str | None
+    capacity_bytes: int | None
+    attached: datetime | None
+    detached: datetime | None
+    provenance: Provenance
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CopyRecord:
+    """A file copied off a drive at an ingest station (rsync or rclone log line)."""
+
+    time: datetime | None
+    station: str | None
+    tool: str
+    path: str
+    bytes_copied: int
+    provenance: Provenance

@@ -53,7 +53,8 @@ Py_ssize_t fc_feed_pcap(Engine *e, const uint8_t *b, Py_ssize_t n, int final) {
         const uint8_t *h = b + o;
         uint32_t sec = rd32(h, e->swap), frac = rd32(h + 4, e->swap);
         uint32_t incl = rd32(h + 8, e->swap), orig = rd32(h + 12, e->swap);
-        uint32_t limit = e->snaplen > 262144 ? e->snaplen : 262144;
+        /* a record longer than the snaplen (at least 256 KiB, at most 64 MiB) is corrupt */
+        uint32_t limit = e->snaplen > 262144 ? (e->snaplen < 67108864 ? e->snaplen : 67108864) : 262144;
         if (incl > limit) {
             char msg[160];
             snprintf(msg, sizeof msg, "corrupt packet record: captured length %u exceeds the limit %u", incl, limit);
@@ -132,7 +133,7 @@ Py_ssize_t fc_feed_pcapng(Engine *e, const uint8_t *b, Py_ssize_t n, int final) 
                 wire = orig;
                 data = h + 12;
             }
-            if ((int)ifid >= e->nif) { note_issue(e, ISS_NO_INTERFACE, boff); o += len; continue; }
+            if (ifid >= (uint32_t)e->nif) { note_issue(e, ISS_NO_INTERFACE, boff); o += len; continue; }
             int64_t ts = type == 6 ? scale_ts(raw, e->if_mult[ifid], e->if_div[ifid]) : e->now_ns;
             if (fc_packet(e, e->if_link[ifid], data, incl, wire, ts, boff) < 0) return -1;
         } else if (type == 2) {           /* obsolete packet block */
@@ -140,7 +141,7 @@ Py_ssize_t fc_feed_pcapng(Engine *e, const uint8_t *b, Py_ssize_t n, int final) 
             uint32_t ifid = rd16(h + 8, e->swap);
             uint64_t raw = ((uint64_t)rd32(h + 12, e->swap) << 32) | rd32(h + 16, e->swap);
             uint32_t incl = rd32(h + 20, e->swap);
-            if ((int)ifid >= e->nif || 28 + (uint64_t)incl + 4 > len) { note_issue(e, ISS_BAD_BLOCK, boff); o += len; continue; }
+            if (ifid >= (uint32_t)e->nif || 28 + (uint64_t)incl + 4 > len) { note_issue(e, ISS_BAD_BLOCK, boff); o += len; continue; }
             if (fc_packet(e, e->if_link[ifid], h + 28, incl, rd32(h + 24, e->swap), scale_ts(raw, e->if_mult[ifid], e->if_div[ifid]), boff) < 0) return -1;
         } else if (type != 0x0A0D0D0A && type != 5 && type != 4 && type != 0x0A) {
             note_issue(e, ISS_UNKNOWN_BLOCK, boff);
