@@ -149,11 +149,15 @@ class DriveAttach:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CopyRecord:
-    """A file copied off a drive at an ingest station (rsync or rclone log line)."""
+    """A file copied off a drive at an ingest station (rsync or rclone log line).
+
+    ``bytes_copied`` is ``None`` when the log line gives no size (rsync's default
+    log format, old rclone): the copy is still a fact worth keeping.
+    """
 
     time: datetime | None
     station: str | None
     tool: str
     path: str
-    bytes_copied: int
+    bytes_copied: int | None
     provenance: Provenance
