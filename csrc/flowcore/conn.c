@@ -338,6 +338,11 @@ static void flip_roles(Flow *f) {
 
 static inline int32_t sdelta(uint32_t a, uint32_t b) { return (int32_t)(a - b); }
 
+/* A packet extends its flow to the packet's own time (never backwards). */
+static inline void touch(Engine *e, Flow *f) {
+    if (e->pkt_ns > f->last_ns) f->last_ns = e->pkt_ns;
+}
+
 static int set_state(Engine *e, int32_t idx, Endpoint *ep, Endpoint *peer, uint8_t ns) {
     if (ns == ep->state) return 0;
     int hs_old = ep->state <= ST_SYN_ACK_SENT, hs_peer = peer->state <= ST_SYN_ACK_SENT;
@@ -423,7 +428,7 @@ static int tcp_packet(Engine *e, int32_t idx, int *dirp, const uint8_t *th, uint
     if (win == 0 && !RST && P->state != ST_CLOSED && E->state != ST_RESET && !SYN)
         hist_scaled(f, dir, &E->zw, &E->zwth, 'W');
 
-    if (!(f->ep[0].did_close && f->ep[1].did_close)) f->last_ns = e->now_ns;
+    if (!(f->ep[0].did_close && f->ep[1].did_close)) touch(e, f);
     if (FIN) E->fin_cnt++;
     if (ACK) {
         if (P->state == ST_INACTIVE) {
@@ -604,7 +609,7 @@ int fc_account(Engine *e, IpInfo *ip, Ctx *ctx, uint64_t *uid_out, int *resp_por
         memset(f, 0, sizeof *f);
         f->gen = gen;
         f->key = k; f->used = 1; f->l4 = (uint8_t)l4; f->active = 1;
-        f->first_ns = f->last_ns = e->now_ns;
+        f->first_ns = f->last_ns = e->pkt_ns;
         f->next_interim_ns = e->interim_ns > 0 ? e->now_ns + e->interim_ns : INT64_MAX;
         f->vlan = (int16_t)ctx->vlan; f->inner_vlan = (int16_t)ctx->inner_vlan;
         f->plen[0] = f->plen[1] = -1;
@@ -622,7 +627,7 @@ int fc_account(Engine *e, IpInfo *ip, Ctx *ctx, uint64_t *uid_out, int *resp_por
         if (flip && is_v4_broadcast(ip)) flip = 0;
         f->orig_is_a = (uint8_t)(flip ? !src_is_a : src_is_a);
         if (flip) hist_put(f, '^');
-        f->uid = h ^ mix64((uint64_t)e->now_ns);
+        f->uid = mix64(h ^ mix64((uint64_t)e->pkt_ns) ^ (++e->uid_seq * 0x9e3779b97f4a7c15ULL));
         if (!f->uid) f->uid = 1;
         htab_insert(e, idx, h);
         e->live++;
@@ -644,19 +649,19 @@ int fc_account(Engine *e, IpInfo *ip, Ctx *ctx, uint64_t *uid_out, int *resp_por
             if (tcp_packet(e, idx, &dir, th, dlen) < 0) return -1;
             f = &e->flows[idx];
         } else if (!(f->ep[0].did_close && f->ep[1].did_close)) {
-            f->last_ns = e->now_ns;   /* header cut by the snaplen: count it, no state */
+            touch(e, f);   /* header cut by the snaplen: count it, no state */
         }
     } else if (l4 == L4_UDP) {
-        f->last_ns = e->now_ns;
+        touch(e, f);
         int64_t ulen = thcap >= 6 ? rd16be(th + 4) : (int64_t)ip->l4_len;
         if (ulen < 8) ulen = 8;
         f->plen[dir] = (f->plen[dir] < 0 ? 0 : f->plen[dir]) + ulen - 8;
         hist_once(f, dir, HM_DATA, 'D');
     } else if (l4 == L4_ICMP) {
-        f->last_ns = e->now_ns;
+        touch(e, f);
         f->plen[dir] = (f->plen[dir] < 0 ? 0 : f->plen[dir]) + (ip->l4_len > 8 ? ip->l4_len - 8 : 0);
     } else {
-        f->last_ns = e->now_ns;
+        touch(e, f);
     }
     f->pkts[dir]++;
     f->ipbytes[dir] += ip->ip_len;

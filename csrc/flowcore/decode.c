@@ -305,9 +305,12 @@ int fc_ether(Engine *e, const uint8_t *p, uint32_t cap, Ctx *ctx) {
 int fc_packet(Engine *e, int linktype, const uint8_t *p, uint32_t cap, uint32_t wire, int64_t ts_ns, int64_t off) {
     e->packets++;
     e->captured_bytes += cap;
+    e->pkt_ns = ts_ns;
     if (ts_ns > e->now_ns) {
         e->now_ns = ts_ns;
         if (fc_advance(e, ts_ns) < 0) return -1;
+    } else if (ts_ns < e->now_ns - 1000000000LL) {
+        note_issue(e, ISS_TIME_BACKWARDS, off);  /* counted; its flow keeps the packet's own time */
     }
     Ctx ctx;
     ctx.vni = -1; ctx.vlan = -1; ctx.inner_vlan = -1; ctx.nparents = 0; ctx.depth = 0;

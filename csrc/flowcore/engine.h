@@ -45,7 +45,7 @@ enum {
     ISS_TRUNC_RECORD = 0, ISS_BAD_RECORD_LEN, ISS_UNKNOWN_LINKTYPE, ISS_BAD_BLOCK,
     ISS_TRUNC_PACKET, ISS_BAD_IP, ISS_NON_IP, ISS_ORPHAN_FRAGMENT, ISS_BAD_TUNNEL,
     ISS_UNKNOWN_BLOCK, ISS_NO_INTERFACE, ISS_IP_LONGER_THAN_FRAME, ISS_BAD_TCP_HEADER,
-    ISS_INCOMPLETE_DATAGRAM,
+    ISS_INCOMPLETE_DATAGRAM, ISS_TIME_BACKWARDS,
     NISSUES
 };
 extern const char *ISSUE_NAMES[NISSUES];
@@ -134,7 +134,9 @@ typedef struct {
     /* statistics */
     uint64_t packets, captured_bytes, ip_packets, ip_bytes, flows_done, interims;
     uint64_t issues[NISSUES]; int64_t issue_first[NISSUES];
-    int64_t now_ns;
+    int64_t now_ns;         /* the clock: the latest packet time seen; drives the timers */
+    int64_t pkt_ns;         /* the time of the packet being handled */
+    uint64_t uid_seq;       /* makes uids unique when a 5-tuple repeats at one instant */
     int pyerr;              /* a Python exception is pending (allocation failure) */
 } Engine;
 

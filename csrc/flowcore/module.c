@@ -7,7 +7,7 @@ const char *ISSUE_NAMES[NISSUES] = {
     "truncated_record", "bad_record_length", "unknown_link_type", "bad_block",
     "truncated_packet", "bad_ip_header", "non_ip", "orphan_fragment", "bad_tunnel_header",
     "unknown_block_skipped", "packet_without_interface", "ip_length_exceeds_frame",
-    "bad_tcp_header", "incomplete_fragmented_datagram",
+    "bad_tcp_header", "incomplete_fragmented_datagram", "timestamp_went_backwards",
 };
 
 static int fill_ports(uint8_t *set, Py_buffer *buf) {
@@ -54,6 +54,7 @@ static void Engine_dealloc(Engine *e) {
 static PyObject *Engine_begin_file(Engine *e, PyObject *noargs) {
     (void)noargs;
     e->fmt = 0; e->nif = 0; e->file_offset = 0; e->err = 0; e->errmsg[0] = 0;
+    memset(e->issues, 0, sizeof e->issues);  /* issues are reported per file */
     Py_RETURN_NONE;
 }
 
@@ -83,6 +84,7 @@ static PyObject *Engine_feed(Engine *e, PyObject *args) {
             o = c;
         }
     }
+    e->file_offset += o;        /* record offsets below count the file header */
     Py_ssize_t c;
     if (e->fmt == 1) c = fc_feed_pcap(e, b + o, n - o, final);
     else c = fc_feed_pcapng(e, b + o, n - o, final);
@@ -91,7 +93,7 @@ static PyObject *Engine_feed(Engine *e, PyObject *args) {
         if (PyErr_Occurred()) return NULL;
         return PyLong_FromSsize_t(o);
     }
-    e->file_offset += o + c;
+    e->file_offset += c;
     return PyLong_FromSsize_t(o + c);
 }
 
@@ -125,7 +127,7 @@ static PyObject *Engine_stats(Engine *e, PyObject *noargs) {
                          "ip_bytes", (unsigned long long)e->ip_bytes,
                          "flows", (unsigned long long)e->flows_done,
                          "interim_records", (unsigned long long)e->interims,
-                         "open_flows", (int)e->live, "issues", iss);
+                         "open_flows", (int)e->live, "issues", iss);  /* of the current file */
 }
 
 static PyObject *Engine_error(Engine *e, void *closure) {

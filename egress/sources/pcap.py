@@ -8,7 +8,6 @@ stays flat in the capture size), and turns the engine's tuples into
 
 from __future__ import annotations
 
-import gzip
 import io
 import logging
 import mmap
@@ -20,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from egress import _flowcore
 from egress.community_id import community_id
@@ -120,17 +119,90 @@ def _flow_from_tuple(t: FlowTuple) -> Flow:
     )
 
 
-def _open(path: Path) -> tuple[io.BufferedIOBase, io.BufferedIOBase]:
-    """Open a capture; return (decoded stream, raw file) so progress can use the raw offset."""
+def _open(path: Path) -> tuple[io.BufferedReader, bool]:
+    """Open a capture; return the raw file and whether it is gzip-compressed."""
     try:
         raw = path.open("rb")
     except OSError as exc:
         raise SourceError(f"cannot open capture: {exc.strerror}", path=path) from exc
     magic = raw.read(2)
     raw.seek(0)
-    if magic == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=raw, mode="rb"), raw
-    return raw, raw
+    return raw, magic == b"\x1f\x8b"
+
+
+class GzipFault(Exception):
+    """The compressed stream ended early or is corrupt; what came before was delivered."""
+
+
+def _gzip_error_text(exc: zlib.error) -> str:
+    if "incorrect data check" in str(exc):
+        return "cannot read compressed data: CRC check failed (the data is corrupt)"
+    return f"cannot read compressed data: corrupt gzip data ({exc})"
+
+
+def _salvage(decomp: Any, data: bytes, step: int = 4096) -> Iterator[bytes]:
+    """Decompress ``data`` in steps up to the fault, then raise :class:`GzipFault`.
+
+    A failing step is redone byte by byte from a copy of the decompressor, so
+    the output right up to the corrupt byte is kept.
+    """
+    for i in range(0, len(data), step):
+        saved = decomp.copy()
+        try:
+            out = decomp.decompress(data[i:i + step])
+        except zlib.error as exc:
+            if step > 1:
+                yield from _salvage(saved, data[i:i + step], 1)
+            raise GzipFault(_gzip_error_text(exc)) from exc
+        if out:
+            yield out
+    raise GzipFault("cannot read compressed data: corrupt gzip data")
+
+
+def gunzip_chunks(raw: io.BufferedReader, chunk_bytes: int) -> Iterator[bytes]:
+    """Decompress a (multi-member) gzip stream incrementally.
+
+    Unlike :class:`gzip.GzipFile`, every byte decompressed before a fault is
+    yielded first; then :class:`GzipFault` is raised.
+    """
+    decomp = zlib.decompressobj(wbits=31)
+    in_member = False  # bytes of the current member were seen and its end was not
+    while True:
+        data = raw.read(chunk_bytes)
+        if not data:
+            if in_member:
+                raise GzipFault("cannot read compressed data: it ends before the end of the"
+                                " gzip stream (truncated file)")
+            return
+        while data:
+            in_member = True
+            # the last 8 bytes go in separately: a member's trailer (CRC, size) is checked
+            # when it arrives, and zlib then drops the output of that same call
+            head, tail = (data[:-8], data[-8:]) if len(data) > 8 else (data, b"")
+            saved = decomp.copy()
+            try:
+                out = decomp.decompress(head)
+            except zlib.error:
+                # zlib drops a failing call's output: redo it in small steps to keep it
+                yield from _salvage(saved, head)
+                raise AssertionError("unreachable: _salvage always raises") from None
+            if out:
+                yield out
+            if not decomp.eof and tail:
+                try:
+                    out = decomp.decompress(tail)
+                except zlib.error as exc:
+                    raise GzipFault(_gzip_error_text(exc)) from exc
+                tail = b""
+                if out:
+                    yield out
+            if not decomp.eof:
+                break
+            in_member = False
+            data = decomp.unused_data + tail  # the next gzip member, if any
+            decomp = zlib.decompressobj(wbits=31)
+            if data and not data.startswith(b"\x1f\x8b"):
+                return  # trailing garbage after the last member is ignored, as gzip does
 
 
 class CaptureReader:
@@ -182,9 +254,11 @@ class CaptureReader:
             try:
                 yield from self._read_file(path)
             except SourceError as exc:
-                yield from self._drain()
                 if self._strict:
+                    self._engine.flush()  # the flows read before the fault are kept
+                    yield from self._drain()
                     raise
+                yield from self._drain()
                 log.debug("%s", exc)
                 self.errors.append(exc)
         self._engine.flush()
@@ -195,28 +269,26 @@ class CaptureReader:
             yield _flow_from_tuple(t)
 
     def _read_file(self, path: Path) -> Iterator[Flow]:
-        before = dict(self._engine.stats()["issues"])
         self._engine.begin_file()
-        fh, raw = _open(path)
-        with raw, fh:
-            total = os.fstat(raw.fileno()).st_size
-            if fh is raw and total > 0:
-                yield from self._read_mapped(path, raw, total, before)
-            else:
-                yield from self._read_stream(path, fh, raw, total, before)
-        self._note_issues(path, before)
+        raw, compressed = _open(path)
+        try:
+            with raw:
+                total = os.fstat(raw.fileno()).st_size
+                if not compressed and total > 0:
+                    yield from self._read_mapped(path, raw, total)
+                else:
+                    yield from self._read_stream(path, raw, total, compressed=compressed)
+        finally:
+            self._note_issues(path)
 
-    def _feed(self, view: memoryview, final: bool, path: Path,
-              before: dict[str, tuple[int, int]]) -> int:
+    def _feed(self, view: memoryview, final: bool, path: Path) -> int:
         consumed = self._engine.feed(view, final)
         err = self._engine.error
         if err is not None:
-            self._note_issues(path, before)
             raise SourceError(err[0], path=path, offset=err[1])
         return consumed
 
-    def _read_mapped(self, path: Path, raw: io.BufferedIOBase, total: int,
-                     before: dict[str, tuple[int, int]]) -> Iterator[Flow]:
+    def _read_mapped(self, path: Path, raw: io.BufferedReader, total: int) -> Iterator[Flow]:
         """Feed an uncompressed file straight from a memory map: no copy.
 
         Pages already parsed are dropped from the mapping, so the resident
@@ -229,7 +301,7 @@ class CaptureReader:
                 end = min(pos + window, total)
                 final = end == total
                 with memoryview(mm)[pos:end] as view:
-                    consumed = self._feed(view, final, path, before)
+                    consumed = self._feed(view, final, path)
                 if consumed == 0 and not final:
                     window *= 2  # one record larger than the window
                     continue
@@ -244,50 +316,42 @@ class CaptureReader:
                 if final:
                     break
 
-    def _read_stream(self, path: Path, fh: io.BufferedIOBase, raw: io.BufferedIOBase,
-                     total: int, before: dict[str, tuple[int, int]]) -> Iterator[Flow]:
-        """Feed a compressed (or non-mappable) stream through a reusable buffer."""
-        buf = bytearray(self._chunk)
-        view = memoryview(buf)
-        have = 0
+    def _read_stream(self, path: Path, raw: io.BufferedReader, total: int, *,
+                     compressed: bool) -> Iterator[Flow]:
+        """Feed a gzip (or empty) file through a buffer that keeps only an unparsed tail.
+
+        A gzip fault ends the file: everything decompressed before it is parsed
+        first, then a :class:`SourceError` gives the uncompressed byte offset of
+        the first record that could not be read.
+        """
+        chunks = gunzip_chunks(raw, self._chunk) if compressed else iter([raw.read()])
+        pending = b""
+        parsed = 0
         try:
-            while True:
-                if have == len(buf):  # one record larger than the buffer: grow it
-                    view.release()
-                    buf.extend(bytes(len(buf)))
-                    view = memoryview(buf)
-                try:
-                    n = fh.readinto(view[have:])
-                except (OSError, EOFError, zlib.error) as exc:
-                    self._feed(view[:have], True, path, before)
-                    raise SourceError(f"cannot read compressed data: {exc}", path=path,
-                                      offset=raw.tell()) from exc
-                final = n == 0
-                have += n
-                consumed = self._feed(view[:have], final, path, before)
-                if consumed:
-                    view[: have - consumed] = view[consumed:have]
-                    have -= consumed
+            for chunk in chunks:
+                data = pending + chunk if pending else chunk
+                consumed = self._feed(memoryview(data), False, path)
+                parsed += consumed
+                pending = data[consumed:]
                 yield from self._drain()
                 if self._progress is not None:
                     self._progress(path, raw.tell(), total)
-                if final:
-                    break
-        finally:
-            view.release()
+        except GzipFault as exc:
+            self._feed(memoryview(pending), True, path)
+            yield from self._drain()
+            raise SourceError(str(exc), path=path, offset=parsed) from exc
+        self._feed(memoryview(pending), True, path)
+        yield from self._drain()
 
-    def _note_issues(self, path: Path, before: dict[str, tuple[int, int]]) -> None:
-        after = self._engine.stats()["issues"]
-        for kind, (count, first) in after.items():
-            prev = before.get(kind, (0, 0))[0]
-            if count > prev:
-                key = (str(path), kind)
-                old = self._issues.get(key)
-                self._issues[key] = Issue(
-                    path=str(path), kind=kind,
-                    count=(old.count if old else 0) + count - prev,
-                    first_offset=old.first_offset if old else (first if prev == 0 else None),
-                )
+    def _note_issues(self, path: Path) -> None:
+        """Record the issues the engine counted in the file just read."""
+        for kind, (count, first) in self._engine.stats()["issues"].items():
+            key = (str(path), kind)
+            old = self._issues.get(key)
+            self._issues[key] = Issue(
+                path=str(path), kind=kind, count=(old.count if old else 0) + count,
+                first_offset=old.first_offset if old else first,
+            )
 
     @property
     def stats(self) -> ReadStats:
