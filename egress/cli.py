@@ -17,13 +17,15 @@ from typing import IO, TextIO
 import click
 
 from egress import __version__
-from egress.errors import EgressError
+from egress.errors import EgressError, SourceError
 from egress.formats.insights import render_insights
-from egress.formats.parquet import FlowParquetWriter
+from egress.formats.parquet import FlowParquetWriter, write_records_parquet
+from egress.formats.records_json import record_json_line
 from egress.formats.zeek_conn import conn_footer, conn_header, conn_line, json_line
-from egress.records import Flow, ReadStats
+from egress.records import Flow, Issue, ReadStats
 from egress.sources.deep import inspect_flows
 from egress.sources.pcap import CaptureReader, FlowOptions
+from egress.sources.registry import ReadOptions, detect, group_by_kind, input_kinds
 
 
 def _human_bytes(n: float) -> str:
@@ -178,6 +180,73 @@ def inspect(capture: Path, top: int, tshark_path: str | None) -> None:
     all_flows = [f for f in reader.read([capture]) if not f.interim]
     insights = inspect_flows(capture, all_flows, top=top, tshark_path=tshark_path)
     click.echo(render_insights(insights), nl=False)
+
+
+@cli.command()
+@click.argument("inputs", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "parquet"]), default="jsonl",
+              show_default=True, help="jsonl: one JSON object per record.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write here instead of stdout (required for parquet).")
+@click.option("--station", help="Ingest station of dmesg dumps and copy logs.")
+@click.option("--boot-time", type=click.DateTime(["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"]),
+              help="Boot time (UTC unless an offset is given) to date dmesg lines.")
+@click.option("--quiet", "-q", is_flag=True, help="No report on stderr.")
+def read(inputs: tuple[Path, ...], fmt: str, out: Path | None, station: str | None,
+         boot_time: datetime | None, quiet: bool) -> None:
+    """Show what egress understands of INPUTS: their detected type and normalized records.
+
+    Any input egress reads: captures, object-store access logs (S3, MinIO, Ceph RGW),
+    kernel and udev logs of drives, rsync/rclone copy logs. The report on stderr
+    gives each file's type, the records read and every skipped or doubtful line
+    with its position.
+    """
+    if fmt == "parquet" and out is None:
+        raise click.UsageError("--format parquet needs --out FILE")
+    kinds = input_kinds()
+    if boot_time is not None and boot_time.tzinfo is None:
+        boot_time = boot_time.replace(tzinfo=UTC)
+    options = ReadOptions(station=station, boot_time=boot_time)
+    detected = [detect(path, kinds) for path in inputs]
+    report: list[str] = [f"{d.path}: {d.kind} ({d.format})" for d in detected]
+    counts: dict[str, int] = {}
+    issues: list[Issue] = []
+    errors: list[SourceError] = []
+
+    def records() -> Iterator[object]:
+        for kind, group in group_by_kind(detected).items():
+            reader = kinds[kind].reader(options)
+            n = 0
+            try:
+                for record in reader.read([d.path for d in group]):
+                    n += 1
+                    yield record
+            finally:
+                counts[kind] = n
+                issues.extend(kinds[kind].issues(reader))
+                errors.extend(getattr(reader, "errors", []))
+
+    if fmt == "jsonl":
+        with _text_out(out) as fh:
+            for record in records():
+                fh.write(record_json_line(record))
+    else:
+        assert out is not None
+        written = write_records_parquet(records(), out)
+        report.extend(f"wrote {p}" for p in written)
+    if not quiet:
+        report.extend(f"{kind}: {n:,} records" for kind, n in counts.items())
+        report.extend(
+            f"skipped or doubtful: {i.kind} {i.count:,} in {i.path}"
+            + (f" (first at byte {i.first_offset})" if i.first_offset is not None else "")
+            + (f": {i.detail}" if i.detail else "")
+            for i in issues)
+        click.echo("\n".join("egress: " + line for line in report), err=True)
+    for error in errors:
+        click.echo(f"egress: error: {error}", err=True)
+    if errors:
+        sys.exit(1)
 
 
 def main() -> None:

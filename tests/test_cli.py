@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from egress.cli import Progress, cli, summary_line
+from egress.errors import SourceError
 from egress.records import Issue, ReadStats
 from tests.conftest import REPO
 from tests.sources.test_pcap import handshake_transfer_close, write
@@ -147,3 +148,33 @@ def test_inspect_reports_the_largest_flows_with_tshark(tmp_path: Path) -> None:
                                       "--top", "1"])
     assert result.exit_code == 0, result.output
     assert "203.0.113.50:51514 -> 10.42.7.15:443" in result.stdout
+
+
+def test_read_shows_records_of_every_kind_and_the_report(tmp_path: Path) -> None:
+    inputs = [REPO / "pcaps" / "vxlan.pcap", REPO / "tests/data/drives/kern.log-station-1",
+              REPO / "tests/data/copylogs/rsync-n-l.log",
+              REPO / "tests/data/objectstore/s3_aws_docs_example.log"]
+    result = CliRunner().invoke(cli, ["read", *map(str, inputs)])
+    assert result.exit_code == 0, result.output
+    kinds = [json.loads(line)["record"] for line in result.stdout.splitlines()]
+    assert sorted(set(kinds)) == ["CopyRecord", "DriveAttach", "Flow", "ObjectStoreRequest"]
+    assert f"egress: {inputs[1]}: drives (kern.log)" in result.stderr
+    assert f"egress: capture: {kinds.count('Flow')} records" in result.stderr
+
+    out = tmp_path / "read.parquet"
+    result = CliRunner().invoke(cli, ["read", *map(str, inputs[:2]), "--format", "parquet",
+                                      "--out", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    flows = pq.read_table(tmp_path / "read.Flow.parquet").to_pylist()
+    drives = pq.read_table(tmp_path / "read.DriveAttach.parquet").to_pylist()
+    assert len(flows) == kinds.count("Flow")
+    assert len(drives) == kinds.count("DriveAttach")
+
+
+def test_read_rejects_an_unknown_file_with_its_name(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello\n")
+    result = CliRunner().invoke(cli, ["read", str(notes)])
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SourceError)
+    assert str(result.exception).startswith(f"{notes}: not a recognized input")

@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import Any
 
 from egress.errors import ConfigError
+from egress.formats.records_json import record_dict
 from egress.records import Flow
 
 ROW_GROUP = 65536
@@ -102,3 +103,23 @@ class FlowParquetWriter:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def write_records_parquet(records: Iterable[object], out: Path) -> list[Path]:
+    """Write records of any type to Parquet, one file per record type; return the files.
+
+    With one record type the file is ``out``; with several, ``out`` gets the type
+    name before its suffix (``read.Flow.parquet``, ``read.DriveAttach.parquet``).
+    Columns are those of :func:`egress.formats.records_json.record_dict`.
+    """
+    pa, pq = _pyarrow()
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        row = record_dict(record)
+        rows.setdefault(row.pop("record"), []).append(row)
+    written = []
+    for name, table_rows in rows.items():
+        path = out if len(rows) == 1 else out.with_suffix(f".{name}{out.suffix}")
+        pq.write_table(pa.Table.from_pylist(table_rows), str(path))
+        written.append(path)
+    return written
