@@ -2,14 +2,7 @@
 
 from typing import TypedDict
 
-FlowTuple = tuple[
-    int, tuple[int, ...], int, bytes, int, bytes, int, int, int, int, int,
-    int, int, int, int, int, int, str, str, int, int, int, int,
-]
-"""(uid, parent uids, family, orig addr, orig port, resp addr, resp port, ip proto,
-l4 kind, first ns, last ns, orig pkts, orig ip bytes, orig bytes, resp pkts,
-resp ip bytes, resp bytes, conn_state, history, vni or -1, vlan or -1,
-inner vlan or -1, interim)"""
+from egress.records import Flow
 
 class EngineStats(TypedDict):
     packets: int
@@ -36,10 +29,12 @@ class Engine:
         tcp_server_ports: bytes = ...,
         udp_server_ports: bytes = ...,
         dns_ports: bytes = ...,
+        record_type: type[Flow] | None = ...,
+        record_fields: tuple[str, ...] = ...,
     ) -> None: ...
     def begin_file(self) -> None: ...
     def feed(self, buffer: bytes | bytearray | memoryview, final: bool = ..., /) -> int: ...
-    def take(self) -> list[FlowTuple]: ...
+    def take(self) -> list[Flow]: ...
     def flush(self) -> None: ...
     def stats(self) -> EngineStats: ...
     @property

@@ -57,3 +57,15 @@ def test_suricata_expected_value_for_ipv6_tls(corpus: Path) -> None:
     assert community_id_text(flow.orig_h, flow.orig_p, flow.resp_h, flow.resp_p, 6, seed=7) == (
         "1:PGf+a0eBbs1OhuPtJmsF0Sm51v4=")
     assert (flow.orig_pkts, flow.resp_pkts) == (17, 17)
+
+
+def test_engine_community_ids_match_the_reference_on_every_sample_capture() -> None:
+    from tests.conftest import REPO
+
+    checked = 0
+    for capture in sorted((REPO / "pcaps").glob("*.pcap*")):
+        for f in read_flows([capture]):
+            assert f.community_id == community_id_text(
+                f.orig_h, f.orig_p, f.resp_h, f.resp_p, f.ip_proto), (capture.name, f)
+            checked += 1
+    assert checked > 100

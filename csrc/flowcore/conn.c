@@ -8,7 +8,10 @@
  * time. Packet checksums are not verified (as `zeek -C`).
  */
 #include "engine.h"
+#include <datetime.h>
 #include <stdlib.h>
+#include <time.h>
+#include <sys/mman.h>
 
 /* ------------------------------------------------------------------ hashing */
 
@@ -50,19 +53,42 @@ static void htab_delete(Engine *e, int32_t idx) {
     e->htab[s] = -1;
 }
 
+/* Large tables are touched at random, one flow per packet: back them with huge
+ * pages where the kernel offers them, so each access costs one TLB entry less. */
+static void *table_alloc(size_t bytes) {
+    const size_t huge = 2u << 20;
+    if (bytes < huge) return PyMem_Malloc(bytes);
+    size_t rounded = (bytes + huge - 1) & ~(huge - 1);
+    void *p = NULL;
+    if (posix_memalign(&p, huge, rounded) != 0) return NULL;
+#ifdef MADV_HUGEPAGE
+    madvise(p, rounded, MADV_HUGEPAGE);
+#endif
+    return p;
+}
+
+static void table_free(void *p, size_t bytes) {
+    if (!p) return;
+    if (bytes < (2u << 20)) PyMem_Free(p); else free(p);
+}
+
 static int grow_table(Engine *e) {
     int32_t newcap = e->cap ? e->cap * 2 : 4096;
-    Flow *nf = PyMem_Realloc(e->flows, sizeof(Flow) * (size_t)newcap);
+    Flow *nf = table_alloc(sizeof(Flow) * (size_t)newcap);
     if (!nf) { PyErr_NoMemory(); e->pyerr = 1; return -1; }
+    if (e->flows) {
+        memcpy(nf, e->flows, sizeof(Flow) * (size_t)e->cap);
+        table_free(e->flows, sizeof(Flow) * (size_t)e->cap);
+    }
     e->flows = nf;
     for (int32_t i = newcap - 1; i >= e->cap; i--) {
         nf[i].used = 0; nf[i].gen = 0; nf[i].hnext = e->free_head; e->free_head = i;
     }
     e->cap = newcap;
     uint32_t hsize = (uint32_t)newcap * 2;
-    int32_t *nh = PyMem_Malloc(sizeof(int32_t) * hsize);
+    int32_t *nh = table_alloc(sizeof(int32_t) * hsize);
     if (!nh) { PyErr_NoMemory(); e->pyerr = 1; return -1; }
-    PyMem_Free(e->htab);
+    table_free(e->htab, sizeof(int32_t) * (e->hmask + 1));
     e->htab = nh; e->hmask = hsize - 1;
     memset(nh, 0xff, sizeof(int32_t) * hsize);
     for (int32_t i = 0; i < e->cap; i++)
@@ -78,7 +104,9 @@ int fc_conn_init(Engine *e) {
 }
 
 void fc_conn_free(Engine *e) {
-    PyMem_Free(e->flows); PyMem_Free(e->htab); PyMem_Free(e->heap); PyMem_Free(e->frags);
+    table_free(e->flows, sizeof(Flow) * (size_t)e->cap);
+    table_free(e->htab, e->htab ? sizeof(int32_t) * (e->hmask + 1) : 0);
+    PyMem_Free(e->heap); PyMem_Free(e->frags);
     e->flows = NULL; e->htab = NULL; e->heap = NULL; e->frags = NULL;
 }
 
@@ -178,11 +206,24 @@ static const char *conn_state(const Flow *f) {
     return "OTH";
 }
 
-static PyObject *addr_obj(const uint8_t *a, int family) {
-    return PyBytes_FromStringAndSize((const char *)a, family == 4 ? 4 : 16);
+static PyObject *utc_datetime(int64_t ns) {
+    if (!PyDateTimeAPI) { PyDateTime_IMPORT; if (!PyDateTimeAPI) return NULL; }
+    int64_t sec = ns >= 0 ? ns / 1000000000LL : -((-ns + 999999999LL) / 1000000000LL);
+    int us = (int)((ns - sec * 1000000000LL) / 1000);
+    time_t t = (time_t)sec; struct tm tm;
+    if (!gmtime_r(&t, &tm)) { PyErr_SetString(PyExc_OverflowError, "timestamp out of range"); return NULL; }
+    return PyDateTimeAPI->DateTime_FromDateAndTime(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+        tm.tm_hour, tm.tm_min, tm.tm_sec, us, PyDateTime_TimeZone_UTC, PyDateTimeAPI->DateTimeType);
 }
 
-/* Append a flow record (final or interim) to the output list. */
+static PyObject *opt_int(int64_t v) {
+    if (v < 0) Py_RETURN_NONE;
+    return PyLong_FromLongLong(v);
+}
+
+static const char *const L4_NAMES[] = {"tcp", "udp", "icmp", "unknown_transport"};
+
+/* Append a flow record (final or interim) to the output list, its text fields made here. */
 static int emit(Engine *e, Flow *f, int interim) {
     const uint8_t *oa = f->orig_is_a ? f->key.a : f->key.b;
     const uint8_t *ra = f->orig_is_a ? f->key.b : f->key.a;
@@ -191,7 +232,7 @@ static int emit(Engine *e, Flow *f, int interim) {
     PyObject *parents = PyTuple_New(f->nparents);
     if (!parents) return -1;
     for (int i = 0; i < f->nparents; i++) {
-        PyObject *v = PyLong_FromUnsignedLongLong(f->parents[i]);
+        PyObject *v = fc_uid_text(f->parents[i]);
         if (!v) { Py_DECREF(parents); return -1; }
         PyTuple_SET_ITEM(parents, i, v);
     }
@@ -200,18 +241,38 @@ static int emit(Engine *e, Flow *f, int interim) {
     else if (f->l4 == L4_OTHER) { ob = rb = 0; }
     else { ob = f->plen[0] > 0 ? (uint64_t)f->plen[0] : 0; rb = f->plen[1] > 0 ? (uint64_t)f->plen[1] : 0; }
     PyObject *t = Py_BuildValue(
-        "(KNiNiNiiiLLKKKKKKss#Liii)",
-        (unsigned long long)f->uid, parents, (int)f->key.family,
-        addr_obj(oa, f->key.family), op, addr_obj(ra, f->key.family), rp,
-        (int)f->key.proto, (int)f->l4,
-        (long long)f->first_ns, (long long)f->last_ns,
+        /* the order of egress.records.Flow's fields */
+        "(NNdNiNisiss#KKKKKKNNNNNO)",
+        fc_uid_text(f->uid), utc_datetime(f->first_ns), (double)(f->last_ns - f->first_ns) / 1e9,
+        fc_addr_text(oa, f->key.family), op, fc_addr_text(ra, f->key.family), rp,
+        L4_NAMES[f->l4], (int)f->key.proto, conn_state(f), f->history, (Py_ssize_t)f->hlen,
         (unsigned long long)f->pkts[0], (unsigned long long)f->ipbytes[0], (unsigned long long)ob,
         (unsigned long long)f->pkts[1], (unsigned long long)f->ipbytes[1], (unsigned long long)rb,
-        conn_state(f), f->history, (Py_ssize_t)f->hlen,
-        (long long)f->key.vni, (int)f->vlan, (int)f->inner_vlan, interim);
+        fc_community_id(oa, op, ra, rp, f->key.family, f->key.proto),
+        opt_int(f->key.vni), opt_int(f->vlan), opt_int(f->inner_vlan), parents,
+        interim ? Py_True : Py_False);
     if (!t) return -1;
-    int rc = PyList_Append(e->out, t);
-    Py_DECREF(t);
+    PyObject *item = t;
+    if (e->record_type) {
+        /* Build the frozen, slotted record directly through its member descriptors:
+         * the generated __init__ goes through object.__setattr__ per field and costs
+         * more than everything else done per flow. */
+        item = e->record_type->tp_alloc(e->record_type, 0);
+        if (!item) { Py_DECREF(t); return -1; }
+        for (int i = 0; i < e->nslots; i++) {
+            PyObject *d = e->record_slots[i];
+            if (Py_TYPE(d)->tp_descr_set(d, item, PyTuple_GET_ITEM(t, i)) < 0) {
+                Py_DECREF(item); Py_DECREF(t); return -1;
+            }
+        }
+        Py_DECREF(t);
+        /* Its fields are strings, numbers, a datetime and a tuple of strings, so a
+         * record can never be part of a reference cycle: keep it out of the cyclic
+         * collector, which otherwise rescans millions of live records. */
+        if (PyObject_GC_IsTracked(item)) PyObject_GC_UnTrack(item);
+    }
+    int rc = PyList_Append(e->out, item);
+    Py_DECREF(item);
     if (interim) e->interims++; else e->flows_done++;
     return rc;
 }

@@ -138,6 +138,9 @@ typedef struct {
     int64_t pkt_ns;         /* the time of the packet being handled */
     uint64_t uid_seq;       /* makes uids unique when a 5-tuple repeats at one instant */
     int pyerr;              /* a Python exception is pending (allocation failure) */
+    PyTypeObject *record_type;      /* egress.records.Flow, or NULL for plain tuples */
+    PyObject *record_slots[32];     /* its member descriptors, in field order */
+    int nslots;
 } Engine;
 
 /* the context of a (possibly encapsulated) packet */
@@ -189,6 +192,11 @@ int fc_advance(Engine *e, int64_t now);
 int fc_flush(Engine *e);
 /* Count one IP packet into its connection; *uid_out gets the conn's uid (0 if none). */
 int fc_account(Engine *e, IpInfo *ip, Ctx *ctx, uint64_t *uid_out, int *resp_port_out);
+
+/* flowid.c */
+PyObject *fc_community_id(const uint8_t *oa, int op, const uint8_t *ra, int rp, int family, int proto);
+PyObject *fc_uid_text(uint64_t uid);
+PyObject *fc_addr_text(const uint8_t *a, int family);
 
 /* capture.c */
 void fc_set_error(Engine *e, int64_t off, const char *msg);

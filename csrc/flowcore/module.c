@@ -22,14 +22,37 @@ static int fill_ports(uint8_t *set, Py_buffer *buf) {
 static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
     static char *kwlist[] = {"tcp_timeout", "udp_timeout", "icmp_timeout", "other_timeout",
                              "long_tcp_timeout", "close_delay", "attempt_delay", "interim_interval",
-                             "tcp_server_ports", "udp_server_ports", "dns_ports", NULL};
+                             "tcp_server_ports", "udp_server_ports", "dns_ports",
+                             "record_type", "record_fields", NULL};
     double tcp = 300, udp = 60, icmp = 60, other = 60, long_tcp = 3600, close_delay = 5, attempt = 5,
            interim = 0;
     Py_buffer ptcp = {0}, pudp = {0}, pdns = {0};
+    PyObject *rtype = NULL, *rfields = NULL;
     if (e->flows) { PyErr_SetString(PyExc_RuntimeError, "Engine is already initialised"); return -1; }
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|$ddddddddy*y*y*", kwlist, &tcp, &udp, &icmp, &other,
-                                     &long_tcp, &close_delay, &attempt, &interim, &ptcp, &pudp, &pdns))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|$ddddddddy*y*y*OO", kwlist, &tcp, &udp, &icmp, &other,
+                                     &long_tcp, &close_delay, &attempt, &interim, &ptcp, &pudp, &pdns,
+                                     &rtype, &rfields))
         return -1;
+    if (rtype && rtype != Py_None) {
+        /* records are built through the type's member descriptors, in field order */
+        if (!PyType_Check(rtype) || !rfields || !PyTuple_Check(rfields) || PyTuple_GET_SIZE(rfields) != 23) {
+            PyErr_SetString(PyExc_TypeError, "record_type needs record_fields: a tuple of its 23 field names");
+            return -1;
+        }
+        for (Py_ssize_t i = 0; i < 23; i++) {
+            PyObject *d = PyObject_GetAttr(rtype, PyTuple_GET_ITEM(rfields, i));
+            if (!d) return -1;
+            if (!Py_TYPE(d)->tp_descr_set) {
+                Py_DECREF(d);
+                PyErr_SetString(PyExc_TypeError, "record fields must be slots");
+                return -1;
+            }
+            e->record_slots[i] = d;
+        }
+        Py_INCREF(rtype);
+        e->record_type = (PyTypeObject *)rtype;
+        e->nslots = 23;
+    }
     e->tcp_timeout_ns = (int64_t)(tcp * 1e9);
     e->udp_timeout_ns = (int64_t)(udp * 1e9);
     e->icmp_timeout_ns = (int64_t)(icmp * 1e9);
@@ -47,6 +70,8 @@ static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
 
 static void Engine_dealloc(Engine *e) {
     fc_conn_free(e);
+    for (int i = 0; i < e->nslots; i++) Py_XDECREF(e->record_slots[i]);
+    Py_XDECREF(e->record_type);
     Py_XDECREF(e->out);
     Py_TYPE(e)->tp_free((PyObject *)e);
 }

@@ -8,21 +8,19 @@ stays flat in the capture size), and turns the engine's tuples into
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import mmap
 import os
-import socket
 import struct
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from egress import _flowcore
-from egress.community_id import community_id
 from egress.errors import SourceError
 from egress.records import Flow, Issue, ReadStats
 from egress.sources.zeek_ports import (
@@ -31,15 +29,9 @@ from egress.sources.zeek_ports import (
     DNS_PORTS,
 )
 
-if TYPE_CHECKING:
-    from egress._flowcore import FlowTuple
-
 log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 8 * 1024 * 1024
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_L4_NAMES = ("tcp", "udp", "icmp", "unknown_transport")
-_B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 ProgressCallback = Callable[[Path, int, int | None], None]
 """Called as ``(path, bytes_read, bytes_total_or_None)`` after each chunk."""
@@ -79,44 +71,7 @@ def _port_array(ports: frozenset[int]) -> bytes:
     return struct.pack(f"={len(ports)}H", *sorted(ports))
 
 
-def uid_text(uid: int) -> str:
-    """Render a 64-bit flow id the way Zeek renders uids: ``C`` + base62."""
-    digits = []
-    while uid:
-        uid, r = divmod(uid, 62)
-        digits.append(_B62[r])
-    return "C" + "".join(reversed(digits)).rjust(11, "0")
-
-
-def _flow_from_tuple(t: FlowTuple) -> Flow:
-    (uid, parents, family, oaddr, oport, raddr, rport, proto, l4, first_ns, last_ns,
-     opk, oipb, ob, rpk, ripb, rb, state, history, vni, vlan, ivlan, interim) = t
-    af = socket.AF_INET if family == 4 else socket.AF_INET6
-    return Flow(
-        uid=uid_text(uid),
-        start=_EPOCH + timedelta(microseconds=first_ns // 1000),
-        duration_s=(last_ns - first_ns) / 1e9,
-        orig_h=socket.inet_ntop(af, oaddr),
-        orig_p=oport,
-        resp_h=socket.inet_ntop(af, raddr),
-        resp_p=rport,
-        proto=_L4_NAMES[l4],
-        ip_proto=proto,
-        conn_state=state,
-        history=history,
-        orig_pkts=opk,
-        orig_ip_bytes=oipb,
-        orig_bytes=ob,
-        resp_pkts=rpk,
-        resp_ip_bytes=ripb,
-        resp_bytes=rb,
-        community_id=community_id(oaddr, oport, raddr, rport, proto),
-        vni=None if vni == -1 else vni,
-        vlan=None if vlan == -1 else vlan,
-        inner_vlan=None if ivlan == -1 else ivlan,
-        tunnel_parents=tuple(uid_text(p) for p in parents),
-        interim=bool(interim),
-    )
+_FLOW_FIELDS = tuple(f.name for f in dataclasses.fields(Flow))
 
 
 def _open(path: Path) -> tuple[io.BufferedReader, bool]:
@@ -245,6 +200,8 @@ class CaptureReader:
             tcp_server_ports=_port_array(opts.tcp_server_ports),
             udp_server_ports=_port_array(opts.udp_server_ports),
             dns_ports=_port_array(opts.dns_ports),
+            record_type=Flow,
+            record_fields=_FLOW_FIELDS,
         )
 
     def read(self, paths: Iterable[Path | str]) -> Iterator[Flow]:
@@ -265,8 +222,7 @@ class CaptureReader:
         yield from self._drain()
 
     def _drain(self) -> Iterator[Flow]:
-        for t in self._engine.take():
-            yield _flow_from_tuple(t)
+        yield from self._engine.take()
 
     def _read_file(self, path: Path) -> Iterator[Flow]:
         self._engine.begin_file()

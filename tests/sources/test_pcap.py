@@ -12,7 +12,7 @@ from scapy.packet import Packet, Raw
 from scapy.utils import wrpcap
 
 from egress.errors import SourceError
-from egress.sources.pcap import CaptureReader, FlowOptions, read_flows, uid_text
+from egress.sources.pcap import CaptureReader, FlowOptions, read_flows
 
 CLIENT, SERVER = "10.42.7.15", "203.0.113.50"
 T0 = 1_700_000_000.0
@@ -162,7 +162,9 @@ def test_options_are_validated() -> None:
         FlowOptions(tcp_server_ports=frozenset({70000}))
 
 
-def test_uid_text_is_zeek_like() -> None:
-    assert uid_text(1) == "C00000000001"
-    assert uid_text(62) == "C00000000010"
-    assert uid_text(2**64 - 1) == "CLygHa16AHYF"
+def test_uids_are_zeek_like_and_unique(tmp_path: Path) -> None:
+    pkts = handshake_transfer_close(0, 40007, 1000) + handshake_transfer_close(1, 40007, 1000)
+    flows = read_flows([write(tmp_path, "two.pcap", pkts)])
+    assert [len(f.uid) for f in flows] == [12, 12]
+    assert all(f.uid.startswith("C") and f.uid[1:].isalnum() for f in flows)
+    assert flows[0].uid != flows[1].uid

@@ -1,0 +1,103 @@
+/*
+ * flowid.c: the text identities of a flow, made in C because they are made once
+ * per flow and captures have millions of flows: the Zeek-style uid, the
+ * Community ID v1 (SHA-1 over the canonical 5-tuple, base64) and the addresses.
+ * egress/community_id.py is the reference the tests compare against.
+ */
+#include "engine.h"
+#include <arpa/inet.h>
+
+/* ---- SHA-1 (FIPS 180-4), enough for short messages ---- */
+
+static inline uint32_t rol(uint32_t x, int n) { return (x << n) | (x >> (32 - n)); }
+
+static void sha1_block(uint32_t h[5], const uint8_t *p) {
+    uint32_t w[80];
+    for (int i = 0; i < 16; i++) w[i] = rd32be(p + 4 * i);
+    for (int i = 16; i < 80; i++) w[i] = rol(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
+    uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
+    for (int i = 0; i < 80; i++) {
+        uint32_t f, k;
+        if (i < 20) { f = (b & c) | (~b & d); k = 0x5A827999; }
+        else if (i < 40) { f = b ^ c ^ d; k = 0x6ED9EBA1; }
+        else if (i < 60) { f = (b & c) | (b & d) | (c & d); k = 0x8F1BBCDC; }
+        else { f = b ^ c ^ d; k = 0xCA62C1D6; }
+        uint32_t t = rol(a, 5) + f + e + k + w[i];
+        e = d; d = c; c = rol(b, 30); b = a; a = t;
+    }
+    h[0] += a; h[1] += b; h[2] += c; h[3] += d; h[4] += e;
+}
+
+static void sha1(const uint8_t *msg, size_t n, uint8_t out[20]) {
+    uint32_t h[5] = {0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0};
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64) sha1_block(h, msg + i);
+    uint8_t tail[128]; memset(tail, 0, sizeof tail);
+    size_t rem = n - i;
+    memcpy(tail, msg + i, rem);
+    tail[rem] = 0x80;
+    size_t tl = rem + 1 + 8 <= 64 ? 64 : 128;
+    uint64_t bits = (uint64_t)n * 8;
+    for (int j = 0; j < 8; j++) tail[tl - 1 - j] = (uint8_t)(bits >> (8 * j));
+    sha1_block(h, tail);
+    if (tl == 128) sha1_block(h, tail + 64);
+    for (int j = 0; j < 5; j++) { out[4*j] = (uint8_t)(h[j] >> 24); out[4*j+1] = (uint8_t)(h[j] >> 16);
+                                  out[4*j+2] = (uint8_t)(h[j] >> 8); out[4*j+3] = (uint8_t)h[j]; }
+}
+
+static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static int icmp_one_way(int v6, int type) {
+    static const uint8_t v4[] = {8, 0, 13, 14, 15, 16, 10, 9, 17, 18};
+    static const uint8_t v6t[] = {128, 129, 133, 134, 135, 136, 130, 131, 139, 140, 144, 145};
+    const uint8_t *t = v6 ? v6t : v4; size_t n = v6 ? sizeof v6t : sizeof v4;
+    for (size_t i = 0; i < n; i++) if (t[i] == type) return 0;
+    return 1;
+}
+
+PyObject *fc_community_id(const uint8_t *oa, int op, const uint8_t *ra, int rp, int family, int proto) {
+    size_t alen = family == 4 ? 4 : 16;
+    const uint8_t *s = oa, *d = ra; int sp = op, dp = rp;
+    int one_way = (proto == 1 || proto == 58) && icmp_one_way(proto == 58, op);
+    if (!one_way) {
+        int c = memcmp(s, d, alen);
+        if (c > 0 || (c == 0 && sp > dp)) { s = ra; d = oa; sp = rp; dp = op; }
+    }
+    uint8_t buf[2 + 32 + 2 + 4]; size_t n = 0;
+    buf[n++] = 0; buf[n++] = 0;                      /* seed 0 */
+    memcpy(buf + n, s, alen); n += alen;
+    memcpy(buf + n, d, alen); n += alen;
+    buf[n++] = (uint8_t)proto; buf[n++] = 0;
+    if (proto == 6 || proto == 17 || proto == 132 || proto == 1 || proto == 58) {
+        buf[n++] = (uint8_t)(sp >> 8); buf[n++] = (uint8_t)sp;
+        buf[n++] = (uint8_t)(dp >> 8); buf[n++] = (uint8_t)dp;
+    }
+    uint8_t dg[21]; sha1(buf, n, dg); dg[20] = 0;
+    char txt[2 + 28 + 1]; txt[0] = '1'; txt[1] = ':';
+    int o = 2;
+    for (int i = 0; i < 21; i += 3) {
+        uint32_t v = ((uint32_t)dg[i] << 16) | (i + 1 < 21 ? (uint32_t)dg[i + 1] << 8 : 0) |
+                     (i + 2 < 21 ? dg[i + 2] : 0);
+        txt[o++] = B64[(v >> 18) & 63]; txt[o++] = B64[(v >> 12) & 63];
+        txt[o++] = i + 1 < 20 ? B64[(v >> 6) & 63] : '=';
+        txt[o++] = i + 2 < 20 ? B64[v & 63] : '=';
+    }
+    return PyUnicode_FromStringAndSize(txt, 2 + 28);
+}
+
+PyObject *fc_uid_text(uint64_t uid) {
+    static const char D[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    char tmp[16]; int n = 0;
+    while (uid) { tmp[n++] = D[uid % 62]; uid /= 62; }
+    char txt[16]; int o = 0;
+    txt[o++] = 'C';
+    for (int i = n; i < 11; i++) txt[o++] = '0';
+    while (n) txt[o++] = tmp[--n];
+    return PyUnicode_FromStringAndSize(txt, o);
+}
+
+PyObject *fc_addr_text(const uint8_t *a, int family) {
+    char txt[INET6_ADDRSTRLEN];
+    if (!inet_ntop(family == 4 ? AF_INET : AF_INET6, a, txt, sizeof txt)) txt[0] = 0;
+    return PyUnicode_FromString(txt);
+}
