@@ -106,7 +106,8 @@ int fc_conn_init(Engine *e) {
 void fc_conn_free(Engine *e) {
     table_free(e->flows, sizeof(Flow) * (size_t)e->cap);
     table_free(e->htab, e->htab ? sizeof(int32_t) * (e->hmask + 1) : 0);
-    PyMem_Free(e->heap); PyMem_Free(e->frags);
+    PyMem_Free(e->heap); PyMem_Free(e->frags); PyMem_Free(e->flush_order);
+    e->flush_order = NULL;
     e->flows = NULL; e->htab = NULL; e->heap = NULL; e->frags = NULL;
 }
 
@@ -346,20 +347,27 @@ static int by_first_seen(const void *a, const void *b) {
     return *(const int32_t *)a < *(const int32_t *)b ? -1 : 1;
 }
 
-int fc_flush(Engine *e) {
-    /* end of input: every open flow ends, oldest first */
-    e->nheap = 0;
-    int32_t n = 0;
-    int32_t *order = PyMem_Malloc(sizeof(int32_t) * (size_t)(e->live > 0 ? e->live : 1));
-    if (!order) { PyErr_NoMemory(); return -1; }
-    for (int32_t i = 0; i < e->cap; i++)
-        if (e->flows[i].used) order[n++] = i;
-    sort_base = e->flows;
-    qsort(order, (size_t)n, sizeof(int32_t), by_first_seen);
-    for (int32_t i = 0; i < n; i++) {
-        if (remove_flow(e, order[i]) < 0) { PyMem_Free(order); return -1; }
+int fc_flush(Engine *e, Py_ssize_t max_records, int *done) {
+    /* end of input: every open flow ends, oldest first, at most max_records per call
+     * so that the caller can hand them on in bounded batches */
+    if (!e->flush_order) {
+        e->nheap = 0;
+        e->flush_order = PyMem_Malloc(sizeof(int32_t) * (size_t)(e->live > 0 ? e->live : 1));
+        if (!e->flush_order) { PyErr_NoMemory(); return -1; }
+        int32_t n = 0;
+        for (int32_t i = 0; i < e->cap; i++)
+            if (e->flows[i].used) e->flush_order[n++] = i;
+        sort_base = e->flows;
+        qsort(e->flush_order, (size_t)n, sizeof(int32_t), by_first_seen);
+        e->flush_n = n; e->flush_pos = 0;
     }
-    PyMem_Free(order);
+    Py_ssize_t emitted = 0;
+    while (e->flush_pos < e->flush_n && emitted < max_records) {
+        if (remove_flow(e, e->flush_order[e->flush_pos++]) < 0) return -1;
+        emitted++;
+    }
+    *done = e->flush_pos >= e->flush_n;
+    if (*done) { PyMem_Free(e->flush_order); e->flush_order = NULL; }
     return 0;
 }
 

@@ -141,6 +141,7 @@ typedef struct {
     PyTypeObject *record_type;      /* egress.records.Flow, or NULL for plain tuples */
     PyObject *record_slots[32];     /* its member descriptors, in field order */
     int nslots;
+    int32_t *flush_order; int32_t flush_n, flush_pos;  /* an end-of-input flush under way */
 } Engine;
 
 /* the context of a (possibly encapsulated) packet */
@@ -189,7 +190,7 @@ int fc_fragment(Engine *e, IpInfo *ip, const Ctx *ctx);
 int fc_conn_init(Engine *e);
 void fc_conn_free(Engine *e);
 int fc_advance(Engine *e, int64_t now);
-int fc_flush(Engine *e);
+int fc_flush(Engine *e, Py_ssize_t max_records, int *done);
 /* Count one IP packet into its connection; *uid_out gets the conn's uid (0 if none). */
 int fc_account(Engine *e, IpInfo *ip, Ctx *ctx, uint64_t *uid_out, int *resp_port_out);
 

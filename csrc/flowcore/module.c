@@ -130,10 +130,11 @@ static PyObject *Engine_take(Engine *e, PyObject *noargs) {
     return r;
 }
 
-static PyObject *Engine_flush(Engine *e, PyObject *noargs) {
-    (void)noargs;
-    if (fc_flush(e) < 0) return NULL;
-    Py_RETURN_NONE;
+static PyObject *Engine_flush(Engine *e, PyObject *args) {
+    Py_ssize_t max_records = PY_SSIZE_T_MAX; int done = 0;
+    if (!PyArg_ParseTuple(args, "|n", &max_records)) return NULL;
+    if (fc_flush(e, max_records, &done) < 0) return NULL;
+    return PyBool_FromLong(done);
 }
 
 static PyObject *Engine_stats(Engine *e, PyObject *noargs) {
@@ -165,7 +166,7 @@ static PyMethodDef Engine_methods[] = {
     {"begin_file", (PyCFunction)Engine_begin_file, METH_NOARGS, "Reset the format state for a new file."},
     {"feed", (PyCFunction)Engine_feed, METH_VARARGS, "Parse complete records from a buffer; return bytes consumed."},
     {"take", (PyCFunction)Engine_take, METH_NOARGS, "Return and clear the finished and interim flow tuples."},
-    {"flush", (PyCFunction)Engine_flush, METH_NOARGS, "End every open flow."},
+    {"flush", (PyCFunction)Engine_flush, METH_VARARGS, "End open flows, oldest first, at most N per call; True when none is left."},
     {"stats", (PyCFunction)Engine_stats, METH_NOARGS, "Counters and issues as a dict."},
     {NULL, NULL, 0, NULL}
 };

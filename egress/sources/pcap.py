@@ -32,6 +32,7 @@ from egress.sources.zeek_ports import (
 log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 8 * 1024 * 1024
+FLUSH_BATCH = 65536
 
 ProgressCallback = Callable[[Path, int, int | None], None]
 """Called as ``(path, bytes_read, bytes_total_or_None)`` after each chunk."""
@@ -212,14 +213,19 @@ class CaptureReader:
                 yield from self._read_file(path)
             except SourceError as exc:
                 if self._strict:
-                    self._engine.flush()  # the flows read before the fault are kept
-                    yield from self._drain()
+                    yield from self._flush()  # the flows read before the fault are kept
                     raise
                 yield from self._drain()
                 log.debug("%s", exc)
                 self.errors.append(exc)
-        self._engine.flush()
-        yield from self._drain()
+        yield from self._flush()
+
+    def _flush(self) -> Iterator[Flow]:
+        """End every open flow, handing them on in bounded batches."""
+        done = False
+        while not done:
+            done = self._engine.flush(FLUSH_BATCH)
+            yield from self._drain()
 
     def _drain(self) -> Iterator[Flow]:
         yield from self._engine.take()
