@@ -197,7 +197,8 @@ def read(inputs: tuple[Path, ...], fmt: str, out: Path | None, station: str | No
          boot_time: datetime | None, quiet: bool) -> None:
     """Show what egress understands of INPUTS: their detected type and normalized records.
 
-    Any input egress reads: captures, object-store access logs (S3, MinIO, Ceph RGW),
+    Any input egress reads: captures, Zeek conn/long-connection/ssl/http logs,
+    object-store access logs (S3, MinIO, Ceph RGW),
     kernel and udev logs of drives, rsync/rclone copy logs. The report on stderr
     gives each file's type, the records read and every skipped or doubtful line
     with its position.

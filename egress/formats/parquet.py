@@ -1,6 +1,6 @@
 """Flows as Parquet, written in row groups so memory stays bounded.
 
-Requires the ``parquet`` extra (pyarrow). Column names follow Zeek's conn.log
+Uses pyarrow, imported only when Parquet is written. Column names follow Zeek's conn.log
 with dots replaced by underscores (``id_orig_h``), as Zeek-to-Parquet tools do.
 """
 
@@ -23,9 +23,7 @@ def _pyarrow() -> tuple[Any, Any]:
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError as exc:
-        raise ConfigError(
-            "Parquet output needs pyarrow: pip install 'egress[parquet]'"
-        ) from exc
+        raise ConfigError("Parquet output needs pyarrow (pip install pyarrow)") from exc
     return pa, pq
 
 

@@ -24,7 +24,13 @@ def _plain(value: Any) -> Any:
 
 
 def record_dict(record: Any) -> dict[str, Any]:
-    """Return a record (a dataclass instance) as a JSON-ready dict, unset fields omitted."""
+    """Return a record as a JSON-ready dict, unset fields omitted.
+
+    A record is a dataclass instance, or a row dict of a columnar source that
+    already names its ``record`` type.
+    """
+    if isinstance(record, dict) and "record" in record:
+        return {k: _plain(v) for k, v in record.items() if v is not None}
     if not dataclasses.is_dataclass(record) or isinstance(record, type):
         raise TypeError(f"not a record: {record!r}")
     out: dict[str, Any] = {"record": type(record).__name__}

@@ -42,10 +42,10 @@ from egress.sources.objectstore_logfile import (
     STORE_CEPH,
     STORE_MINIO,
     STORE_S3,
-    IssueTally,
     LogFileReader,
     MalformedLine,
     json_line_objects,
+    new_tally,
     read_log_file,
     sniff_lines,
 )
@@ -91,13 +91,13 @@ def _classify(text: str) -> str | None:
 
 
 def _sniff(path: Path) -> tuple[str | None, list[str], list[Issue]]:
-    tally = IssueTally()
+    tally = new_tally()
     lines = sniff_lines(path, tally)
     for text in lines:
         fmt = _classify(text)
         if fmt is not None:
-            return fmt, lines, tally.issues()
-    return None, lines, tally.issues()
+            return fmt, lines, list(tally.issues)
+    return None, lines, list(tally.issues)
 
 
 def detect_objectstore_log(path: Path | str) -> str | None:
@@ -122,7 +122,7 @@ class ObjectStoreLogReader:
     """
 
     def __init__(self) -> None:
-        self._tally = IssueTally()
+        self._tally = new_tally()
         self._readers: dict[str, LogFileReader] = {
             STORE_S3: S3AccessLogReader(),
             STORE_MINIO: MinioAuditLogReader(),
@@ -170,4 +170,4 @@ class ObjectStoreLogReader:
     @property
     def issues(self) -> list[Issue]:
         """Problems found so far, per file and kind, with the first place of each."""
-        return self._tally.issues()
+        return list(self._tally.issues)

@@ -45,11 +45,11 @@ from egress.sources.objectstore_logfile import (
     STORE_CEPH,
     LogFileReader,
     MalformedLine,
+    entry_time,
     int_or_none,
     json_line_objects,
     new_request,
     none_if_blank,
-    parse_iso_time,
     volume_bytes,
 )
 
@@ -111,10 +111,7 @@ def ceph_request(entry: object, path: str, line: int | None) -> ObjectStoreReque
     raw_op = entry.get("operation")
     if not isinstance(raw_op, str) or not raw_op:
         raise MalformedLine("no operation: not a Ceph RGW ops-log entry")
-    stamp = entry.get("time")
-    if not isinstance(stamp, str):
-        raise MalformedLine("no time")
-    when = parse_iso_time(stamp)
+    when = entry_time(entry)
     uri = entry.get("uri")
     operation = _operation(raw_op, uri if isinstance(uri, str) else "")
     status = int_or_none(entry.get("http_status"))

@@ -1,27 +1,32 @@
-"""Object-store log files: line streaming, issue tallies and the shared vocabulary.
+"""Object-store log files: the shared vocabulary, the volume rule and the reader shape.
 
 The three object-store log readers (:mod:`~egress.sources.objectstore_s3`,
 :mod:`~egress.sources.objectstore_minio`, :mod:`~egress.sources.objectstore_ceph`) share
-this module: it opens plain or gzip files (by magic, not by name), streams them as
-numbered lines in bounded memory, turns per-line parse failures into counted
-:class:`~egress.records.Issue` values, and names the normalized operations and the
-rule that decides how much volume a request added to the store.
+this module: it names the stores and the normalized operations, holds the rule that
+decides how much volume a request added to the store, builds request records, and
+reads a log file with a per-format line parser, counting per-line parse failures as
+:class:`~egress.records.Issue` values. Opening (plain or gzip), line streaming and
+issue counting are :mod:`egress.sources.logfile`'s.
 """
 
 from __future__ import annotations
 
-import gzip
-import io
 import json
-import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from egress.errors import SourceError
 from egress.records import Issue, ObjectStoreRequest, Provenance
+from egress.sources.logfile import (
+    CHUNK_BYTES,
+    PARTIAL_LAST_LINE,
+    BlockSource,
+    IssueTally,
+    LineBlock,
+    Truncation,
+)
 
 STORE_S3 = "s3"
 STORE_MINIO = "minio"
@@ -38,18 +43,14 @@ OTHER = "other"
 VOLUME_OPERATIONS = frozenset({PUT_OBJECT, PUT_PART, COPY_OBJECT})
 """Normalized operations whose successful requests add their size to the store."""
 
-PARTIAL_LAST_LINE = "partial_last_line"
-TRUNCATED_GZIP = "truncated_gzip"
-CORRUPT_GZIP = "corrupt_gzip"
 UPLOAD_SIZE_UNKNOWN = "upload_size_unknown"
 OVERSIZED_LINE = "oversized_line"
 
-CHUNK_BYTES = 1 << 20
 MAX_LINE_BYTES = 16 << 20
 """A longer line is skipped (and counted), so memory stays bounded on binary input."""
 SNIFF_BYTES = 64 * 1024
 SNIFF_LINES = 50
-_GZIP_MAGIC = b"\x1f\x8b"
+_LABEL = "object-store log"
 
 
 _REQUEST_FIELDS = ("time", "store", "operation", "raw_operation", "bucket", "key", "status",
@@ -148,6 +149,18 @@ def parse_iso_time(text: str) -> datetime:
     return value.astimezone(UTC)
 
 
+def entry_time(entry: Mapping[str, Any]) -> datetime:
+    """Return the ``time`` of a decoded JSON log entry (see :func:`parse_iso_time`).
+
+    Raises :class:`MalformedLine` when the entry has no ``time`` string or it is
+    not an ISO 8601 time.
+    """
+    stamp = entry.get("time")
+    if not isinstance(stamp, str):
+        raise MalformedLine("no time")
+    return parse_iso_time(stamp)
+
+
 def none_if_blank(value: object) -> str | None:
     """Return ``value`` if it is a non-empty string other than ``-``, else ``None``."""
     if isinstance(value, str) and value and value != "-":
@@ -210,78 +223,9 @@ def json_line_objects(text: str) -> list[Any]:
         return [value for _, value in json_values(text)]
 
 
-class IssueTally:
-    """Counts issues per (file, kind), keeping the first position and reason of each."""
-
-    def __init__(self) -> None:
-        self._first: dict[tuple[str, str], tuple[int | None, str]] = {}
-        self._counts: dict[tuple[str, str], int] = {}
-
-    def add(self, path: str, kind: str, *, offset: int | None, line: int | None,
-            reason: str, count: int = 1) -> None:
-        """Count ``count`` issues of ``kind`` in ``path``; the first one's place is kept."""
-        key = (path, kind)
-        if key in self._counts:
-            self._counts[key] += count
-            return
-        self._counts[key] = count
-        where = f"first at line {line}: " if line is not None else ""
-        self._first[key] = (offset, where + reason)
-
-    def issues(self) -> list[Issue]:
-        """The issues so far, in the order their kinds were first seen."""
-        return [
-            Issue(path=path, kind=kind, count=count, first_offset=self._first[(path, kind)][0],
-                  detail=self._first[(path, kind)][1])
-            for (path, kind), count in self._counts.items()
-        ]
-
-
-def open_log(path: Path) -> tuple[io.BufferedIOBase, io.BufferedIOBase]:
-    """Open a log file; return ``(decoded stream, raw file)``, gunzipping by magic.
-
-    Raises :class:`~egress.errors.SourceError` when the file cannot be opened.
-    """
-    try:
-        raw: io.BufferedIOBase = path.open("rb")
-        magic = raw.read(2)
-        raw.seek(0)
-    except OSError as exc:
-        raise SourceError(f"cannot open object-store log: {exc.strerror or exc}",
-                          path=path) from exc
-    if magic == _GZIP_MAGIC:
-        return gzip.GzipFile(fileobj=raw, mode="rb"), raw
-    return raw, raw
-
-
-@dataclass(frozen=True, slots=True)
-class LineBlock:
-    """Consecutive decoded lines of a log file, with where they start."""
-
-    first_line: int
-    """1-based number of ``texts[0]``."""
-    first_offset: int
-    """Byte offset of ``texts[0]`` in the decoded (gunzipped) file."""
-    texts: list[str]
-    """The lines, without newline or trailing ``\\r``; UTF-8, undecodable bytes replaced."""
-    raw: list[bytes] | None
-    """The undecoded lines, kept only when their lengths differ from the texts'."""
-    terminated: bool
-    """Whether the last line ended with a newline (false for a half-written last line)."""
-
-    def offset_of(self, index: int) -> int:
-        """Byte offset of ``texts[index]``."""
-        lines: Sequence[str | bytes] = self.raw if self.raw is not None else self.texts
-        return self.first_offset + sum(len(x) + 1 for x in lines[:index])
-
-
-def _block(data: bytes, first_line: int, first_offset: int, terminated: bool) -> LineBlock:
-    if data.isascii() and b"\r" not in data:
-        return LineBlock(first_line, first_offset, data.decode("ascii").split("\n"), None,
-                         terminated)
-    raw = data.split(b"\n")
-    texts = [(x[:-1] if x[-1:] == b"\r" else x).decode("utf-8", "replace") for x in raw]
-    return LineBlock(first_line, first_offset, texts, raw, terminated)
+def new_tally() -> IssueTally:
+    """An issue tally whose details start ``first at line N: ``, as object-store issues do."""
+    return IssueTally(line_prefix="first at line ")
 
 
 def iter_blocks(path: Path, tally: IssueTally | None = None, *,
@@ -296,51 +240,23 @@ def iter_blocks(path: Path, tally: IssueTally | None = None, *,
     stops after that many decoded bytes (for sniffing). Raises
     :class:`~egress.errors.SourceError` only if the file cannot be opened.
     """
-    stream, raw = open_log(path)
-    lineno = offset = done = skipped = 0
-    skipping = False
-    pending = b""
-    with raw, stream:
-        while limit is None or done < limit:
-            try:
-                # read1 makes one underlying read, so every byte decompressed before a
-                # fault has been returned by an earlier call when the fault is raised.
-                chunk = stream.read1(CHUNK_BYTES if limit is None else limit - done)
-            except (EOFError, OSError, zlib.error) as exc:
-                if tally is not None:
-                    kind = TRUNCATED_GZIP if isinstance(exc, EOFError) else CORRUPT_GZIP
-                    tally.add(str(path), kind, offset=done, line=lineno + 1,
-                              reason=f"compressed data ends or breaks here ({exc}); "
-                                     "the lines before it were read")
-                break
-            if not chunk:
-                break
-            done += len(chunk)
-            if skipping:
-                first = chunk.find(b"\n")
-                if first < 0:
-                    skipped += len(chunk)
-                    continue
-                lineno += 1
-                offset += skipped + first + 1
-                skipping, skipped = False, 0
-                chunk = chunk[first + 1:]
-            cut = chunk.rfind(b"\n")
-            if cut < 0:
-                pending += chunk
-                if len(pending) > MAX_LINE_BYTES:
-                    if tally is not None:
-                        tally.add(str(path), OVERSIZED_LINE, offset=offset, line=lineno + 1,
-                                  reason=f"line longer than {MAX_LINE_BYTES} bytes skipped")
-                    skipping, skipped, pending = True, len(pending), b""
-                continue
-            data = pending + chunk[:cut] if pending else chunk[:cut]
-            pending = chunk[cut + 1:]
-            yield _block(data, lineno + 1, offset, True)
-            lineno += data.count(b"\n") + 1
-            offset += len(data) + 1
-    if pending:
-        yield _block(pending, lineno + 1, offset, False)
+    spath = str(path)
+
+    def on_fault(fault: Truncation) -> None:
+        if tally is not None:
+            tally.add(spath, fault.kind, offset=source.decoded_bytes, line=fault.line,
+                      detail=f"compressed data ends or breaks here ({fault.detail}); "
+                             "the lines before it were read")
+
+    def on_oversized(offset: int, line: int) -> None:
+        if tally is not None:
+            tally.add(spath, OVERSIZED_LINE, offset=offset, line=line,
+                      detail=f"line longer than {MAX_LINE_BYTES} bytes skipped")
+
+    source = BlockSource(path, label=_LABEL, chunk_bytes=CHUNK_BYTES,
+                         max_line_bytes=MAX_LINE_BYTES, limit=limit, on_fault=on_fault,
+                         on_oversized=on_oversized)
+    return iter(source)
 
 
 def sniff_lines(path: Path, tally: IssueTally | None = None) -> list[str]:
@@ -367,7 +283,7 @@ def flag_unknown_size(record: ObjectStoreRequest, tally: IssueTally) -> None:
             and (record.status is None or record.status < 400)):
         prov = record.provenance
         tally.add(prov.path, UPLOAD_SIZE_UNKNOWN, offset=prov.offset, line=prov.line,
-                  reason=f"{record.raw_operation} succeeded but the log gives no size; "
+                  detail=f"{record.raw_operation} succeeded but the log gives no size; "
                          "counted as 0 bytes")
 
 
@@ -393,7 +309,7 @@ def read_log_file(path: Path, *, parse: LineParser, malformed_kind: str,
                     continue
                 kind = malformed_kind if block.terminated or index != last else PARTIAL_LAST_LINE
                 tally.add(spath, kind, offset=block.offset_of(index), line=lineno + index,
-                          reason=str(exc))
+                          detail=str(exc))
                 continue
             for record in records:
                 if record.bytes_in == 0:
@@ -415,7 +331,7 @@ class LogFileReader:
     malformed_kind: ClassVar[str]
 
     def __init__(self) -> None:
-        self._tally = IssueTally()
+        self._tally = new_tally()
 
     def parse_line(self, text: str, path: str, line: int) -> Sequence[ObjectStoreRequest]:
         """Parse one line of this format; raises :class:`MalformedLine`."""
@@ -430,4 +346,4 @@ class LogFileReader:
     @property
     def issues(self) -> list[Issue]:
         """Problems found so far: malformed lines, partial last lines, gzip faults."""
-        return self._tally.issues()
+        return list(self._tally.issues)

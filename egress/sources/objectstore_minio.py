@@ -41,16 +41,16 @@ from egress.sources.objectstore_logfile import (
     PUT_PART,
     STORE_MINIO,
     VOLUME_OPERATIONS,
-    IssueTally,
     LogFileReader,
     MalformedLine,
+    entry_time,
     flag_unknown_size,
     int_or_none,
     json_line_objects,
     json_values,
     new_request,
+    new_tally,
     none_if_blank,
-    parse_iso_time,
     volume_bytes,
 )
 
@@ -142,10 +142,7 @@ def minio_request(entry: object, path: str, line: int | None) -> ObjectStoreRequ
     raw_name = api.get("name")
     if not isinstance(raw_name, str) or not raw_name:
         raise MalformedLine("no api.name")
-    stamp = entry.get("time")
-    if not isinstance(stamp, str):
-        raise MalformedLine("no time")
-    when = parse_iso_time(stamp)
+    when = entry_time(entry)
     name = raw_name.removeprefix("s3.")
     operation = MINIO_OPERATIONS.get(name, OTHER)
     status = int_or_none(api.get("statusCode"))
@@ -192,7 +189,7 @@ def parse_minio_webhook_body(body: bytes, *,
     skipped up to the next line, so one bad entry in a batch does not lose the
     others. Never raises for bad content.
     """
-    tally = IssueTally()
+    tally = new_tally()
     records: list[ObjectStoreRequest] = []
     text = body.decode("utf-8", "replace")
     resume = 0
@@ -212,7 +209,7 @@ def parse_minio_webhook_body(body: bytes, *,
                     record = minio_request(value, source, lineno)
                 except MalformedLine as exc:
                     tally.add(source, MALFORMED_MINIO_ENTRY, offset=None, line=lineno,
-                              reason=str(exc))
+                              detail=str(exc))
                     continue
                 if record is not None:
                     if record.bytes_in == 0:
@@ -222,7 +219,7 @@ def parse_minio_webhook_body(body: bytes, *,
         except MalformedLine as exc:
             bad = exc.position if exc.position is not None else resume
             tally.add(source, MALFORMED_MINIO_ENTRY, offset=None, line=line_at(bad),
-                      reason=str(exc))
+                      detail=str(exc))
             newline = text.find("\n", bad)
             resume = len(text) if newline < 0 else newline + 1
-    return records, tally.issues()
+    return records, list(tally.issues)

@@ -19,12 +19,16 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Protocol
 
+from egress.columns import batch_path
 from egress.errors import SourceError
 from egress.records import Issue
 from egress.sources.copylogs import CopyLogReader, detect_copy_log
 from egress.sources.drives import DriveLogReader, detect_drive_log
 from egress.sources.objectstore import ObjectStoreLogReader, detect_objectstore_log
 from egress.sources.pcap import CaptureReader
+from egress.sources.zeek import ZeekLogReader, detect_zeek_log
+from egress.sources.zeek_fields import HTTP_SPEC, SSL_SPEC
+from egress.sources.zeek_files import CONN_LOGS
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +82,43 @@ def detect_capture(path: Path) -> str | None:
     return _CAPTURE_MAGICS.get(_head(path, 4))
 
 
+class ZeekRows:
+    """Zeek logs as rows (dicts) for ``egress read``; the pipeline uses the Arrow batches.
+
+    conn and long-connection logs give ``CONN_SCHEMA`` rows with their increments;
+    ssl and http logs their enrichment columns; other Zeek logs are not read yet.
+    """
+
+    _LOGS = ((CONN_LOGS, None), (frozenset({"ssl"}), SSL_SPEC), (frozenset({"http"}), HTTP_SPEC))
+
+    def __init__(self) -> None:
+        self.reader = ZeekLogReader()
+
+    def read(self, paths: Iterable[Path | str]) -> Iterator[object]:
+        files = [Path(p) for p in paths]
+        kinds = {p: detect_zeek_log(p) for p in files}
+        for logs, spec in self._LOGS:
+            chosen = [p for p in files if kinds[p] in logs]
+            if not chosen:
+                continue
+            batches = (self.reader.read_conn(chosen) if spec is None
+                       else self.reader.read_log(chosen, spec, logs))
+            for batch in batches:
+                source = batch_path(batch)
+                name = f"Zeek.{spec.name if spec else 'conn'}"
+                for row in batch.to_pylist():
+                    line = row.pop("line", None)
+                    yield {"record": name, **row, "source.path": source, "source.line": line}
+        for path, kind in kinds.items():
+            if not any(kind in logs for logs, _ in self._LOGS):
+                raise SourceError(f"Zeek {kind}.log is not read by egress yet", path=path)
+
+
+def _zeek_issues(reader: RecordReader) -> Sequence[Issue]:
+    assert isinstance(reader, ZeekRows)
+    return reader.reader.stats.issues
+
+
 def _capture_issues(reader: RecordReader) -> Sequence[Issue]:
     assert isinstance(reader, CaptureReader)
     return reader.stats.issues
@@ -90,6 +131,7 @@ def _issues_attr(reader: RecordReader) -> Sequence[Issue]:
 
 BUILTIN_KINDS: dict[str, InputKind] = {
     "capture": InputKind("capture", detect_capture, lambda _: CaptureReader(), _capture_issues),
+    "zeek": InputKind("zeek", detect_zeek_log, lambda _: ZeekRows(), _zeek_issues),
     "objectstore": InputKind("objectstore", detect_objectstore_log,
                              lambda _: ObjectStoreLogReader(), _issues_attr),
     "drives": InputKind("drives", detect_drive_log,

@@ -46,11 +46,18 @@ def test_unknown_content_is_a_source_error_naming_the_file(tmp_path: Path) -> No
 
 
 def test_registry_lists_the_builtin_kinds_in_detection_order() -> None:
-    assert list(BUILTIN_KINDS) == ["capture", "objectstore", "drives", "copylog"]
-    assert list(input_kinds())[:4] == list(BUILTIN_KINDS)
+    assert list(BUILTIN_KINDS) == ["capture", "zeek", "objectstore", "drives", "copylog"]
+    assert list(input_kinds())[:5] == list(BUILTIN_KINDS)
 
 
 def test_grouping_keeps_file_order() -> None:
     a, b, c = (Detected(Path(n), k, "f") for n, k in (("a", "capture"), ("b", "drives"),
                                                           ("c", "capture")))
     assert group_by_kind([a, b, c]) == {"capture": [a, c], "drives": [b]}
+
+
+def test_zeek_logs_are_recognized(corpus: Path) -> None:
+    conn = corpus / "zeek__wikipedia" / "conn.log"
+    http = corpus / "zeek__wikipedia" / "http.log"
+    assert detect(conn) == Detected(conn, "zeek", "conn")
+    assert detect(http) == Detected(http, "zeek", "http")
