@@ -219,7 +219,7 @@ def work_egress_tsv_sum(path: Path) -> dict[str, Any]:
 
 def work_zat(path: Path, usecols: bool = False) -> dict[str, Any]:
     """zat's LogToDataFrame (pandas), then the per-responder sum."""
-    from zat.log_to_dataframe import LogToDataFrame  # type: ignore[import-untyped]
+    from zat.log_to_dataframe import LogToDataFrame
 
     cols = ["id.resp_h", "resp_ip_bytes"] if usecols else None
     df = LogToDataFrame().create_dataframe(str(path), usecols=cols)
