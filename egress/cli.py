@@ -6,6 +6,7 @@ Exit codes: 0 done; 1 an input could not be read (its flows are still written);
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -264,6 +265,8 @@ def main() -> None:
         click.echo(f"egress: error: {exc}", err=True)
         sys.exit(exc.exit_code)
     except BrokenPipeError:
+        # the reader of our output went away (| head): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(0)
     except KeyboardInterrupt:
         sys.exit(130)

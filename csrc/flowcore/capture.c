@@ -36,7 +36,7 @@ static int64_t tsres(uint8_t v, int64_t *div) {
         *div = (int64_t)1 << 30; return 1000000000LL;  /* clamp: finer than 1 ns */
     }
     int64_t mult = 1000000000LL;
-    for (int i = 0; i < v; i++) {
+    for (int i = 0; i < v && i < 18; i++) {  /* finer than 1e-18 s is clamped */
         if (mult > 1) mult /= 10; else *div *= 10;
     }
     return mult;
@@ -134,6 +134,11 @@ Py_ssize_t fc_feed_pcapng(Engine *e, const uint8_t *b, Py_ssize_t n, int final) 
                 data = h + 12;
             }
             if (ifid >= (uint32_t)e->nif) { note_issue(e, ISS_NO_INTERFACE, boff); o += len; continue; }
+            if (type == 3 && e->now_ns == INT64_MIN) {
+                /* a simple packet block has no time: it takes the last one seen, and
+                 * before any there is none to take */
+                note_issue(e, ISS_NO_TIMESTAMP, boff); o += len; continue;
+            }
             int64_t ts = type == 6 ? scale_ts(raw, e->if_mult[ifid], e->if_div[ifid]) : e->now_ns;
             if (fc_packet(e, e->if_link[ifid], data, incl, wire, ts, boff) < 0) return -1;
         } else if (type == 2) {           /* obsolete packet block */

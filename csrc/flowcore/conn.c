@@ -209,8 +209,9 @@ static const char *conn_state(const Flow *f) {
 
 static PyObject *utc_datetime(int64_t ns) {
     if (!PyDateTimeAPI) { PyDateTime_IMPORT; if (!PyDateTimeAPI) return NULL; }
-    int64_t sec = ns >= 0 ? ns / 1000000000LL : -((-ns + 999999999LL) / 1000000000LL);
-    int us = (int)((ns - sec * 1000000000LL) / 1000);
+    int64_t sec = ns / 1000000000LL, rem = ns % 1000000000LL;
+    if (rem < 0) { sec -= 1; rem += 1000000000LL; }  /* floor, without negating INT64_MIN */
+    int us = (int)(rem / 1000);
     time_t t = (time_t)sec; struct tm tm;
     if (!gmtime_r(&t, &tm)) { PyErr_SetString(PyExc_OverflowError, "timestamp out of range"); return NULL; }
     return PyDateTimeAPI->DateTime_FromDateAndTime(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
@@ -390,7 +391,10 @@ static int hist_once(Flow *f, int dir, uint8_t mask, char upper) {
 /* Letters recorded at the 1st, 10th, 100th... occurrence. */
 static void hist_scaled(Flow *f, int dir, uint32_t *count, uint32_t *threshold, char upper) {
     if (*threshold == 0) *threshold = 1;
-    if (++*count == *threshold) { hist_put(f, dir == 0 ? upper : (char)(upper + 32)); *threshold *= 10; }
+    if (++*count == *threshold) {
+        hist_put(f, dir == 0 ? upper : (char)(upper + 32));
+        *threshold = *threshold <= 100000000u ? *threshold * 10 : UINT32_MAX;
+    }
 }
 
 static void flip_roles(Flow *f) {

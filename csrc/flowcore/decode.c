@@ -268,6 +268,7 @@ static int ethertype(Engine *e, uint16_t type, const uint8_t *p, uint32_t cap, C
                 }
                 if (cap < 1) { note_issue(e, ISS_TRUNC_PACKET, ctx->off); return 0; }
                 if ((p[0] >> 4) == 4 || (p[0] >> 4) == 6) return fc_ip(e, p, cap, ctx);
+                if (++ctx->depth > MAX_DEPTH) { note_issue(e, ISS_BAD_TUNNEL, ctx->off); return 0; }
                 return fc_ether(e, p, cap, ctx);  /* Ethernet pseudowire without control word */
             case 0x8864:                      /* PPPoE session */
                 if (cap < 8) { note_issue(e, ISS_TRUNC_PACKET, ctx->off); return 0; }
@@ -309,7 +310,7 @@ int fc_packet(Engine *e, int linktype, const uint8_t *p, uint32_t cap, uint32_t 
     if (ts_ns > e->now_ns) {
         e->now_ns = ts_ns;
         if (fc_advance(e, ts_ns) < 0) return -1;
-    } else if (ts_ns < e->now_ns - 1000000000LL) {
+    } else if (e->now_ns != INT64_MIN && ts_ns < e->now_ns - 1000000000LL) {
         note_issue(e, ISS_TIME_BACKWARDS, off);  /* counted; its flow keeps the packet's own time */
     }
     Ctx ctx;

@@ -1,5 +1,6 @@
 /* module.c: the Python type that drives the engine. */
 #include "engine.h"
+#include <math.h>
 
 /* ------------------------------------------------------------------ Python type */
 
@@ -8,6 +9,7 @@ const char *ISSUE_NAMES[NISSUES] = {
     "truncated_packet", "bad_ip_header", "non_ip", "orphan_fragment", "bad_tunnel_header",
     "unknown_block_skipped", "packet_without_interface", "ip_length_exceeds_frame",
     "bad_tcp_header", "incomplete_fragmented_datagram", "timestamp_went_backwards",
+    "packet_without_timestamp",
 };
 
 static int fill_ports(uint8_t *set, Py_buffer *buf) {
@@ -15,7 +17,16 @@ static int fill_ports(uint8_t *set, Py_buffer *buf) {
     if (!buf->buf) return 0;
     const uint16_t *pp = buf->buf;
     for (Py_ssize_t i = 0; i < buf->len / 2; i++) set[pp[i] >> 3] |= (uint8_t)(1 << (pp[i] & 7));
-    PyBuffer_Release(buf);
+    return 0;
+}
+
+static int seconds_to_ns(double s, int64_t *out, const char *name) {
+    /* up to ten years; NaN and infinities are refused (the cast would be undefined) */
+    if (!isfinite(s) || s < 0 || s > 315576000.0) {
+        PyErr_Format(PyExc_ValueError, "%s must be a finite number of seconds, at most ten years", name);
+        return -1;
+    }
+    *out = (int64_t)(s * 1e9);
     return 0;
 }
 
@@ -28,44 +39,61 @@ static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
            interim = 0;
     Py_buffer ptcp = {0}, pudp = {0}, pdns = {0};
     PyObject *rtype = NULL, *rfields = NULL;
+    int rc = -1;
     if (e->flows) { PyErr_SetString(PyExc_RuntimeError, "Engine is already initialised"); return -1; }
     if (!PyArg_ParseTupleAndKeywords(args, kw, "|$ddddddddy*y*y*OO", kwlist, &tcp, &udp, &icmp, &other,
                                      &long_tcp, &close_delay, &attempt, &interim, &ptcp, &pudp, &pdns,
                                      &rtype, &rfields))
         return -1;
+    if (seconds_to_ns(tcp, &e->tcp_timeout_ns, "tcp_timeout") < 0 ||
+        seconds_to_ns(udp, &e->udp_timeout_ns, "udp_timeout") < 0 ||
+        seconds_to_ns(icmp, &e->icmp_timeout_ns, "icmp_timeout") < 0 ||
+        seconds_to_ns(other, &e->other_timeout_ns, "other_timeout") < 0 ||
+        seconds_to_ns(long_tcp, &e->long_tcp_timeout_ns, "long_tcp_timeout") < 0 ||
+        seconds_to_ns(close_delay, &e->close_delay_ns, "close_delay") < 0 ||
+        seconds_to_ns(attempt, &e->attempt_delay_ns, "attempt_delay") < 0 ||
+        seconds_to_ns(interim, &e->interim_ns, "interim_interval") < 0)
+        goto done;
     if (rtype && rtype != Py_None) {
         /* records are built through the type's member descriptors, in field order */
         if (!PyType_Check(rtype) || !rfields || !PyTuple_Check(rfields) || PyTuple_GET_SIZE(rfields) != 23) {
             PyErr_SetString(PyExc_TypeError, "record_type needs record_fields: a tuple of its 23 field names");
-            return -1;
+            goto done;
         }
         for (Py_ssize_t i = 0; i < 23; i++) {
             PyObject *d = PyObject_GetAttr(rtype, PyTuple_GET_ITEM(rfields, i));
-            if (!d) return -1;
+            if (!d) goto done;
             if (!Py_TYPE(d)->tp_descr_set) {
                 Py_DECREF(d);
                 PyErr_SetString(PyExc_TypeError, "record fields must be slots");
-                return -1;
+                goto done;
             }
-            e->record_slots[i] = d;
+            e->record_slots[e->nslots++] = d;
         }
         Py_INCREF(rtype);
         e->record_type = (PyTypeObject *)rtype;
-        e->nslots = 23;
     }
-    e->tcp_timeout_ns = (int64_t)(tcp * 1e9);
-    e->udp_timeout_ns = (int64_t)(udp * 1e9);
-    e->icmp_timeout_ns = (int64_t)(icmp * 1e9);
-    e->other_timeout_ns = (int64_t)(other * 1e9);
-    e->long_tcp_timeout_ns = (int64_t)(long_tcp * 1e9);
-    e->close_delay_ns = (int64_t)(close_delay * 1e9);
-    e->attempt_delay_ns = (int64_t)(attempt * 1e9);
-    e->interim_ns = (int64_t)(interim * 1e9);
     fill_ports(e->lsp_tcp, &ptcp); fill_ports(e->lsp_udp, &pudp); fill_ports(e->dns_ports, &pdns);
     e->now_ns = INT64_MIN;
     e->out = PyList_New(0);
-    if (!e->out) return -1;
-    return fc_conn_init(e);
+    if (!e->out) goto done;
+    rc = fc_conn_init(e);
+done:
+    if (ptcp.buf) PyBuffer_Release(&ptcp);
+    if (pudp.buf) PyBuffer_Release(&pudp);
+    if (pdns.buf) PyBuffer_Release(&pdns);
+    if (rc < 0) {  /* leave nothing half-made behind */
+        for (int i = 0; i < e->nslots; i++) Py_CLEAR(e->record_slots[i]);
+        e->nslots = 0;
+        Py_CLEAR(e->record_type);
+    }
+    return rc;
+}
+
+static int ready(Engine *e) {
+    if (e->out && e->flows) return 1;
+    PyErr_SetString(PyExc_RuntimeError, "Engine is not initialised");
+    return 0;
 }
 
 static void Engine_dealloc(Engine *e) {
@@ -78,6 +106,7 @@ static void Engine_dealloc(Engine *e) {
 
 static PyObject *Engine_begin_file(Engine *e, PyObject *noargs) {
     (void)noargs;
+    if (!ready(e)) return NULL;
     e->fmt = 0; e->nif = 0; e->file_offset = 0; e->err = 0; e->errmsg[0] = 0;
     memset(e->issues, 0, sizeof e->issues);  /* issues are reported per file */
     Py_RETURN_NONE;
@@ -86,6 +115,7 @@ static PyObject *Engine_begin_file(Engine *e, PyObject *noargs) {
 /* feed(buffer, final) -> bytes consumed. A fatal format error sets .error. */
 static PyObject *Engine_feed(Engine *e, PyObject *args) {
     Py_buffer buf; int final = 0;
+    if (!ready(e)) return NULL;
     if (!PyArg_ParseTuple(args, "y*|p", &buf, &final)) return NULL;
     const uint8_t *b = buf.buf; Py_ssize_t n = buf.len, o = 0;
     if (e->err) { PyBuffer_Release(&buf); return PyLong_FromSsize_t(0); }
@@ -124,6 +154,7 @@ static PyObject *Engine_feed(Engine *e, PyObject *args) {
 
 static PyObject *Engine_take(Engine *e, PyObject *noargs) {
     (void)noargs;
+    if (!ready(e)) return NULL;
     PyObject *r = e->out;
     e->out = PyList_New(0);
     if (!e->out) { e->out = r; return NULL; }
@@ -132,6 +163,7 @@ static PyObject *Engine_take(Engine *e, PyObject *noargs) {
 
 static PyObject *Engine_flush(Engine *e, PyObject *args) {
     Py_ssize_t max_records = PY_SSIZE_T_MAX; int done = 0;
+    if (!ready(e)) return NULL;
     if (!PyArg_ParseTuple(args, "|n", &max_records)) return NULL;
     if (fc_flush(e, max_records, &done) < 0) return NULL;
     return PyBool_FromLong(done);
@@ -139,6 +171,7 @@ static PyObject *Engine_flush(Engine *e, PyObject *args) {
 
 static PyObject *Engine_stats(Engine *e, PyObject *noargs) {
     (void)noargs;
+    if (!ready(e)) return NULL;
     PyObject *iss = PyDict_New();
     if (!iss) return NULL;
     for (int i = 0; i < NISSUES; i++) {

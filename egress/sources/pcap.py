@@ -11,8 +11,10 @@ from __future__ import annotations
 import dataclasses
 import io
 import logging
+import math
 import mmap
 import os
+import stat
 import struct
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -33,6 +35,7 @@ log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 8 * 1024 * 1024
 FLUSH_BATCH = 65536
+MAX_TIMEOUT_S = 10 * 365.25 * 86400
 
 ProgressCallback = Callable[[Path, int, int | None], None]
 """Called as ``(path, bytes_read, bytes_total_or_None)`` after each chunk."""
@@ -57,15 +60,18 @@ class FlowOptions:
     def __post_init__(self) -> None:
         for name in ("tcp_timeout_s", "udp_timeout_s", "icmp_timeout_s", "other_timeout_s",
                      "long_tcp_timeout_s"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive")
+            value = getattr(self, name)
+            if not math.isfinite(value) or not 0 < value <= MAX_TIMEOUT_S:
+                raise ValueError(f"{name} must be positive and at most ten years")
         if self.close_delay_s < 0 or self.attempt_delay_s < 0:
             raise ValueError("close_delay_s and attempt_delay_s must not be negative")
         for ports in (self.tcp_server_ports, self.udp_server_ports, self.dns_ports):
             if any(not 0 <= p <= 65535 for p in ports):
                 raise ValueError("ports must be between 0 and 65535")
-        if self.interim_interval_s is not None and self.interim_interval_s <= 0:
-            raise ValueError("interim_interval_s must be positive")
+        if self.interim_interval_s is not None and not (
+                math.isfinite(self.interim_interval_s)
+                and 0 < self.interim_interval_s <= MAX_TIMEOUT_S):
+            raise ValueError("interim_interval_s must be positive and at most ten years")
 
 
 def _port_array(ports: frozenset[int]) -> bytes:
@@ -81,8 +87,11 @@ def _open(path: Path) -> tuple[io.BufferedReader, bool]:
         raw = path.open("rb")
     except OSError as exc:
         raise SourceError(f"cannot open capture: {exc.strerror}", path=path) from exc
-    magic = raw.read(2)
-    raw.seek(0)
+    try:
+        magic = raw.peek(2)[:2]  # without consuming: pipes cannot seek back
+    except OSError as exc:
+        raw.close()
+        raise SourceError(f"cannot read capture: {exc.strerror}", path=path) from exc
     return raw, magic == b"\x1f\x8b"
 
 
@@ -96,7 +105,7 @@ def _gzip_error_text(exc: zlib.error) -> str:
     return f"cannot read compressed data: corrupt gzip data ({exc})"
 
 
-def _salvage(decomp: Any, data: bytes, step: int = 4096) -> Iterator[bytes]:
+def _salvage(decomp: Any, data: bytes, step: int = 4096, *, limit: int) -> Iterator[bytes]:
     """Decompress ``data`` in steps up to the fault, then raise :class:`GzipFault`.
 
     A failing step is redone byte by byte from a copy of the decompressor, so
@@ -104,14 +113,17 @@ def _salvage(decomp: Any, data: bytes, step: int = 4096) -> Iterator[bytes]:
     """
     for i in range(0, len(data), step):
         saved = decomp.copy()
+        piece = data[i:i + step]
         try:
-            out = decomp.decompress(data[i:i + step])
+            while piece:
+                out = decomp.decompress(piece, limit)
+                if out:
+                    yield out
+                piece = decomp.unconsumed_tail
         except zlib.error as exc:
             if step > 1:
-                yield from _salvage(saved, data[i:i + step], 1)
+                yield from _salvage(saved, data[i:i + step], 1, limit=limit)
             raise GzipFault(_gzip_error_text(exc)) from exc
-        if out:
-            yield out
     raise GzipFault("cannot read compressed data: corrupt gzip data")
 
 
@@ -136,22 +148,30 @@ def gunzip_chunks(raw: io.BufferedReader, chunk_bytes: int) -> Iterator[bytes]:
             # when it arrives, and zlib then drops the output of that same call
             head, tail = (data[:-8], data[-8:]) if len(data) > 8 else (data, b"")
             saved = decomp.copy()
-            try:
-                out = decomp.decompress(head)
-            except zlib.error:
-                # zlib drops a failing call's output: redo it in small steps to keep it
-                yield from _salvage(saved, head)
-                raise AssertionError("unreachable: _salvage always raises") from None
-            if out:
-                yield out
+            pending = head
+            while True:  # bounded output per call: a small file may inflate to gigabytes
+                try:
+                    out = decomp.decompress(pending, chunk_bytes)
+                except zlib.error:
+                    # zlib drops a failing call's output: redo it in small steps to keep it
+                    yield from _salvage(saved, pending, limit=chunk_bytes)
+                    raise AssertionError("unreachable: _salvage always raises") from None
+                if out:
+                    yield out
+                pending = decomp.unconsumed_tail
+                saved = decomp.copy()
+                # a full output buffer may leave output owed with all input taken
+                if decomp.eof or (not pending and len(out) < chunk_bytes):
+                    break
             if not decomp.eof and tail:
                 try:
-                    out = decomp.decompress(tail)
+                    out = decomp.decompress(tail, chunk_bytes)
+                    while out:
+                        yield out
+                        out = decomp.decompress(decomp.unconsumed_tail, chunk_bytes)
                 except zlib.error as exc:
                     raise GzipFault(_gzip_error_text(exc)) from exc
                 tail = b""
-                if out:
-                    yield out
             if not decomp.eof:
                 break
             in_member = False
@@ -235,8 +255,9 @@ class CaptureReader:
         raw, compressed = _open(path)
         try:
             with raw:
-                total = os.fstat(raw.fileno()).st_size
-                if not compressed and total > 0:
+                info = os.fstat(raw.fileno())
+                total = info.st_size
+                if not compressed and total > 0 and stat.S_ISREG(info.st_mode):
                     yield from self._read_mapped(path, raw, total)
                 else:
                     yield from self._read_stream(path, raw, total, compressed=compressed)
@@ -286,7 +307,8 @@ class CaptureReader:
         first, then a :class:`SourceError` gives the uncompressed byte offset of
         the first record that could not be read.
         """
-        chunks = gunzip_chunks(raw, self._chunk) if compressed else iter([raw.read()])
+        chunks = (gunzip_chunks(raw, self._chunk) if compressed
+                  else iter(lambda: raw.read(self._chunk), b""))
         pending = b""
         parsed = 0
         try:
@@ -299,7 +321,7 @@ class CaptureReader:
                 if self._progress is not None:
                     self._progress(path, raw.tell(), total)
         except GzipFault as exc:
-            self._feed(memoryview(pending), True, path)
+            parsed += self._feed(memoryview(pending), True, path)
             yield from self._drain()
             raise SourceError(str(exc), path=path, offset=parsed) from exc
         self._feed(memoryview(pending), True, path)

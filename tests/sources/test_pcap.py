@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import os
+import struct
+import threading
 from pathlib import Path
 
 import pytest
@@ -158,6 +161,10 @@ def test_missing_file_is_a_source_error(tmp_path: Path) -> None:
 def test_options_are_validated() -> None:
     with pytest.raises(ValueError, match="udp_timeout_s must be positive"):
         FlowOptions(udp_timeout_s=0)
+    with pytest.raises(ValueError, match="tcp_timeout_s must be positive and at most ten years"):
+        FlowOptions(tcp_timeout_s=float("nan"))
+    with pytest.raises(ValueError, match="interim_interval_s must be positive"):
+        FlowOptions(interim_interval_s=1e11)
     with pytest.raises(ValueError, match="ports must be between 0 and 65535"):
         FlowOptions(tcp_server_ports=frozenset({70000}))
 
@@ -168,3 +175,50 @@ def test_uids_are_zeek_like_and_unique(tmp_path: Path) -> None:
     assert [len(f.uid) for f in flows] == [12, 12]
     assert all(f.uid.startswith("C") and f.uid[1:].isalnum() for f in flows)
     assert flows[0].uid != flows[1].uid
+
+
+def test_gzip_output_is_bounded_per_step_and_complete(tmp_path: Path) -> None:
+    """A highly compressible capture inflates chunk by chunk, never all at once."""
+    plain = write(tmp_path, "zeros.pcap", handshake_transfer_close(0, 40008, 200_000))
+    packed = tmp_path / "zeros.pcap.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    small = list(CaptureReader(chunk_bytes=4096).read([packed]))
+    assert small == read_flows([plain])
+
+
+def test_a_pipe_is_read_as_a_stream(tmp_path: Path) -> None:
+    plain = write(tmp_path, "p.pcap", handshake_transfer_close(0, 40009, 3000))
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_bytes(plain.read_bytes()))
+    writer.start()
+    try:
+        flows = read_flows([fifo])
+    finally:
+        writer.join()
+    assert flows == read_flows([plain])
+
+
+def test_simple_packet_block_before_any_timestamp_is_counted_not_fatal(tmp_path: Path) -> None:
+    frame = bytes(tcp(0, 40010, 443, "S", 1))
+    shb = struct.pack("<IIIHHq", 0x0A0D0D0A, 28, 0x1A2B3C4D, 1, 0, -1) + struct.pack("<I", 28)
+    idb = struct.pack("<IIHHI", 1, 20, 1, 0, 0) + struct.pack("<I", 20)
+    pad = (-len(frame)) % 4
+    spb = struct.pack("<III", 3, 16 + len(frame) + pad, len(frame)) + frame + bytes(pad)
+    spb += struct.pack("<I", 16 + len(frame) + pad)
+    path = tmp_path / "spb.pcapng"
+    path.write_bytes(shb + idb + spb)
+    reader = CaptureReader()
+    assert list(reader.read([path])) == []
+    assert [(i.kind, i.count, i.first_offset) for i in reader.stats.issues] == [
+        ("packet_without_timestamp", 1, 48)]
+
+
+def test_an_engine_that_was_not_initialised_says_so() -> None:
+    from egress import _flowcore
+
+    engine = _flowcore.Engine.__new__(_flowcore.Engine)
+    with pytest.raises(RuntimeError, match="Engine is not initialised"):
+        engine.take()
+    with pytest.raises(ValueError, match="udp_timeout must be a finite number of seconds"):
+        _flowcore.Engine(udp_timeout=float("nan"))
