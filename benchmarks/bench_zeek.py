@@ -35,20 +35,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from egress.formats.zeek_conn import STANDARD_CONN_FIELDS
+
 HERE = Path(__file__).resolve().parent
 WORKDIR = Path("/tmp/egress-bench-zeek")
 
-CONN_FIELDS = (
-    "ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto", "service",
-    "duration", "orig_bytes", "resp_bytes", "conn_state", "local_orig", "local_resp",
-    "missed_bytes", "history", "orig_pkts", "orig_ip_bytes", "resp_pkts", "resp_ip_bytes",
-    "tunnel_parents", "ip_proto",
-)
-CONN_TYPES = (
-    "time", "string", "addr", "port", "addr", "port", "enum", "string", "interval", "count",
-    "count", "string", "bool", "bool", "count", "string", "count", "count", "count", "count",
-    "set[string]", "count",
-)
+CONN_FIELDS = tuple(name for name, _ in STANDARD_CONN_FIELDS)
+CONN_TYPES = tuple(kind for _, kind in STANDARD_CONN_FIELDS)
 
 # ------------------------------------------------------------------ generation
 

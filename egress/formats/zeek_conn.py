@@ -25,6 +25,8 @@ CONN_FIELDS: tuple[tuple[str, str], ...] = (
     ("tunnel_parents", "set[string]"), ("ip_proto", "count"), ("community_id", "string"),
     ("vlan", "int"), ("inner_vlan", "int"), ("vni", "count"), ("interim", "bool"),
 )
+STANDARD_CONN_FIELDS = CONN_FIELDS[:22]
+"""The (name, type) columns of Zeek's own conn.log, without egress's additions."""
 UNSET = "-"
 EMPTY = "(empty)"
 

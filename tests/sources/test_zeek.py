@@ -30,7 +30,13 @@ from egress.columns import (
     batch_path,
 )
 from egress.errors import SourceError
-from egress.formats.zeek_conn import conn_footer, conn_header, conn_line, json_line
+from egress.formats.zeek_conn import (
+    STANDARD_CONN_FIELDS,
+    conn_footer,
+    conn_header,
+    conn_line,
+    json_line,
+)
 from egress.records import Flow, Issue
 from egress.sources.zeek import (
     Enrichment,
@@ -43,17 +49,8 @@ from egress.sources.zeek import (
 )
 from egress.sources.zeek_files import CONN_LOGS, log_files
 
-CONN_FIELDS = (
-    "ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto", "service",
-    "duration", "orig_bytes", "resp_bytes", "conn_state", "local_orig", "local_resp",
-    "missed_bytes", "history", "orig_pkts", "orig_ip_bytes", "resp_pkts", "resp_ip_bytes",
-    "tunnel_parents", "ip_proto",
-)
-CONN_TYPES = (
-    "time", "string", "addr", "port", "addr", "port", "enum", "string", "interval", "count",
-    "count", "string", "bool", "bool", "count", "string", "count", "count", "count", "count",
-    "set[string]", "count",
-)
+CONN_FIELDS = tuple(name for name, _ in STANDARD_CONN_FIELDS)
+CONN_TYPES = tuple(kind for _, kind in STANDARD_CONN_FIELDS)
 T0 = 1_714_521_600  # 2024-05-01 00:00:00 UTC
 
 
