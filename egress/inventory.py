@@ -14,19 +14,28 @@ more than one tenant equally, matches: ambiguity is never resolved by a guess.
 
 from __future__ import annotations
 
-import fnmatch
-import re
 from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
+from ipaddress import ip_address
 from math import inf
 from pathlib import Path
-from typing import NamedTuple, TypeVar
+from typing import NamedTuple
 
 from egress.errors import ConfigError
+from egress.inventory_index import (
+    AnyAddress,
+    AnyNetwork,
+    Conflict,
+    GlobIndex,
+    PrefixIndex,
+    Span,
+    Timeline,
+    build_timelines,
+    prefix_key,
+)
 from egress.inventory_model import (
     CSV_MARKER,
     FieldPath,
@@ -38,11 +47,6 @@ from egress.inventory_model import (
     read_json,
     read_yaml,
 )
-
-AnyAddress = IPv4Address | IPv6Address
-AnyNetwork = IPv4Network | IPv6Network
-K = TypeVar("K")
-
 
 # -- records ------------------------------------------------------------------------------
 
@@ -140,7 +144,7 @@ class SharedIdentity(NamedTuple):
     what: str
 
 
-# -- indexes ------------------------------------------------------------------------------
+# -- indexes, from tenant records (structures: egress.inventory_index) --------------------
 
 
 def _ts(moment: datetime | None, *, default: float) -> float:
@@ -153,161 +157,20 @@ def _at(at: datetime) -> float:
     return at.timestamp()
 
 
-class _Span(NamedTuple):
-    start: float
-    end: float
-    owner: str
-    origin: FieldPath  # where it was declared, for error messages
-    label: str  # the range or VNI, for error messages
-
-
-class Conflict(NamedTuple):
-    """Two declarations that claim the same key at overlapping times."""
-
-    key: str
-    first: FieldPath
-    second: FieldPath
-
-
-@dataclass(frozen=True, slots=True)
-class _Timeline:
-    """Non-overlapping spans of one key, sorted by start, searched with bisect."""
-
-    starts: tuple[float, ...]
-    ends: tuple[float, ...]
-    owners: tuple[str, ...]
-
-    def owner_at(self, t: float) -> str | None:
-        i = bisect_right(self.starts, t) - 1
-        return self.owners[i] if i >= 0 and t < self.ends[i] else None
-
-
-def _timelines(spans: dict[K, list[_Span]]) -> tuple[dict[K, _Timeline], list[Conflict]]:
-    tables: dict[K, _Timeline] = {}
-    conflicts: list[Conflict] = []
-    for key, items in spans.items():
-        items.sort(key=lambda span: (span.start, span.end))
-        latest = items[0]
-        for span in items[1:]:
-            if span.start < latest.end:
-                conflicts.append(Conflict(span.label, latest.origin, span.origin))
-            if span.end > latest.end:
-                latest = span
-        tables[key] = _Timeline(
-            tuple(s.start for s in items),
-            tuple(s.end for s in items),
-            tuple(s.owner for s in items),
-        )
-    return tables, conflicts
-
-
-def _literal_prefix(pattern: str) -> str:
-    match = re.search(r"[*?\[]", pattern)
-    return pattern if match is None else pattern[: match.start()]
-
-
-class _Glob(NamedTuple):
-    rank: tuple[int, int]  # (exact, literal characters): higher is more specific
-    regex: re.Pattern[str] | None  # None: an exact name, or literal prefix + "*"
-    start: float
-    end: float
-    owner: str
-    job: str
-
-
-@dataclass(frozen=True, slots=True)
-class _GlobIndex:
-    """fnmatch patterns keyed by their literal prefix: a lookup reads one dict per prefix."""
-
-    by_prefix: dict[str, tuple[_Glob, ...]]
-    prefix_lengths: tuple[int, ...]
-
-    @staticmethod
-    def build(entries: Iterable[tuple[str, float, float, str, str]]) -> _GlobIndex:
-        groups: dict[str, list[_Glob]] = defaultdict(list)
-        for pattern, start, end, owner, job in entries:
-            prefix = _literal_prefix(pattern)
-            exact = int(prefix == pattern)
-            literal = len(re.sub(r"\[[^\]]*\]|[*?]", "", pattern))
-            simple = exact or pattern == prefix + "*"
-            regex = None if simple else re.compile(fnmatch.translate(pattern))
-            groups[prefix].append(_Glob((exact, literal), regex, start, end, owner, job))
-        lengths = tuple(sorted({len(prefix) for prefix in groups}))
-        return _GlobIndex({k: tuple(v) for k, v in groups.items()}, lengths)
-
-    def matches(self, name: str) -> Iterator[_Glob]:
-        for length in self.prefix_lengths:
-            if length > len(name):
-                break
-            for glob in self.by_prefix.get(name[:length], ()):
-                if glob.regex is None:
-                    if not glob.rank[0] or length == len(name):
-                        yield glob
-                elif glob.regex.match(name):
-                    yield glob
-
-    def best(self, name: str, t: float) -> tuple[str, str] | None:
-        """Owner and job of the most specific pattern matching at ``t``; None if tied."""
-        best: list[_Glob] = []
-        for glob in self.matches(name):
-            if not glob.start <= t < glob.end:
-                continue
-            if not best or glob.rank > best[0].rank:
-                best = [glob]
-            elif glob.rank == best[0].rank:
-                best.append(glob)
-        found = {(glob.owner, glob.job) for glob in best}
-        return found.pop() if len(found) == 1 else None
-
-
-def _prefix_key(network: AnyNetwork) -> tuple[int, int, int]:
-    shift = network.max_prefixlen - network.prefixlen
-    return network.version, network.prefixlen, int(network.network_address) >> shift
-
-
-@dataclass(frozen=True, slots=True)
-class _PrefixIndex:
-    """Longest-prefix match: one dict lookup per prefix length in use, longest first."""
-
-    timelines: dict[tuple[int, int, int], _Timeline]
-    lengths: dict[int, tuple[int, ...]]  # version -> prefix lengths in use, longest first
-
-    @staticmethod
-    def build(timelines: dict[tuple[int, int, int], _Timeline]) -> _PrefixIndex:
-        lengths: dict[int, set[int]] = {4: set(), 6: set()}
-        for version, length, _ in timelines:
-            lengths[version].add(length)
-        return _PrefixIndex(
-            timelines, {v: tuple(sorted(ls, reverse=True)) for v, ls in lengths.items()}
-        )
-
-    def owner(self, address: AnyAddress, t: float) -> str | None:
-        value, bits = int(address), address.max_prefixlen
-        for length in self.lengths[address.version]:
-            timeline = self.timelines.get((address.version, length, value >> (bits - length)))
-            if timeline is not None:
-                found = timeline.owner_at(t)
-                if found is not None:
-                    return found
-        return None
-
-
 @dataclass(frozen=True, slots=True)
 class _Indexes:
-    addresses: _PrefixIndex
-    site: _PrefixIndex
+    addresses: PrefixIndex
+    site: PrefixIndex
     ingest: frozenset[AnyAddress]
-    vnis: dict[int, _Timeline]
-    buckets: _GlobIndex
-    copy_logs: _GlobIndex
+    vnis: dict[int, Timeline]
+    buckets: GlobIndex
+    copy_logs: GlobIndex
     serials: dict[str, tuple[tuple[float, ...], tuple[MediaImportRef, ...]]]
     tenants: dict[str, Tenant]
     shared: dict[str, tuple[SharedIdentity, ...]]
 
 
-def _shared(
-    tenants: Iterable[Tenant], buckets: _GlobIndex
-) -> dict[str, tuple[SharedIdentity, ...]]:
+def _shared(tenants: Iterable[Tenant], buckets: GlobIndex) -> dict[str, tuple[SharedIdentity, ...]]:
     holders: dict[str, set[str]] = defaultdict(set)
     for tenant in tenants:
         ids = tenant.identifiers
@@ -334,24 +197,24 @@ def _shared(
 
 
 def _index(site: Site, tenants: tuple[Tenant, ...]) -> tuple[_Indexes, list[Conflict]]:
-    nets: dict[tuple[int, int, int], list[_Span]] = defaultdict(list)
-    vnis: dict[int, list[_Span]] = defaultdict(list)
+    nets: dict[tuple[int, int, int], list[Span]] = defaultdict(list)
+    vnis: dict[int, list[Span]] = defaultdict(list)
     serials: dict[str, list[tuple[float, MediaImportRef]]] = defaultdict(list)
     bucket_entries: list[tuple[str, float, float, str, str]] = []
     log_entries: list[tuple[str, float, float, str, str]] = []
     for i, tenant in enumerate(tenants):
         here: FieldPath = ("tenants", i)
         for j, net in enumerate(tenant.networks):
-            span = _Span(
+            span = Span(
                 net.valid_from.timestamp(),
                 _ts(net.valid_until, default=inf),
                 tenant.id,
                 (*here, "networks", j),
                 str(net.cidr),
             )
-            nets[_prefix_key(net.cidr)].append(span)
+            nets[prefix_key(net.cidr)].append(span)
         for j, vni in enumerate(tenant.vnis):
-            span = _Span(
+            span = Span(
                 vni.valid_from.timestamp(),
                 _ts(vni.valid_until, default=inf),
                 tenant.id,
@@ -366,23 +229,23 @@ def _index(site: Site, tenants: tuple[Tenant, ...]) -> tuple[_Indexes, list[Conf
             for serial in imp.serials:
                 serials[serial].append((imp.received.timestamp(), ref))
             log_entries += [(pattern, -inf, inf, tenant.id, imp.job) for pattern in imp.copy_logs]
-    net_tables, net_conflicts = _timelines(nets)
-    vni_tables, vni_conflicts = _timelines(vnis)
+    net_tables, net_conflicts = build_timelines(nets)
+    vni_tables, vni_conflicts = build_timelines(vnis)
     site_tables = {
-        _prefix_key(net): _Timeline((-inf,), (inf,), (site.name,)) for net in site.networks
+        prefix_key(net): Timeline((-inf,), (inf,), (site.name,)) for net in site.networks
     }
-    buckets = _GlobIndex.build(bucket_entries)
+    buckets = GlobIndex.build(bucket_entries)
     serial_index = {}
     for serial, items in serials.items():
         items.sort(key=lambda item: item[0])
         serial_index[serial] = (tuple(t for t, _ in items), tuple(ref for _, ref in items))
     indexes = _Indexes(
-        addresses=_PrefixIndex.build(net_tables),
-        site=_PrefixIndex.build(site_tables),
+        addresses=PrefixIndex.build(net_tables),
+        site=PrefixIndex.build(site_tables),
         ingest=frozenset(site.ingest_stations),
         vnis=vni_tables,
         buckets=buckets,
-        copy_logs=_GlobIndex.build(log_entries),
+        copy_logs=GlobIndex.build(log_entries),
         serials=serial_index,
         tenants={tenant.id: tenant for tenant in tenants},
         shared=_shared(tenants, buckets),
