@@ -49,9 +49,8 @@ import pyarrow as pa
 
 from egress.geo import GeoLookup, is_cross_border, is_not_looked_up, parse_address
 from egress.inventory import Inventory
-from egress.records import CopyRecord, DriveAttach, Flow, ObjectStoreRequest
+from egress.records import Attributed, CopyRecord, DriveAttach, Flow, ObjectStoreRequest, Record
 
-Record = Flow | ObjectStoreRequest | DriveAttach | CopyRecord
 V = TypeVar("V", int, int | None)
 
 #: ``how`` of a record no rule could place.
@@ -76,35 +75,6 @@ ATTRIBUTION_FIELDS: tuple[pa.Field, ...] = (
     pa.field("bytes_in", pa.uint64()),
     pa.field("bytes_out", pa.uint64()),
 )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Attributed:
-    """One record and the tenant it belongs to, seen from that tenant.
-
-    ``tenant`` is ``None`` when unattributed (``how`` then says ``unattributed`` or
-    ``unlisted_drive``). ``how`` names the rule that placed it: ``address``, ``vni``,
-    ``bucket``, ``ingest_bucket``, ``drive_serial`` or ``copy_log``. ``direction`` is
-    ``inbound`` (data arriving at the tenant), ``outbound`` (leaving it), ``internal``
-    (both ends inside the site) or ``unknown``. ``bytes_in`` and ``bytes_out`` are bytes
-    to and from the tenant (IP-level for flows; when there is no single remote end, as
-    inside one tenant or between two outside addresses, the responder's view);
-    ``remote_*`` describe the other end when there is one and it is known;
-    ``cross_border`` is ``None`` when the remote country is unknown.
-    ``job`` is the media-import job for drive and copy records.
-    """
-
-    record: Record
-    tenant: str | None
-    how: str
-    direction: str
-    remote_addr: str | None = None
-    remote_country: str | None = None
-    remote_asn: int | None = None
-    cross_border: bool | None = None
-    bytes_in: int = 0
-    bytes_out: int = 0
-    job: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

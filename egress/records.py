@@ -161,3 +161,36 @@ class CopyRecord:
     path: str
     bytes_copied: int | None
     provenance: Provenance
+
+
+Record = Flow | ObjectStoreRequest | DriveAttach | CopyRecord
+"""Any normalized record of one transfer or intake event (row-wise sources)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Attributed:
+    """One record and the tenant it belongs to, seen from that tenant.
+
+    ``tenant`` is ``None`` when unattributed (``how`` then says ``unattributed`` or
+    ``unlisted_drive``). ``how`` names the rule that placed it: ``address``, ``vni``,
+    ``bucket``, ``ingest_bucket``, ``drive_serial`` or ``copy_log``. ``direction`` is
+    ``inbound`` (data arriving at the tenant), ``outbound`` (leaving it), ``internal``
+    (both ends inside the site) or ``unknown``. ``bytes_in`` and ``bytes_out`` are bytes
+    to and from the tenant (IP-level for flows; when there is no single remote end, as
+    inside one tenant or between two outside addresses, the responder's view);
+    ``remote_*`` describe the other end when there is one and it is known;
+    ``cross_border`` is ``None`` when the remote country is unknown.
+    ``job`` is the media-import job for drive and copy records.
+    """
+
+    record: Record
+    tenant: str | None
+    how: str
+    direction: str
+    remote_addr: str | None = None
+    remote_country: str | None = None
+    remote_asn: int | None = None
+    cross_border: bool | None = None
+    bytes_in: int = 0
+    bytes_out: int = 0
+    job: str | None = None

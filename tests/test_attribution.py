@@ -9,11 +9,19 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from egress.attribution import ATTRIBUTION_FIELDS, Attributed, Attributor, Record
+from egress.attribution import ATTRIBUTION_FIELDS, Attributor
 from egress.columns import CONN_SCHEMA
 from egress.geo import RangeCsvGeo
 from egress.inventory import Inventory, load_inventory
-from egress.records import CopyRecord, DriveAttach, Flow, ObjectStoreRequest, Provenance
+from egress.records import (
+    Attributed,
+    CopyRecord,
+    DriveAttach,
+    Flow,
+    ObjectStoreRequest,
+    Provenance,
+    Record,
+)
 
 SAMPLE = Path(__file__).parent / "data" / "inventory" / "inventory.yaml"
 JUNE = datetime(2026, 6, 10, 12, 0, tzinfo=UTC)
