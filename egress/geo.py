@@ -35,6 +35,7 @@ import gzip
 import io
 import ipaddress
 import logging
+from abc import ABC, abstractmethod
 from bisect import bisect_right
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -149,7 +150,7 @@ def _merge(infos: Iterator[GeoInfo]) -> GeoInfo:
     return GeoInfo(country=country, asn=asn, as_org=as_org)
 
 
-class _CachedLookup:
+class _CachedLookup(ABC):
     """Shared front of every source: parse, skip private addresses, cache, then ``_find``."""
 
     def __init__(self, *, cache_size: int) -> None:
@@ -167,8 +168,9 @@ class _CachedLookup:
             return UNKNOWN
         return self._find(ip)
 
+    @abstractmethod
     def _find(self, ip: IPAddress) -> GeoInfo:
-        raise NotImplementedError
+        """Look ``ip`` up in this source (a public, routable address)."""
 
     def close(self) -> None:
         """Release the files behind this source (nothing to do unless overridden)."""

@@ -12,6 +12,7 @@ issue counting are :mod:`egress.sources.logfile`'s.
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import fields
 from datetime import UTC, datetime
@@ -317,7 +318,7 @@ def read_log_file(path: Path, *, parse: LineParser, malformed_kind: str,
                 yield record
 
 
-class LogFileReader:
+class LogFileReader(ABC):
     """Read log files of one object-store format into :class:`ObjectStoreRequest` records.
 
     The shape every object-store reader shares: :meth:`read` streams records in
@@ -333,9 +334,9 @@ class LogFileReader:
     def __init__(self) -> None:
         self._tally = new_tally()
 
+    @abstractmethod
     def parse_line(self, text: str, path: str, line: int) -> Sequence[ObjectStoreRequest]:
         """Parse one line of this format; raises :class:`MalformedLine`."""
-        raise NotImplementedError
 
     def read(self, paths: Iterable[Path | str]) -> Iterator[ObjectStoreRequest]:
         """Yield the records of ``paths``, file by file, in line order."""

@@ -207,7 +207,6 @@ class CaptureReader:
         self._chunk = chunk_bytes
         self._issues: dict[tuple[str, str], Issue] = {}
         self.errors: list[SourceError] = []
-        self._totals: dict[str, int] = {}
         opts = self._options
         self._engine = _flowcore.Engine(
             tcp_timeout=opts.tcp_timeout_s,
