@@ -1,133 +1,233 @@
-"""Tumbling windows per tenant: long transfers apportioned across the windows they span.
+"""Windows per tenant: transfers apportioned over time and aggregated per span.
 
-The input is a table of attributed *transfers* (:data:`TRANSFERS_SCHEMA`), one row per flow,
-object-store request or copy, built from :class:`~egress.records.Attributed` records by
-:func:`transfers_table` (or produced column-wise by a batch source). The aggregation itself is
-SQL (:data:`WINDOWS_SQL`) run by an embedded DuckDB; the same statement is the definition a
-Spark engine runs later (see the dialect notes on :data:`WINDOWS_SQL`).
+The input is a table of attributed *transfers* (:data:`TRANSFERS_SCHEMA`), one row per
+network flow, object-store write, drive attachment or copy, built from
+:class:`~egress.records.Attributed` records by :func:`transfer_batches` (or produced
+column-wise by a batch source). The aggregation itself is SQL (:mod:`egress.windows_sql`)
+run by an embedded DuckDB; the same statements are the definitions a Spark engine runs.
 
-Windows are tumbling, aligned on the Unix epoch (a 24 h window starts at 00:00 UTC), and
-half-open ``[window_start, window_start + size)``.
+Spans (``span`` column of :data:`WINDOWS_SCHEMA`):
 
-Apportioning. A transfer with ``end > start`` covers ``[start, end)``; its bytes are split in
-proportion to the overlap of that interval with each window it touches. An instantaneous
-transfer (``end == start``) falls wholly in the window containing ``start``.
+* ``1h`` and ``24h``: tumbling, aligned on the Unix epoch (a day starts at 00:00 UTC),
+  half-open ``[window_start, window_end)``;
+* ``7d``: sliding, one window ending at each 00:00 UTC boundary within the 7 days after
+  a day with activity (``window_start = window_end - 7 d``);
+* ``cumulative``: since the tenant's registration (from ``WindowParams.registrations``;
+  else its first active day), one row per day with activity, ending with that day.
 
-Rounding (integer output, totals preserved exactly). With ``d = end - start`` in microseconds
-and ``c_k`` the microseconds of the transfer elapsed by the end of its ``k``-th window, window
-``k`` gets ``floor(bytes * c_k / d) - floor(bytes * c_(k-1) / d)`` bytes (``c_0 = 0``), computed
-in exact 128-bit integer arithmetic. This is *cumulative floor* rounding: the shares telescope,
-so the sum over a transfer's windows is exactly its bytes; each share differs from the exact
-proportional share by less than one byte; a transfer at a constant rate that divides evenly
-(3 days of 259,200,000 bytes: 3,600,000 per hour) apportions exactly. Each window's sums must
-fit ``uint64`` (18 EB); DuckDB raises a conversion error otherwise.
+Apportioning. A transfer with ``end > start`` covers ``[start, end)``; its bytes are split
+in proportion to the overlap of that interval with each window it touches (a 3-day upload
+adds to every hour it covers). An instantaneous transfer (``end == start``) falls wholly in
+the window containing ``start``. With ``d = end - start`` in microseconds and ``c_k`` the
+microseconds elapsed by the end of the ``k``-th piece, piece ``k`` gets ``floor(bytes *
+c_k / d) - floor(bytes * c_(k-1) / d)`` bytes (*cumulative floor*, exact 128-bit integer
+arithmetic): the shares telescope, so a transfer's shares sum exactly to its bytes and each
+differs from the exact proportional share by less than one byte.
 
-Per-window metrics count every transfer that overlaps the window (a transfer spanning three
-windows counts in each of them): ``transfers`` and ``remote_addrs`` (distinct non-null remote
-addresses). ``cross_border_bytes_in`` is the apportioned ``bytes_in`` of transfers with
-``cross_border`` true (unknown, ``None``, counts as not cross-border).
+Metrics (see :data:`WINDOWS_SCHEMA`): bytes are additive; ``flows``, ``object_puts``,
+``drives_attached`` and ``quality_marked`` count the transfers that *start* in the window,
+so no transfer is counted twice across windows; ``remote_addrs`` and ``remote_asns`` are
+distinct over the network transfers that *overlap* the window; ``peak_rate_*_bps`` is the
+highest mean rate over an epoch-aligned 5-minute cell inside the window; ``hours_above_rate``
+counts the epoch-aligned hours whose inbound bytes reach ``sustained_rate_bps`` x 1 h;
+``max_transfer_duration_s`` is the longest network transfer overlapping the window.
+Cross-border volume counts a transfer whose ``cross_border`` is true (unknown counts as
+not); *concern* volume one whose remote country is in ``concern_countries``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from datetime import datetime, timedelta
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import duckdb
 import pyarrow as pa
 
-from egress.records import Attributed, CopyRecord, Flow, ObjectStoreRequest
+from egress.quality import flow_quality
+from egress.records import Attributed, CopyRecord, DriveAttach, Flow, ObjectStoreRequest
+from egress.windows_sql import (
+    ADDITIVE,
+    BASES_SQL,
+    CELL_US,
+    CELLS_SQL,
+    COUNTRIES_SQL,
+    CREATE_ACCUMULATORS,
+    HOUR_US,
+    PRESENCE_SQL,
+    WINDOWS_SQL,
+)
 
-#: Columns of the transfers table :func:`aggregate_windows` reads.
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+
+#: Transfer kinds.
+NETWORK, OBJECT_PUT, DRIVE, COPY = "network", "object_put", "drive", "copy"
+
+#: Columns of the transfers table the aggregation reads.
 TRANSFERS_SCHEMA = pa.schema([
     pa.field("tenant", pa.string(), nullable=False),
-    pa.field("start", pa.timestamp("us", tz="UTC"), nullable=False),
-    pa.field("end", pa.timestamp("us", tz="UTC"), nullable=False),
+    pa.field("kind", pa.string(), nullable=False),
+    pa.field("start", TIMESTAMP, nullable=False),
+    pa.field("end", TIMESTAMP, nullable=False),
     pa.field("direction", pa.string(), nullable=False),
     pa.field("bytes_in", pa.uint64(), nullable=False),
     pa.field("bytes_out", pa.uint64(), nullable=False),
+    pa.field("capacity_bytes", pa.uint64()),
     pa.field("remote_addr", pa.string()),
+    pa.field("remote_asn", pa.int64()),
     pa.field("remote_country", pa.string()),
     pa.field("cross_border", pa.bool_()),
+    pa.field("quality", pa.bool_(), nullable=False),
 ])
 
-#: Columns of the per-(tenant, window) table :func:`aggregate_windows` returns.
+_COUNTS = frozenset({"object_puts", "drives_attached", "flows", "quality_marked"})
+
+#: Columns of the per-(tenant, span, window) table (module doc for the metrics).
 WINDOWS_SCHEMA = pa.schema([
     pa.field("tenant", pa.string(), nullable=False),
-    pa.field("window_start", pa.timestamp("us", tz="UTC"), nullable=False),
-    pa.field("bytes_in", pa.uint64(), nullable=False),
-    pa.field("bytes_out", pa.uint64(), nullable=False),
-    pa.field("cross_border_bytes_in", pa.uint64(), nullable=False),
+    pa.field("span", pa.string(), nullable=False),
+    pa.field("window_start", TIMESTAMP, nullable=False),
+    pa.field("window_end", TIMESTAMP, nullable=False),
+    *(pa.field(m, pa.int64() if m in _COUNTS else pa.uint64(), nullable=False)
+      for m in ADDITIVE),
     pa.field("remote_addrs", pa.int64(), nullable=False),
-    pa.field("transfers", pa.int64(), nullable=False),
+    pa.field("remote_asns", pa.int64(), nullable=False),
+    pa.field("peak_rate_in_bps", pa.float64(), nullable=False),
+    pa.field("peak_rate_out_bps", pa.float64(), nullable=False),
+    pa.field("hours_above_rate", pa.int64(), nullable=False),
+    pa.field("max_transfer_duration_s", pa.float64(), nullable=False),
 ])
 
-#: Name under which the transfers table is visible to :data:`WINDOWS_SQL`.
-TRANSFERS_VIEW = "transfers"
+#: Per remote country: the same spans, bytes and distinct remote addresses.
+COUNTRIES_SCHEMA = pa.schema([
+    pa.field("tenant", pa.string(), nullable=False),
+    pa.field("span", pa.string(), nullable=False),
+    pa.field("window_start", TIMESTAMP, nullable=False),
+    pa.field("window_end", TIMESTAMP, nullable=False),
+    pa.field("country", pa.string(), nullable=False),
+    pa.field("bytes_in", pa.uint64(), nullable=False),
+    pa.field("bytes_out", pa.uint64(), nullable=False),
+    pa.field("remote_addrs", pa.int64(), nullable=False),
+])
 
-#: Tumbling windows of ``$size_us`` microseconds per tenant, bytes apportioned (module doc).
-#:
-#: Dialect notes for Spark SQL: ``epoch_us(x)`` -> ``unix_micros(x)``; ``make_timestamp(us)``
-#: -> ``timestamp_micros(us)``; ``unnest(range(a, b, s))`` -> ``explode(sequence(a, b - 1,
-#: s))``; ``HUGEINT`` -> ``DECIMAL(38, 0)``; ``//`` -> ``div``; ``UBIGINT`` -> ``DECIMAL(20,
-#: 0)``; ``$size_us`` -> ``:size_us``. Integer ``%`` truncates toward zero in both, hence the
-#: ``((x % n) + n) % n`` floor-modulo for times before 1970.
-WINDOWS_SQL = """
-WITH spans AS (
-    SELECT
-        tenant,
-        bytes_in,
-        bytes_out,
-        remote_addr,
-        cross_border,
-        epoch_us("start") AS s,
-        greatest(epoch_us("end"), epoch_us("start")) AS e
-    FROM transfers
-),
-grid AS (
-    SELECT
-        *,
-        s - ((s % $size_us) + $size_us) % $size_us AS first_ws,
-        greatest(e - 1, s) - ((greatest(e - 1, s) % $size_us) + $size_us) % $size_us AS last_ws
-    FROM spans
-),
-pieces AS (
-    SELECT
-        tenant, bytes_in, bytes_out, remote_addr, cross_border, s, e,
-        unnest(range(first_ws, last_ws + 1, $size_us)) AS ws
-    FROM grid
-),
-shares AS (
-    SELECT
-        tenant,
-        ws,
-        remote_addr,
-        cross_border,
-        CASE WHEN e = s THEN CAST(bytes_in AS HUGEINT)
-             ELSE CAST(bytes_in AS HUGEINT) * (least(e, ws + $size_us) - s) // (e - s)
-                - CAST(bytes_in AS HUGEINT) * (greatest(s, ws) - s) // (e - s)
-        END AS in_share,
-        CASE WHEN e = s THEN CAST(bytes_out AS HUGEINT)
-             ELSE CAST(bytes_out AS HUGEINT) * (least(e, ws + $size_us) - s) // (e - s)
-                - CAST(bytes_out AS HUGEINT) * (greatest(s, ws) - s) // (e - s)
-        END AS out_share
-    FROM pieces
-)
-SELECT
-    tenant,
-    make_timestamp(ws) AS window_start,
-    CAST(sum(in_share) AS UBIGINT) AS bytes_in,
-    CAST(sum(out_share) AS UBIGINT) AS bytes_out,
-    CAST(coalesce(sum(CASE WHEN cross_border THEN in_share END), 0) AS UBIGINT)
-        AS cross_border_bytes_in,
-    count(DISTINCT remote_addr) AS remote_addrs,
-    count(*) AS transfers
-FROM shares
-GROUP BY tenant, ws
-ORDER BY tenant, ws
-"""
+SPANS = ("1h", "24h", "7d", "cumulative")
 
 _BATCH_ROWS = 65_536
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WindowParams:
+    """Parameters of the aggregation.
+
+    ``registrations`` maps tenant ids to registration times (start of ``cumulative``).
+    ``memory_limit`` (DuckDB syntax, e.g. ``"3GB"``) and ``temp_directory`` bound memory:
+    DuckDB spills to the directory beyond the limit.
+    """
+
+    sustained_rate_bps: float = 1e9
+    concern_countries: tuple[str, ...] = ()
+    registrations: Mapping[str, datetime] = field(default_factory=dict)
+    memory_limit: str | None = None
+    temp_directory: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WindowTables:
+    """The aggregation's result: :data:`WINDOWS_SCHEMA` and :data:`COUNTRIES_SCHEMA` tables."""
+
+    windows: pa.Table
+    countries: pa.Table
+
+
+class WindowAggregator:
+    """Streaming aggregation: :meth:`add` transfer batches, then :meth:`result`.
+
+    Each batch is reduced at once to 5-minute cells and hourly remote ends, so memory
+    grows with tenants x time cells, not with transfers. A ``connection`` passed in is used
+    and left open; otherwise an in-memory one is made and closed by :meth:`close` (or
+    by :meth:`result`).
+    """
+
+    def __init__(self, params: WindowParams | None = None, *,
+                 connection: duckdb.DuckDBPyConnection | None = None) -> None:
+        self._params = params or WindowParams()
+        self._own = connection is None
+        self._con = duckdb.connect(":memory:") if connection is None else connection
+        if self._params.memory_limit is not None:
+            self._con.execute(f"SET memory_limit = '{_plain(self._params.memory_limit)}'")
+        if self._params.temp_directory is not None:
+            self._con.execute(
+                f"SET temp_directory = '{_plain(self._params.temp_directory)}'")
+        self._con.execute(CREATE_ACCUMULATORS)
+        self._concern = list(self._params.concern_countries)
+        self.rows = 0
+
+    def add(self, transfers: pa.RecordBatch | pa.Table) -> None:
+        """Reduce one batch (at least the :data:`TRANSFERS_SCHEMA` columns, castable)."""
+        table = _conform(transfers)
+        if table.num_rows == 0:
+            return
+        self._con.register("transfers", table)
+        try:
+            self._con.execute(f"INSERT INTO cells_acc {CELLS_SQL}",
+                              {"unit": CELL_US, "concern": self._concern})
+            self._con.execute(f"INSERT INTO presence_acc {PRESENCE_SQL}",
+                              {"unit": HOUR_US, "concern": self._concern})
+        finally:
+            self._con.unregister("transfers")
+        self.rows += table.num_rows
+
+    def result(self) -> WindowTables:
+        """Roll the cells up into every span; the aggregator is closed afterwards."""
+        try:
+            registrations = pa.table({
+                "tenant": pa.array(list(self._params.registrations), pa.string()),
+                "registered_us": pa.array(
+                    [_micros(t) for t in self._params.registrations.values()], pa.int64()),
+            })
+            self._con.register("registrations", registrations)
+            rate = self._params.sustained_rate_bps * 3600 / 8
+            for statement in BASES_SQL:
+                params = {"rate_bytes_per_hour": rate} if "$rate" in statement else None
+                self._con.execute(statement, params)
+            windows = self._con.sql(WINDOWS_SQL).to_arrow_table()
+            countries = self._con.sql(COUNTRIES_SQL).to_arrow_table()
+        finally:
+            self.close()
+        return WindowTables(windows=windows.cast(WINDOWS_SCHEMA),
+                            countries=countries.cast(COUNTRIES_SCHEMA))
+
+    def close(self) -> None:
+        """Drop the accumulators (and close an own connection)."""
+        if self._own:
+            self._con.close()
+        else:
+            self._con.execute(
+                "DROP TABLE IF EXISTS cells_acc; DROP TABLE IF EXISTS presence_acc")
+
+
+def compute_windows(
+    transfers: pa.Table | Iterable[pa.RecordBatch],
+    params: WindowParams | None = None,
+    *,
+    connection: duckdb.DuckDBPyConnection | None = None,
+) -> WindowTables:
+    """Aggregate ``transfers`` (a table or batches, streamed) into every span (module doc).
+
+    Raises pyarrow's ``ArrowInvalid`` (or ``KeyError`` for a missing column) for input that
+    does not fit :data:`TRANSFERS_SCHEMA`.
+    """
+    aggregator = WindowAggregator(params, connection=connection)
+    try:
+        batches = (transfers.to_batches(max_chunksize=1 << 20)
+                   if isinstance(transfers, pa.Table) else transfers)
+        for batch in batches:
+            aggregator.add(batch)
+    except BaseException:
+        aggregator.close()
+        raise
+    return aggregator.result()
 
 
 def transfer_batches(
@@ -136,25 +236,26 @@ def transfer_batches(
     """Yield :data:`TRANSFERS_SCHEMA` batches of at most ``batch_rows`` rows, lazily.
 
     A :class:`~egress.records.Flow` spans ``[start, start + duration_s)`` (microsecond
-    precision); an :class:`~egress.records.ObjectStoreRequest` or
-    :class:`~egress.records.CopyRecord` is instantaneous at its ``time``. Not transfers, so
-    left out: unattributed records (``tenant`` ``None``, counted by attribution), drive
-    attachments, interim flow records (the final record of the flow carries its totals) and
-    copies without a time. Raises ``ValueError`` if ``batch_rows`` is not positive.
+    precision) and is marked when :func:`~egress.quality.flow_quality` finds anything; an
+    object-store write (PUT, part, copy; not a failed one, nor a multipart completion whose
+    parts were counted), a drive attachment and a copy are instantaneous at their time.
+    Left out: unattributed records (counted by attribution), other object-store requests,
+    interim flow records (the final record of the flow carries its totals) and records
+    without a time. Raises ``ValueError`` if ``batch_rows`` is not positive.
     """
     if batch_rows < 1:
         raise ValueError(f"batch_rows must be positive, got {batch_rows}")
-    rows: list[tuple[Attributed, datetime, datetime]] = []
+    rows: list[dict[str, object]] = []
     for item in attributed:
-        span = _span(item)
-        if item.tenant is None or span is None:
+        row = _row(item)
+        if row is None:
             continue
-        rows.append((item, *span))
+        rows.append(row)
         if len(rows) == batch_rows:
-            yield _batch(rows)
+            yield pa.RecordBatch.from_pylist(rows, schema=TRANSFERS_SCHEMA)
             rows = []
     if rows:
-        yield _batch(rows)
+        yield pa.RecordBatch.from_pylist(rows, schema=TRANSFERS_SCHEMA)
 
 
 def transfers_table(attributed: Iterable[Attributed]) -> pa.Table:
@@ -162,84 +263,63 @@ def transfers_table(attributed: Iterable[Attributed]) -> pa.Table:
     return pa.Table.from_batches(list(transfer_batches(attributed)), schema=TRANSFERS_SCHEMA)
 
 
-def aggregate_windows(
-    transfers: pa.Table | Iterable[pa.RecordBatch],
-    *,
-    size: timedelta,
-    connection: duckdb.DuckDBPyConnection | None = None,
-) -> pa.Table:
-    """Aggregate ``transfers`` into tumbling windows of ``size`` per tenant (module doc).
-
-    ``transfers`` is a table or an iterable of batches (streamed through DuckDB) with at
-    least the :data:`TRANSFERS_SCHEMA` columns, castable to those types. Returns a
-    :data:`WINDOWS_SCHEMA` table sorted by tenant and window start; windows no transfer
-    touches are absent. A ``connection`` passed in is used and left open (the view
-    :data:`TRANSFERS_VIEW` is registered on it for the call); otherwise an in-memory one is
-    created and closed. Raises ``ValueError`` if ``size`` is not a positive whole number of
-    microseconds, and pyarrow's ``ArrowInvalid`` (or ``KeyError`` for a missing column) for
-    input that does not fit the schema.
-    """
-    size_us = _whole_microseconds(size)
-    source = _conform(transfers)
-    own = connection is None
-    con = duckdb.connect(":memory:") if connection is None else connection
-    try:
-        con.register(TRANSFERS_VIEW, source)
-        try:
-            result = con.sql(WINDOWS_SQL, params={"size_us": size_us}).to_arrow_table()
-        finally:
-            con.unregister(TRANSFERS_VIEW)
-    finally:
-        if own:
-            con.close()
-    return result.cast(WINDOWS_SCHEMA)
+_WRITES = frozenset({"put_object", "put_part", "copy_object"})
 
 
-def _whole_microseconds(size: timedelta) -> int:
-    us = (size.days * 86_400 + size.seconds) * 1_000_000 + size.microseconds
-    if us <= 0:
-        raise ValueError(f"window size must be positive, got {size}")
-    return us
-
-
-def _conform(transfers: pa.Table | Iterable[pa.RecordBatch]) -> pa.Table | pa.RecordBatchReader:
-    names = TRANSFERS_SCHEMA.names
-    if isinstance(transfers, pa.Table):
-        return transfers.select(names).cast(TRANSFERS_SCHEMA)
-    batches = (
-        pa.RecordBatch.from_arrays(
-            [batch.column(name) for name in names], names=names
-        ).cast(TRANSFERS_SCHEMA)
-        for batch in transfers
-    )
-    return pa.RecordBatchReader.from_batches(TRANSFERS_SCHEMA, batches)
-
-
-def _span(item: Attributed) -> tuple[datetime, datetime] | None:
+def _row(item: Attributed) -> dict[str, object] | None:
+    if item.tenant is None:
+        return None
     record = item.record
+    kind: str
+    capacity: int | None = None
+    quality = False
     if isinstance(record, Flow):
         if record.interim:
             return None
-        return record.start, record.start + timedelta(seconds=max(record.duration_s, 0.0))
-    if isinstance(record, ObjectStoreRequest):
-        return record.time, record.time
-    if isinstance(record, CopyRecord) and record.time is not None:
-        return record.time, record.time
-    return None
+        kind, start = NETWORK, record.start
+        end = start + timedelta(seconds=max(record.duration_s, 0.0))
+        quality = bool(flow_quality(record))
+    elif isinstance(record, ObjectStoreRequest):
+        ok = record.status is None or 200 <= record.status < 300
+        if record.operation not in _WRITES or not ok:
+            return None
+        kind, start = OBJECT_PUT, record.time
+        end = start
+    elif isinstance(record, DriveAttach):
+        if record.attached is None:
+            return None
+        kind, start, capacity = DRIVE, record.attached, record.capacity_bytes
+        end = start
+    elif isinstance(record, CopyRecord):
+        if record.time is None:
+            return None
+        kind, start = COPY, record.time
+        end = start
+    else:  # pragma: no cover - Record is a closed union
+        return None
+    return {
+        "tenant": item.tenant, "kind": kind, "start": start, "end": end,
+        "direction": item.direction, "bytes_in": item.bytes_in, "bytes_out": item.bytes_out,
+        "capacity_bytes": capacity, "remote_addr": item.remote_addr,
+        "remote_asn": item.remote_asn, "remote_country": item.remote_country,
+        "cross_border": item.cross_border, "quality": quality,
+    }
 
 
-def _batch(rows: list[tuple[Attributed, datetime, datetime]]) -> pa.RecordBatch:
-    return pa.RecordBatch.from_arrays(
-        [
-            pa.array([a.tenant for a, _, _ in rows], pa.string()),
-            pa.array([s for _, s, _ in rows], pa.timestamp("us", tz="UTC")),
-            pa.array([e for _, _, e in rows], pa.timestamp("us", tz="UTC")),
-            pa.array([a.direction for a, _, _ in rows], pa.string()),
-            pa.array([a.bytes_in for a, _, _ in rows], pa.uint64()),
-            pa.array([a.bytes_out for a, _, _ in rows], pa.uint64()),
-            pa.array([a.remote_addr for a, _, _ in rows], pa.string()),
-            pa.array([a.remote_country for a, _, _ in rows], pa.string()),
-            pa.array([a.cross_border for a, _, _ in rows], pa.bool_()),
-        ],
-        schema=TRANSFERS_SCHEMA,
-    )
+def _conform(transfers: pa.RecordBatch | pa.Table) -> pa.Table:
+    table = (pa.Table.from_batches([transfers]) if isinstance(transfers, pa.RecordBatch)
+             else transfers)
+    return table.select(TRANSFERS_SCHEMA.names).cast(TRANSFERS_SCHEMA)
+
+
+def _micros(moment: datetime) -> int:
+    if moment.tzinfo is None:
+        raise ValueError(f"registration time must be timezone-aware, got {moment}")
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _plain(value: str) -> str:
+    if "'" in value:
+        raise ValueError(f"quote in setting value: {value!r}")
+    return value
