@@ -24,15 +24,18 @@ c_k / d) - floor(bytes * c_(k-1) / d)`` bytes (*cumulative floor*, exact 128-bit
 arithmetic): the shares telescope, so a transfer's shares sum exactly to its bytes and each
 differs from the exact proportional share by less than one byte.
 
-Metrics (see :data:`WINDOWS_SCHEMA`): bytes are additive; ``flows``, ``object_puts``,
-``drives_attached`` and ``quality_marked`` count the transfers that *start* in the window,
-so no transfer is counted twice across windows; ``remote_addrs`` and ``remote_asns`` are
-distinct over the network transfers that *overlap* the window; ``peak_rate_*_bps`` is the
-highest mean rate over an epoch-aligned 5-minute cell inside the window; ``hours_above_rate``
-counts the epoch-aligned hours whose inbound bytes reach ``sustained_rate_bps`` x 1 h;
-``max_transfer_duration_s`` is the longest network transfer overlapping the window.
-Cross-border volume counts a transfer whose ``cross_border`` is true (unknown counts as
-not); *concern* volume one whose remote country is in ``concern_countries``.
+Metrics (see :data:`WINDOWS_SCHEMA`): bytes are additive, and network bytes count only when
+they cross the tenant's boundary (east-west traffic inside one tenant, ``internal`` with no
+remote end, is left out of ``bytes_in``/``bytes_out`` though its flows count); ``flows``,
+``object_puts``, ``drives_attached`` and ``quality_marked`` count the transfers that *start*
+in the window, so no transfer is counted twice across windows; ``remote_addrs`` and
+``remote_asns`` are distinct over the network transfers that *overlap* the window;
+``peak_rate_*_bps`` is the highest mean rate over an epoch-aligned 5-minute cell inside the
+window; ``hours_above_rate`` counts the epoch-aligned hours whose inbound bytes reach
+``sustained_rate_bps`` x 1 h; ``max_transfer_duration_s`` is the longest network transfer
+overlapping the window. Cross-border volume counts a transfer whose ``cross_border`` is true
+(unknown counts as not); *concern* volume one whose remote country is in
+``concern_countries``.
 """
 
 from __future__ import annotations
@@ -43,8 +46,10 @@ from datetime import UTC, datetime, timedelta
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from egress.quality import flow_quality
+from egress.columns import batch_path
+from egress.quality import batch_quality, flow_quality
 from egress.records import Attributed, CopyRecord, DriveAttach, Flow, ObjectStoreRequest
 from egress.windows_sql import (
     ADDITIVE,
@@ -53,6 +58,8 @@ from egress.windows_sql import (
     CELLS_SQL,
     COUNTRIES_SQL,
     CREATE_ACCUMULATORS,
+    EVIDENCE_RESULT_SQL,
+    EVIDENCE_SQL,
     HOUR_US,
     PRESENCE_SQL,
     WINDOWS_SQL,
@@ -78,6 +85,16 @@ TRANSFERS_SCHEMA = pa.schema([
     pa.field("remote_country", pa.string()),
     pa.field("cross_border", pa.bool_()),
     pa.field("quality", pa.bool_(), nullable=False),
+    pa.field("where", pa.string()),
+    pa.field("ref", pa.string()),
+])
+
+#: The largest transfers of each tenant and day (``where``: file and line or offset;
+#: ``ref``: the connection's uid, the request id): the evidence findings cite.
+EVIDENCE_SCHEMA = pa.schema([
+    TRANSFERS_SCHEMA.field(name) for name in (
+        "tenant", "kind", "start", "end", "bytes_in", "bytes_out", "remote_addr",
+        "remote_country", "where", "ref", "quality")
 ])
 
 _COUNTS = frozenset({"object_puts", "drives_attached", "flows", "quality_marked"})
@@ -120,12 +137,14 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 class WindowParams:
     """Parameters of the aggregation.
 
+    ``evidence_per_day`` is how many of its largest transfers each tenant keeps per day.
     ``registrations`` maps tenant ids to registration times (start of ``cumulative``).
     ``memory_limit`` (DuckDB syntax, e.g. ``"3GB"``) and ``temp_directory`` bound memory:
     DuckDB spills to the directory beyond the limit.
     """
 
     sustained_rate_bps: float = 1e9
+    evidence_per_day: int = 10
     concern_countries: tuple[str, ...] = ()
     registrations: Mapping[str, datetime] = field(default_factory=dict)
     memory_limit: str | None = None
@@ -134,10 +153,12 @@ class WindowParams:
 
 @dataclass(frozen=True, slots=True)
 class WindowTables:
-    """The aggregation's result: :data:`WINDOWS_SCHEMA` and :data:`COUNTRIES_SCHEMA` tables."""
+    """The aggregation's result: :data:`WINDOWS_SCHEMA`, :data:`COUNTRIES_SCHEMA` and
+    :data:`EVIDENCE_SCHEMA` tables."""
 
     windows: pa.Table
     countries: pa.Table
+    evidence: pa.Table
 
 
 class WindowAggregator:
@@ -174,6 +195,8 @@ class WindowAggregator:
                               {"unit": CELL_US, "concern": self._concern})
             self._con.execute(f"INSERT INTO presence_acc {PRESENCE_SQL}",
                               {"unit": HOUR_US, "concern": self._concern})
+            self._con.execute(f"INSERT INTO evidence_acc {EVIDENCE_SQL}",
+                              {"top": self._params.evidence_per_day})
         finally:
             self._con.unregister("transfers")
         self.rows += table.num_rows
@@ -193,18 +216,22 @@ class WindowAggregator:
                 self._con.execute(statement, params)
             windows = self._con.sql(WINDOWS_SQL).to_arrow_table()
             countries = self._con.sql(COUNTRIES_SQL).to_arrow_table()
+            evidence = self._con.sql(
+                EVIDENCE_RESULT_SQL, params={"top": self._params.evidence_per_day}
+            ).to_arrow_table()
         finally:
             self.close()
         return WindowTables(windows=windows.cast(WINDOWS_SCHEMA),
-                            countries=countries.cast(COUNTRIES_SCHEMA))
+                            countries=countries.cast(COUNTRIES_SCHEMA),
+                            evidence=evidence.cast(EVIDENCE_SCHEMA))
 
     def close(self) -> None:
         """Drop the accumulators (and close an own connection)."""
         if self._own:
             self._con.close()
         else:
-            self._con.execute(
-                "DROP TABLE IF EXISTS cells_acc; DROP TABLE IF EXISTS presence_acc")
+            self._con.execute("DROP TABLE IF EXISTS cells_acc; DROP TABLE IF EXISTS presence_acc;"
+                              " DROP TABLE IF EXISTS evidence_acc")
 
 
 def compute_windows(
@@ -258,6 +285,54 @@ def transfer_batches(
         yield pa.RecordBatch.from_pylist(rows, schema=TRANSFERS_SCHEMA)
 
 
+def conn_transfers(batch: pa.RecordBatch) -> pa.Table:
+    """Return the :data:`TRANSFERS_SCHEMA` rows of an attributed Zeek conn batch.
+
+    ``batch`` is a :data:`~egress.columns.CONN_SCHEMA` batch with the columns
+    :meth:`~egress.attribution.Attributor.attribute_batch` appends (the ``remote_*`` and
+    ``cross_border`` columns may be absent: then unknown). Rows without a tenant or a
+    ``ts`` are left out. Volumes are the attributed increments, so interim records add only
+    what is new; each increment spans the record's ``[ts, ts + duration)``. ``where`` is
+    ``path:line``; ``ref`` is the ``uid``.
+    """
+    keep = pc.and_(pc.is_valid(batch.column("tenant")), pc.is_valid(batch.column("ts")))
+    rows = batch.filter(keep)
+    n = rows.num_rows
+    duration_us = pc.cast(pc.multiply(pc.fill_null(rows.column("duration_s"), 0.0), 1e6),
+                          pa.int64(), safe=False)
+    duration_us = pc.max_element_wise(duration_us, 0)
+    start = rows.column("ts").cast(TIMESTAMP)
+    end = pc.add(start, pc.cast(duration_us, pa.duration("us")))
+    marked = pc.greater(pc.list_value_length(batch_quality(rows)), 0)
+    path = batch_path(batch)
+    where = (pa.nulls(n, pa.string()) if path is None else pc.binary_join_element_wise(
+        pa.array([path] * n, pa.string()) if n else pa.array([], pa.string()),
+        pc.cast(rows.column("line"), pa.string()), ":"))
+
+    def optional(name: str, kind: pa.DataType) -> pa.Array:
+        index = rows.schema.get_field_index(name)
+        return pa.nulls(n, kind) if index < 0 else rows.column(index).cast(kind)
+
+    columns = {
+        "tenant": rows.column("tenant"),
+        "kind": pa.array([NETWORK] * n, pa.string()),
+        "start": start,
+        "end": end,
+        "direction": rows.column("direction"),
+        "bytes_in": pc.fill_null(rows.column("bytes_in"), 0),
+        "bytes_out": pc.fill_null(rows.column("bytes_out"), 0),
+        "capacity_bytes": pa.nulls(n, pa.uint64()),
+        "remote_addr": optional("remote_addr", pa.string()),
+        "remote_asn": optional("remote_asn", pa.int64()),
+        "remote_country": optional("remote_country", pa.string()),
+        "cross_border": optional("cross_border", pa.bool_()),
+        "quality": marked,
+        "where": where,
+        "ref": rows.column("uid"),
+    }
+    return pa.Table.from_pydict(columns).cast(TRANSFERS_SCHEMA)
+
+
 def transfers_table(attributed: Iterable[Attributed]) -> pa.Table:
     """Collect :func:`transfer_batches` into one :data:`TRANSFERS_SCHEMA` table."""
     return pa.Table.from_batches(list(transfer_batches(attributed)), schema=TRANSFERS_SCHEMA)
@@ -303,7 +378,19 @@ def _row(item: Attributed) -> dict[str, object] | None:
         "capacity_bytes": capacity, "remote_addr": item.remote_addr,
         "remote_asn": item.remote_asn, "remote_country": item.remote_country,
         "cross_border": item.cross_border, "quality": quality,
+        "where": None if isinstance(record, Flow) else str(record.provenance),
+        "ref": _ref(record),
     }
+
+
+def _ref(record: Flow | ObjectStoreRequest | DriveAttach | CopyRecord) -> str | None:
+    if isinstance(record, Flow):
+        return record.uid
+    if isinstance(record, ObjectStoreRequest):
+        return record.request_id or (f"{record.bucket}/{record.key}" if record.bucket else None)
+    if isinstance(record, DriveAttach):
+        return record.serial or record.device
+    return record.path
 
 
 def _conform(transfers: pa.RecordBatch | pa.Table) -> pa.Table:

@@ -57,6 +57,7 @@ spans AS (
     SELECT
         tenant, kind, bytes_in, bytes_out, capacity_bytes, remote_addr, remote_asn,
         remote_country, cross_border, quality,
+        kind = 'network' AND NOT (direction = 'internal' AND remote_addr IS NULL) AS crossing,
         coalesce(list_contains($concern, remote_country), false) AS concern,
         epoch_us("start") AS s,
         greatest(epoch_us("end"), epoch_us("start")) AS e
@@ -78,8 +79,8 @@ pieces AS (
 ),
 shares AS (
     SELECT
-        tenant, ws, remote_country, kind, cross_border, concern, quality, capacity_bytes,
-        s, e,
+        tenant, ws, remote_country, kind, crossing, cross_border, concern, quality,
+        capacity_bytes, s, e,
         {_share("bytes_in")} AS in_share,
         {_share("bytes_out")} AS out_share,
         s >= ws AND s < ws + {CELL_US} AS starts_here
@@ -89,14 +90,14 @@ SELECT
     tenant,
     ws AS cell,
     remote_country AS country,
-    sum(CASE WHEN kind = 'network' THEN in_share ELSE 0 END) AS bytes_in,
-    sum(CASE WHEN kind = 'network' THEN out_share ELSE 0 END) AS bytes_out,
-    sum(CASE WHEN kind = 'network' AND cross_border THEN in_share ELSE 0 END)
+    sum(CASE WHEN crossing THEN in_share ELSE 0 END) AS bytes_in,
+    sum(CASE WHEN crossing THEN out_share ELSE 0 END) AS bytes_out,
+    sum(CASE WHEN crossing AND cross_border THEN in_share ELSE 0 END)
         AS cross_border_bytes_in,
-    sum(CASE WHEN kind = 'network' AND cross_border THEN out_share ELSE 0 END)
+    sum(CASE WHEN crossing AND cross_border THEN out_share ELSE 0 END)
         AS cross_border_bytes_out,
-    sum(CASE WHEN kind = 'network' AND concern THEN in_share ELSE 0 END) AS concern_bytes_in,
-    sum(CASE WHEN kind = 'network' AND concern THEN out_share ELSE 0 END) AS concern_bytes_out,
+    sum(CASE WHEN crossing AND concern THEN in_share ELSE 0 END) AS concern_bytes_in,
+    sum(CASE WHEN crossing AND concern THEN out_share ELSE 0 END) AS concern_bytes_out,
     sum(CASE WHEN kind = 'object_put' THEN in_share ELSE 0 END) AS object_put_bytes,
     count(*) FILTER (WHERE kind = 'object_put' AND starts_here) AS object_puts,
     count(*) FILTER (WHERE kind = 'drive' AND starts_here) AS drives_attached,
@@ -123,6 +124,27 @@ FROM grid
 WHERE kind = 'network' AND remote_addr IS NOT NULL
 """
 
+#: One batch of ``transfers`` -> its largest transfers per tenant and day, as evidence.
+EVIDENCE_SQL = f"""
+SELECT tenant, kind, "start", "end", bytes_in, bytes_out, remote_addr, remote_country,
+       "where", ref, quality
+FROM transfers
+QUALIFY row_number() OVER (
+    PARTITION BY tenant, {floor_to('epoch_us("start")', str(DAY_US))}
+    ORDER BY greatest(bytes_in, bytes_out) DESC, "start", ref
+) <= $top
+"""
+
+#: The evidence kept in the end: the same ranking over all batches.
+EVIDENCE_RESULT_SQL = f"""
+SELECT * FROM evidence_acc
+QUALIFY row_number() OVER (
+    PARTITION BY tenant, {floor_to('epoch_us("start")', str(DAY_US))}
+    ORDER BY greatest(bytes_in, bytes_out) DESC, "start", ref
+) <= $top
+ORDER BY tenant, "start", ref
+"""
+
 #: Accumulator tables the per-batch statements append to.
 CREATE_ACCUMULATORS = f"""
 CREATE OR REPLACE TEMP TABLE cells_acc (
@@ -132,6 +154,11 @@ CREATE OR REPLACE TEMP TABLE cells_acc (
 );
 CREATE OR REPLACE TEMP TABLE presence_acc (
     tenant VARCHAR, t BIGINT, addr VARCHAR, asn BIGINT, country VARCHAR
+);
+CREATE OR REPLACE TEMP TABLE evidence_acc (
+    tenant VARCHAR, kind VARCHAR, "start" TIMESTAMPTZ, "end" TIMESTAMPTZ, bytes_in UBIGINT,
+    bytes_out UBIGINT, remote_addr VARCHAR, remote_country VARCHAR, "where" VARCHAR,
+    ref VARCHAR, quality BOOLEAN
 );
 """
 

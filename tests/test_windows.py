@@ -58,6 +58,8 @@ class T:
     cross_border: bool | None = None
     quality: bool = False
     direction: str = "inbound"
+    where: str | None = None
+    ref: str | None = None
 
 
 def table(rows: list[T]) -> pa.Table:
@@ -249,6 +251,8 @@ def test_transfers_table_from_attributed() -> None:
                         capacity_bytes=10**12, attached=T0, detached=None,
                         provenance=Provenance(path="kern.log"))
     common = {"capacity_bytes": None, "remote_asn": None, "quality": False}
+    wheres = [{"where": None, "ref": "C1"}, {"where": "log", "ref": "b/k"},
+              {"where": "copy.log", "ref": "/d/f"}, {"where": "kern.log", "ref": "S1"}]
     items = [
         Attributed(record=flow(start=T0, duration_s=1.5), tenant="a", how="address",
                    direction="inbound", remote_addr="203.0.113.9", remote_country="NL",
@@ -270,7 +274,9 @@ def test_transfers_table_from_attributed() -> None:
     ]
     result = transfers_table(items)
     assert result.schema == TRANSFERS_SCHEMA
-    assert result.to_pylist() == [
+    got = result.to_pylist()
+    assert [{k: row.pop(k) for k in ("where", "ref")} for row in got] == wheres
+    assert got == [
         {**common, "tenant": "a", "kind": "network", "start": T0,
          "end": T0 + timedelta(seconds=1.5), "direction": "inbound", "bytes_in": 100,
          "bytes_out": 40, "remote_addr": "203.0.113.9", "remote_asn": 64501,
@@ -331,12 +337,13 @@ def reference(rows: list[T], registrations: dict[str, datetime], rate_bps: float
     for r in rows:
         s, e = (r.start - EPOCH) // US, (r.end - EPOCH) // US
         net = r.kind == "network"
+        crossing = net and not (r.direction == "internal" and r.remote_addr is None)
         for (ws, share_in), (_, share_out) in zip(
                 pieces(s, e, CELL_US, r.bytes_in), pieces(s, e, CELL_US, r.bytes_out),
                 strict=True):
             c = cells[r.tenant, ws]
             starts = ws <= s < ws + CELL_US
-            if net:
+            if crossing:
                 c["bytes_in"] += share_in
                 c["bytes_out"] += share_out
                 if r.cross_border:
@@ -345,6 +352,7 @@ def reference(rows: list[T], registrations: dict[str, datetime], rate_bps: float
                 if r.remote_country in concern:
                     c["concern_bytes_in"] += share_in
                     c["concern_bytes_out"] += share_out
+            if net:
                 c["flows"] += starts
                 longest[r.tenant, ws] = max(longest[r.tenant, ws], e - s)
                 if r.remote_addr is not None:
@@ -418,6 +426,7 @@ def transfer_rows(draw: st.DrawFn) -> list[T]:
             remote_country=draw(st.sampled_from([None, "CN", "NL"])),
             cross_border=draw(st.sampled_from([None, True, False])),
             quality=draw(st.booleans()),
+            direction=draw(st.sampled_from(["inbound", "outbound", "internal"])),
         ))
     return rows
 
@@ -455,3 +464,15 @@ def test_countries_table() -> None:
         *[("7d", T0 + k * DAY, "NL", 3, 0, 1) for k in range(8, 10)],
         ("cumulative", T0 + DAY, "CN", 12, 1, 2), ("cumulative", T0 + 3 * DAY, "NL", 3, 0, 1),
     ]
+
+
+def test_evidence_keeps_the_largest_per_tenant_and_day() -> None:
+    rows = [T(tenant="a", start=T0 + k * MIN5, end=T0 + k * MIN5, bytes_in=k, ref=f"r{k}",
+              where=f"conn.log:{k}") for k in range(15)]
+    rows.append(T(tenant="a", start=T0 + DAY, end=T0 + DAY, bytes_out=1, ref="next-day"))
+    evidence = compute_windows(
+        iter(table(rows).to_batches(max_chunksize=4)), WindowParams(evidence_per_day=3)
+    ).evidence.to_pylist()
+    assert [(r["ref"], r["where"], r["bytes_in"]) for r in evidence] == [
+        ("r12", "conn.log:12", 12), ("r13", "conn.log:13", 13), ("r14", "conn.log:14", 14),
+        ("next-day", None, 0)]

@@ -1,0 +1,181 @@
+"""Wiring only: inputs -> records -> attribution -> windows, for ``egress analyze``.
+
+:func:`run_windows` detects each input's kind, reads it with its source, attributes every
+record to a tenant with the inventory (and geo data when given), streams the transfers into
+a :class:`~egress.windows.WindowAggregator` and returns the windows with the counts a run
+report needs. Zeek conn and long-connection logs stay columnar end to end; captures,
+object-store, drive and copy logs are attributed record by record.
+
+Sensor de-duplication (the same connection reported by two sensors counted once) applies
+to captures, whose flows carry Community IDs: each directory of captures is one sensor, and
+de-duplication is on when captures come from more than one directory (``dedupe`` forces it
+on or off).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from egress.attribution import AttributionStats, Attributor
+from egress.errors import SourceError
+from egress.geo import GeoLookup
+from egress.inventory import Inventory
+from egress.quality import DedupStats, SensorDeduplicator
+from egress.records import Attributed, DriveAttach, Flow, Issue
+from egress.sources.registry import Detected, ReadOptions, detect, group_by_kind, input_kinds
+from egress.sources.zeek import ZeekLogReader, detect_zeek_log
+from egress.sources.zeek_files import CONN_LOGS
+from egress.windows import (
+    WindowAggregator,
+    WindowParams,
+    WindowTables,
+    conn_transfers,
+    transfer_batches,
+)
+
+Progress = Callable[[str, int], None]
+"""Called now and then with the kind being read and the records read so far."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunOptions:
+    """What a run needs besides its inputs, inventory and geo data."""
+
+    read: ReadOptions = field(default_factory=ReadOptions)
+    windows: WindowParams = field(default_factory=WindowParams)
+    dedupe: bool | None = None
+    """``None``: de-duplicate captures when they come from more than one directory."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunResult:
+    """Windows and what the run saw: inputs, record counts, issues, attribution."""
+
+    tables: WindowTables
+    inputs: tuple[Detected, ...]
+    records: dict[str, int]
+    issues: tuple[Issue, ...]
+    errors: tuple[SourceError, ...]
+    attribution: AttributionStats
+    dedup: DedupStats | None
+    unlisted_drives: tuple[DriveAttach, ...]
+    ignored: tuple[Path, ...]
+    """Inputs recognized but not used for windows (e.g. Zeek logs other than conn)."""
+
+
+def run_windows(
+    inputs: Sequence[Path],
+    inventory: Inventory,
+    geo: GeoLookup | None = None,
+    options: RunOptions | None = None,
+    *,
+    progress: Progress | None = None,
+) -> RunResult:
+    """Read, attribute and aggregate ``inputs`` (files; see the module doc).
+
+    Raises :class:`~egress.errors.SourceError` when an input is of no known kind or cannot
+    be opened; malformed content inside a file is counted in the result's ``issues``.
+    """
+    options = options or RunOptions()
+    kinds = input_kinds()
+    detected = tuple(detect(path, kinds) for path in inputs)
+    attributor = Attributor(inventory, geo)
+    registrations = {t.id: t.registered for t in inventory.tenants}
+    params = WindowParams(
+        sustained_rate_bps=options.windows.sustained_rate_bps,
+        concern_countries=options.windows.concern_countries or inventory.concern_countries,
+        registrations={**registrations, **options.windows.registrations},
+        evidence_per_day=options.windows.evidence_per_day,
+        memory_limit=options.windows.memory_limit,
+        temp_directory=options.windows.temp_directory,
+    )
+    aggregator = WindowAggregator(params)
+    counts: Counter[str] = Counter()
+    issues: list[Issue] = []
+    errors: list[SourceError] = []
+    unlisted: list[DriveAttach] = []
+    ignored: list[Path] = []
+    dedup: SensorDeduplicator | None = None
+    report = progress or (lambda kind, n: None)
+    try:
+        for kind, group in group_by_kind(detected).items():
+            paths = [d.path for d in group]
+            if kind == "zeek":
+                conn = [p for p in paths if detect_zeek_log(p) in CONN_LOGS]
+                ignored.extend(p for p in paths if p not in conn)
+                reader = ZeekLogReader()
+                for batch in reader.read_conn(conn):
+                    attributed = attributor.attribute_batch(batch)
+                    aggregator.add(conn_transfers(attributed))
+                    counts[kind] += batch.num_rows
+                    report(kind, counts[kind])
+                issues.extend(reader.stats.issues)
+                continue
+            sensors = _sensors(paths) if kind == "capture" and _dedupe(
+                options.dedupe, paths) else {"": paths}
+            if len(sensors) > 1 or options.dedupe:
+                dedup = SensorDeduplicator(horizon_s=float("inf"))
+            for sensor, sensor_paths in sensors.items():
+                source = kinds[kind].reader(options.read)
+                records: Iterator[object] = iter(source.read(sensor_paths))
+                if dedup is not None and kind == "capture":
+                    records = _deduped(records, dedup, sensor)
+                try:
+                    for batch in transfer_batches(
+                            _attributed(records, attributor, unlisted, counts, kind, report)):
+                        aggregator.add(batch)
+                finally:
+                    issues.extend(kinds[kind].issues(source))
+                    errors.extend(getattr(source, "errors", []))
+    except BaseException:
+        aggregator.close()
+        raise
+    return RunResult(
+        tables=aggregator.result(), inputs=detected, records=dict(counts),
+        issues=tuple(issues), errors=tuple(errors), attribution=attributor.stats(),
+        dedup=None if dedup is None else dedup.stats(), unlisted_drives=tuple(unlisted),
+        ignored=tuple(ignored),
+    )
+
+
+def _dedupe(setting: bool | None, paths: Sequence[Path]) -> bool:
+    if setting is not None:
+        return setting
+    return len(_sensors(paths)) > 1
+
+
+def _sensors(paths: Sequence[Path]) -> dict[str, list[Path]]:
+    """Captures by directory: each directory holds one sensor's captures."""
+    groups: dict[str, list[Path]] = {}
+    for path in paths:
+        groups.setdefault(str(path.resolve().parent), []).append(path)
+    return groups
+
+
+def _deduped(records: Iterable[object], dedup: SensorDeduplicator,
+             sensor: str) -> Iterator[object]:
+    """Drop the flows another sensor already reported (sensors are read one after the
+    other, so the de-duplicator never forgets: memory grows with the captures' flows)."""
+    for record in records:
+        if isinstance(record, Flow):
+            five = (record.orig_h, record.orig_p, record.resp_h, record.resp_p, record.proto)
+            if dedup.seen(record.community_id or None, five, record.start, sensor,
+                          vni=record.vni):
+                continue
+        yield record
+
+
+def _attributed(records: Iterable[object], attributor: Attributor,
+                unlisted: list[DriveAttach], counts: Counter[str], kind: str,
+                report: Progress) -> Iterator[Attributed]:
+    for record in records:
+        item = attributor.attribute(record)  # type: ignore[arg-type]
+        counts[kind] += 1
+        if counts[kind] % 100_000 == 0:
+            report(kind, counts[kind])
+        if item.how == "unlisted_drive" and isinstance(item.record, DriveAttach):
+            unlisted.append(item.record)
+        yield item
