@@ -471,6 +471,16 @@ class _Compiler:
                              line=threshold.line)
 
 
+def _within(text: str, compiler: _Compiler, source: Source) -> float:
+    """Seconds of ``sequence.within``: a duration or a ``$name`` duration threshold."""
+    where: FieldPath = ("sequence", "within")
+    value, kind, shown, threshold = compiler.resolve(text.strip(), where)
+    if kind != "duration" or isinstance(value, str):
+        raise compiler.mismatch(where, "sequence.within", "a duration (14d)", shown, kind,
+                                threshold)
+    return float(value)
+
+
 def compile_signature(
     model: SignatureModel, source: Source, *, overrides: Mapping[str, Located] | None = None
 ) -> Signature:
@@ -506,10 +516,7 @@ def compile_signature(
             else:
                 node = compiler.node(step.condition, (*here, "condition"), "window")
                 steps.append(WindowStep(name=step.name, span=step.window, condition=node))
-        try:
-            within = parse_duration(model.sequence.within)
-        except ValueError as exc:
-            raise source.error(("sequence", "within"), str(exc)) from None
+        within = _within(model.sequence.within, compiler, source)
         sequence = Sequence(within_s=within, steps=tuple(steps), final=model.sequence.final)
     amplifiers = []
     for i, amp in enumerate(model.risk.amplifiers):
