@@ -16,6 +16,7 @@ Leaves combine with ``all: [...]``, ``any: [...]`` and ``not: ...``. Every fault
 from __future__ import annotations
 
 import re
+from difflib import get_close_matches
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -376,11 +377,9 @@ class _Compiler:
                 raise self.fail(field_path, f"{lhs}: window metrics are not allowed here")
             return self.metric(lhs, op, rhs, text, field_path, line)
         if lhs not in FACTS:
-            raise self.fail(
-                field_path,
-                f"unknown metric or fact {lhs!r} (metrics: {', '.join(METRICS)}; "
-                f"facts: {', '.join(FACTS)})",
-            )
+            close = get_close_matches(lhs, [*METRICS, *FACTS], n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise self.fail(field_path, f"unknown metric or fact {lhs!r}{hint}")
         if lhs.startswith("allocation.") and where != "allocation":
             raise self.fail(field_path, f"{lhs} is only known in allocation steps")
         return self.fact(lhs, op, rhs, text, field_path, line)

@@ -26,7 +26,7 @@ from egress.signatures.compile import (
     compile_signature,
     format_path,
 )
-from egress.signatures.schema import SignatureModel
+from egress.signatures.schema import STEP_TAGS, SignatureModel
 
 
 class _Loader(yaml.SafeLoader):
@@ -116,8 +116,7 @@ def read_signature(path: Path) -> tuple[SignatureModel, Source]:
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         field_path: FieldPath = tuple(p for p in first["loc"] if isinstance(p, str | int))
-        # drop union member names pydantic puts in the path
-        field_path = tuple(p for p in field_path if not (isinstance(p, str) and p[:1].isupper()))
+        field_path = tuple(p for p in field_path if p not in STEP_TAGS)
         raise source.error(field_path, _message(first)) from exc
 
 

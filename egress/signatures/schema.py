@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 Severity = Literal["informational", "low", "medium", "high", "critical"]
 Status = Literal["experimental", "test", "stable", "deprecated"]
@@ -53,11 +53,24 @@ class WindowStepModel(_Strict):
     condition: Condition
 
 
+def _step_kind(value: Any) -> str:
+    return "allocation-step" if isinstance(value, dict) and "allocation" in value else "window-step"
+
+
+#: Tags pydantic puts in error paths for a step; not keys of the file.
+STEP_TAGS = ("allocation-step", "window-step")
+Step = Annotated[
+    Annotated[AllocationStepModel, Tag("allocation-step")]
+    | Annotated[WindowStepModel, Tag("window-step")],
+    Discriminator(_step_kind),
+]
+
+
 class SequenceModel(_Strict):
     """Earlier steps, in order, all within ``within`` before the signature's own window."""
 
     within: Text
-    steps: list[AllocationStepModel | WindowStepModel] = Field(min_length=1)
+    steps: list[Step] = Field(min_length=1)
     final: Text = "match"
 
 
