@@ -16,9 +16,9 @@ Leaves combine with ``all: [...]``, ``any: [...]`` and ``not: ...``. Every fault
 from __future__ import annotations
 
 import re
-from difflib import get_close_matches
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from difflib import get_close_matches
 from pathlib import Path
 from typing import Any, Literal
 

@@ -303,7 +303,7 @@ def test_countries_of_the_matched_window(tmp_path: Path, inv: Inventory) -> None
 def test_missing_column_is_named(tmp_path: Path, inv: Inventory) -> None:
     table = windows_table([]).drop_columns(["bytes_in"])
     (signature,) = sigs(tmp_path, signature_text("bulk"))
-    with pytest.raises(ValueError, match="^windows table lacks column\\(s\\) bytes_in$"):
+    with pytest.raises(ValueError, match=r"^windows table lacks column\(s\) bytes_in$"):
         evaluate([signature], table, inv)
 
 

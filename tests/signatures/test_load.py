@@ -8,8 +8,8 @@ import pytest
 
 from egress.errors import SignatureError
 from egress.signatures.compile import (
-    AllOf,
     AllocationStep,
+    AllOf,
     AnyOf,
     FactCondition,
     MetricCondition,
