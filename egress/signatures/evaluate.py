@@ -20,7 +20,8 @@ from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -50,7 +51,9 @@ from egress.signatures.match import (
 )
 
 Mask = npt.NDArray[np.bool_]
-_DAY = timedelta(days=1)
+_DAY_US = 86_400_000_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 _TOP_COUNTRIES = 5
 
 
@@ -113,22 +116,27 @@ def _leaves(node: Node) -> Iterator[MetricCondition | FactCondition]:
 
 
 class _SpanTable:
-    """The windows of one span, with lazily converted columns."""
+    """The windows of one span; the tenant column converted to Python once, when needed."""
 
     def __init__(self, table: pa.Table) -> None:
         self.table = table
         self.tenants: list[str] | None = None
-        self.ends: list[datetime] | None = None
 
     def tenant_list(self) -> list[str]:
         if self.tenants is None:
             self.tenants = self.table.column("tenant").to_pylist()
         return self.tenants
 
-    def end_list(self) -> list[datetime]:
-        if self.ends is None:
-            self.ends = self.table.column("window_end").to_pylist()
-        return self.ends
+    def take(self, column: str, index: npt.NDArray[np.int64] | list[int]) -> list[Any]:
+        """Python values of ``column`` at rows ``index``."""
+        values: list[Any] = self.table.column(column).take(pa.array(index, pa.int64())).to_pylist()
+        return values
+
+    def take_us(self, column: str, index: npt.NDArray[np.int64] | list[int]) -> list[int]:
+        """Microseconds since the epoch of timestamp ``column`` at rows ``index``."""
+        taken = self.table.column(column).take(pa.array(index, pa.int64()))
+        values: list[int] = taken.cast(pa.int64()).to_numpy().tolist()
+        return values
 
 
 def _mask(node: Node, rows: _SpanTable, candidates: Mask, context: Context) -> Mask:
@@ -137,9 +145,10 @@ def _mask(node: Node, rows: _SpanTable, candidates: Mask, context: Context) -> M
         return candidates & _metric_mask(rows.table.column(node.metric), node.op, node.value)
     if isinstance(node, FactCondition):
         out = np.zeros(len(candidates), dtype=np.bool_)
-        tenants, ends = rows.tenant_list(), rows.end_list()
-        for i in np.flatnonzero(candidates):
-            out[i] = context.test(node, tenants[i], ends[i])[0]
+        index = np.flatnonzero(candidates)
+        tenants, ends = rows.take("tenant", index), rows.take("window_end", index)
+        for i, tenant, end in zip(index.tolist(), tenants, ends, strict=True):
+            out[i] = context.test(node, tenant, end)[0]
         return out
     if isinstance(node, NotOf):
         return candidates & ~_mask(node.child, rows, candidates, context)
@@ -163,54 +172,70 @@ def _mask(node: Node, rows: _SpanTable, candidates: Mask, context: Context) -> M
 
 @dataclass(frozen=True, slots=True)
 class _Occurrence:
-    time: datetime
-    start: datetime
-    end: datetime
+    """A step met; times in microseconds since the epoch (cheap to compare in bulk)."""
+
+    time: int
+    start: int
+    end: int
     row: int  # row in the span table, -1 for an allocation
     detail: str | None
 
 
-def _anchor(span: str, start: datetime, end: datetime) -> datetime:
-    return end - _DAY if span == "cumulative" else start
+_Occurrences = tuple[list[int], list[_Occurrence]]
+"""Occurrences of a step for one tenant, sorted by time, with their times for bisection."""
+
+
+def _sorted(items: list[_Occurrence]) -> _Occurrences:
+    items = sorted(items, key=lambda o: o.time)
+    return [o.time for o in items], items
+
+
+def _anchor(span: str, start: int, end: int) -> int:
+    return end - _DAY_US if span == "cumulative" else start
+
+
+def _us(moment: datetime) -> int:
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def _datetime(us: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=us)
 
 
 def _window_occurrences(
     step: WindowStep, rows: _SpanTable, tenants: set[str], context: Context
-) -> dict[str, list[_Occurrence]]:
+) -> dict[str, _Occurrences]:
     candidates = np.asarray(
         pc.is_in(rows.table.column("tenant"), pa.array(sorted(tenants), pa.string()))
         .to_numpy(zero_copy_only=False),
         dtype=np.bool_,
     )
     held = np.flatnonzero(_mask(step.condition, rows, candidates, context))
-    starts = rows.table.column("window_start").take(pa.array(held)).to_pylist()
-    ends = rows.table.column("window_end").take(pa.array(held)).to_pylist()
+    starts, ends = rows.take_us("window_start", held), rows.take_us("window_end", held)
     names = rows.tenant_list()
     found: dict[str, list[_Occurrence]] = defaultdict(list)
     for row, start, end in zip(held.tolist(), starts, ends, strict=True):
         found[names[row]].append(_Occurrence(_anchor(step.span, start, end), start, end, row, None))
-    for items in found.values():
-        items.sort(key=lambda o: o.time)
-    return found
+    return {tenant: _sorted(items) for tenant, items in found.items()}
 
 
 def _allocation_occurrences(
     step: AllocationStep, tenants: set[str], context: Context
-) -> dict[str, list[_Occurrence]]:
-    found: dict[str, list[_Occurrence]] = {}
+) -> dict[str, _Occurrences]:
+    found: dict[str, _Occurrences] = {}
     for tenant_id in tenants:
         tenant = context.tenant(tenant_id)
         if tenant is None:
             continue
         items = [
             _Occurrence(
-                a.valid_from, a.valid_from, a.valid_from, -1,
+                _us(a.valid_from), _us(a.valid_from), _us(a.valid_from), -1,
                 f"{a.gpus} {a.gpu_model} GPUs on {a.cluster}",
             )
             for a in tenant.allocations
             if _node_holds(step.condition, tenant_id, a.valid_from, context, a)
         ]
-        found[tenant_id] = sorted(items, key=lambda o: o.time)
+        found[tenant_id] = _sorted(items)
     return found
 
 
@@ -229,7 +254,7 @@ def _node_holds(
 
 def _chain(
     signature: Signature,
-    occurrences: list[dict[str, list[_Occurrence]]],
+    occurrences: list[dict[str, _Occurrences]],
     tenant: str,
     final: _Occurrence,
 ) -> list[_Occurrence] | None:
@@ -240,14 +265,14 @@ def _chain(
     for step, found in zip(
         reversed(signature.sequence.steps), reversed(occurrences), strict=True
     ):
-        items = found.get(tenant, [])
+        times, items = found.get(tenant, ([], []))
         bound = later.end if isinstance(step, AllocationStep) else later.time
-        i = bisect_left([o.time for o in items], bound) - 1
+        i = bisect_left(times, bound) - 1
         if i < 0:
             return None
         later = items[i]
         chosen.append(later)
-    if (final.time - later.time).total_seconds() > signature.sequence.within_s:
+    if final.time - later.time > signature.sequence.within_s * 1e6:
         return None
     return chosen[::-1]
 
@@ -383,14 +408,11 @@ def _evaluate_one(
     if not held:
         return []
     names = rows.tenant_list()
-    taken = pa.array(held, pa.int64())
-    starts = rows.table.column("window_start").take(taken).to_pylist()
-    ends = rows.table.column("window_end").take(taken).to_pylist()
     final_name = signature.sequence.final if signature.sequence else "match"
-    metrics = _metric_evidence(final_name, signature.condition, rows, held)
-    occurrences: list[dict[str, list[_Occurrence]]] = []
+    chains: list[list[_Occurrence]] = [[] for _ in held]
     if signature.sequence is not None:
         tenants = {names[i] for i in held}
+        occurrences: list[dict[str, _Occurrences]] = []
         for step in signature.sequence.steps:
             if isinstance(step, AllocationStep):
                 occurrences.append(_allocation_occurrences(step, tenants, context))
@@ -398,29 +420,35 @@ def _evaluate_one(
                 occurrences.append(
                     _window_occurrences(step, spans[step.span], tenants, context)
                 )
+        starts_us, ends_us = rows.take_us("window_start", held), rows.take_us("window_end", held)
+        kept: list[tuple[int, list[_Occurrence]]] = []
+        for row, start, end in zip(held, starts_us, ends_us, strict=True):
+            final = _Occurrence(_anchor(signature.span, start, end), start, end, row, None)
+            chain = _chain(signature, occurrences, names[row], final)
+            if chain is not None:
+                kept.append((row, chain))
+        held, chains = [k[0] for k in kept], [k[1] for k in kept]
+    starts, ends = rows.take("window_start", held), rows.take("window_end", held)
+    metrics = _metric_evidence(final_name, signature.condition, rows, held)
     shares = _countries(countries, signature.span, {(names[i], s) for i, s in zip(held, starts,
                                                                              strict=True)})
     matches = []
-    for n, (row, start, end) in enumerate(zip(held, starts, ends, strict=True)):
+    for n, (row, start, end, chain) in enumerate(zip(held, starts, ends, chains, strict=True)):
         tenant = names[row]
         steps: list[StepMatch] = []
         step_metrics: list[MetricEvidence] = []
         step_facts: list[FactEvidence] = []
         if signature.sequence is not None:
-            final = _Occurrence(_anchor(signature.span, start, end), start, end, row, None)
-            chain = _chain(signature, occurrences, tenant, final)
-            if chain is None:
-                continue
             for step, occ in zip(signature.sequence.steps, chain, strict=True):
                 if isinstance(step, WindowStep):
                     step_metrics += _metric_evidence(
                         step.name, step.condition, spans[step.span], [occ.row])[0]
-                    step_facts += _fact_evidence(step.name, [step.condition], tenant, occ.end,
-                                                 context)
+                    step_facts += _fact_evidence(step.name, [step.condition], tenant,
+                                                 _datetime(occ.end), context)
                 steps.append(StepMatch(
                     name=step.name,
                     kind="allocation" if isinstance(step, AllocationStep) else "window",
-                    start=occ.start, end=occ.end,
+                    start=_datetime(occ.start), end=_datetime(occ.end),
                     span=step.span if isinstance(step, WindowStep) else None,
                     detail=occ.detail,
                 ))
