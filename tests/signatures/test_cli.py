@@ -106,4 +106,5 @@ def test_show_unknown_and_bad_files_exit_two(tmp_path: Path) -> None:
         "'low', 'medium', 'high' or 'critical'\n")
     result = CliRunner().invoke(signatures, ["list", "--dir", str(tmp_path / "none")])
     assert result.exit_code == 2
-    assert result.stderr == f"egress: error: {tmp_path}/none: no signatures directory (give --dir)\n"
+    assert result.stderr == (
+        f"egress: error: {tmp_path}/none: no signatures directory (give --dir)\n")
