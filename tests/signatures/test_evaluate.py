@@ -314,3 +314,53 @@ def test_empty_table_and_inputs_untouched(tmp_path: Path, inv: Inventory) -> Non
     assert list(evaluate(signatures, windows_table([]), inv)) == []
     assert len(list(evaluate(signatures, table, inv))) == 1
     assert table.to_pylist() == before
+
+
+def test_lists_and_negated_membership(tmp_path: Path, inv: Inventory) -> None:
+    cond = """condition:
+  all:
+    - flows > 0
+    - tenant.payment not in [card, invoice]
+    - tenant.kyc in [none, basic]
+    - tenant.country not in [SG]"""
+    table = windows_table([
+        window(t, "1h", utc(2026, 3, 10), flows=1) for t in ("t-new", "t-old", "t-prev", "t-succ")
+    ])
+    (signature,) = sigs(tmp_path, signature_text("lists", window="1h", condition=cond,
+                                                 thresholds=""))
+    assert [m.tenant for m in evaluate([signature], table, inv)] == ["t-new", "t-succ"]
+
+
+def test_cumulative_rows_anchor_on_their_last_day(tmp_path: Path, inv: Inventory) -> None:
+    seq = """sequence:
+  within: 10d
+  steps:
+    - name: big
+      allocation: allocation.gpus >= 256
+"""
+    table = windows_table([
+        # registration 03-01; the rows end on 03-12 (day 03-11, 6 days after the allocation)
+        # and 03-20 (day 03-19, 14 days after)
+        window("t-new", "cumulative", utc(2026, 3, 1), end=utc(2026, 3, 12), bytes_in=600 * TB),
+        window("t-new", "cumulative", utc(2026, 3, 1), end=utc(2026, 3, 20), bytes_in=600 * TB),
+    ])
+    (signature,) = sigs(tmp_path, signature_text(
+        "cum", window="cumulative", condition="condition: bytes_in >= 500 TB", thresholds="",
+        extra=seq))
+    assert [m.window_end for m in evaluate([signature], table, inv)] == [utc(2026, 3, 12)]
+
+
+def test_overridden_within(tmp_path: Path, inv: Inventory) -> None:
+    sigs_dir = tmp_path / "sigs"
+    write_signature(sigs_dir, signature_text(
+        "core", window="7d", condition="condition: bytes_in >= 100 TB",
+        thresholds="thresholds:\n  within: {value: 30d, reason: r}\n",
+        extra=CORE.replace("within: 30d", "within: $within")))
+    table = windows_table([window("t-new", "7d", utc(2026, 4, 10), bytes_in=300 * TB)])
+    (default,) = load_signatures(sigs_dir)
+    assert list(evaluate([default], table, inv)) == []  # 36 days after the allocation
+    site = tmp_path / "site.yaml"
+    site.write_text("core:\n  within: 45d\n", encoding="utf-8")
+    (widened,) = load_signatures(sigs_dir, overrides=site)
+    assert widened.sequence is not None and widened.sequence.within_s == 3_888_000
+    assert [m.tenant for m in evaluate([widened], table, inv)] == ["t-new"]

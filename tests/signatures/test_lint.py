@@ -91,3 +91,21 @@ def test_missing_directory(tmp_path: Path) -> None:
 def test_shipped_signatures_lint_clean() -> None:
     shipped = Path(__file__).resolve().parents[2] / "signatures"
     assert lint_directory(shipped) == []
+
+
+def test_never_holding_steps_and_amplifiers(tmp_path: Path) -> None:
+    d = tmp_path / "sigs"
+    write_signature(d, signature_text("steps", thresholds="", condition="condition: flows > 0",
+                                      extra="sequence:\n  within: 3d\n  steps:\n"
+                                      "    - {name: a, window: 1h, condition: "
+                                      "'all: x' }\n"), "steps")
+    write_signature(d, signature_text("amp", thresholds="", condition="condition: flows > 0",
+                                      window="1h",
+                                      extra="risk:\n  amplifiers:\n"
+                                      "    - {name: x, when: tenant.gpus < 0, points: 5}\n"))
+    assert lines(lint_directory(d), d) == [
+        "amp.yaml:12: error: never-holds: condition can never hold: "
+        "'tenant.gpus < 0' can never hold",
+        "steps.yaml:13: error: invalid: sequence.steps[0].condition: cannot read condition "
+        "'all: x' (OPERAND [OP VALUE])",
+    ]
