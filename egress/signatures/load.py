@@ -24,7 +24,6 @@ from egress.signatures.compile import (
     Signature,
     Source,
     compile_signature,
-    format_path,
 )
 from egress.signatures.schema import STEP_TAGS, SignatureModel
 
@@ -200,7 +199,6 @@ def load_signatures(directory: Path, *, overrides: Path | None = None) -> tuple[
 
 __all__ = [
     "Overrides",
-    "format_path",
     "load_overrides",
     "load_signature",
     "load_signatures",

@@ -1,6 +1,7 @@
-"""What a signature hit carries (:class:`Match`) and the context facts it is judged on.
+"""What a signature hit carries (:class:`Match` and its evidence records), and
+:class:`Context`, the tenant facts from the inventory that conditions are judged on.
 
-Records only; :mod:`egress.signatures.evaluate` produces them.
+:mod:`egress.signatures.evaluate` produces matches; later stages (findings, formats) read them.
 """
 
 from __future__ import annotations
@@ -80,7 +81,16 @@ class CountryShare:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Match:
-    """One signature hit on one tenant window, with everything needed to explain it."""
+    """One signature hit on one tenant window, with everything needed to explain it.
+
+    ``metrics``: every metric test of the condition (and of window steps), value against
+    threshold, held or not. ``facts``: every context test (step ``risk`` for amplifiers).
+    ``steps``: the sequence as met, earliest first, ending with the signature's own window
+    (empty without a sequence). ``risk_factors`` sum to ``risk_score`` (0-100).
+    ``dedup_key``: the signature's key fields joined by ``|``; ``suppressed``: hits with the
+    same key folded into this one. ``countries``: top remote countries of the window by
+    bytes in (empty without a countries table).
+    """
 
     signature_id: str
     title: str
