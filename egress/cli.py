@@ -18,6 +18,7 @@ from typing import IO, TextIO
 import click
 
 from egress import __version__
+from egress.cli_signatures import signatures
 from egress.errors import EgressError, SourceError
 from egress.formats.insights import render_insights
 from egress.formats.parquet import FlowParquetWriter, write_records_parquet
@@ -249,6 +250,9 @@ def read(inputs: tuple[Path, ...], fmt: str, out: Path | None, station: str | No
         click.echo(f"egress: error: {error}", err=True)
     if errors:
         sys.exit(1)
+
+
+cli.add_command(signatures)
 
 
 def main() -> None:

@@ -22,11 +22,11 @@ from egress.signatures.compile import (
     Signature,
 )
 from egress.signatures.lint import lint_directory
-from egress.signatures.load import load_signatures
+from egress.signatures.load import load_signatures, shipped_directory
 from egress.signatures.units import format_duration, format_value
 
-#: Shipped signatures: ``signatures/`` beside the package root (a source checkout).
-DEFAULT_DIR = Path(__file__).resolve().parent.parent / "signatures"
+#: Shipped signatures: ``signatures/`` of a source checkout, else the installed copy.
+DEFAULT_DIR = shipped_directory()
 
 
 class _LoadFailed(click.ClickException):

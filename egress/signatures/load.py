@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Hashable
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +153,14 @@ def load_overrides(path: Path) -> Overrides:
                 raise source.error((sig_id, name), "a threshold value is a number or a string")
             values[sig_id][name] = Located(value, source.path, source.line((sig_id, name)))
     return Overrides(path, values, lines)
+
+
+def shipped_directory() -> Path:
+    """The signatures egress ships: ``signatures/`` of a source tree, else the installed copy."""
+    beside = Path(__file__).resolve().parent.parent.parent / "signatures"
+    if beside.is_dir():
+        return beside
+    return Path(str(files("egress.shipped_signatures")))
 
 
 def signature_files(directory: Path) -> list[Path]:
