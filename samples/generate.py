@@ -21,16 +21,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from scenegen.inventory import dbip_country_csv, inventory_yaml, iptoasn_tsv  # noqa: E402
-from scenegen.plan import (  # noqa: E402
+from scenegen.inventory import dbip_country_csv, inventory_yaml, iptoasn_tsv
+from scenegen.plan import (
     BACKGROUND_END,
     BACKGROUND_START,
     BULK_TENANT,
     SEED,
     utc,
 )
-from scenegen.report import expected, expected_md  # noqa: E402
-from scenegen.storage import (  # noqa: E402
+from scenegen.report import expected, expected_md
+from scenegen.storage import (
     S3Log,
     ingest_uploads,
     kern_log,
@@ -39,8 +39,8 @@ from scenegen.storage import (  # noqa: E402
     rsync_log,
     schedule,
 )
-from scenegen.traffic import all_connections  # noqa: E402
-from scenegen.zeek import conn_log, conn_long_log, micros  # noqa: E402
+from scenegen.traffic import all_connections
+from scenegen.zeek import conn_log, conn_long_log, micros
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "scenario"
 

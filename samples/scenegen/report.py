@@ -137,7 +137,9 @@ def expected(conns: list[Conn], drives: list[Drive], s3: S3Totals,
 
 
 def _tb(n: int) -> str:
-    return f"{n / 1e12:,.1f} TB"
+    if n == 0:
+        return "0"
+    return f"{n / 1e12:,.1f} TB" if n >= 10**12 else f"{n / 1e9:,.1f} GB"
 
 
 def expected_md(f: dict[str, Any]) -> str:
@@ -164,13 +166,20 @@ them. Addresses and AS numbers come from documentation and benchmarking ranges; 
 
 | file | what |
 |---|---|
-| `inventory.yaml` | site kul-1 (MY), concern countries CN and MO, ingest station {drv['station']}, 5 tenants |
-| `zeek/conn.log` | {f['scenario']['conn_log_rows']} final connection records, 13 May - 5 June 2026 |
-| `zeek/conn_long.log` | {f['scenario']['conn_long_rows']} interim records (running totals every 6 h) of connections open longer than 6 h |
-| `geo/dbip-country-lite.csv`, `geo/ip2asn-combined.tsv` | countries and AS numbers of the remote ranges |
-| `storage/kern.log` | the ingest station's kernel log: {drv['drives_attached']} USB drives attached |
-| `storage/{INGEST_JOB}-dNN.log` | one rsync log per drive (`--log-file-format='%i %n %l'`) |
-| `storage/s3-access.log.gz` | one day (19 May) of the object store's S3 server access log, all buckets |
+| `inventory.yaml` | site kul-1 (MY), concern countries CN and MO, \
+ingest station {drv['station']}, 5 tenants |
+| `zeek/conn.log` | {f['scenario']['conn_log_rows']} final connection records, \
+13 May - 5 June 2026 |
+| `zeek/conn_long.log` | {f['scenario']['conn_long_rows']} interim records (running totals \
+every 6 h) of connections open longer than 6 h |
+| `geo/dbip-country-lite.csv`, `geo/ip2asn-combined.tsv` | countries and AS numbers \
+of the remote ranges |
+| `storage/kern.log` | the ingest station's kernel log: \
+{drv['drives_attached']} USB drives attached |
+| `storage/{INGEST_JOB}-dNN.log` | one rsync log per drive \
+(`--log-file-format='%i %n %l'`) |
+| `storage/s3-access.log.gz` | one day (19 May) of the object store's S3 server access \
+log, all buckets |
 
 Read the Zeek logs with `conn_long.log` first (or give the `zeek/` directory): interim records
 must come before the final record of the same connection. The station's clocks are UTC.
@@ -188,6 +197,7 @@ From {alloc['from']} it holds {alloc['gpus']} {alloc['gpu_model']} GPUs on {allo
 over {bulk['connections']} long connections ({bulk['push_ssh']} pushed to it over SSH, the remote
 end originating; {bulk['pull_https']} pulled by it over HTTPS). Each lasted 2.5 to 4 days, so
 `conn_long.log` shows the volume while they run ({bulk['conn_long_rows']} interim records).
+(Its IP bytes out during the arrival are mostly the TCP ACKs of what it received.)
 
 **Drive courier** ({drv['first_attach']} to {drv['last_attach']}): {drv['drives_attached']}
 drives of 18-22 TB attached at the ingest station in two batches, job {drv['job']}:

@@ -22,7 +22,6 @@ from scenegen.plan import (
     INGEST_STATION,
     S3_EXCERPT_END,
     TENANTS,
-    utc,
 )
 
 SECTOR = 512
@@ -33,6 +32,7 @@ SLOTS = ("2-1.1", "2-1.2", "2-1.3", "2-1.4", "2-2.1", "2-2.2", "2-2.3", "2-2.4",
          "4-1.1", "4-1.2", "4-1.3", "4-1.4", "4-2.1", "4-2.2", "4-2.3", "4-2.4")
 OWNER_ID = "8f2c6a1d0b9e4f3a7c5d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b"
 S3_HOST = "s3.kul-1.example.net"
+_UNSET = datetime(2026, 1, 1, tzinfo=UTC)  # until :func:`schedule` sets the times
 
 
 @dataclass(slots=True, kw_only=True)
@@ -44,8 +44,8 @@ class Drive:
     size_tb: int
     listed: bool
     slot: str = ""
-    attached: datetime = utc(2026, 1, 1)
-    detached: datetime = utc(2026, 1, 1)
+    attached: datetime = _UNSET
+    detached: datetime = _UNSET
     files: list[tuple[datetime, str, int]] = field(default_factory=list)
 
     @property
