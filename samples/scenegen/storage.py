@@ -264,7 +264,7 @@ class S3Log:
         """Add one request."""
         rid, hid = self._ids()
         total_ms = self.rng.randint(8, 40) if size is None else max(
-            9, size // 600_000 + self.rng.randint(0, 400))
+            9, size // 360_000 + self.rng.randint(0, 400))  # about 360 MB/s per request
         text = (f"{OWNER_ID} {bucket} {_s3_time(t)} {remote} {requester} {rid} {op} {key} "
                 f'"{uri}" {status} - {"-" if sent is None else sent} '
                 f'{"-" if size is None else size} {total_ms} {self.rng.randint(3, 30)} "-" '

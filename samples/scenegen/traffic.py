@@ -230,7 +230,8 @@ def ordinary_days(f: ConnFactory) -> None:
             for k in range(3):
                 size = rng.randrange(50 * GB, 200 * GB)
                 f.pull(new, "10.42.8.10", CN_TELECOM.address(rng), CN_TELECOM,
-                       micros(day) + (9 + 3 * k) * HOUR_US, size, rng.uniform(200e6, 400e6),
+                       micros(day) + (9 + 3 * k) * HOUR_US + rng.randrange(HOUR_US // 3), size,
+                       rng.uniform(200e6, 400e6),
                        story="ordinary")
         for _ in range(rng.randint(6, 10)):
             f.udp("10.0.1.53", rng.choice(resolvers), DNS_ANYCAST, _at(rng, day, DAY_US), 53,
