@@ -1,0 +1,1 @@
+"""Builders of the sample scenario that ``samples/generate.py`` writes."""
