@@ -1,6 +1,6 @@
 """The sample scenario in ``samples/scenario`` is reproducible and reads cleanly.
 
-``samples/generate.py`` counts its totals from what it writes (``expected.json``); these
+``samples/generate_scenario.py`` counts its totals from what it writes (``expected.json``); these
 tests read the files with egress's own readers, attribute the records with the scenario's
 inventory and geo files, and check that the two agree exactly.
 """
@@ -63,8 +63,9 @@ def _content(path: Path) -> bytes:
 
 def test_generator_rewrites_the_committed_files_exactly(tmp_path: Path) -> None:
     out = tmp_path / "scenario"
-    subprocess.run([sys.executable, str(REPO / "samples" / "generate.py"), "--out", str(out)],
-                   check=True, capture_output=True, cwd=tmp_path)
+    script = REPO / "samples" / "generate_scenario.py"
+    subprocess.run([sys.executable, str(script), "--out", str(out)], check=True,
+                   capture_output=True, cwd=tmp_path)
     committed = sorted(p.relative_to(SCENARIO) for p in SCENARIO.rglob("*") if p.is_file())
     fresh = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
     assert fresh == committed

@@ -1,1 +1,1 @@
-"""Builders of the sample scenario that ``samples/generate.py`` writes."""
+"""Builders of the sample scenario that ``samples/generate_scenario.py`` writes."""

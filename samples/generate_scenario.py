@@ -1,6 +1,6 @@
 """Generate the sample scenario of ``samples/scenario/``: a bulk arrival at site kul-1.
 
-Run ``python samples/generate.py [--out samples/scenario]``. It writes the inventory,
+Run ``python samples/generate_scenario.py [--out samples/scenario]``. It writes the inventory,
 Zeek conn and long-connection logs, geo range files, the ingest station's kernel and rsync
 logs, a day of the object store's access log, ``expected.json`` (exact totals per tenant,
 counted from what was written, never by running egress) and ``EXPECTED.md`` (the story and
