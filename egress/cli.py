@@ -18,24 +18,18 @@ from typing import IO, TextIO
 import click
 
 from egress import __version__
+from egress.cli_analyze import analyze_command
 from egress.cli_signatures import signatures
 from egress.errors import EgressError, SourceError
 from egress.formats.insights import render_insights
 from egress.formats.parquet import FlowParquetWriter, write_records_parquet
 from egress.formats.records_json import record_json_line
+from egress.formats.report import human_bytes, issue_line
 from egress.formats.zeek_conn import conn_footer, conn_header, conn_line, json_line
 from egress.records import Flow, Issue, ReadStats
 from egress.sources.deep import inspect_flows
 from egress.sources.pcap import CaptureReader, FlowOptions
 from egress.sources.registry import ReadOptions, detect, group_by_kind, input_kinds
-
-
-def _human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} PB"
 
 
 class Progress:
@@ -60,7 +54,7 @@ class Progress:
         self._last = now
         rate = done / max(now - self._started, 1e-9)
         share = f" ({100 * done / total:.0f}%)" if total else ""
-        msg = f"{path.name}: {_human_bytes(done)}{share} read, {_human_bytes(rate)}/s"
+        msg = f"{path.name}: {human_bytes(done)}{share} read, {human_bytes(rate)}/s"
         self._stream.write(("\r" + msg + "\033[K") if self._tty else msg + "\n")
         self._stream.flush()
         self._shown = True
@@ -75,7 +69,7 @@ def summary_line(stats: ReadStats, *, elapsed_s: float) -> str:
     parts = [
         f"{stats.packets:,} packets",
         f"{stats.flows:,} flows",
-        f"{_human_bytes(stats.ip_bytes)} at the IP layer",
+        f"{human_bytes(stats.ip_bytes)} at the IP layer",
     ]
     if stats.interim_records:
         parts.append(f"{stats.interim_records:,} interim records")
@@ -240,11 +234,7 @@ def read(inputs: tuple[Path, ...], fmt: str, out: Path | None, station: str | No
         report.extend(f"wrote {p}" for p in written)
     if not quiet:
         report.extend(f"{kind}: {n:,} records" for kind, n in counts.items())
-        report.extend(
-            f"skipped or doubtful: {i.kind} {i.count:,} in {i.path}"
-            + (f" (first at byte {i.first_offset})" if i.first_offset is not None else "")
-            + (f": {i.detail}" if i.detail else "")
-            for i in issues)
+        report.extend(f"skipped or doubtful: {issue_line(i)}" for i in issues)
         click.echo("\n".join("egress: " + line for line in report), err=True)
     for error in errors:
         click.echo(f"egress: error: {error}", err=True)
@@ -253,6 +243,7 @@ def read(inputs: tuple[Path, ...], fmt: str, out: Path | None, station: str | No
 
 
 cli.add_command(signatures)
+cli.add_command(analyze_command)
 
 
 def main() -> None:

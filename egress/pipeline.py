@@ -1,4 +1,4 @@
-"""Wiring only: inputs -> records -> attribution -> windows, for ``egress analyze``.
+"""Wiring only: inputs -> records -> attribution -> windows -> signatures -> findings.
 
 :func:`run_windows` detects each input's kind, reads it with its source, attributes every
 record to a tenant with the inventory (and geo data when given), streams the transfers into
@@ -21,13 +21,17 @@ from pathlib import Path
 
 from egress.attribution import AttributionStats, Attributor
 from egress.errors import SourceError
+from egress.findings import Case, Finding, build_cases, build_findings
 from egress.geo import GeoLookup
 from egress.inventory import Inventory
 from egress.quality import DedupStats, SensorDeduplicator
 from egress.records import Attributed, DriveAttach, Flow, Issue
+from egress.signatures.compile import Signature
+from egress.signatures.evaluate import evaluate
+from egress.signatures.match import Match
 from egress.sources.registry import Detected, ReadOptions, detect, group_by_kind, input_kinds
 from egress.sources.zeek import ZeekLogReader, detect_zeek_log
-from egress.sources.zeek_files import CONN_LOGS
+from egress.sources.zeek_files import CONN_LOGS, LONG_CONN_LOGS
 from egress.windows import (
     WindowAggregator,
     WindowParams,
@@ -37,6 +41,8 @@ from egress.windows import (
 )
 
 Progress = Callable[[str, int], None]
+#: Files a directory input may hold that are not inputs (the inventory, geo data, notes).
+NOT_INPUTS = frozenset({".yaml", ".yml", ".md", ".json", ".csv", ".tsv", ".mmdb", ".txt"})
 """Called now and then with the kind being read and the records read so far."""
 
 
@@ -105,6 +111,9 @@ def run_windows(
             paths = [d.path for d in group]
             if kind == "zeek":
                 conn = [p for p in paths if detect_zeek_log(p) in CONN_LOGS]
+                # Long-connection records first: a connection's final conn.log record then
+                # adds only what its interim records did not.
+                conn.sort(key=lambda p: detect_zeek_log(p) not in LONG_CONN_LOGS)
                 ignored.extend(p for p in paths if p not in conn)
                 reader = ZeekLogReader()
                 for batch in reader.read_conn(conn):
@@ -139,6 +148,56 @@ def run_windows(
         dedup=None if dedup is None else dedup.stats(), unlisted_drives=tuple(unlisted),
         ignored=tuple(ignored),
     )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Analysis:
+    """A whole run: the windows and run counts, the signature hits, findings and cases."""
+
+    run: RunResult
+    matches: tuple[Match, ...]
+    findings: tuple[Finding, ...]
+    cases: tuple[Case, ...]
+
+
+def analyze(
+    inputs: Sequence[Path],
+    inventory: Inventory,
+    signatures: Sequence[Signature],
+    geo: GeoLookup | None = None,
+    options: RunOptions | None = None,
+    *,
+    progress: Progress | None = None,
+) -> Analysis:
+    """:func:`run_windows`, then every signature over the windows, then findings and cases."""
+    run = run_windows(inputs, inventory, geo, options, progress=progress)
+    matches = tuple(evaluate(signatures, run.tables.windows, inventory,
+                             countries=run.tables.countries))
+    findings = tuple(build_findings(matches, signatures, inventory, run.tables.evidence))
+    return Analysis(run=run, matches=matches, findings=findings,
+                    cases=tuple(build_cases(findings, inventory)))
+
+
+def expand_inputs(paths: Sequence[Path]) -> tuple[list[Path], list[Path]]:
+    """Files to read, and files of the given directories that are left out.
+
+    A file named explicitly is always read (detection reports what it is not). A directory
+    is walked in name order; files with the suffixes of :data:`NOT_INPUTS` (the inventory,
+    geo data, notes kept beside the logs) and hidden files are left out.
+    """
+    files: list[Path] = []
+    skipped: list[Path] = []
+    for path in paths:
+        if not path.is_dir():
+            files.append(path)
+            continue
+        for found in sorted(p for p in path.rglob("*") if p.is_file()):
+            hidden = any(part.startswith(".") for part in found.relative_to(path).parts)
+            if hidden or found.suffix.lower() in NOT_INPUTS:
+                skipped.append(found)
+            else:
+                files.append(found)
+    return files, skipped
 
 
 def _dedupe(setting: bool | None, paths: Sequence[Path]) -> bool:

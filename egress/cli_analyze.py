@@ -1,0 +1,172 @@
+"""``egress analyze``: the offline job, from inputs and an inventory to findings and cases."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+import pyarrow.parquet as pq
+
+from egress.errors import ConfigError
+from egress.findings import Finding
+from egress.formats.findings_json import cases_json, finding_json_line
+from egress.formats.report import human_bytes, issue_line
+from egress.geo import GeoLookup, load_geo
+from egress.inventory import load_inventory
+from egress.pipeline import Analysis, RunOptions, analyze, expand_inputs
+from egress.signatures.load import load_signatures, shipped_directory
+from egress.signatures.units import parse_rate
+from egress.sources.registry import ReadOptions
+from egress.windows import WindowParams
+
+_SEVERITIES = ("critical", "high", "medium", "low", "informational")
+
+
+@click.command("analyze")
+@click.argument("inputs", nargs=-1, required=True,
+                type=click.Path(exists=True, path_type=Path))
+@click.option("--inventory", "inventory_path", required=True,
+              type=click.Path(exists=True, path_type=Path),
+              help="Inventory: a YAML or JSON file, or a directory of CSV tables.")
+@click.option("--geo", "geo_paths", multiple=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Country/ASN data: .mmdb, DB-IP or iptoasn CSV (repeatable).")
+@click.option("--signatures", "signatures_dir", type=click.Path(
+    exists=True, file_okay=False, path_type=Path), help="Signature directory [shipped set].")
+@click.option("--overrides", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Site overrides of signature thresholds (YAML).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write findings (JSON lines) here instead of stdout.")
+@click.option("--cases", "cases_out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the cases (one per tenant, with its timeline) as JSON here.")
+@click.option("--windows", "windows_out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the per-tenant windows as Parquet here.")
+@click.option("--sustained-rate", default="1 Gbit/s", show_default=True,
+              help="Inbound rate whose hours count as hours_above_rate.")
+@click.option("--dedupe/--no-dedupe", default=None,
+              help="De-duplicate captures across sensors [on when they span directories].")
+@click.option("--station", help="Ingest station of dmesg dumps and copy logs.")
+@click.option("--boot-time", type=click.DateTime(["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"]),
+              help="Boot time (UTC unless an offset is given) to date dmesg lines.")
+@click.option("--quiet", "-q", is_flag=True, help="No report on stderr.")
+def analyze_command(inputs: tuple[Path, ...], inventory_path: Path, geo_paths: tuple[Path, ...],
+                    signatures_dir: Path | None, overrides: Path | None, out: Path | None,
+                    cases_out: Path | None, windows_out: Path | None, sustained_rate: str,
+                    dedupe: bool | None, station: str | None, boot_time: datetime | None,
+                    quiet: bool) -> None:
+    """Find bulk arrivals and the rental pattern in INPUTS (files or directories).
+
+    Reads captures, Zeek conn and long-connection logs, object-store access logs, drive
+    kernel/udev logs and copy logs; attributes every record to the tenant that held the
+    address, overlay, bucket or drive at that time; aggregates per tenant over 1 h, 24 h,
+    7 d and since registration; evaluates the signatures; writes one JSON finding per line
+    and a report on stderr. Directories are walked; their .yaml/.json/.csv/.md files are
+    taken as notes, not inputs.
+    """
+    started = time.perf_counter()
+    try:
+        rate = parse_rate(sustained_rate)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--sustained-rate") from exc
+    if boot_time is not None and boot_time.tzinfo is None:
+        boot_time = boot_time.replace(tzinfo=UTC)
+    inventory = load_inventory(inventory_path)
+    sigs = load_signatures(signatures_dir or shipped_directory(), overrides=overrides)
+    geo: GeoLookup | None = load_geo(list(geo_paths)) if geo_paths else None
+    files, left_out = expand_inputs(list(inputs))
+    if not files:
+        raise ConfigError("no inputs to read (directories held only notes: "
+                          f"{', '.join(str(p) for p in left_out[:3])})")
+    options = RunOptions(read=ReadOptions(station=station, boot_time=boot_time),
+                         windows=WindowParams(sustained_rate_bps=rate), dedupe=dedupe)
+    show = _Progress(enabled=not quiet)
+    result = analyze(files, inventory, sigs, geo, options, progress=show)
+    show.finish()
+    stream = sys.stdout if out is None else out.open("w", encoding="utf-8")
+    try:
+        for finding in result.findings:
+            stream.write(finding_json_line(finding))
+    finally:
+        if out is not None:
+            stream.close()
+    if cases_out is not None:
+        cases_out.write_text(cases_json(list(result.cases)), encoding="utf-8")
+    if windows_out is not None:
+        pq.write_table(result.run.tables.windows, windows_out)
+    if not quiet:
+        report = _report(result, left_out, len(sigs), time.perf_counter() - started)
+        click.echo("\n".join("egress: " + line for line in report), err=True)
+    for error in result.run.errors:
+        click.echo(f"egress: error: {error}", err=True)
+    if result.run.errors:
+        sys.exit(1)
+
+
+class _Progress:
+    def __init__(self, *, enabled: bool) -> None:
+        self._enabled = enabled and sys.stderr.isatty()
+        self._last = 0.0
+        self._shown = False
+
+    def __call__(self, kind: str, records: int) -> None:
+        now = time.monotonic()
+        if not self._enabled or now - self._last < 1.0:
+            return
+        self._last = now
+        sys.stderr.write(f"\regress: {kind}: {records:,} records read\033[K")
+        sys.stderr.flush()
+        self._shown = True
+
+    def finish(self) -> None:
+        if self._shown:
+            sys.stderr.write("\n")
+
+
+def _report(result: Analysis, left_out: list[Path], signatures: int,
+            elapsed_s: float) -> list[str]:
+    run = result.run
+    kinds = Counter(d.kind for d in run.inputs)
+    lines = [f"{len(run.inputs)} input file(s): "
+             + ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))]
+    if left_out:
+        lines.append(f"left out {len(left_out)} non-input file(s) of the directories "
+                     f"(e.g. {left_out[0]})")
+    lines += [f"ignored (not used for windows yet): {p}" for p in run.ignored]
+    lines.append("records: " + (", ".join(f"{kind} {n:,}" for kind, n in run.records.items())
+                                or "none"))
+    stats = run.attribution
+    unattributed = sum(stats.unattributed.values())
+    lines.append(f"attributed {sum(stats.attributed.values()):,}, unattributed "
+                 f"{unattributed:,}" + (" (" + ", ".join(
+                     f"{kind} {reason} {n:,}" for (kind, reason), n in sorted(
+                         stats.reasons.items())) + ")" if stats.reasons else ""))
+    if run.unlisted_drives:
+        serials = ", ".join(str(d.serial) for d in run.unlisted_drives[:10])
+        lines.append(f"drives attached that no media-import manifest lists: "
+                     f"{len(run.unlisted_drives)} ({serials})")
+    if run.dedup is not None:
+        lines.append(f"sensor copies dropped: {run.dedup.duplicates:,} of "
+                     f"{run.dedup.records:,} flows")
+    lines += [f"skipped or doubtful: {issue_line(i)}" for i in run.issues]
+    windows = run.tables.windows
+    lines.append(f"{windows.num_rows:,} tenant windows; {signatures} signatures; "
+                 f"{len(result.findings)} finding(s) in {len(result.cases)} case(s) "
+                 f"in {elapsed_s:.1f} s")
+    lines += [_severity_line(result.findings)] if result.findings else []
+    for case in result.cases:
+        lines.append(f"case {case.tenant} risk {case.risk_score} ({case.severity}): "
+                     f"{case.summary}")
+    total_in = sum(windows.filter(
+        [s == "24h" for s in windows.column("span").to_pylist()]).column(
+            "bytes_in").to_pylist()) if windows.num_rows else 0
+    lines.append(f"network bytes in, all tenants: {human_bytes(total_in)}")
+    return lines
+
+
+def _severity_line(findings: tuple[Finding, ...]) -> str:
+    counts = Counter(f.severity for f in findings)
+    return "by severity: " + ", ".join(f"{s} {counts[s]}" for s in _SEVERITIES if counts[s])

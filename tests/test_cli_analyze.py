@@ -1,0 +1,76 @@
+"""``egress analyze`` end to end on the bundled sample scenario (samples/scenario)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from click.testing import CliRunner
+
+from egress.cli import cli
+from egress.errors import ConfigError
+
+SCENARIO = Path(__file__).resolve().parent.parent / "samples" / "scenario"
+GEO = ["--geo", str(SCENARIO / "geo" / "dbip-country-lite.csv"),
+       "--geo", str(SCENARIO / "geo" / "ip2asn-combined.tsv")]
+
+
+def run(tmp_path: Path, *extra: str) -> tuple[list[dict[str, object]], str]:
+    out = tmp_path / "findings.jsonl"
+    result = CliRunner().invoke(cli, [
+        "analyze", str(SCENARIO), "--inventory", str(SCENARIO / "inventory.yaml"), *GEO,
+        "--out", str(out), "--cases", str(tmp_path / "cases.json"),
+        "--windows", str(tmp_path / "windows.parquet"), *extra])
+    assert result.exit_code == 0, result.output
+    return [json.loads(line) for line in out.read_text().splitlines()], result.stderr
+
+
+def test_scenario_catches_the_rental_and_nobody_else(tmp_path: Path) -> None:
+    findings, report = run(tmp_path)
+    expected = json.loads((SCENARIO / "expected.json").read_text())
+    assert {f["tenant"] for f in findings} == {"t-0042"}
+    fired = Counter(f["signature_id"] for f in findings)
+    assert set(fired) >= {
+        "bulk-inbound-24h", "bulk-inbound-7d", "drive-ingest-burst",
+        "entity-substitution-arrival", "follow-on-outbound", "new-tenant-gpu-bulk-arrival",
+        "object-store-put-volume", "sustained-high-rate-inbound", "long-lived-bulk-transfer"}
+    cases = json.loads((tmp_path / "cases.json").read_text())
+    assert [(c["tenant"], c["risk_score"], c["severity"]) for c in cases] == [
+        ("t-0042", 100, "high")]
+    assert "drives attached that no media-import manifest lists: 1 (NA1ZOGXR)" in report
+    assert "records: copylog 2,710, drives 31, objectstore 4,551, zeek 3,141" in report
+    windows = pq.read_table(tmp_path / "windows.parquet").to_pylist()
+    # Every byte of the network arrival is in the tenant's days, exactly once.
+    bulk = expected["tenants"]["t-0042"]
+    days = [w for w in windows if w["tenant"] == "t-0042" and w["span"] == "24h"]
+    assert sum(w["bytes_in"] for w in days) == bulk["conn"]["bytes_in"]
+    assert sum(w["bytes_out"] for w in days) == bulk["conn"]["bytes_out"]
+    assert sum(w["drives_attached"] for w in days) == bulk["drives"]["attached"]
+    assert sum(w["drive_capacity_bytes"] for w in days) == bulk["drives"]["capacity_bytes"]
+    assert sum(w["bytes_copied"] for w in days) == bulk["copies"]["bytes"]
+    assert sum(w["object_put_bytes"] for w in days) == bulk["object_store"]["put_bytes"]
+    assert sum(w["object_puts"] for w in days) == bulk["object_store"]["puts"]
+
+
+def test_bad_inventory_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "inventory.yaml"
+    bad.write_text("site: {name: x}\n")
+    done = subprocess.run(
+        [sys.executable, "-c", "from egress.cli import main; main()", "analyze",
+         str(SCENARIO / "zeek" / "conn.log"), "--inventory", str(bad)],
+        capture_output=True, text=True, check=False)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "egress: error: inventory.yaml:1: site.country: Field required" in done.stderr
+
+
+def test_directory_of_notes_only(tmp_path: Path) -> None:
+    (tmp_path / "notes.md").write_text("nothing to read\n")
+    result = CliRunner().invoke(cli, ["analyze", str(tmp_path), "--inventory",
+                                      str(SCENARIO / "inventory.yaml")])
+    assert isinstance(result.exception, ConfigError)
+    assert "no inputs to read" in str(result.exception)
