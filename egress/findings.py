@@ -4,8 +4,11 @@ A :class:`Finding` is one :class:`~egress.signatures.match.Match` made readable:
 that says plainly who received (or sent) what from where, the evidence (metrics against
 thresholds, context facts, sequence steps, top remote countries, the largest transfers of
 the window with file and position), the risk score with each factor's contribution, and the
-ATT&CK mapping. A :class:`Case` gathers one tenant's findings into a timeline with the
-inventory's facts (registration, predecessor, allocations, media imports).
+ATT&CK mapping. A finding's ``severity`` is its signature's, raised by the risk score
+(:data:`RISK_BANDS`: crypto payment, thin KYC or a substituted tenant make a hit more
+severe); ``signature_severity`` keeps the signature's own. A :class:`Case` gathers one
+tenant's findings into a timeline with the inventory's facts (registration, predecessor,
+allocations, media imports).
 
 Ids are stable: a finding's id is derived from its signature's dedup key and the
 suppression interval (aligned on the Unix epoch) its window starts in, so running again
@@ -69,6 +72,7 @@ class Finding:
     signature_version: int
     title: str
     severity: str
+    signature_severity: str
     risk_score: int
     risk_factors: tuple[RiskFactor, ...]
     attack: tuple[str, ...]
@@ -111,7 +115,16 @@ class Case:
     summary: str
 
 
-_SEVERITY_ORDER = ("informational", "low", "medium", "high", "critical")
+SEVERITY_ORDER = ("informational", "low", "medium", "high", "critical")
+
+#: Risk score from which a finding is at least this severe (amplifiers escalate).
+RISK_BANDS = ((90, "critical"), (70, "high"), (40, "medium"), (20, "low"))
+
+
+def effective_severity(signature_severity: str, risk_score: int) -> str:
+    """The signature's severity, raised to the band its risk score reaches (never lowered)."""
+    band = next((name for floor, name in RISK_BANDS if risk_score >= floor), "informational")
+    return max(signature_severity, band, key=SEVERITY_ORDER.index)
 
 
 def finding_id(dedup_key: str, window_start: datetime, suppress_s: float) -> str:
@@ -144,7 +157,8 @@ def build_findings(
             signature_id=match.signature_id,
             signature_version=match.version,
             title=match.title,
-            severity=match.severity,
+            severity=effective_severity(match.severity, match.risk_score),
+            signature_severity=match.severity,
             risk_score=match.risk_score,
             risk_factors=match.risk_factors,
             attack=match.attack,
@@ -342,8 +356,8 @@ def _case(tenant_id: str, findings: list[Finding], tenant: Tenant | None) -> Cas
                 *(TimelineEntry(at=f.window_start, what=f"{f.title}: {f.message}",
                                 finding_id=f.id) for f in findings)]
     timeline.sort(key=lambda e: (e.at, e.finding_id is not None, e.what))
-    top = max(findings, key=lambda f: (f.risk_score, _SEVERITY_ORDER.index(f.severity)))
-    severity = max((f.severity for f in findings), key=_SEVERITY_ORDER.index)
+    top = max(findings, key=lambda f: (f.risk_score, SEVERITY_ORDER.index(f.severity)))
+    severity = max((f.severity for f in findings), key=SEVERITY_ORDER.index)
     name = None if tenant is None else tenant.name
     signatures = sorted({f.signature_id for f in findings})
     summary = (f"{tenant_id}" + (f" ({name})" if name else "")

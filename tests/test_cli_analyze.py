@@ -40,7 +40,7 @@ def test_scenario_catches_the_rental_and_nobody_else(tmp_path: Path) -> None:
         "object-store-put-volume", "sustained-high-rate-inbound", "long-lived-bulk-transfer"}
     cases = json.loads((tmp_path / "cases.json").read_text())
     assert [(c["tenant"], c["risk_score"], c["severity"]) for c in cases] == [
-        ("t-0042", 100, "high")]
+        ("t-0042", 100, "critical")]
     assert "drives attached that no media-import manifest lists: 1 (NA1ZOGXR)" in report
     assert "records: copylog 2,710, drives 31, objectstore 4,551, zeek 3,141" in report
     windows = pq.read_table(tmp_path / "windows.parquet").to_pylist()

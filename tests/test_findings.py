@@ -109,7 +109,7 @@ def test_case_timeline(tmp_path: Path) -> None:
     findings = list(build_findings(evaluate(SIGNATURES, windows_table(rows), inv), SIGNATURES,
                                    inv))
     [case] = build_cases(findings, inv)
-    assert (case.tenant, case.risk_score, case.severity) == ("t-new", 100, "high")
+    assert (case.tenant, case.risk_score, case.severity) == ("t-new", 100, "critical")
     assert [(e.at, e.what) for e in case.timeline if e.finding_id is None] == [
         (utc(2026, 3, 1), "registered in MY (parent in CN); KYC none, pays by crypto"),
         (utc(2026, 3, 5), "allocated 2,400 H100 GPUs on h100-a"),
