@@ -19,6 +19,7 @@ import click
 
 from egress import __version__
 from egress.cli_analyze import analyze_command
+from egress.cli_explain import explain_command
 from egress.cli_signatures import signatures
 from egress.errors import EgressError, SourceError
 from egress.formats.insights import render_insights
@@ -244,6 +245,7 @@ def read(inputs: tuple[Path, ...], fmt: str, out: Path | None, station: str | No
 
 cli.add_command(signatures)
 cli.add_command(analyze_command)
+cli.add_command(explain_command)
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 from click.testing import CliRunner
@@ -19,7 +20,7 @@ GEO = ["--geo", str(SCENARIO / "geo" / "dbip-country-lite.csv"),
        "--geo", str(SCENARIO / "geo" / "ip2asn-combined.tsv")]
 
 
-def run(tmp_path: Path, *extra: str) -> tuple[list[dict[str, object]], str]:
+def run(tmp_path: Path, *extra: str) -> tuple[list[dict[str, Any]], str]:
     out = tmp_path / "findings.jsonl"
     result = CliRunner().invoke(cli, [
         "analyze", str(SCENARIO), "--inventory", str(SCENARIO / "inventory.yaml"), *GEO,
@@ -74,3 +75,25 @@ def test_directory_of_notes_only(tmp_path: Path) -> None:
                                       str(SCENARIO / "inventory.yaml")])
     assert isinstance(result.exception, ConfigError)
     assert "no inputs to read" in str(result.exception)
+
+
+def test_explain_an_alert(tmp_path: Path) -> None:
+    findings, _ = run(tmp_path)
+    alert = next(f for f in findings if f["signature_id"] == "new-tenant-gpu-bulk-arrival")
+    result = CliRunner().invoke(cli, ["explain", alert["id"][:13], "--alerts",
+                                      str(tmp_path / "findings.jsonl")])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == (f"Alert {alert['id']}: New tenant with a large GPU allocation receives "
+                        "a bulk arrival (new-tenant-gpu-bulk-arrival v1)")
+    held = [m for m in alert["metrics"] if m["held"]]
+    assert any(f"{held[0]['metric']} = " in line and f">= {held[0]['threshold_text']}" in line
+               for line in lines)
+    assert "  [held] tenant.age < 90d: 13.0 days" in lines
+    assert "  1. large allocation (allocation) 2026-05-10 00:00:00 UTC: 2048 H100 GPUs on " \
+        "h100-pod-3" in lines
+    assert any(line.startswith("  +15 crypto payment") for line in lines)
+    missing = CliRunner().invoke(cli, ["explain", "nope", "--alerts",
+                                       str(tmp_path / "findings.jsonl")])
+    assert isinstance(missing.exception, ConfigError)
+    assert "no alert with id 'nope'" in str(missing.exception)

@@ -49,6 +49,7 @@ from egress.signatures.match import (
     StepMatch,
     compare,
 )
+from egress.signatures.units import format_duration
 
 Mask = npt.NDArray[np.bool_]
 _DAY_US = 86_400_000_000
@@ -310,10 +311,23 @@ def _fact_evidence(
             if isinstance(leaf, FactCondition) and not leaf.fact.startswith("allocation."):
                 held, value, detail = context.test(leaf, tenant, at)
                 found.append(
-                    FactEvidence(step=step, fact=leaf.fact, test=leaf.source, value=value,
+                    FactEvidence(step=step, fact=leaf.fact, test=_resolved(leaf), value=value,
                                  detail=detail, at=at, held=held)
                 )
     return found
+
+
+def _resolved(leaf: FactCondition) -> str:
+    """The test as written, its ``$threshold`` replaced by the value in force."""
+    if leaf.threshold is None or leaf.value is None:
+        return leaf.source
+    if leaf.fact == "tenant.age" and isinstance(leaf.value, int | float):
+        shown = format_duration(leaf.value)
+    elif isinstance(leaf.value, tuple):
+        shown = "[" + ", ".join(leaf.value) + "]"
+    else:
+        shown = str(leaf.value)
+    return leaf.source.replace(f"${leaf.threshold}", shown)
 
 
 def _risk(
