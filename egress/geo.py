@@ -106,6 +106,11 @@ _NOT_LOOKED_UP = tuple(
 )
 
 
+def not_looked_up_networks() -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """The private and reserved networks :func:`is_not_looked_up` tests against."""
+    return _NOT_LOOKED_UP
+
+
 def parse_address(addr: str) -> IPAddress:
     """Parse ``addr``; IPv4-mapped IPv6 (``::ffff:a.b.c.d``) becomes the IPv4 address.
 

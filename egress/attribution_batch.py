@@ -1,0 +1,425 @@
+"""Attribute Zeek conn batches column-wise, with the rules of :mod:`egress.attribution`.
+
+The answers are those of the per-record rules (the docstring of :mod:`egress.attribution`);
+only the way of computing them differs, so that a batch costs numpy and Arrow kernels rather
+than a Python step per row:
+
+1. ``orig_h`` and ``resp_h`` are dictionary-encoded and each distinct address is resolved
+   once: whether it parses, lies in a site network, is private, and which tenant ranges
+   contain it, longest prefix first. Dotted-quad IPv4 addresses go through sorted numpy prefix
+   tables; anything else (IPv6, malformed text) asks the inventory, one value at a time.
+2. A row's owner at its ``ts`` is read from the spans of those ranges, all timelines flattened
+   into one table and bisected in step for every row (a range with one span costs one
+   comparison). VNIs are read the same way.
+3. The rule cases are boolean masks over rows. Remote country and AS number are looked up
+   once per distinct remote address and remembered across batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from ipaddress import IPv4Network, ip_address
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from egress.attribution import INBOUND, INTERNAL, OUTBOUND, UNATTRIBUTED, UNKNOWN
+from egress.geo import (
+    GeoLookup,
+    is_cross_border,
+    is_not_looked_up,
+    not_looked_up_networks,
+    parse_address,
+)
+from egress.inventory import Inventory
+from egress.inventory_index import PrefixKey, Timeline
+
+Ints = npt.NDArray[np.int64]
+Bools = npt.NDArray[np.bool_]
+Floats = npt.NDArray[np.float64]
+
+#: Reasons a conn row is unattributed, in code order (code 0 is "attributed").
+REASONS: tuple[str, ...] = (
+    "", "no_time", "bad_address", "unknown_vni", "two_tenants_tie", "site_only",
+    "outside_site", "no_tenant",
+)
+_NO_TIME, _BAD, _UNKNOWN_VNI, _TIE, _SITE_ONLY, _OUTSIDE, _NO_TENANT = range(1, 8)
+_HOWS = pa.array(["address", "vni", UNATTRIBUTED], pa.string())
+_DIRECTIONS = pa.array([UNKNOWN, INBOUND, OUTBOUND, INTERNAL], pa.string())
+_D_UNKNOWN, _D_INBOUND, _D_OUTBOUND, _D_INTERNAL = range(4)
+
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])"
+#: Exactly the IPv4 text :func:`ipaddress.ip_address` accepts (no leading zeros).
+_DOTTED_QUAD = rf"^{_OCTET}(?:\.{_OCTET}){{3}}$"
+#: Above this many microseconds a float64 division no longer matches Python's exact one.
+_EXACT_US = 2**53
+#: Distinct remote addresses whose geo answers are remembered across batches.
+_GEO_CACHE = 1_000_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BatchCounts:
+    """What one batch adds to the counters: rows placed, rows not, and why not."""
+
+    attributed: int
+    unattributed: int
+    reasons: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class _Spans:
+    """Timelines flattened: timeline ``i`` owns spans ``first[i]`` to ``first[i] + count[i]``."""
+
+    first: Ints
+    count: Ints
+    starts: Floats
+    ends: Floats
+    owners: Ints
+
+    @staticmethod
+    def build(timelines: Sequence[Timeline], codes: Mapping[str, int]) -> _Spans:
+        count = np.array([len(tl.starts) for tl in timelines], np.int64)
+        first = np.cumsum(count) - count
+        return _Spans(
+            first,
+            count,
+            np.array([s for tl in timelines for s in tl.starts], np.float64),
+            np.array([e for tl in timelines for e in tl.ends], np.float64),
+            np.array([codes[o] for tl in timelines for o in tl.owners], np.int64),
+        )
+
+    def owner_at(self, timeline: Ints, t: Floats) -> Ints:
+        """Owner code of ``timeline[i]`` at ``t[i]``; -1 for no timeline (-1) or no owner."""
+        if len(self.first) == 0 or len(timeline) == 0:
+            return np.full(len(timeline), -1, np.int64)
+        has = timeline >= 0
+        tl = np.where(has, timeline, 0)
+        first = self.first[tl]
+        lo, hi = first.copy(), first + self.count[tl]
+        # bisect_right on each row's own spans, all rows in step
+        rows: Ints | None = None
+        while True:
+            low, high, tt = (lo, hi, t) if rows is None else (lo[rows], hi[rows], t[rows])
+            mid = (low + high) >> 1
+            right = self.starts[mid] <= tt
+            new_lo, new_hi = np.where(right, mid + 1, low), np.where(right, high, mid)
+            if rows is None:
+                lo, hi = new_lo, new_hi
+                rows = np.flatnonzero(lo < hi)
+            else:
+                lo[rows], hi[rows] = new_lo, new_hi
+                rows = rows[new_lo < new_hi]
+            if len(rows) == 0:
+                break
+        found = lo - 1
+        ok = has & (found >= first)
+        found = np.where(ok, found, first)
+        ok &= t < self.ends[found]
+        return np.where(ok, self.owners[found], -1)
+
+
+@dataclass(frozen=True, slots=True)
+class _Prefixes:
+    """IPv4 prefixes by length, longest first: sorted network numbers and a value for each."""
+
+    lengths: tuple[int, ...]
+    keys: tuple[npt.NDArray[np.uint64], ...]
+    values: tuple[Ints, ...]
+
+    @staticmethod
+    def build(items: Mapping[tuple[int, int], int]) -> _Prefixes:
+        """``items`` maps (prefix length, network number) to a value (>= 0)."""
+        lengths = tuple(sorted({length for length, _ in items}, reverse=True))
+        keys, values = [], []
+        for length in lengths:
+            pairs = sorted((k, v) for (n, k), v in items.items() if n == length)
+            keys.append(np.array([k for k, _ in pairs], np.uint64))
+            values.append(np.array([v for _, v in pairs], np.int64))
+        return _Prefixes(lengths, tuple(keys), tuple(values))
+
+    def lookup(self, addresses: npt.NDArray[np.uint64]) -> Ints:
+        """Values of the prefixes containing each address: shape (lengths, addresses), -1 none."""
+        out = np.full((len(self.lengths), len(addresses)), -1, np.int64)
+        for row, (length, keys, values) in enumerate(
+            zip(self.lengths, self.keys, self.values, strict=True)
+        ):
+            wanted = addresses >> np.uint64(32 - length)
+            pos = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+            out[row] = np.where(keys[pos] == wanted, values[pos], -1)
+        return out
+
+    def contains(self, addresses: npt.NDArray[np.uint64]) -> Bools:
+        return np.asarray((self.lookup(addresses) >= 0).any(axis=0), np.bool_)
+
+
+def _v4_prefixes(networks: Sequence[IPv4Network]) -> _Prefixes:
+    return _Prefixes.build({
+        (net.prefixlen, int(net.network_address) >> (32 - net.prefixlen)): 0 for net in networks
+    })
+
+
+@dataclass(frozen=True, slots=True)
+class _Addresses:
+    """What is known of each distinct address of a column, time aside."""
+
+    valid: Bools
+    site: Bools
+    private: Bools
+    ranges: Ints  # (levels, addresses): tenant timelines containing it, longest first, -1 none
+
+
+class ConnBatchAttributor:
+    """Column-wise attribution of :data:`~egress.columns.CONN_SCHEMA` batches.
+
+    Build once per inventory (tables of every range and VNI) and reuse for every batch;
+    it remembers geo answers of remote addresses across batches. ``site_country`` and geo
+    work as in :class:`~egress.attribution.Attributor`.
+    """
+
+    def __init__(self, inventory: Inventory, geo: GeoLookup | None = None) -> None:
+        self._inventory = inventory
+        self._geo = geo
+        self._site_country = inventory.site.country
+        nets = inventory.network_timelines()
+        vnis = inventory.vni_timelines()
+        owners = sorted({o for tl in [*nets.values(), *vnis.values()] for o in tl.owners})
+        codes = {owner: i for i, owner in enumerate(owners)}
+        self._tenants = pa.array(owners, pa.string())
+        keys: list[PrefixKey] = list(nets)
+        self._net_ids = {key: i for i, key in enumerate(keys)}
+        self._nets = _Spans.build([nets[key] for key in keys], codes)
+        self._v4 = _Prefixes.build({
+            (length, number): i for i, (version, length, number) in enumerate(keys)
+            if version == 4
+        })
+        self._site_v4 = _v4_prefixes([n for n in inventory.site.networks
+                                      if isinstance(n, IPv4Network)])
+        self._private_v4 = _v4_prefixes([n for n in not_looked_up_networks()
+                                         if isinstance(n, IPv4Network)])
+        vni_keys = sorted(vnis)
+        self._vni_keys = np.array(vni_keys, np.int64)
+        self._vnis = _Spans.build([vnis[v] for v in vni_keys], codes)
+        self._countries: dict[str, int] = {}
+        self._geo_cache: dict[str, tuple[int, int | None, int]] = {}
+
+    # -- distinct addresses ---------------------------------------------------------------
+
+    def _resolve(self, uniques: pa.Array) -> _Addresses:
+        size = len(uniques)
+        valid = np.zeros(size, np.bool_)
+        site = np.zeros(size, np.bool_)
+        private = np.zeros(size, np.bool_)
+        quad = pc.fill_null(pc.match_substring_regex(uniques, _DOTTED_QUAD), False)
+        is_quad = quad.to_numpy(zero_copy_only=False)
+        at = np.flatnonzero(is_quad)
+        levels: list[Ints] = []
+        if len(at):
+            octets = pc.cast(pc.split_pattern(uniques.filter(quad), ".").flatten(), pa.uint64())
+            parts = octets.to_numpy().reshape(-1, 4)
+            numbers = (parts[:, 0] << 24) | (parts[:, 1] << 16) | (parts[:, 2] << 8) | parts[:, 3]
+            valid[at] = True
+            site[at] = self._site_v4.contains(numbers)
+            private[at] = self._private_v4.contains(numbers)
+            found = self._v4.lookup(numbers)
+            levels = [np.full(size, -1, np.int64) for _ in range(len(found))]
+            for level, row in zip(levels, found, strict=True):
+                level[at] = row
+        inv = self._inventory
+        for i in np.flatnonzero(~is_quad).tolist():
+            text = uniques[i].as_py()
+            try:
+                addr = ip_address(text) if text is not None else None
+            except ValueError:
+                addr = None
+            if addr is None:
+                continue
+            valid[i] = True
+            site[i] = inv.is_site_address(addr)
+            private[i] = is_not_looked_up(parse_address(text))
+            for depth, (key, _) in enumerate(inv.address_timelines(addr)):
+                if depth == len(levels):
+                    levels.append(np.full(size, -1, np.int64))
+                levels[depth][i] = self._net_ids[key]
+        ranges = np.stack(levels) if levels else np.full((0, size), -1, np.int64)
+        # longest matching range first, without gaps, so rows try as few levels as needed
+        ranges = np.take_along_axis(ranges, np.argsort(ranges < 0, axis=0, kind="stable"), 0)
+        depth = int((ranges >= 0).sum(axis=0).max()) if size and len(ranges) else 0
+        return _Addresses(valid, site, private, ranges[:depth])
+
+    def _owner(self, ranges: Ints, index: Ints, t: Floats) -> Ints:
+        """Tenant code holding each row's address at its time: first range with an owner."""
+        owner = np.full(len(index), -1, np.int64)
+        for depth, level in enumerate(ranges):
+            timeline = level[index]
+            if depth == 0:
+                owner = self._nets.owner_at(timeline, t)
+            else:
+                rows = np.flatnonzero((owner < 0) & (timeline >= 0))
+                owner[rows] = self._nets.owner_at(timeline[rows], t[rows])
+        return owner
+
+    # -- geo ------------------------------------------------------------------------------
+
+    def _geo_of(self, text: str) -> tuple[int, int | None, int]:
+        """Country code (-1 none), AS number and cross-border (-1 unknown, 0, 1)."""
+        cached = self._geo_cache.get(text)
+        if cached is not None:
+            return cached
+        assert self._geo is not None
+        info = self._geo.lookup(text)
+        cross = is_cross_border(self._site_country, info)
+        country = -1
+        if info.country is not None:
+            country = self._countries.setdefault(info.country, len(self._countries))
+        answer = (country, info.asn, -1 if cross is None else int(cross))
+        if len(self._geo_cache) >= _GEO_CACHE:
+            self._geo_cache.clear()
+        self._geo_cache[text] = answer
+        return answer
+
+    def _geo_table(self, uniques: pa.Array, used: Ints) -> tuple[Ints, Ints, Bools, Ints]:
+        """Per distinct address (only ``used`` filled): country, ASN, ASN known, cross."""
+        size = len(uniques)
+        country = np.full(size, -1, np.int64)
+        asn = np.zeros(size, np.int64)
+        has_asn = np.zeros(size, np.bool_)
+        cross = np.full(size, -1, np.int64)
+        texts = uniques.take(pa.array(used, pa.int64())).to_pylist()
+        for i, text in zip(used.tolist(), texts, strict=True):
+            country[i], number, cross[i] = self._geo_of(text)
+            if number is not None:
+                asn[i], has_asn[i] = number, True
+        return country, asn, has_asn, cross
+
+    # -- batches --------------------------------------------------------------------------
+
+    def columns(self, batch: pa.RecordBatch) -> tuple[list[pa.Array], BatchCounts]:
+        """The attribution columns of ``batch`` (in ``ATTRIBUTION_FIELDS`` order) and counts."""
+        n = batch.num_rows
+        ts = batch.column("ts")
+        has_ts = _valid(ts)
+        micros = pc.fill_null(ts.cast(pa.int64()), 0).to_numpy()
+        t = micros / 1e6
+        for i in np.flatnonzero(np.abs(micros) >= _EXACT_US).tolist():
+            t[i] = int(micros[i]) / 10**6  # as datetime.timestamp() computes it
+        orig_col, resp_col = batch.column("orig_h"), batch.column("resp_h")
+        orig_enc = pc.dictionary_encode(orig_col, null_encoding="encode")
+        resp_enc = pc.dictionary_encode(resp_col, null_encoding="encode")
+        u_o = orig_enc.indices.to_numpy().astype(np.int64)
+        u_r = resp_enc.indices.to_numpy().astype(np.int64)
+        a_o, a_r = self._resolve(orig_enc.dictionary), self._resolve(resp_enc.dictionary)
+
+        ok = has_ts & a_o.valid[u_o] & a_r.valid[u_r]
+        own_o = self._owner(a_o.ranges, u_o, t)
+        own_r = self._owner(a_r.ranges, u_r, t)
+        vni_col = batch.column("vni")
+        overlay = _valid(vni_col)
+        vni_owner = np.full(n, -1, np.int64)
+        vni_rows = np.flatnonzero(overlay)
+        if len(vni_rows) and len(self._vni_keys):
+            vni = pc.fill_null(vni_col, 0).to_numpy().astype(np.int64)[vni_rows]
+            pos = np.minimum(np.searchsorted(self._vni_keys, vni), len(self._vni_keys) - 1)
+            timeline = np.where(self._vni_keys[pos] == vni, pos, -1)
+            vni_owner[vni_rows] = self._vnis.owner_at(timeline, t[vni_rows])
+
+        o_in = (own_o >= 0) | a_o.site[u_o] | (overlay & a_o.private[u_o])
+        r_in = (own_r >= 0) | a_r.site[u_r] | (overlay & a_r.private[u_r])
+        unknown_vni = ok & overlay & (vni_owner < 0)
+        live = ok & ~unknown_vni
+        o_t = np.where(overlay, vni_owner, own_o)
+        r_t = np.where(overlay, vni_owner, own_r)
+        d_orig, d_resp = batch.column("delta_orig_ip_bytes"), batch.column("delta_resp_ip_bytes")
+        b_o = pc.fill_null(d_orig, 0).to_numpy()
+        b_r = pc.fill_null(d_resp, 0).to_numpy()
+
+        both, one = live & o_in & r_in, live & (o_in ^ r_in)
+        has_o, has_r = o_t >= 0, r_t >= 0
+        two = both & has_o & has_r & (o_t != r_t)
+        tie = two & (b_o == b_r)
+        to_resp = two & ~tie & (b_o > b_r)
+        to_orig = two & ~tie & (b_o <= b_r)
+        same = both & has_o & has_r & (o_t == r_t)
+        half = both & (has_o ^ has_r)
+
+        tenant = np.full(n, -1, np.int64)
+        np.copyto(tenant, r_t, where=to_resp | (half & has_r) | (one & r_in))
+        np.copyto(tenant, o_t, where=to_orig | same | (half & has_o) | (one & o_in))
+        # 1: the originator is the remote end, 0: the responder, -1: no single remote end
+        remote = np.full(n, -1, np.int8)
+        remote[to_resp | (half & has_r) | (one & r_in)] = 1
+        remote[to_orig | (half & has_o) | (one & o_in)] = 0
+        received = np.where(remote == 1, b_o, b_r)
+        sent = np.where(remote == 1, b_r, b_o)
+        direction = np.full(n, _D_UNKNOWN, np.int8)
+        direction[one & (received > sent)] = _D_INBOUND
+        direction[one & (received < sent)] = _D_OUTBOUND
+        direction[both] = _D_INTERNAL
+
+        reason = np.zeros(n, np.int8)
+        reason[~has_ts] = _NO_TIME
+        reason[has_ts & ~ok] = _BAD
+        reason[unknown_vni] = _UNKNOWN_VNI
+        reason[tie] = _TIE
+        reason[both & ~has_o & ~has_r] = _SITE_ONLY
+        reason[live & ~o_in & ~r_in] = _OUTSIDE
+        reason[one & (tenant < 0)] = _NO_TENANT
+        placed = tenant >= 0
+        how = np.where(placed, np.where(overlay, 1, 0), 2).astype(np.int8)
+
+        tally = np.bincount(reason, minlength=len(REASONS))
+        counts = BatchCounts(
+            attributed=int(placed.sum()),
+            unattributed=int(n - placed.sum()),
+            reasons={REASONS[i]: int(c) for i, c in enumerate(tally) if i and c},
+        )
+        no_remote = remote < 0
+        remote_is_orig = pa.array(remote == 1, mask=no_remote)
+        swap = pa.array(remote == 0)
+        columns = [
+            pc.take(self._tenants, pa.array(tenant, mask=~placed)) if len(self._tenants)
+            else pa.nulls(n, pa.string()),
+            pc.take(_HOWS, pa.array(how)),
+            pc.take(_DIRECTIONS, pa.array(direction)),
+            pc.if_else(swap, d_resp, d_orig),
+            pc.if_else(swap, d_orig, d_resp),
+            pc.if_else(remote_is_orig, orig_col, resp_col),
+            *self._remote_columns(
+                orig_enc.dictionary, u_o, resp_enc.dictionary, u_r, remote,
+                direction == _D_INTERNAL,
+            ),
+        ]
+        return columns, counts
+
+    def _remote_columns(self, orig: pa.Array, u_o: Ints, resp: pa.Array, u_r: Ints,
+                        remote: npt.NDArray[np.int8], internal: Bools) -> list[pa.Array]:
+        """``remote_country``, ``remote_asn`` and ``cross_border`` of every row."""
+        n = len(remote)
+        no_remote = remote < 0
+        if self._geo is None:
+            return [pa.nulls(n, pa.string()), pa.nulls(n, pa.int64()),
+                    pa.array(np.zeros(n, np.bool_), mask=no_remote | ~internal)]
+        from_orig, from_resp = remote == 1, remote == 0
+        geo_o = self._geo_table(orig, np.unique(u_o[from_orig]))
+        geo_r = self._geo_table(resp, np.unique(u_r[from_resp]))
+        country, asn, has_asn, cross = (
+            np.where(from_orig, o_vals[u_o], r_vals[u_r])
+            for o_vals, r_vals in zip(geo_o, geo_r, strict=True)
+        )
+        names = pa.array(list(self._countries), pa.string())
+        cross = np.where(internal, 0, cross)
+        return [
+            pc.take(names, pa.array(country, mask=no_remote | (country < 0))) if len(names)
+            else pa.nulls(n, pa.string()),
+            pa.array(asn, mask=no_remote | ~has_asn.astype(np.bool_)),
+            pa.array(cross == 1, mask=no_remote | (cross < 0)),
+        ]
+
+
+def _valid(column: pa.Array) -> Bools:
+    """Which entries of ``column`` are set."""
+    if column.null_count == 0:
+        return np.ones(len(column), np.bool_)
+    return np.asarray(column.is_valid().to_numpy(zero_copy_only=False), np.bool_)
