@@ -26,7 +26,14 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from egress.attribution import INBOUND, INTERNAL, OUTBOUND, UNATTRIBUTED, UNKNOWN
+from egress.attribution import (
+    ATTRIBUTION_FIELDS,
+    INBOUND,
+    INTERNAL,
+    OUTBOUND,
+    UNATTRIBUTED,
+    UNKNOWN,
+)
 from egress.geo import (
     GeoLookup,
     is_cross_border,
@@ -40,6 +47,7 @@ from egress.inventory_index import PrefixKey, Timeline
 Ints = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
 Floats = npt.NDArray[np.float64]
+Index = npt.NDArray[np.int32]  # positions in a batch's dictionary of addresses
 
 #: Reasons a conn row is unattributed, in code order (code 0 is "attributed").
 REASONS: tuple[str, ...] = (
@@ -50,12 +58,15 @@ _NO_TIME, _BAD, _UNKNOWN_VNI, _TIE, _SITE_ONLY, _OUTSIDE, _NO_TENANT = range(1, 
 _HOWS = pa.array(["address", "vni", UNATTRIBUTED], pa.string())
 _DIRECTIONS = pa.array([UNKNOWN, INBOUND, OUTBOUND, INTERNAL], pa.string())
 _D_UNKNOWN, _D_INBOUND, _D_OUTBOUND, _D_INTERNAL = range(4)
+_VALID, _SITE, _PRIVATE = 1, 2, 4  # flags of a distinct address
 
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])"
 #: Exactly the IPv4 text :func:`ipaddress.ip_address` accepts (no leading zeros).
 _DOTTED_QUAD = rf"^{_OCTET}(?:\.{_OCTET}){{3}}$"
 #: Above this many microseconds a float64 division no longer matches Python's exact one.
 _EXACT_US = 2**53
+#: Prefix numbers of one length spanning up to this many are looked up in a dense table.
+_DENSE_MIN = 1 << 16
 #: Distinct remote addresses whose geo answers are remembered across batches.
 _GEO_CACHE = 1_000_000
 
@@ -93,41 +104,67 @@ class _Spans:
 
     def owner_at(self, timeline: Ints, t: Floats) -> Ints:
         """Owner code of ``timeline[i]`` at ``t[i]``; -1 for no timeline (-1) or no owner."""
-        if len(self.first) == 0 or len(timeline) == 0:
-            return np.full(len(timeline), -1, np.int64)
-        has = timeline >= 0
-        tl = np.where(has, timeline, 0)
-        first = self.first[tl]
-        lo, hi = first.copy(), first + self.count[tl]
-        # bisect_right on each row's own spans, all rows in step
-        rows: Ints | None = None
-        while True:
-            low, high, tt = (lo, hi, t) if rows is None else (lo[rows], hi[rows], t[rows])
-            mid = (low + high) >> 1
-            right = self.starts[mid] <= tt
-            new_lo, new_hi = np.where(right, mid + 1, low), np.where(right, high, mid)
-            if rows is None:
-                lo, hi = new_lo, new_hi
-                rows = np.flatnonzero(lo < hi)
-            else:
-                lo[rows], hi[rows] = new_lo, new_hi
-                rows = rows[new_lo < new_hi]
-            if len(rows) == 0:
-                break
-        found = lo - 1
-        ok = has & (found >= first)
-        found = np.where(ok, found, first)
+        owner = np.full(len(timeline), -1, np.int64)
+        rows = np.flatnonzero(timeline >= 0)
+        if len(rows) == 0:
+            return owner
+        timeline, t = timeline[rows], t[rows]
+        first = self.first[timeline]
+        found = first  # the span that may hold t; one span is the common case
+        ok = self.starts[first] <= t
+        multi = np.flatnonzero(self.count[timeline] > 1)
+        if len(multi):
+            # bisect_right over each row's own spans, all rows in step
+            low, high, at = first[multi], first[multi] + self.count[timeline[multi]], t[multi]
+            step = np.arange(len(multi))
+            while len(step):
+                mid = (low[step] + high[step]) >> 1
+                right = self.starts[mid] <= at[step]
+                low[step] = np.where(right, mid + 1, low[step])
+                high[step] = np.where(right, high[step], mid)
+                step = step[low[step] < high[step]]
+            found = first.copy()
+            found[multi] = np.maximum(low - 1, first[multi])
+            ok[multi] = low - 1 >= first[multi]
         ok &= t < self.ends[found]
-        return np.where(ok, self.owners[found], -1)
+        owner[rows] = np.where(ok, self.owners[found], -1)
+        return owner
+
+
+@dataclass(frozen=True, slots=True)
+class _Ranges:
+    """A union of IPv4 networks as sorted, merged ``[start, end)`` bounds."""
+
+    bounds: npt.NDArray[np.uint64]
+
+    @staticmethod
+    def build(networks: Sequence[IPv4Network]) -> _Ranges:
+        merged: list[list[int]] = []
+        for start, end in sorted((int(n.network_address), int(n.broadcast_address) + 1)
+                                 for n in networks):
+            if merged and start <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], end)
+            else:
+                merged.append([start, end])
+        return _Ranges(np.array([b for pair in merged for b in pair], np.uint64))
+
+    def contains(self, addresses: npt.NDArray[np.uint64]) -> Bools:
+        return np.asarray(np.searchsorted(self.bounds, addresses, side="right") % 2 == 1)
 
 
 @dataclass(frozen=True, slots=True)
 class _Prefixes:
-    """IPv4 prefixes by length, longest first: sorted network numbers and a value for each."""
+    """IPv4 prefixes by length, longest first: sorted network numbers and a value for each.
+
+    Where the numbers of one length lie close together (a site's tenant ranges usually do),
+    ``dense`` holds the values by number minus the first, -1 in the gaps: one gather instead
+    of a bisection per address.
+    """
 
     lengths: tuple[int, ...]
     keys: tuple[npt.NDArray[np.uint64], ...]
     values: tuple[Ints, ...]
+    dense: tuple[Ints | None, ...]
 
     @staticmethod
     def build(items: Mapping[tuple[int, int], int]) -> _Prefixes:
@@ -138,36 +175,39 @@ class _Prefixes:
             pairs = sorted((k, v) for (n, k), v in items.items() if n == length)
             keys.append(np.array([k for k, _ in pairs], np.uint64))
             values.append(np.array([v for _, v in pairs], np.int64))
-        return _Prefixes(lengths, tuple(keys), tuple(values))
+        dense: list[Ints | None] = []
+        for k, v in zip(keys, values, strict=True):
+            span = int(k[-1] - k[0]) + 1
+            table = None
+            if span <= max(_DENSE_MIN, 4 * len(k)):
+                table = np.full(span, -1, np.int64)
+                table[(k - k[0]).astype(np.int64)] = v
+            dense.append(table)
+        return _Prefixes(lengths, tuple(keys), tuple(values), tuple(dense))
 
     def lookup(self, addresses: npt.NDArray[np.uint64]) -> Ints:
         """Values of the prefixes containing each address: shape (lengths, addresses), -1 none."""
         out = np.full((len(self.lengths), len(addresses)), -1, np.int64)
-        for row, (length, keys, values) in enumerate(
-            zip(self.lengths, self.keys, self.values, strict=True)
+        for row, (length, keys, values, dense) in enumerate(
+            zip(self.lengths, self.keys, self.values, self.dense, strict=True)
         ):
             wanted = addresses >> np.uint64(32 - length)
+            if dense is not None:
+                offset = wanted - keys[0]  # wraps round below the first: out of range too
+                within = offset < np.uint64(len(dense))
+                out[row] = np.where(within, dense[np.where(within, offset, 0)], -1)
+                continue
             pos = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
             out[row] = np.where(keys[pos] == wanted, values[pos], -1)
         return out
 
-    def contains(self, addresses: npt.NDArray[np.uint64]) -> Bools:
-        return np.asarray((self.lookup(addresses) >= 0).any(axis=0), np.bool_)
-
-
-def _v4_prefixes(networks: Sequence[IPv4Network]) -> _Prefixes:
-    return _Prefixes.build({
-        (net.prefixlen, int(net.network_address) >> (32 - net.prefixlen)): 0 for net in networks
-    })
 
 
 @dataclass(frozen=True, slots=True)
 class _Addresses:
-    """What is known of each distinct address of a column, time aside."""
+    """What is known of each distinct address of a batch, time aside."""
 
-    valid: Bools
-    site: Bools
-    private: Bools
+    flags: npt.NDArray[np.int8]  # _VALID | _SITE | _PRIVATE
     ranges: Ints  # (levels, addresses): tenant timelines containing it, longest first, -1 none
 
 
@@ -195,10 +235,10 @@ class ConnBatchAttributor:
             (length, number): i for i, (version, length, number) in enumerate(keys)
             if version == 4
         })
-        self._site_v4 = _v4_prefixes([n for n in inventory.site.networks
-                                      if isinstance(n, IPv4Network)])
-        self._private_v4 = _v4_prefixes([n for n in not_looked_up_networks()
-                                         if isinstance(n, IPv4Network)])
+        self._site_v4 = _Ranges.build([n for n in inventory.site.networks
+                                       if isinstance(n, IPv4Network)])
+        self._private_v4 = _Ranges.build([n for n in not_looked_up_networks()
+                                          if isinstance(n, IPv4Network)])
         vni_keys = sorted(vnis)
         self._vni_keys = np.array(vni_keys, np.int64)
         self._vnis = _Spans.build([vnis[v] for v in vni_keys], codes)
@@ -247,9 +287,10 @@ class ConnBatchAttributor:
         # longest matching range first, without gaps, so rows try as few levels as needed
         ranges = np.take_along_axis(ranges, np.argsort(ranges < 0, axis=0, kind="stable"), 0)
         depth = int((ranges >= 0).sum(axis=0).max()) if size and len(ranges) else 0
-        return _Addresses(valid, site, private, ranges[:depth])
+        flags = (valid * _VALID) | (site * _SITE) | (private * _PRIVATE)
+        return _Addresses(flags.astype(np.int8), ranges[:depth])
 
-    def _owner(self, ranges: Ints, index: Ints, t: Floats) -> Ints:
+    def _owner(self, ranges: Ints, index: Index, t: Floats) -> Ints:
         """Tenant code holding each row's address at its time: first range with an owner."""
         owner = np.full(len(index), -1, np.int64)
         for depth, level in enumerate(ranges):
@@ -280,7 +321,7 @@ class ConnBatchAttributor:
         self._geo_cache[text] = answer
         return answer
 
-    def _geo_table(self, uniques: pa.Array, used: Ints) -> tuple[Ints, Ints, Bools, Ints]:
+    def _geo_table(self, uniques: pa.Array, used: Index) -> tuple[Ints, Ints, Bools, Ints]:
         """Per distinct address (only ``used`` filled): country, ASN, ASN known, cross."""
         size = len(uniques)
         country = np.full(size, -1, np.int64)
@@ -306,15 +347,20 @@ class ConnBatchAttributor:
         for i in np.flatnonzero(np.abs(micros) >= _EXACT_US).tolist():
             t[i] = int(micros[i]) / 10**6  # as datetime.timestamp() computes it
         orig_col, resp_col = batch.column("orig_h"), batch.column("resp_h")
-        orig_enc = pc.dictionary_encode(orig_col, null_encoding="encode")
-        resp_enc = pc.dictionary_encode(resp_col, null_encoding="encode")
-        u_o = orig_enc.indices.to_numpy().astype(np.int64)
-        u_r = resp_enc.indices.to_numpy().astype(np.int64)
-        a_o, a_r = self._resolve(orig_enc.dictionary), self._resolve(resp_enc.dictionary)
+        if n == 0:
+            return [pa.array([], f.type) for f in ATTRIBUTION_FIELDS], BatchCounts(
+                attributed=0, unattributed=0, reasons={})
+        # one dictionary for both columns: an address is resolved once per batch
+        encoded = pc.dictionary_encode(pa.chunked_array([orig_col, resp_col]),
+                                       null_encoding="encode")
+        uniques = encoded.chunk(1).dictionary  # the memo only grows: it covers chunk 0 too
+        u_o, u_r = encoded.chunk(0).indices.to_numpy(), encoded.chunk(1).indices.to_numpy()
+        known = self._resolve(uniques)
+        f_o, f_r = known.flags[u_o], known.flags[u_r]
 
-        ok = has_ts & a_o.valid[u_o] & a_r.valid[u_r]
-        own_o = self._owner(a_o.ranges, u_o, t)
-        own_r = self._owner(a_r.ranges, u_r, t)
+        ok = has_ts & (f_o & f_r & _VALID > 0)
+        own_o = self._owner(known.ranges, u_o, t)
+        own_r = self._owner(known.ranges, u_r, t)
         vni_col = batch.column("vni")
         overlay = _valid(vni_col)
         vni_owner = np.full(n, -1, np.int64)
@@ -325,8 +371,9 @@ class ConnBatchAttributor:
             timeline = np.where(self._vni_keys[pos] == vni, pos, -1)
             vni_owner[vni_rows] = self._vnis.owner_at(timeline, t[vni_rows])
 
-        o_in = (own_o >= 0) | a_o.site[u_o] | (overlay & a_o.private[u_o])
-        r_in = (own_r >= 0) | a_r.site[u_r] | (overlay & a_r.private[u_r])
+        inside = np.where(overlay, _SITE | _PRIVATE, _SITE).astype(np.int8)
+        o_in = (own_o >= 0) | (f_o & inside > 0)
+        r_in = (own_r >= 0) | (f_r & inside > 0)
         unknown_vni = ok & overlay & (vni_owner < 0)
         live = ok & ~unknown_vni
         o_t = np.where(overlay, vni_owner, own_o)
@@ -387,13 +434,13 @@ class ConnBatchAttributor:
             pc.if_else(swap, d_orig, d_resp),
             pc.if_else(remote_is_orig, orig_col, resp_col),
             *self._remote_columns(
-                orig_enc.dictionary, u_o, resp_enc.dictionary, u_r, remote,
+                uniques, u_o, u_r, remote,
                 direction == _D_INTERNAL,
             ),
         ]
         return columns, counts
 
-    def _remote_columns(self, orig: pa.Array, u_o: Ints, resp: pa.Array, u_r: Ints,
+    def _remote_columns(self, uniques: pa.Array, u_o: Index, u_r: Index,
                         remote: npt.NDArray[np.int8], internal: Bools) -> list[pa.Array]:
         """``remote_country``, ``remote_asn`` and ``cross_border`` of every row."""
         n = len(remote)
@@ -402,11 +449,10 @@ class ConnBatchAttributor:
             return [pa.nulls(n, pa.string()), pa.nulls(n, pa.int64()),
                     pa.array(np.zeros(n, np.bool_), mask=no_remote | ~internal)]
         from_orig, from_resp = remote == 1, remote == 0
-        geo_o = self._geo_table(orig, np.unique(u_o[from_orig]))
-        geo_r = self._geo_table(resp, np.unique(u_r[from_resp]))
+        used = np.unique(np.concatenate([u_o[from_orig], u_r[from_resp]]))
         country, asn, has_asn, cross = (
-            np.where(from_orig, o_vals[u_o], r_vals[u_r])
-            for o_vals, r_vals in zip(geo_o, geo_r, strict=True)
+            np.where(from_orig, values[u_o], values[u_r])
+            for values in self._geo_table(uniques, used)
         )
         names = pa.array(list(self._countries), pa.string())
         cross = np.where(internal, 0, cross)
