@@ -61,6 +61,52 @@ _D_UNKNOWN, _D_INBOUND, _D_OUTBOUND, _D_INTERNAL = range(4)
 _VALID, _SITE, _PRIVATE = 1, 2, 4  # flags of a distinct address
 
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])"
+_FROM_ORIG, _FROM_RESP = 1, 2  # which end's tenant a row gets
+
+
+def _decide(case: int) -> tuple[int, int, int, int, int]:
+    """The rules of ``Attributor._conn`` for one combination of facts about a row.
+
+    ``case`` bits, from bit 0: the row has a time and two addresses; it has a time; it has a
+    VNI; the VNI has an owner; the originator is inside; the responder is inside; the
+    originator has a tenant; the responder has one (both the VNI's owner on VNI rows); the two
+    are the same; the originator sent more; the responder sent more. Returns which tenant the
+    row gets, which end is remote (1 the originator, 0 the responder, -1 none), the direction,
+    the reason code and the ``how`` code.
+    """
+    ok, timed, overlay, vni_known, o_in, r_in, has_o, has_r, same, o_more, r_more = (
+        bool(case >> bit & 1) for bit in range(11))
+    placed_how = 1 if overlay else 0
+    if not timed:
+        return 0, -1, _D_UNKNOWN, _NO_TIME, 2
+    if not ok:
+        return 0, -1, _D_UNKNOWN, _BAD, 2
+    if overlay and not vni_known:
+        return 0, -1, _D_UNKNOWN, _UNKNOWN_VNI, 2
+    if o_in and r_in:
+        if has_o and has_r and not same:  # two tenants: the receiver's
+            if not (o_more or r_more):
+                return 0, -1, _D_INTERNAL, _TIE, 2
+            return (_FROM_RESP, 1, _D_INTERNAL, 0, placed_how) if o_more else (
+                _FROM_ORIG, 0, _D_INTERNAL, 0, placed_how)
+        if not (has_o or has_r):
+            return 0, -1, _D_INTERNAL, _SITE_ONLY, 2
+        if has_o and has_r:
+            return _FROM_ORIG, -1, _D_INTERNAL, 0, placed_how
+        return (_FROM_ORIG, 0, _D_INTERNAL, 0, placed_how) if has_o else (
+            _FROM_RESP, 1, _D_INTERNAL, 0, placed_how)
+    if not (o_in or r_in):
+        return 0, -1, _D_UNKNOWN, _OUTSIDE, 2
+    received_more, sent_more = (o_more, r_more) if r_in else (r_more, o_more)
+    direction = _D_INBOUND if received_more else _D_OUTBOUND if sent_more else _D_UNKNOWN
+    if not (has_r if r_in else has_o):
+        return 0, 1 if r_in else 0, direction, _NO_TENANT, 2
+    return _FROM_RESP if r_in else _FROM_ORIG, 1 if r_in else 0, direction, 0, placed_how
+
+
+#: ``_decide`` for every case: rows source, remote, direction, reason, how.
+_OUTCOMES = np.array([_decide(case) for case in range(1 << 11)], np.int8).T.copy()
+
 #: Exactly the IPv4 text :func:`ipaddress.ip_address` accepts (no leading zeros).
 _DOTTED_QUAD = rf"^{_OCTET}(?:\.{_OCTET}){{3}}$"
 #: Above this many microseconds a float64 division no longer matches Python's exact one.
@@ -372,49 +418,21 @@ class ConnBatchAttributor:
             vni_owner[vni_rows] = self._vnis.owner_at(timeline, t[vni_rows])
 
         inside = np.where(overlay, _SITE | _PRIVATE, _SITE).astype(np.int8)
-        o_in = (own_o >= 0) | (f_o & inside > 0)
-        r_in = (own_r >= 0) | (f_r & inside > 0)
-        unknown_vni = ok & overlay & (vni_owner < 0)
-        live = ok & ~unknown_vni
         o_t = np.where(overlay, vni_owner, own_o)
         r_t = np.where(overlay, vni_owner, own_r)
-        d_orig, d_resp = batch.column("delta_orig_ip_bytes"), batch.column("delta_resp_ip_bytes")
-        b_o = pc.fill_null(d_orig, 0).to_numpy()
-        b_r = pc.fill_null(d_resp, 0).to_numpy()
-
-        both, one = live & o_in & r_in, live & (o_in ^ r_in)
-        has_o, has_r = o_t >= 0, r_t >= 0
-        two = both & has_o & has_r & (o_t != r_t)
-        tie = two & (b_o == b_r)
-        to_resp = two & ~tie & (b_o > b_r)
-        to_orig = two & ~tie & (b_o <= b_r)
-        same = both & has_o & has_r & (o_t == r_t)
-        half = both & (has_o ^ has_r)
-
-        tenant = np.full(n, -1, np.int64)
-        np.copyto(tenant, r_t, where=to_resp | (half & has_r) | (one & r_in))
-        np.copyto(tenant, o_t, where=to_orig | same | (half & has_o) | (one & o_in))
-        # 1: the originator is the remote end, 0: the responder, -1: no single remote end
-        remote = np.full(n, -1, np.int8)
-        remote[to_resp | (half & has_r) | (one & r_in)] = 1
-        remote[to_orig | (half & has_o) | (one & o_in)] = 0
-        received = np.where(remote == 1, b_o, b_r)
-        sent = np.where(remote == 1, b_r, b_o)
-        direction = np.full(n, _D_UNKNOWN, np.int8)
-        direction[one & (received > sent)] = _D_INBOUND
-        direction[one & (received < sent)] = _D_OUTBOUND
-        direction[both] = _D_INTERNAL
-
-        reason = np.zeros(n, np.int8)
-        reason[~has_ts] = _NO_TIME
-        reason[has_ts & ~ok] = _BAD
-        reason[unknown_vni] = _UNKNOWN_VNI
-        reason[tie] = _TIE
-        reason[both & ~has_o & ~has_r] = _SITE_ONLY
-        reason[live & ~o_in & ~r_in] = _OUTSIDE
-        reason[one & (tenant < 0)] = _NO_TENANT
+        b_o = pc.fill_null(batch.column("delta_orig_ip_bytes"), 0).to_numpy()
+        b_r = pc.fill_null(batch.column("delta_resp_ip_bytes"), 0).to_numpy()
+        # every row's case as bits (see _decide), then the outcome of each case from tables
+        case = np.zeros(n, np.int16)
+        for bit, value in enumerate((
+            ok, has_ts, overlay, vni_owner >= 0,
+            (own_o >= 0) | (f_o & inside > 0), (own_r >= 0) | (f_r & inside > 0),
+            o_t >= 0, r_t >= 0, o_t == r_t, b_o > b_r, b_o < b_r,
+        )):
+            case |= value.astype(np.int16) << bit
+        source, remote, direction, reason, how = _OUTCOMES[:, case]
+        tenant = np.where(source == _FROM_ORIG, o_t, np.where(source == _FROM_RESP, r_t, -1))
         placed = tenant >= 0
-        how = np.where(placed, np.where(overlay, 1, 0), 2).astype(np.int8)
 
         tally = np.bincount(reason, minlength=len(REASONS))
         counts = BatchCounts(
@@ -425,6 +443,7 @@ class ConnBatchAttributor:
         no_remote = remote < 0
         remote_is_orig = pa.array(remote == 1, mask=no_remote)
         swap = pa.array(remote == 0)
+        d_orig, d_resp = batch.column("delta_orig_ip_bytes"), batch.column("delta_resp_ip_bytes")
         columns = [
             pc.take(self._tenants, pa.array(tenant, mask=~placed)) if len(self._tenants)
             else pa.nulls(n, pa.string()),
