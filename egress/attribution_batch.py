@@ -35,7 +35,9 @@ from egress.attribution import (
     UNKNOWN,
 )
 from egress.geo import (
+    GeoInfo,
     GeoLookup,
+    ipv4_lookup,
     is_cross_border,
     is_not_looked_up,
     not_looked_up_networks,
@@ -254,6 +256,8 @@ class _Addresses:
     """What is known of each distinct address of a batch, time aside."""
 
     flags: npt.NDArray[np.int8]  # _VALID | _SITE | _PRIVATE
+    quad: Bools  # dotted-quad IPv4 text
+    numbers: npt.NDArray[np.uint64]  # the IPv4 address of each dotted quad, else 0
     ranges: Ints  # (levels, addresses): tenant timelines containing it, longest first, -1 none
 
 
@@ -299,14 +303,16 @@ class ConnBatchAttributor:
         site = np.zeros(size, np.bool_)
         private = np.zeros(size, np.bool_)
         quad = pc.fill_null(pc.match_substring_regex(uniques, _DOTTED_QUAD), False)
-        is_quad = quad.to_numpy(zero_copy_only=False)
+        is_quad = np.asarray(quad.to_numpy(zero_copy_only=False), np.bool_)
         at = np.flatnonzero(is_quad)
         levels: list[Ints] = []
+        numbers_all = np.zeros(size, np.uint64)
         if len(at):
             octets = pc.cast(pc.split_pattern(uniques.filter(quad), ".").flatten(), pa.uint64())
             parts = octets.to_numpy().reshape(-1, 4)
             numbers = (parts[:, 0] << 24) | (parts[:, 1] << 16) | (parts[:, 2] << 8) | parts[:, 3]
             valid[at] = True
+            numbers_all[at] = numbers
             site[at] = self._site_v4.contains(numbers)
             private[at] = self._private_v4.contains(numbers)
             found = self._v4.lookup(numbers)
@@ -334,7 +340,7 @@ class ConnBatchAttributor:
         ranges = np.take_along_axis(ranges, np.argsort(ranges < 0, axis=0, kind="stable"), 0)
         depth = int((ranges >= 0).sum(axis=0).max()) if size and len(ranges) else 0
         flags = (valid * _VALID) | (site * _SITE) | (private * _PRIVATE)
-        return _Addresses(flags.astype(np.int8), ranges[:depth])
+        return _Addresses(flags.astype(np.int8), is_quad, numbers_all, ranges[:depth])
 
     def _owner(self, ranges: Ints, index: Index, t: Floats) -> Ints:
         """Tenant code holding each row's address at its time: first range with an owner."""
@@ -367,13 +373,30 @@ class ConnBatchAttributor:
         self._geo_cache[text] = answer
         return answer
 
-    def _geo_table(self, uniques: pa.Array, used: Index) -> tuple[Ints, Ints, Bools, Ints]:
+    def _geo_table(self, uniques: pa.Array, known: _Addresses,
+                   used: Ints) -> tuple[Ints, Ints, Bools, Ints]:
         """Per distinct address (only ``used`` filled): country, ASN, ASN known, cross."""
         size = len(uniques)
         country = np.full(size, -1, np.int64)
         asn = np.zeros(size, np.int64)
         has_asn = np.zeros(size, np.bool_)
         cross = np.full(size, -1, np.int64)
+        assert self._geo is not None
+        columns = ipv4_lookup(self._geo)
+        if columns is not None:  # dotted quads all at once, the rest one by one
+            quads = used[known.quad[used]]
+            used = used[~known.quad[used]]
+            found = columns(known.numbers[quads])
+            codes = np.array([self._countries.setdefault(c, len(self._countries))
+                              for c in found.countries], np.int64)
+            crossing = np.array([is_cross_border(self._site_country, GeoInfo(
+                country=c, asn=None, as_org=None)) for c in found.countries], np.int64)
+            known_country = found.country >= 0
+            safe = np.where(known_country, found.country, 0)
+            if len(codes):
+                country[quads] = np.where(known_country, codes[safe], -1)
+                cross[quads] = np.where(known_country, crossing[safe], -1)
+            asn[quads], has_asn[quads] = found.asn, found.asn >= 0
         texts = uniques.take(pa.array(used, pa.int64())).to_pylist()
         for i, text in zip(used.tolist(), texts, strict=True):
             country[i], number, cross[i] = self._geo_of(text)
@@ -453,13 +476,13 @@ class ConnBatchAttributor:
             pc.if_else(swap, d_orig, d_resp),
             pc.if_else(remote_is_orig, orig_col, resp_col),
             *self._remote_columns(
-                uniques, u_o, u_r, remote,
+                uniques, known, u_o, u_r, remote,
                 direction == _D_INTERNAL,
             ),
         ]
         return columns, counts
 
-    def _remote_columns(self, uniques: pa.Array, u_o: Index, u_r: Index,
+    def _remote_columns(self, uniques: pa.Array, known: _Addresses, u_o: Index, u_r: Index,
                         remote: npt.NDArray[np.int8], internal: Bools) -> list[pa.Array]:
         """``remote_country``, ``remote_asn`` and ``cross_border`` of every row."""
         n = len(remote)
@@ -468,10 +491,12 @@ class ConnBatchAttributor:
             return [pa.nulls(n, pa.string()), pa.nulls(n, pa.int64()),
                     pa.array(np.zeros(n, np.bool_), mask=no_remote | ~internal)]
         from_orig, from_resp = remote == 1, remote == 0
-        used = np.unique(np.concatenate([u_o[from_orig], u_r[from_resp]]))
+        wanted = np.zeros(len(uniques), np.bool_)
+        wanted[u_o[from_orig]] = True
+        wanted[u_r[from_resp]] = True
         country, asn, has_asn, cross = (
             np.where(from_orig, values[u_o], values[u_r])
-            for values in self._geo_table(uniques, used)
+            for values in self._geo_table(uniques, known, np.flatnonzero(wanted))
         )
         names = pa.array(list(self._countries), pa.string())
         cross = np.where(internal, 0, cross)

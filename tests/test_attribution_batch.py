@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from ipaddress import ip_network
+from ipaddress import IPv4Address, ip_network
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -14,7 +16,7 @@ from hypothesis import strategies as st
 
 from egress.attribution import ATTRIBUTION_FIELDS, Attributor
 from egress.columns import CONN_SCHEMA
-from egress.geo import RangeCsvGeo
+from egress.geo import RangeCsvGeo, ipv4_lookup, load_geo
 from egress.inventory import (
     Identifiers,
     Inventory,
@@ -209,3 +211,37 @@ def test_empty_batch_and_empty_inventory() -> None:
                                                   "resp_h": "1.1.1.1", "vni": 7}]))
     assert out.column("how").to_pylist() == ["unattributed"]
     assert attributor.stats().reasons == {("conn", "unknown_vni"): 1}
+
+
+@settings(max_examples=100, deadline=None)
+@given(numbers=st.lists(st.one_of(
+    st.integers(0, 2**32 - 1),
+    st.sampled_from([0x08080800, 0x080808FF, 0x08080900, 0x01010100, 0x0A000001, 0xCB007140,
+                     0xC6336400, 0xC63364FF, 0xFFFFFFFF, 0]),
+), max_size=40))
+def test_geo_column_lookup_matches_lookup(numbers: list[int], geo: RangeCsvGeo) -> None:
+    answers = geo.lookup_ipv4(np.array(numbers, np.uint64))
+    for i, number in enumerate(numbers):
+        info = geo.lookup(str(IPv4Address(number)))
+        code = int(answers.country[i])
+        assert (answers.countries[code] if code >= 0 else None) == info.country
+        assert (int(answers.asn[i]) if answers.asn[i] >= 0 else None) == info.asn
+
+
+def test_geo_database_of_range_files_merges_like_lookup(tmp_path: Path) -> None:
+    first = tmp_path / "asn.tsv"
+    first.write_text("8.8.8.0\t8.8.8.255\t15169\tUS\tGOOGLE\n9.9.9.0\t9.9.9.255\t19281\tNone\tQ9\n",
+                     encoding="utf-8")
+    second = tmp_path / "country.csv"
+    second.write_text("9.9.9.0,9.9.9.127,CH\n8.8.8.0,8.8.8.255,DE\n", encoding="utf-8")
+    numbers = [0x08080808, 0x09090901, 0x090909F0, 0x01010101]
+    with load_geo([first, second]) as database:
+        look = ipv4_lookup(database)
+        assert look is not None
+        answers = look(np.array(numbers, np.uint64))
+        countries = [answers.countries[c] if c >= 0 else None for c in answers.country]
+        assert countries == ["US", "CH", None, None]
+        assert answers.asn.tolist() == [15169, 19281, 19281, -1]
+        for i, number in enumerate(numbers):
+            info = database.lookup(str(IPv4Address(number)))
+            assert (countries[i], info.asn) == (info.country, answers.asn[i] if i < 3 else None)
