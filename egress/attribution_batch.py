@@ -11,8 +11,15 @@ than a Python step per row:
 2. A row's owner at its ``ts`` is read from the spans of those ranges, all timelines flattened
    into one table and bisected in step for every row (a range with one span costs one
    comparison). VNIs are read the same way.
-3. The rule cases are boolean masks over rows. Remote country and AS number are looked up
-   once per distinct remote address and remembered across batches.
+3. The facts the rules look at (has a time, is inside, has a tenant, who sent more, ...)
+   become bits of a case number per row; :func:`_decide` (the rules for one case, in plain
+   Python) is tabled once for every case, and each row reads its answers from the table.
+4. Remote country and AS number: dotted quads from range files all at once
+   (:func:`egress.geo.ipv4_lookup`); otherwise once per distinct remote address through
+   :class:`~egress.geo.GeoLookup`, remembered across batches.
+
+Public: :class:`ConnBatchAttributor` (used by
+:meth:`egress.attribution.Attributor.attribute_batch`), :class:`BatchCounts`, :data:`REASONS`.
 """
 
 from __future__ import annotations
@@ -62,7 +69,6 @@ _DIRECTIONS = pa.array([UNKNOWN, INBOUND, OUTBOUND, INTERNAL], pa.string())
 _D_UNKNOWN, _D_INBOUND, _D_OUTBOUND, _D_INTERNAL = range(4)
 _VALID, _SITE, _PRIVATE = 1, 2, 4  # flags of a distinct address
 
-_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])"
 _FROM_ORIG, _FROM_RESP = 1, 2  # which end's tenant a row gets
 
 
@@ -106,9 +112,10 @@ def _decide(case: int) -> tuple[int, int, int, int, int]:
     return _FROM_RESP if r_in else _FROM_ORIG, 1 if r_in else 0, direction, 0, placed_how
 
 
-#: ``_decide`` for every case: rows source, remote, direction, reason, how.
+#: ``_decide`` for every case, one row per answer: source, remote, direction, reason, how.
 _OUTCOMES = np.array([_decide(case) for case in range(1 << 11)], np.int8).T.copy()
 
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])"
 #: Exactly the IPv4 text :func:`ipaddress.ip_address` accepts (no leading zeros).
 _DOTTED_QUAD = rf"^{_OCTET}(?:\.{_OCTET}){{3}}$"
 #: Above this many microseconds a float64 division no longer matches Python's exact one.
@@ -410,6 +417,10 @@ class ConnBatchAttributor:
         """The attribution columns of ``batch`` (in ``ATTRIBUTION_FIELDS`` order) and counts."""
         n = batch.num_rows
         ts = batch.column("ts")
+        if ts.type.tz is None:
+            raise ValueError("conn batch column ts has no time zone")
+        if ts.type.unit != "us":
+            ts = pc.cast(ts, pa.timestamp("us", tz=ts.type.tz), safe=False)  # as datetimes hold
         has_ts = _valid(ts)
         micros = pc.fill_null(ts.cast(pa.int64()), 0).to_numpy()
         t = micros / 1e6

@@ -245,3 +245,12 @@ def test_geo_database_of_range_files_merges_like_lookup(tmp_path: Path) -> None:
         for i, number in enumerate(numbers):
             info = database.lookup(str(IPv4Address(number)))
             assert (countries[i], info.asn) == (info.country, answers.asn[i] if i < 3 else None)
+
+
+def test_naive_times_are_refused() -> None:
+    site = Site(name="s", country="MY", networks=(), ingest_stations=())
+    inventory = Inventory(site=site, concern_countries=(), tenants=())
+    batch = conn_batch([{"ts": BASE, "orig_h": "8.8.8.8", "resp_h": "1.1.1.1"}])
+    naive = batch.set_column(0, "ts", batch.column("ts").cast(pa.timestamp("us")))
+    with pytest.raises(ValueError, match="conn batch column ts has no time zone"):
+        Attributor(inventory).attribute_batch(naive)
