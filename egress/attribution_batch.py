@@ -505,9 +505,9 @@ class ConnBatchAttributor:
         wanted = np.zeros(len(uniques), np.bool_)
         wanted[u_o[from_orig]] = True
         wanted[u_r[from_resp]] = True
+        ends = np.where(from_orig, u_o, u_r)  # the remote end's address, where there is one
         country, asn, has_asn, cross = (
-            np.where(from_orig, values[u_o], values[u_r])
-            for values in self._geo_table(uniques, known, np.flatnonzero(wanted))
+            values[ends] for values in self._geo_table(uniques, known, np.flatnonzero(wanted))
         )
         names = pa.array(list(self._countries), pa.string())
         cross = np.where(internal, 0, cross)
