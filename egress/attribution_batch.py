@@ -123,7 +123,7 @@ _EXACT_US = 2**53
 #: Prefix numbers of one length spanning up to this many are looked up in a dense table.
 _DENSE_MIN = 1 << 16
 #: Distinct remote addresses whose geo answers are remembered across batches.
-_GEO_CACHE = 1_000_000
+_GEO_CACHE = 100_000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -24,6 +24,7 @@ from egress.inventory import (
     Site,
     Tenant,
     VniAssignment,
+    load_inventory,
 )
 
 BASE = datetime(2026, 6, 1, tzinfo=UTC)
@@ -254,3 +255,16 @@ def test_naive_times_are_refused() -> None:
     naive = batch.set_column(0, "ts", batch.column("ts").cast(pa.timestamp("us")))
     with pytest.raises(ValueError, match="conn batch column ts has no time zone"):
         Attributor(inventory).attribute_batch(naive)
+
+
+def test_inventory_spans_of_an_address() -> None:
+    inventory = load_inventory(Path(__file__).parent / "data" / "inventory" / "inventory.yaml")
+    found = inventory.address_timelines("10.42.7.9")
+    assert [key for key, _ in found] == [(4, 24, 0x0A2A07), (4, 16, 0x0A2A)]
+    assert [timeline.owners for _, timeline in found] == [
+        ("t-0050",), ("t-0017", "t-0042", "t-0050")]
+    assert inventory.address_timelines("2001:db8:100:42::1")[0][0][:2] == (6, 64)
+    assert inventory.address_timelines("8.8.8.8") == ()
+    assert set(inventory.network_timelines()) == {
+        (4, 16, 0x0A2A), (4, 24, 0x0A2A07), (6, 64, 0x20010DB8_01000042)}
+    assert inventory.vni_timelines()[4242].owners == ("t-0017", "t-0042")
