@@ -329,7 +329,8 @@ class Attributor:
         columns are those of :class:`Attributed` for a flow.
 
         Computed column-wise (:class:`~egress.attribution_batch.ConnBatchAttributor`, built
-        on first use and kept); the answers are those of the per-record rules.
+        on first use and kept); the answers are those of the per-record rules. Raises
+        ``ValueError`` when ``ts`` has no time zone.
         """
         from egress.attribution_batch import ConnBatchAttributor
 

@@ -257,7 +257,6 @@ class _Prefixes:
         return out
 
 
-
 @dataclass(frozen=True, slots=True)
 class _Addresses:
     """What is known of each distinct address of a batch, time aside."""
@@ -271,9 +270,10 @@ class _Addresses:
 class ConnBatchAttributor:
     """Column-wise attribution of :data:`~egress.columns.CONN_SCHEMA` batches.
 
-    Build once per inventory (tables of every range and VNI) and reuse for every batch;
-    it remembers geo answers of remote addresses across batches. ``site_country`` and geo
-    work as in :class:`~egress.attribution.Attributor`.
+    Build once per inventory (tables of every range and VNI) and reuse for every batch.
+    Geo works as in :class:`~egress.attribution.Attributor`; answers that come one address
+    at a time (MaxMind DB, IPv6) are remembered across batches, up to 100,000 addresses.
+    Raises ``ValueError`` for a ``ts`` column without a time zone.
     """
 
     def __init__(self, inventory: Inventory, geo: GeoLookup | None = None) -> None:
