@@ -37,13 +37,15 @@ import ipaddress
 import logging
 from abc import ABC, abstractmethod
 from bisect import bisect_right
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Protocol, Self
+from typing import IO, NamedTuple, Protocol, Self
 
 import maxminddb
+import numpy as np
+import numpy.typing as npt
 
 from egress.errors import ConfigError
 
@@ -104,6 +106,11 @@ _NOT_LOOKED_UP = tuple(
         "ff00::/8",  # multicast
     )
 )
+
+
+def not_looked_up_networks() -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """The private and reserved networks :func:`is_not_looked_up` tests against."""
+    return _NOT_LOOKED_UP
 
 
 def parse_address(addr: str) -> IPAddress:
@@ -325,6 +332,7 @@ class _RangeFile:
         self.path = path
         self.layout: str | None = None
         self.rows = 0
+        self.ipv4_table: _Ipv4Table | None = None  # numpy form of v4, see lookup_ipv4
         families = {4: _empty_family(), 6: _empty_family()}
         interned: dict[GeoInfo, GeoInfo] = {}
         try:
@@ -433,6 +441,10 @@ class RangeCsvGeo(_CachedLookup):
     def _find(self, ip: IPAddress) -> GeoInfo:
         return _merge(f.find(ip) for f in self._files)
 
+    def lookup_ipv4(self, numbers: npt.NDArray[np.uint64]) -> Ipv4Answers:
+        """Answer for many IPv4 addresses given as numbers, as :meth:`lookup` would."""
+        return _merge_ipv4([_ipv4_table(f) for f in self._files], numbers)
+
 
 class GeoDatabase(_CachedLookup):
     """Several sources asked in order, answers combined field by field."""
@@ -447,11 +459,95 @@ class GeoDatabase(_CachedLookup):
         # The sources' own caches would only hold copies of what this one keeps.
         return _merge(source._find(ip) for source in self.sources)
 
+    def lookup_ipv4(self, numbers: npt.NDArray[np.uint64]) -> Ipv4Answers:
+        """Answer for many IPv4 addresses given as numbers, as :meth:`lookup` would.
+
+        Raises ``TypeError`` unless every source is a :class:`RangeCsvGeo`
+        (see :func:`ipv4_lookup`).
+        """
+        tables = []
+        for source in self.sources:
+            if not isinstance(source, RangeCsvGeo):
+                raise TypeError("IPv4 column lookups need range files only")
+            tables += [_ipv4_table(f) for f in source._files]
+        return _merge_ipv4(tables, numbers)
+
     def close(self) -> None:
         """Close every source."""
         super().close()
         for source in self.sources:
             source.close()
+
+
+# --- many IPv4 addresses at once -----------------------------------------------------------
+
+
+class Ipv4Answers(NamedTuple):
+    """Answers for many IPv4 addresses: one entry per address, -1 where unknown.
+
+    ``country`` indexes ``countries``; ``asn`` is the AS number (the organization is left out).
+    """
+
+    countries: tuple[str, ...]
+    country: npt.NDArray[np.int64]
+    asn: npt.NDArray[np.int64]
+
+
+class _Ipv4Table(NamedTuple):
+    starts: npt.NDArray[np.uint64]
+    ends: npt.NDArray[np.uint64]
+    country: tuple[str | None, ...]
+    asn: npt.NDArray[np.int64]
+
+
+def _ipv4_table(file: _RangeFile) -> _Ipv4Table:
+    """The IPv4 ranges of a file as sorted arrays, built on first use and kept."""
+    table = file.ipv4_table
+    if table is None:
+        family = file.v4
+        table = _Ipv4Table(
+            np.array(family.starts, np.uint64),
+            np.array(family.ends, np.uint64),
+            tuple(info.country for info in family.infos),
+            np.array([-1 if i.asn is None else i.asn for i in family.infos], np.int64),
+        )
+        file.ipv4_table = table
+    return table
+
+
+def _merge_ipv4(tables: Sequence[_Ipv4Table], numbers: npt.NDArray[np.uint64]) -> Ipv4Answers:
+    """Look ``numbers`` up in each table; merge as :func:`_merge` does, field by field."""
+    names: dict[str, int] = {}
+    country = np.full(len(numbers), -1, np.int64)
+    asn = np.full(len(numbers), -1, np.int64)
+    looked_up = np.ones(len(numbers), np.bool_)
+    for net in _NOT_LOOKED_UP:
+        if isinstance(net, ipaddress.IPv4Network):
+            low, high = int(net.network_address), int(net.broadcast_address)
+            looked_up &= (numbers < low) | (numbers > high)
+    for table in tables:
+        if len(table.starts) == 0:
+            continue
+        i = np.searchsorted(table.starts, numbers, side="right") - 1
+        safe = np.maximum(i, 0)
+        hit = looked_up & (i >= 0) & (numbers <= table.ends[safe])
+        codes = np.array([-1 if c is None else names.setdefault(c, len(names))
+                          for c in table.country], np.int64)
+        found = np.where(hit, codes[safe], -1)
+        country = np.where(country < 0, found, country)
+        asn = np.where(asn < 0, np.where(hit, table.asn[safe], -1), asn)
+    return Ipv4Answers(tuple(names), country, asn)
+
+
+def ipv4_lookup(
+    geo: GeoLookup,
+) -> Callable[[npt.NDArray[np.uint64]], Ipv4Answers] | None:
+    """The column-wise IPv4 lookup of ``geo`` when it has one (range files only), else None."""
+    if isinstance(geo, RangeCsvGeo):
+        return geo.lookup_ipv4
+    if isinstance(geo, GeoDatabase) and all(isinstance(s, RangeCsvGeo) for s in geo.sources):
+        return geo.lookup_ipv4
+    return None
 
 
 def is_mmdb(path: Path) -> bool:

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from ipaddress import ip_address
 from math import inf
 from pathlib import Path
+from types import MappingProxyType
 from typing import NamedTuple
 
 from egress.errors import ConfigError
@@ -31,6 +32,7 @@ from egress.inventory_index import (
     Conflict,
     GlobIndex,
     PrefixIndex,
+    PrefixKey,
     Span,
     Timeline,
     build_timelines,
@@ -319,6 +321,24 @@ class Inventory:
     def tenant_for_address(self, address: str | AnyAddress, at: datetime) -> str | None:
         """Tenant whose longest matching prefix is assigned at ``at``."""
         return self._ix.addresses.owner(_addr(address), _at(at))
+
+    def address_timelines(
+        self, address: str | AnyAddress
+    ) -> tuple[tuple[PrefixKey, Timeline], ...]:
+        """Tenant ranges containing ``address`` with their ownership over time, longest first.
+
+        :meth:`tenant_for_address` answers with the first of these that has an owner at
+        ``at``. Keys are those of :meth:`network_timelines`.
+        """
+        return self._ix.addresses.matching(_addr(address))
+
+    def network_timelines(self) -> Mapping[PrefixKey, Timeline]:
+        """Every tenant range's ownership over time (POSIX seconds), keyed by prefix."""
+        return MappingProxyType(self._ix.addresses.timelines)
+
+    def vni_timelines(self) -> Mapping[int, Timeline]:
+        """Every VNI's ownership over time (POSIX seconds), keyed by VNI."""
+        return MappingProxyType(self._ix.vnis)
 
     def tenant_for_vni(self, vni: int, at: datetime) -> str | None:
         """Tenant holding VXLAN network identifier ``vni`` at ``at``."""

@@ -139,7 +139,11 @@ class GlobIndex:
         return found.pop() if len(found) == 1 else None
 
 
-def prefix_key(network: AnyNetwork) -> tuple[int, int, int]:
+PrefixKey = tuple[int, int, int]
+"""(IP version, prefix length, network address shifted right by the host bits)."""
+
+
+def prefix_key(network: AnyNetwork) -> PrefixKey:
     shift = network.max_prefixlen - network.prefixlen
     return network.version, network.prefixlen, int(network.network_address) >> shift
 
@@ -148,17 +152,28 @@ def prefix_key(network: AnyNetwork) -> tuple[int, int, int]:
 class PrefixIndex:
     """Longest-prefix match: one dict lookup per prefix length in use, longest first."""
 
-    timelines: dict[tuple[int, int, int], Timeline]
+    timelines: dict[PrefixKey, Timeline]
     lengths: dict[int, tuple[int, ...]]  # version -> prefix lengths in use, longest first
 
     @staticmethod
-    def build(timelines: dict[tuple[int, int, int], Timeline]) -> PrefixIndex:
+    def build(timelines: dict[PrefixKey, Timeline]) -> PrefixIndex:
         lengths: dict[int, set[int]] = {4: set(), 6: set()}
         for version, length, _ in timelines:
             lengths[version].add(length)
         return PrefixIndex(
             timelines, {v: tuple(sorted(ls, reverse=True)) for v, ls in lengths.items()}
         )
+
+    def matching(self, address: AnyAddress) -> tuple[tuple[PrefixKey, Timeline], ...]:
+        """Keys and timelines of the prefixes containing ``address``, longest first."""
+        value, bits = int(address), address.max_prefixlen
+        found = []
+        for length in self.lengths[address.version]:
+            key = (address.version, length, value >> (bits - length))
+            timeline = self.timelines.get(key)
+            if timeline is not None:
+                found.append((key, timeline))
+        return tuple(found)
 
     def owner(self, address: AnyAddress, t: float) -> str | None:
         value, bits = int(address), address.max_prefixlen

@@ -354,6 +354,10 @@ def test_attribute_batch(attributor: Attributor) -> None:
     ]
     assert out.column("bytes_in").to_pylist() == [1_000, 4_000, 7_000, 10, 1, None, None]
     assert out.column("bytes_out").to_pylist() == [40, 60, 90, 20, 2, None, None]
+    assert out.column("remote_addr").to_pylist() == [*["203.0.113.50"] * 4, None, None, None]
+    assert out.column("remote_country").to_pylist() == [*["CN"] * 4, None, None, None]
+    assert out.column("remote_asn").to_pylist() == [*[4134] * 4, None, None, None]
+    assert out.column("cross_border").to_pylist() == [*[True] * 4, None, None, None]
     stats = attributor.stats()
     assert (stats.attributed, stats.unattributed) == ({"conn": 5}, {"conn": 2})
     assert stats.reasons == {("conn", "outside_site"): 1, ("conn", "no_time"): 1}
