@@ -209,7 +209,8 @@ def _phrase(evidence: MetricEvidence, match: Match) -> str:
         "bytes_out": f"sent {format_bytes(v)} out{_to_where(match)}",
         "cross_border_bytes_in": f"received {format_bytes(v)} from abroad{countries}",
         "cross_border_bytes_out": f"sent {format_bytes(v)} abroad{_to_where(match)}",
-        "concern_bytes_in": f"received {format_bytes(v)} from countries of concern{countries}",
+        "concern_bytes_in": f"received {format_bytes(v)} from countries of concern"
+                            + _from_where(match, lead=": "),
         "concern_bytes_out": f"sent {format_bytes(v)} to countries of concern",
         "object_put_bytes": f"wrote {format_bytes(v)} into object storage",
         "object_puts": f"made {int(v):,} object writes",
@@ -236,22 +237,25 @@ def _human_duration(seconds: float) -> str:
     return format_duration(round(seconds))
 
 
-def _from_where(match: Match) -> str:
-    inbound = [c for c in match.countries if c.bytes_in > 0]
-    if not inbound:
+def _from_where(match: Match, *, lead: str = " from ") -> str:
+    """`` from 38 addresses in CN``: the countries that sent at least a tenth of the bytes."""
+    total = sum(c.bytes_in for c in match.countries)
+    main = [c for c in match.countries if c.bytes_in > 0 and c.bytes_in * 10 >= total][:3]
+    if not main:
         return ""
-    names = ", ".join(c.country for c in inbound[:3])
-    addrs = sum(c.remote_addrs for c in inbound[:3])
+    addrs = sum(c.remote_addrs for c in main)
     noun = "address" if addrs == 1 else "addresses"
-    return f" from {addrs:,} {noun} in {names}"
+    return f"{lead}{addrs:,} {noun} in {', '.join(c.country for c in main)}"
 
 
 def _to_where(match: Match) -> str:
-    outbound = sorted((c for c in match.countries if c.bytes_out > 0),
-                      key=lambda c: -c.bytes_out)
-    if not outbound:
+    """`` to CN``: the countries that received at least a tenth of the bytes sent."""
+    total = sum(c.bytes_out for c in match.countries)
+    main = sorted((c for c in match.countries if c.bytes_out > 0 and c.bytes_out * 10 >= total),
+                  key=lambda c: -c.bytes_out)[:3]
+    if not main:
         return ""
-    return " to " + ", ".join(c.country for c in outbound[:3])
+    return " to " + ", ".join(c.country for c in main)
 
 
 def message(match: Match, tenant: Tenant | None) -> str:
@@ -259,7 +263,11 @@ def message(match: Match, tenant: Tenant | None) -> str:
     who = f"Tenant {match.tenant}" + (f" ({tenant.name})" if tenant is not None else "")
     final = _final_step(match)
     own = [m for m in match.metrics if m.held and m.step == final]
-    what = " and ".join(dict.fromkeys(_phrase(m, match) for m in own[:2])) or "matched"
+    phrases = [_phrase(m, match) for m in own[:2]]
+    if [m.metric for m in own[:2]] == ["drives_attached", "drive_capacity_bytes"]:
+        phrases = [f"had {int(own[0].value):,} drives ({format_bytes(own[1].value)}) attached "
+                   "at ingest stations"]
+    what = " and ".join(dict.fromkeys(phrases)) or "matched"
     when = (f"between {match.window_start:%Y-%m-%d %H:%M} and {match.window_end:%Y-%m-%d %H:%M}"
             f" UTC ({_span_words(match.span)})")
     thresholds = "; ".join(dict.fromkeys(
