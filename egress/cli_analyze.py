@@ -9,10 +9,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import click
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from egress.errors import ConfigError
-from egress.findings import Finding
+from egress.findings import SEVERITY_ORDER, Finding
 from egress.formats.findings_json import cases_json, finding_json_line
 from egress.formats.report import human_bytes, issue_line
 from egress.geo import GeoLookup, load_geo
@@ -23,7 +25,7 @@ from egress.signatures.units import parse_rate
 from egress.sources.registry import ReadOptions
 from egress.windows import WindowParams
 
-_SEVERITIES = ("critical", "high", "medium", "low", "informational")
+_SEVERITIES = tuple(reversed(SEVERITY_ORDER))
 
 
 @click.command("analyze")
@@ -52,12 +54,14 @@ _SEVERITIES = ("critical", "high", "medium", "low", "informational")
 @click.option("--station", help="Ingest station of dmesg dumps and copy logs.")
 @click.option("--boot-time", type=click.DateTime(["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"]),
               help="Boot time (UTC unless an offset is given) to date dmesg lines.")
+@click.option("--fail-on", type=click.Choice(list(reversed(SEVERITY_ORDER))),
+              help="Exit with status 1 when a finding is at least this severe.")
 @click.option("--quiet", "-q", is_flag=True, help="No report on stderr.")
 def analyze_command(inputs: tuple[Path, ...], inventory_path: Path, geo_paths: tuple[Path, ...],
                     signatures_dir: Path | None, overrides: Path | None, out: Path | None,
                     cases_out: Path | None, windows_out: Path | None, sustained_rate: str,
                     dedupe: bool | None, station: str | None, boot_time: datetime | None,
-                    quiet: bool) -> None:
+                    fail_on: str | None, quiet: bool) -> None:
     """Find bulk arrivals and the rental pattern in INPUTS (files or directories).
 
     Reads captures, Zeek conn and long-connection logs, object-store access logs, drive
@@ -103,6 +107,10 @@ def analyze_command(inputs: tuple[Path, ...], inventory_path: Path, geo_paths: t
     for error in result.run.errors:
         click.echo(f"egress: error: {error}", err=True)
     if result.run.errors:
+        sys.exit(1)
+    if fail_on is not None and any(
+            SEVERITY_ORDER.index(f.severity) >= SEVERITY_ORDER.index(fail_on)
+            for f in result.findings):
         sys.exit(1)
 
 
@@ -160,10 +168,25 @@ def _report(result: Analysis, left_out: list[Path], signatures: int,
     for case in result.cases:
         lines.append(f"case {case.tenant} risk {case.risk_score} ({case.severity}): "
                      f"{case.summary}")
-    total_in = sum(windows.filter(
-        [s == "24h" for s in windows.column("span").to_pylist()]).column(
-            "bytes_in").to_pylist()) if windows.num_rows else 0
-    lines.append(f"network bytes in, all tenants: {human_bytes(total_in)}")
+    lines += _top_tenants(windows)
+    return lines
+
+
+def _top_tenants(windows: pa.Table, top: int = 5) -> list[str]:
+    """The tenants that received the most, with what they received and sent."""
+    if windows.num_rows == 0:
+        return []
+    days = windows.filter(pc.equal(windows.column("span"), "24h"))
+    totals = days.group_by("tenant").aggregate([
+        ("bytes_in", "sum"), ("bytes_out", "sum"), ("bytes_copied", "sum"),
+        ("object_put_bytes", "sum")]).sort_by([("bytes_in_sum", "descending")])
+    lines = [f"network bytes in, all tenants: "
+             f"{human_bytes(pc.sum(days.column('bytes_in')).as_py() or 0)}"]
+    for row in totals.slice(0, top).to_pylist():
+        lines.append(f"  {row['tenant']}: in {human_bytes(row['bytes_in_sum'])}, out "
+                     f"{human_bytes(row['bytes_out_sum'])}, copied from drives "
+                     f"{human_bytes(row['bytes_copied_sum'])}, object writes "
+                     f"{human_bytes(row['object_put_bytes_sum'])}")
     return lines
 
 

@@ -97,3 +97,14 @@ def test_explain_an_alert(tmp_path: Path) -> None:
                                        str(tmp_path / "findings.jsonl")])
     assert isinstance(missing.exception, ConfigError)
     assert "no alert with id 'nope'" in str(missing.exception)
+
+
+def test_fail_on_severity_and_top_tenants(tmp_path: Path) -> None:
+    args = ["analyze", str(SCENARIO), "--inventory", str(SCENARIO / "inventory.yaml"), *GEO,
+            "--out", str(tmp_path / "f.jsonl")]
+    failing = CliRunner().invoke(cli, [*args, "--fail-on", "critical"])
+    assert failing.exit_code == 1
+    assert "egress:   t-0042: in 417.1 TB, out 38.4 TB, copied from drives 546.6 TB, " \
+        "object writes 22.7 TB" in failing.stderr
+    quiet = CliRunner().invoke(cli, [*args, "--quiet"])
+    assert (quiet.exit_code, quiet.stderr) == (0, "")
