@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from egress.inventory import Inventory, Tenant
+from egress.records import DriveAttach
 from egress.signatures.compile import Signature
 from egress.signatures.match import (
     CountryShare,
@@ -343,6 +344,43 @@ def _evidence_kinds(match: Match) -> set[str]:
     final = _final_step(match)
     held = [m.metric for m in match.metrics if m.held and m.step == final]
     return {_METRIC_KINDS.get(metric, "network") for metric in held}
+
+
+# -- drives no manifest lists --------------------------------------------------------------
+
+#: Id of the built-in rule for drives attached at an ingest station that no manifest lists.
+UNLISTED_DRIVE_RULE = "unlisted-drive"
+#: ``tenant`` of findings no tenant can be named for.
+NO_TENANT = "unattributed"
+
+
+def unlisted_drive_findings(drives: Iterable[DriveAttach]) -> Iterator[Finding]:
+    """One finding per drive attached at an ingest station that no media-import manifest
+    lists: customer media the operator did not take in through intake (issue 5: a finding in
+    itself). Medium severity, risk 50; the evidence is the kernel log line."""
+    for drive in drives:
+        at = drive.attached or _EPOCH
+        size = "" if drive.capacity_bytes is None else f" ({format_bytes(drive.capacity_bytes)})"
+        model = f" {drive.model}" if drive.model else ""
+        key = f"{UNLISTED_DRIVE_RULE}|{drive.serial or drive.device}|{drive.station}"
+        yield Finding(
+            id=finding_id(key, at, 0), signature_id=UNLISTED_DRIVE_RULE, signature_version=1,
+            title="Drive attached at an ingest station that no media-import manifest lists",
+            severity="medium", signature_severity="medium", risk_score=50,
+            risk_factors=(RiskFactor(name="severity medium", points=50,
+                                     reason="unmanifested media at an ingest station"),),
+            attack=("T1200",), tenant=NO_TENANT, tenant_name=None, direction="inbound",
+            span="event", window_start=at, window_end=drive.detached or at,
+            message=(f"A{model} drive with serial {drive.serial or '(none)'}{size} was "
+                     f"attached at ingest station {drive.station or '(unknown)'} at "
+                     f"{at:%Y-%m-%d %H:%M} UTC; no media-import manifest lists it."),
+            metrics=(), facts=(), steps=(), countries=(),
+            transfers=(Transfer(kind="drive", start=at, end=at, bytes_in=0, bytes_out=0,
+                                remote_addr=None, remote_country=None,
+                                where=str(drive.provenance), ref=drive.serial or drive.device,
+                                quality=False),),
+            dedup_key=key, suppressed=0,
+        )
 
 
 # -- cases ------------------------------------------------------------------------------------

@@ -21,7 +21,13 @@ from pathlib import Path
 
 from egress.attribution import AttributionStats, Attributor
 from egress.errors import SourceError
-from egress.findings import Case, Finding, build_cases, build_findings
+from egress.findings import (
+    Case,
+    Finding,
+    build_cases,
+    build_findings,
+    unlisted_drive_findings,
+)
 from egress.geo import GeoLookup
 from egress.inventory import Inventory
 from egress.quality import DedupStats, SensorDeduplicator
@@ -173,7 +179,8 @@ def analyze(
     run = run_windows(inputs, inventory, geo, options, progress=progress)
     matches = tuple(evaluate(signatures, run.tables.windows, inventory,
                              countries=run.tables.countries))
-    findings = tuple(build_findings(matches, signatures, inventory, run.tables.evidence))
+    findings = (*build_findings(matches, signatures, inventory, run.tables.evidence),
+                *unlisted_drive_findings(run.unlisted_drives))
     return Analysis(run=run, matches=matches, findings=findings,
                     cases=tuple(build_cases(findings, inventory)))
 

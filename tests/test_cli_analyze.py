@@ -33,7 +33,12 @@ def run(tmp_path: Path, *extra: str) -> tuple[list[dict[str, Any]], str]:
 def test_scenario_catches_the_rental_and_nobody_else(tmp_path: Path) -> None:
     findings, report = run(tmp_path)
     expected = json.loads((SCENARIO / "expected.json").read_text())
-    assert {f["tenant"] for f in findings} == {"t-0042"}
+    assert {f["tenant"] for f in findings} == {"t-0042", "unattributed"}
+    [unlisted] = [f for f in findings if f["tenant"] == "unattributed"]
+    assert unlisted["message"] == (
+        "A Seagate Expansion HDD drive with serial NA1ZOGXR (20 TB) was attached at ingest "
+        "station kul1-ingest-01 at 2026-05-20 06:22 UTC; no media-import manifest lists it.")
+    assert unlisted["transfers"][0]["where"].endswith("storage/kern.log:533")
     fired = Counter(f["signature_id"] for f in findings)
     assert set(fired) >= {
         "bulk-inbound-24h", "bulk-inbound-7d", "drive-ingest-burst",
@@ -41,7 +46,7 @@ def test_scenario_catches_the_rental_and_nobody_else(tmp_path: Path) -> None:
         "object-store-put-volume", "sustained-high-rate-inbound", "long-lived-bulk-transfer"}
     cases = json.loads((tmp_path / "cases.json").read_text())
     assert [(c["tenant"], c["risk_score"], c["severity"]) for c in cases] == [
-        ("t-0042", 100, "critical")]
+        ("t-0042", 100, "critical"), ("unattributed", 50, "medium")]
     assert "drives attached that no media-import manifest lists: 1 (NA1ZOGXR)" in report
     assert "records: copylog 2,710, drives 31, objectstore 4,551, zeek 3,141" in report
     windows = pq.read_table(tmp_path / "windows.parquet").to_pylist()
