@@ -13,13 +13,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from egress.allocations import with_allocations
+from egress.allocations_k8s import read_pods
+from egress.allocations_slurm import read_sacct
 from egress.errors import ConfigError
 from egress.findings import SEVERITY_ORDER, Finding
 from egress.formats.findings_json import cases_json, finding_json_line
 from egress.formats.report import human_bytes, issue_line
 from egress.geo import GeoLookup, load_geo
-from egress.inventory import load_inventory
+from egress.inventory import Inventory, load_inventory, read_inventory
 from egress.pipeline import Analysis, RunOptions, analyze, expand_inputs
+from egress.records import Issue
 from egress.signatures.load import load_signatures, shipped_directory
 from egress.signatures.units import parse_rate
 from egress.sources.registry import ReadOptions
@@ -37,6 +41,15 @@ _SEVERITIES = tuple(reversed(SEVERITY_ORDER))
 @click.option("--geo", "geo_paths", multiple=True,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Country/ASN data: .mmdb, DB-IP or iptoasn CSV (repeatable).")
+@click.option("--slurm", "slurm_paths", multiple=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="GPU allocations from `sacct --parsable2` output (Account = tenant id).")
+@click.option("--slurm-cluster", help="Cluster name when the sacct output has no Cluster.")
+@click.option("--k8s-pods", "pod_paths", multiple=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="GPU allocations from `kubectl get pods -A -o json` (namespace = tenant id).")
+@click.option("--k8s-cluster", default="k8s", show_default=True,
+              help="Cluster name of the pods.")
 @click.option("--signatures", "signatures_dir", type=click.Path(
     exists=True, file_okay=False, path_type=Path), help="Signature directory [shipped set].")
 @click.option("--overrides", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -58,7 +71,9 @@ _SEVERITIES = tuple(reversed(SEVERITY_ORDER))
               help="Exit with status 1 when a finding is at least this severe.")
 @click.option("--quiet", "-q", is_flag=True, help="No report on stderr.")
 def analyze_command(inputs: tuple[Path, ...], inventory_path: Path, geo_paths: tuple[Path, ...],
-                    signatures_dir: Path | None, overrides: Path | None, out: Path | None,
+                    slurm_paths: tuple[Path, ...], slurm_cluster: str | None,
+                    pod_paths: tuple[Path, ...], k8s_cluster: str, signatures_dir: Path | None,
+                    overrides: Path | None, out: Path | None,
                     cases_out: Path | None, windows_out: Path | None, sustained_rate: str,
                     dedupe: bool | None, station: str | None, boot_time: datetime | None,
                     fail_on: str | None, quiet: bool) -> None:
@@ -78,7 +93,8 @@ def analyze_command(inputs: tuple[Path, ...], inventory_path: Path, geo_paths: t
         raise click.BadParameter(str(exc), param_hint="--sustained-rate") from exc
     if boot_time is not None and boot_time.tzinfo is None:
         boot_time = boot_time.replace(tzinfo=UTC)
-    inventory = load_inventory(inventory_path)
+    inventory, inventory_issues = _inventory(inventory_path, slurm_paths, slurm_cluster,
+                                             pod_paths, k8s_cluster)
     sigs = load_signatures(signatures_dir or shipped_directory(), overrides=overrides)
     geo: GeoLookup | None = load_geo(list(geo_paths)) if geo_paths else None
     files, left_out = expand_inputs(list(inputs))
@@ -103,6 +119,7 @@ def analyze_command(inputs: tuple[Path, ...], inventory_path: Path, geo_paths: t
         pq.write_table(result.run.tables.windows, windows_out)
     if not quiet:
         report = _report(result, left_out, len(sigs), time.perf_counter() - started)
+        report += [f"inventory: {issue_line(i)}" for i in inventory_issues]
         click.echo("\n".join("egress: " + line for line in report), err=True)
     for error in result.run.errors:
         click.echo(f"egress: error: {error}", err=True)
@@ -112,6 +129,18 @@ def analyze_command(inputs: tuple[Path, ...], inventory_path: Path, geo_paths: t
             SEVERITY_ORDER.index(f.severity) >= SEVERITY_ORDER.index(fail_on)
             for f in result.findings):
         sys.exit(1)
+
+
+def _inventory(path: Path, slurm: tuple[Path, ...], slurm_cluster: str | None,
+               pods: tuple[Path, ...], k8s_cluster: str) -> tuple[Inventory, list[Issue]]:
+    """The inventory, with scheduler allocations merged in when given."""
+    if not slurm and not pods:
+        return load_inventory(path), []
+    reads = [read_sacct(p, cluster=slurm_cluster) for p in slurm]
+    reads += [read_pods(p, cluster=k8s_cluster) for p in pods]
+    jobs = [a for r in reads for a in r.allocations]
+    inventory, merged = with_allocations(read_inventory(path), jobs)
+    return inventory, [*(i for r in reads for i in r.issues), *merged]
 
 
 class _Progress:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from egress.allocations import with_allocations
 from egress.allocations_k8s import (
     Namespace,
     pod_gpus,
@@ -18,7 +19,7 @@ from egress.allocations_k8s import (
     tenants_from_label,
 )
 from egress.errors import SourceError
-from egress.inventory import read_inventory, with_allocations
+from egress.inventory import read_inventory
 from egress.records import Issue
 
 GPU = "nvidia.com/gpu"

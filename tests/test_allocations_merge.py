@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from egress.allocations import with_allocations
 from egress.allocations_slurm import read_sacct
 from egress.errors import ConfigError
-from egress.inventory import Allocation, load_inventory, read_inventory, with_allocations
+from egress.inventory import Allocation, load_inventory, read_inventory
 from egress.records import Issue
 
 INVENTORY = """\

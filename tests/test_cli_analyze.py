@@ -113,3 +113,25 @@ def test_fail_on_severity_and_top_tenants(tmp_path: Path) -> None:
         "object writes 22.7 TB" in failing.stderr
     quiet = CliRunner().invoke(cli, [*args, "--quiet"])
     assert (quiet.exit_code, quiet.stderr) == (0, "")
+
+
+def test_scheduler_allocations_are_merged(tmp_path: Path) -> None:
+    sacct = tmp_path / "sacct.txt"
+    sacct.write_text("JobID|Account|Cluster|AllocTRES|State|Start|End\n"
+                     "7|t-0051|a100-x|gres/gpu=512|RUNNING|2026-05-10T00:00:00|Unknown\n"
+                     "8|t-0051|a100-x|gres/gpu=lots|RUNNING|2026-05-10T00:00:00|Unknown\n")
+    result = CliRunner().invoke(cli, [
+        "analyze", str(SCENARIO / "zeek" / "conn.log"), "--inventory",
+        str(SCENARIO / "inventory.yaml"), "--slurm", str(sacct), "--out",
+        str(tmp_path / "f.jsonl")])
+    assert result.exit_code == 0, result.output
+    assert (f"egress: inventory: malformed 1 in {sacct} (first at byte 113): line 3: GPU count "
+            "in 'gres/gpu=lots' is not a whole number") in result.stderr
+    unknown = tmp_path / "unknown.txt"
+    unknown.write_text("JobID|Account|Cluster|AllocTRES|State|Start|End\n"
+                       "9|nobody|a100-x|gres/gpu=8|RUNNING|2026-05-10T00:00:00|Unknown\n")
+    failed = CliRunner().invoke(cli, [
+        "analyze", str(SCENARIO / "zeek" / "conn.log"), "--inventory",
+        str(SCENARIO / "inventory.yaml"), "--slurm", str(unknown)])
+    assert isinstance(failed.exception, ConfigError)
+    assert "accounts that are not tenants: 'nobody'" in str(failed.exception)
