@@ -6,10 +6,13 @@ a :class:`~egress.windows.WindowAggregator` and returns the windows with the cou
 report needs. Zeek conn and long-connection logs stay columnar end to end; captures,
 object-store, drive and copy logs are attributed record by record.
 
-Sensor de-duplication (the same connection reported by two sensors counted once) applies
-to captures, whose flows carry Community IDs: each directory of captures is one sensor, and
-de-duplication is on when captures come from more than one directory (``dedupe`` forces it
-on or off).
+Sensor de-duplication (the same connection reported by two sensors counted once: same
+Community ID, or same 5-tuple and start within a second) applies to captures and to Zeek
+conn logs: each directory is one sensor, and de-duplication is on when captures or conn
+logs come from more than one directory (``dedupe`` forces it on or off). Zeek logs of
+several sensors are read interleaved by rotated-file name (see :func:`_zeek_order`), so give
+rotated archives, not one whole-period file per sensor: a connection is remembered for
+:data:`ZEEK_DEDUP_HORIZON_S` of log time.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import pyarrow as pa
 
 from egress.attribution import AttributionStats, Attributor
 from egress.errors import SourceError
@@ -117,21 +122,24 @@ def run_windows(
             paths = [d.path for d in group]
             if kind == "zeek":
                 conn = [p for p in paths if detect_zeek_log(p) in CONN_LOGS]
-                # Long-connection records first: a connection's final conn.log record then
-                # adds only what its interim records did not.
-                conn.sort(key=lambda p: detect_zeek_log(p) not in LONG_CONN_LOGS)
                 ignored.extend(p for p in paths if p not in conn)
+                zeek_dedup = (SensorDeduplicator(horizon_s=ZEEK_DEDUP_HORIZON_S)
+                              if _dedupe(options.dedupe, conn) else None)
+                dedup = zeek_dedup or dedup
                 reader = ZeekLogReader()
-                for batch in reader.read_conn(conn):
-                    attributed = attributor.attribute_batch(batch)
-                    aggregator.add(conn_transfers(attributed))
-                    counts[kind] += batch.num_rows
-                    report(kind, counts[kind])
+                for path in _zeek_order(conn):
+                    sensor = str(path.resolve().parent)
+                    for batch in reader.read_conn([path]):
+                        counts[kind] += batch.num_rows
+                        kept = (batch if zeek_dedup is None
+                                else _deduped_batch(batch, zeek_dedup, sensor))
+                        aggregator.add(conn_transfers(attributor.attribute_batch(kept)))
+                        report(kind, counts[kind])
                 issues.extend(reader.stats.issues)
                 continue
             sensors = _sensors(paths) if kind == "capture" and _dedupe(
                 options.dedupe, paths) else {"": paths}
-            if len(sensors) > 1 or options.dedupe:
+            if kind == "capture" and (len(sensors) > 1 or options.dedupe):
                 dedup = SensorDeduplicator(horizon_s=float("inf"))
             for sensor, sensor_paths in sensors.items():
                 source = kinds[kind].reader(options.read)
@@ -211,6 +219,35 @@ def _dedupe(setting: bool | None, paths: Sequence[Path]) -> bool:
     if setting is not None:
         return setting
     return len(_sensors(paths)) > 1
+
+
+#: How long a connection is remembered for matching another sensor's copy (log time).
+ZEEK_DEDUP_HORIZON_S = 86_400.0
+
+
+def _zeek_order(conn: Sequence[Path]) -> list[Path]:
+    """Long-connection logs first (a connection's final conn.log record then adds only what
+    its interim records did not); then by file name, then sensor, so that the rotated
+    archives of several sensors (``conn.10:00:00-11:00:00.log.gz``) alternate hour by hour
+    and each sensor's copy of a connection is met within the de-duplication horizon."""
+    return sorted(conn, key=lambda p: (detect_zeek_log(p) not in LONG_CONN_LOGS, p.name,
+                                       str(p.resolve().parent)))
+
+
+def _deduped_batch(batch: pa.RecordBatch, dedup: SensorDeduplicator,
+                   sensor: str) -> pa.RecordBatch:
+    """The rows of a conn batch that no other sensor reported first."""
+    cols = {name: batch.column(name).to_pylist() for name in (
+        "community_id", "orig_h", "orig_p", "resp_h", "resp_p", "proto", "ts", "vni")}
+    keep = [
+        ts is None or orig is None or resp is None or not dedup.seen(
+            cid or None, (orig, o_port or 0, resp, r_port or 0, proto or ""), ts, sensor,
+            vni=vni)
+        for cid, orig, o_port, resp, r_port, proto, ts, vni in zip(
+            cols["community_id"], cols["orig_h"], cols["orig_p"], cols["resp_h"],
+            cols["resp_p"], cols["proto"], cols["ts"], cols["vni"], strict=True)
+    ]
+    return batch if all(keep) else batch.filter(pa.array(keep, pa.bool_()))
 
 
 def _sensors(paths: Sequence[Path]) -> dict[str, list[Path]]:

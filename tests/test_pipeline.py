@@ -128,3 +128,21 @@ def test_unknown_input_is_a_source_error(inventory: Inventory, tmp_path: Path) -
     junk.write_bytes(b"\x00" * 64)
     with pytest.raises(SourceError, match=r"junk\.bin"):
         run_windows([junk], inventory)
+
+
+def test_two_zeek_sensors_count_a_connection_once(inventory: Inventory, tmp_path: Path) -> None:
+    for sensor in ("a", "b"):
+        (tmp_path / sensor).mkdir()
+    (tmp_path / "a" / "conn.log").write_text(CONN_LOG)
+    # Sensor b saw the same connections, 0.4 s later, under other uids (no Community ID).
+    later = CONN_LOG.replace("1709337600.000000\tC", "1709337600.400000\tD")
+    (tmp_path / "b" / "conn.log").write_text(later)
+    once = run_windows([tmp_path / "a" / "conn.log"], inventory)
+    both = run_windows([tmp_path / "a" / "conn.log", tmp_path / "b" / "conn.log"], inventory)
+    assert both.records == {"zeek": 6}
+    assert both.dedup is not None and both.dedup.duplicates == 3
+    assert both.tables.windows.equals(once.tables.windows)
+    doubled = run_windows([tmp_path / "a" / "conn.log", tmp_path / "b" / "conn.log"],
+                          inventory, options=RunOptions(dedupe=False))
+    assert day_row(doubled.tables.windows.to_pylist(), "t-1")["bytes_in"] == 2 * day_row(
+        once.tables.windows.to_pylist(), "t-1")["bytes_in"]
