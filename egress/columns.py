@@ -37,7 +37,12 @@ TOTAL_COLUMNS: tuple[str, ...] = (
 """Running totals of a connection, as Zeek logs them."""
 
 DELTA_COLUMNS: tuple[str, ...] = tuple(f"delta_{name}" for name in TOTAL_COLUMNS)
-"""Increment of each total since the previous record of the same ``uid``."""
+"""Increment of each total since the previous record of the same ``uid``.
+
+``delta_since`` is when that previous record ended (its ``ts + duration``): the increments
+were transferred over ``[delta_since, ts + duration)``; null when there was no previous
+record, so the increments cover the whole connection from ``ts``.
+"""
 
 CONN_SCHEMA = pa.schema([
     pa.field("ts", TIMESTAMP),  # start of the connection (Zeek's ts)
@@ -68,6 +73,7 @@ CONN_SCHEMA = pa.schema([
     pa.field("vni", pa.uint32()),
     pa.field("interim", pa.bool_(), nullable=False),
     *(pa.field(name, pa.uint64()) for name in DELTA_COLUMNS),
+    pa.field("delta_since", TIMESTAMP),  # start of the increments' span (else ``ts``)
     pa.field("line", pa.int64(), nullable=False),
 ])
 """conn.log, conn_long.log and open_conn.log records (see the module docstring)."""

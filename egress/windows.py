@@ -292,8 +292,9 @@ def conn_transfers(batch: pa.RecordBatch) -> pa.Table:
     :meth:`~egress.attribution.Attributor.attribute_batch` appends (the ``remote_*`` and
     ``cross_border`` columns may be absent: then unknown). Rows without a tenant or a
     ``ts`` are left out. Volumes are the attributed increments, so interim records add only
-    what is new; each increment spans the record's ``[ts, ts + duration)``. ``where`` is
-    ``path:line``; ``ref`` is the ``uid``.
+    what is new; each increment spans ``[delta_since, ts + duration)``, from the end of the
+    connection's previous record (or from ``ts`` for its first). ``where`` is ``path:line``;
+    ``ref`` is the ``uid``.
     """
     keep = pc.and_(pc.is_valid(batch.column("tenant")), pc.is_valid(batch.column("ts")))
     rows = batch.filter(keep)
@@ -301,8 +302,12 @@ def conn_transfers(batch: pa.RecordBatch) -> pa.Table:
     duration_us = pc.cast(pc.multiply(pc.fill_null(rows.column("duration_s"), 0.0), 1e6),
                           pa.int64(), safe=False)
     duration_us = pc.max_element_wise(duration_us, 0)
-    start = rows.column("ts").cast(TIMESTAMP)
-    end = pc.add(start, pc.cast(duration_us, pa.duration("us")))
+    begin = rows.column("ts").cast(TIMESTAMP)
+    end = pc.add(begin, pc.cast(duration_us, pa.duration("us")))
+    index = rows.schema.get_field_index("delta_since")
+    start = begin if index < 0 else pc.min_element_wise(
+        pc.coalesce(rows.column(index).cast(TIMESTAMP), begin).cast(pa.int64()),
+        end.cast(pa.int64())).cast(TIMESTAMP)
     marked = pc.greater(pc.list_value_length(batch_quality(rows)), 0)
     path = batch_path(batch)
     where = (pa.nulls(n, pa.string()) if path is None else pc.binary_join_element_wise(

@@ -94,7 +94,7 @@ def test_explain_an_alert(tmp_path: Path) -> None:
     held = [m for m in alert["metrics"] if m["held"]]
     assert any(f"{held[0]['metric']} = " in line and f">= {held[0]['threshold_text']}" in line
                for line in lines)
-    assert "  [held] tenant.age < 90d: 13.0 days" in lines
+    assert "  [held] tenant.age < 90d: 14.0 days" in lines
     assert "  1. large allocation (allocation) 2026-05-10 00:00:00 UTC: 2048 H100 GPUs on " \
         "h100-pod-3" in lines
     assert any(line.startswith("  +15 crypto payment") for line in lines)

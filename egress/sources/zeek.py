@@ -399,9 +399,10 @@ class ZeekLogReader:
             interim = (pa.array([True] * n, pa.bool_()) if long_log
                        else pc.fill_null(cols["interim"], False))
             cols["interim"] = interim
-            for name, delta in zip(DELTA_COLUMNS, self._tracker.deltas(cols, interim),
-                                   strict=True):
+            deltas, since = self._tracker.increments(cols, interim)
+            for name, delta in zip(DELTA_COLUMNS, deltas, strict=True):
                 cols[name] = delta
+            cols["delta_since"] = since
             self._interim += int(pc.sum(interim.cast(pa.int64())).as_py() or 0)
         batch = pa.RecordBatch.from_arrays([cols[f.name] for f in schema], schema=schema)
         self._rows += n

@@ -15,9 +15,11 @@ Ordering assumption: records reach the tracker in log-time order per ``uid``
 directory with :func:`egress.sources.zeek_files.log_files` guarantees it.
 
 Bounded state: a ``uid``'s state is dropped when its final record is seen, and
-states not updated for ``ttl_s`` of *log time* (the newest ``ts + duration``
-seen so far) are expired and counted in :attr:`LongConnTracker.expired`. A
-final record arriving after its state expired counts its totals in full.
+states not updated for ``ttl_s`` of *log time* (the newest ``ts + duration`` of a
+final conn.log record seen so far: interim records do not move it, so reading a
+whole period's long-connection logs before its conn.log expires nothing early) are
+expired and counted in :attr:`LongConnTracker.expired`. A final record arriving
+after its state expired counts its totals in full.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import pyarrow.compute as pc
 from egress.columns import TOTAL_COLUMNS
 
 Totals = list[int | None]
+_SINCE = pa.timestamp("us", tz="UTC")
 
 
 class LongConnTracker:
@@ -58,10 +61,18 @@ class LongConnTracker:
         ``columns`` holds at least ``uid``, ``ts``, ``duration_s`` and the totals;
         ``interim`` flags the rows that are interim records.
         """
+        return self.increments(columns, interim)[0]
+
+    def increments(self, columns: dict[str, pa.Array],
+                   interim: pa.Array) -> tuple[list[pa.Array], pa.Array]:
+        """:meth:`deltas`, and for each row the end (``ts + duration``, a UTC timestamp) of
+        the previous record of its ``uid``: the increments span from there (null: from
+        ``ts``)."""
         totals = [columns[name] for name in TOTAL_COLUMNS]
+        n = len(interim)
         any_interim = bool(pc.any(interim).as_py())
         if not self._state and not any_interim:
-            return totals
+            return totals, pa.nulls(n, _SINCE)
         uid = columns["uid"]
         # Rows that need the per-uid state: interim records, and records of uids that
         # have state already or get it earlier in this chunk.
@@ -73,9 +84,12 @@ class LongConnTracker:
         member = pc.fill_null(pc.is_in(uid, value_set=value_set), False)
         selected = np.asarray(member.to_numpy(zero_copy_only=False), dtype=np.bool_)
         ends = _end_times(columns)
-        # Log time so far, row by row, for expiring state before each row is applied.
+        # Log time so far, row by row, for expiring state before each row is applied. Only
+        # final records move it: long-connection logs are read before the conn.log of the
+        # same period, and their interim records must not expire each other's state.
+        final_ends = pc.if_else(interim, pa.scalar(None, pa.int64()), ends)
         running = np.maximum.accumulate(np.asarray(
-            pc.fill_null(ends, np.iinfo(np.int64).min).to_numpy(zero_copy_only=False),
+            pc.fill_null(final_ends, np.iinfo(np.int64).min).to_numpy(zero_copy_only=False),
             dtype=np.int64))
         idx = np.flatnonzero(selected)
         take = pa.array(idx)
@@ -84,13 +98,19 @@ class LongConnTracker:
         when = ends.take(take).to_pylist()
         values = [col.take(take).to_pylist() for col in totals]
         out = [_Patch(col) for col in totals]
+        since = np.zeros(n, dtype=np.int64)
+        has_since = np.zeros(n, dtype=np.bool_)
         for j, row in enumerate(idx.tolist()):
             self._advance(int(running[row]))
-            self._apply(uids[j], bool(flags[j]), when[j], [v[j] for v in values], out, row)
+            before = self._apply(uids[j], bool(flags[j]), when[j], [v[j] for v in values],
+                                 out, row)
+            if before is not None:
+                since[row], has_since[row] = before, True
         if len(running):
             self._advance(int(running[-1]))
         self._keys = None
-        return [patch.array() for patch in out]
+        return ([patch.array() for patch in out],
+                pa.array(since, pa.int64(), mask=~has_since).cast(_SINCE))
 
     def _advance(self, now_us: int) -> None:
         """Move log time forward to ``now_us`` and expire states older than the TTL."""
@@ -101,7 +121,8 @@ class LongConnTracker:
             self._expire()
 
     def _apply(self, uid: str | None, is_interim: bool, when: int | None, totals: Totals,
-               out: list[_Patch], row: int) -> None:
+               out: list[_Patch], row: int) -> int | None:
+        """Write the row's increments; return when the uid's previous record ended."""
         prev = self._state.pop(uid, None) if uid is not None else None
         kept: Totals = []
         for k, current in enumerate(totals):
@@ -120,6 +141,7 @@ class LongConnTracker:
         if is_interim and uid is not None:
             stamp = when if when is not None else (self._watermark_us or 0)
             self._state[uid] = (kept, stamp)
+        return None if prev is None else prev[1]
 
     def _expire(self) -> None:
         if self._watermark_us is None:

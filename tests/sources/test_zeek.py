@@ -158,6 +158,7 @@ def test_btest_wikipedia_rows(corpus: Path) -> None:
         "local_orig": False, "local_resp": True, "missed_bytes": 0, "history": "D",
         "orig_pkts": 1, "orig_ip_bytes": 73, "resp_pkts": 0, "resp_ip_bytes": 0,
         "tunnel_parents": None, "ip_proto": 17, "community_id": None, "vlan": None,
+        "delta_since": None,
         "inner_vlan": None, "vni": None, "interim": False, "delta_orig_bytes": None,
         "delta_resp_bytes": None, "delta_orig_pkts": 1, "delta_resp_pkts": 0,
         "delta_orig_ip_bytes": 73, "delta_resp_ip_bytes": 0, "line": 10,
