@@ -31,9 +31,9 @@ def established_ingest() -> Scene:
         allocations=(("h100-pod-1", "H100", 1024, "2023-02-01", None),),
         role="established verified tenant ingesting 2 PB a month"))
     daily(scene, t, MY_CDN, start=scene.start, end=scene.end, per_day=(5, 7),
-          size=(4 * TB, 8 * TB), rate=(250e6, 600e6), subnet=8)
+          size=(4 * TB, 8 * TB), rate=(400e6, 900e6), subnet=8)
     daily(scene, t, US_CDN, start=scene.start, end=scene.end, per_day=(5, 7),
-          size=(4 * TB, 8 * TB), rate=(250e6, 600e6), subnet=8)
+          size=(4 * TB, 8 * TB), rate=(400e6, 900e6), subnet=8)
     daily(scene, t, SG_CLOUD, start=scene.start, end=scene.end, per_day=(2, 4),
           size=(100 * GB, 500 * GB), direction="out")
     object_days(scene, t, start=scene.start, end=scene.end, per_day=(3, 8),

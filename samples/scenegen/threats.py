@@ -95,9 +95,9 @@ def crypto_rental() -> Scene:
         role="crypto-paid renter without KYC"))
     daily(scene, renter, US_CDN, start=utc(2026, 4, 3), end=scene.end, per_day=(2, 4),
           size=(1 * GB, 20 * GB))
-    bulk_streams(scene, renter, CN_TELECOM, start=utc(2026, 4, 12, 6), hours=60,
+    bulk_streams(scene, renter, CN_TELECOM, start=utc(2026, 4, 12, 6), hours=120,
                  total=330 * TB, streams=24, sources=20)
-    bulk_streams(scene, renter, CN_UNICOM, start=utc(2026, 4, 14, 18), hours=60,
+    bulk_streams(scene, renter, CN_UNICOM, start=utc(2026, 4, 12, 18), hours=108,
                  total=310 * TB, streams=24, sources=20, subnet=9)
     outbound(scene, renter, CN_CLOUD, start=utc(2026, 5, 6, 8), transfers=12,
              size=(250 * GB, 350 * GB))
@@ -175,8 +175,8 @@ MARKET = ((SG_CLOUD, 512, 150), (HK_TRANSIT, 256, 110), (US_CLOUD, 384, 130),
 
 def no_kyc_marketplace() -> Scene:
     """A marketplace without KYC: six renters on successive days, each with a large
-    cluster for 19 hours and 105-170 TB arriving during the rental; the same address range
-    serves each in turn."""
+    cluster for 19 hours and 105-170 TB arriving during the rental (16 parallel 4-hour
+    copies, four times over); the same address range serves each in turn."""
     scene = Scene(name="no-kyc-marketplace", seed=SEED, start=utc(2026, 6, 1),
                   end=utc(2026, 6, 10))
     for i, (where, gpus, tb) in enumerate(MARKET):
@@ -190,8 +190,9 @@ def no_kyc_marketplace() -> Scene:
             allocations=(("h100-pod-5", "H100", gpus, f"{stamp}T03:00:00Z",
                           f"{stamp}T22:00:00Z"),),
             role="marketplace renter for under a day"))
-        bulk_streams(scene, renter, where, start=day.replace(hour=4), hours=16,
-                     total=tb * TB, streams=16, sources=12)
+        for wave in range(4):  # four waves of 4-hour copies, one shard set each
+            bulk_streams(scene, renter, where, start=day.replace(hour=4 + 4 * wave),
+                         hours=4, total=tb * TB // 4, streams=16, sources=12)
     bystander(scene)
     return scene
 
