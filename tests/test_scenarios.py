@@ -296,7 +296,7 @@ def test_volumes_are_at_scale_in_few_records(runs: Callable[[str], Run]) -> None
     """Petabytes as byte fields: the courier's copies and the reservation's arrival, counted
     from the generator's records, land in the tenants' days exactly."""
     courier = runs("drive-courier")
-    drives = [d for m in courier.scene.imports for d in m.drives]
+    drives = [d for m in courier.scene.imports if m.tenant == "t-0142" for d in m.drives]
     days = [w for w in courier.analysis.run.tables.windows.to_pylist()
             if w["tenant"] == "t-0142" and w["span"] == "24h"]
     assert len(drives) == 60
@@ -305,7 +305,7 @@ def test_volumes_are_at_scale_in_few_records(runs: Callable[[str], Run]) -> None
     assert 4_000_000_000_000_000 < copied < 4_500_000_000_000_000
     assert sum(w["bytes_copied"] for w in days) == copied
     assert sum(w["drives_attached"] for w in days) == 60
-    assert courier.analysis.run.records["copylog"] < 2_500
+    assert courier.analysis.run.records["copylog"] < 2_500  # with the bystander's 4 drives
 
     reserve = runs("next-gen-reservation")
     arrival = sum(c.bytes_in_out()[0] for c in reserve.scene.conns.conns

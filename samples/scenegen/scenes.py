@@ -43,13 +43,26 @@ SDK_AGENT = "Boto3/1.34.144 md/Botocore#1.34.144 ua/2.0 os/linux#6.8.0 lang/pyth
 
 
 @dataclass(slots=True, kw_only=True)
+class ImportedDrive(Drive):
+    """A drive of one import job; its rsync log is named after the job."""
+
+    job: str
+
+    @property
+    def log_name(self) -> str:
+        """The rsync log file of this drive."""
+        return f"{self.job}-d{self.index:02d}.log"
+
+
+@dataclass(slots=True, kw_only=True)
 class MediaImport:
-    """Drives a tenant shipped to the ingest station, copied into ``bucket``."""
+    """Drives a tenant shipped to the ingest station (job ``job``), copied into ``bucket``."""
 
     tenant: str
+    job: str
     received: datetime
     bucket: str
-    drives: list[Drive] = field(default_factory=list)
+    drives: list[ImportedDrive] = field(default_factory=list)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -204,19 +217,20 @@ def _serials(rng: random.Random, n: int, prefix: str) -> list[str]:
 
 def drive_import(scene: Scene, who: TenantPlan, *, received: datetime,
                  waves: list[datetime], per_wave: int, size_tb: int, rate: float,
-                 file_bytes: tuple[int, int], prefix: str = "LM") -> MediaImport:
+                 file_bytes: tuple[int, int], prefix: str = "LM",
+                 job: str = INGEST_JOB) -> MediaImport:
     """Drives attached in ``waves`` of ``per_wave`` (at most 16 slots), each filled to
     85-93 % and copied at ``rate`` bytes/s as files of ``file_bytes``; detached when done."""
     rng = scene.rng
     if per_wave > len(SLOTS):
         raise ValueError(f"{per_wave} drives per wave, the station has {len(SLOTS)} slots")
     serials = _serials(rng, per_wave * len(waves), prefix)
-    media = MediaImport(tenant=who.id, received=received, bucket=who.buckets[0])
+    media = MediaImport(tenant=who.id, job=job, received=received, bucket=who.buckets[0])
     for w, when in enumerate(waves):
         now = when
         for k in range(per_wave):
-            d = Drive(index=w * per_wave + k + 1, serial=serials[w * per_wave + k],
-                      size_tb=size_tb, listed=True)
+            d = ImportedDrive(index=w * per_wave + k + 1, serial=serials[w * per_wave + k],
+                              size_tb=size_tb, listed=True, job=job)
             now += timedelta(seconds=rng.randint(55, 95), microseconds=rng.randrange(10**6))
             d.slot, d.attached = SLOTS[k], now
             done = _copy(rng, d, now + timedelta(minutes=rng.randint(3, 6)), rate, file_bytes)
@@ -316,10 +330,10 @@ def inventory_yaml(scene: Scene) -> str:
             lines.append("    media_imports:")
         for m in media:
             serials = ", ".join(_q(d.serial) for d in m.drives)
-            lines += [f"      - job: {INGEST_JOB}",
+            lines += [f"      - job: {m.job}",
                       f"        received: {m.received.date().isoformat()}",
                       f"        target_buckets: [{_q(m.bucket)}]",
-                      f"        copy_logs: [{_q(INGEST_JOB + '-*.log')}]",
+                      f"        copy_logs: [{_q(m.job + '-*.log')}]",
                       f"        serials: [{serials}]"]
     return "\n".join(lines) + "\n"
 
@@ -352,6 +366,8 @@ def write_scene(scene: Scene, out: Path) -> list[Path]:
     return logs
 
 
-__all__ = ["DAY_US", "GB", "HOUR_US", "SITE_BACKUP", "TB", "MediaImport", "Scene", "bulk_streams",
-           "daily", "drive_import", "inventory_yaml", "multipart", "object_days", "outbound",
-           "plan_tenant", "pool", "site_dns", "write_scene"]
+__all__ = [
+    "DAY_US", "GB", "HOUR_US", "SITE_BACKUP", "TB", "ImportedDrive", "MediaImport", "Scene",
+    "bulk_streams", "daily", "drive_import", "inventory_yaml", "multipart", "object_days",
+    "outbound", "plan_tenant", "pool", "site_dns", "write_scene",
+]

@@ -40,13 +40,19 @@ SEED = "egress-acceptance-v1"
 
 
 def bystander(scene: Scene) -> None:
-    """An established, verified university lab: datasets from the CDN in MY, checkpoints."""
+    """An established, verified university lab: datasets from the CDN in MY, a routine
+    import of four drives at the ingest station, checkpoints in its bucket."""
     uni = scene.add(plan_tenant(
         "t-0003", name="Universiti Contoh Malaysia - Vision Lab", registered="2024-02-01",
         cidr="10.3.0.0/16", allocations=(("a100-pod-1", "A100", 256, "2024-02-15", None),),
         role="bystander: established university lab with ordinary traffic"))
     daily(scene, uni, MY_CDN, start=scene.start, end=scene.end, per_day=(3, 6),
           size=(5 * GB, 80 * GB))
+    # A routine media import: four 20 TB drives of survey imagery, copied in a day.
+    day = scene.start + timedelta(days=4)
+    drive_import(scene, uni, received=day, waves=[day.replace(hour=9)], per_wave=4,
+                 size_tb=20, rate=450e6, file_bytes=(300 * GB, 600 * GB), prefix="ZR",
+                 job="imp-12")
     object_days(scene, uni, start=scene.start, end=scene.end, per_day=(1, 3),
                 size=(200_000_000, 4 * GB))
     site_dns(scene, DNS_ANYCAST, start=scene.start, end=scene.end)
@@ -75,7 +81,8 @@ def drive_courier() -> Scene:
           size=(2 * GB, 40 * GB))
     waves = [utc(2026, 3, 23 + d, h, 30) for d in range(3) for h in (0, 12)]
     media = drive_import(scene, new, received=utc(2026, 3, 22), waves=waves, per_wave=10,
-                         size_tb=80, rate=2.2e9, file_bytes=(1_500 * GB, 3_000 * GB))
+                         size_tb=80, rate=2.2e9, file_bytes=(1_500 * GB, 3_000 * GB),
+                         job="imp-142")
     first = media.drives[0]
     for when, name, size in first.files[:2]:  # the uploader's first objects (an excerpt)
         multipart(scene, new, at=when + timedelta(seconds=3), key=f"imp/{name}",
