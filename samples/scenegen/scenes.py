@@ -359,7 +359,8 @@ def write_scene(scene: Scene, out: Path) -> list[Path]:
                            conn_long_log(long_conns, opened, closed)))
     if scene.s3.lines:
         logs.append(_write(out / "storage" / "s3-access.log", scene.s3.text()))
-    drives = sorted((d for m in scene.imports for d in m.drives), key=lambda d: d.attached)
+    drives: list[Drive] = sorted((d for m in scene.imports for d in m.drives),
+                                 key=lambda d: d.attached)
     if drives:
         logs.append(_write(out / "storage" / "kern.log", kern_log(scene.rng, drives)))
         logs += [_write(out / "storage" / d.log_name, rsync_log(scene.rng, d)) for d in drives]
