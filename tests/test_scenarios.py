@@ -230,6 +230,20 @@ def test_scenario_outcome(name: str, runs: Callable[[str], Run]) -> None:
     assert run.analysis.run.attribution.reasons == {("conn", "no_tenant"): dns}
 
 
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_every_scenario_writes_every_log(name: str, runs: Callable[[str], Run]) -> None:
+    run = runs(name)
+    written = {str(p.relative_to(run.directory)) for p in run.directory.rglob("*")
+               if p.is_file()}
+    rsync = {p for p in written if p.startswith("storage/imp-")}
+    assert written - rsync == {
+        "inventory.yaml", "geo/dbip-country-lite.csv", "geo/ip2asn-combined.tsv",
+        "zeek/conn.log", "zeek/conn_long.log", "storage/s3-access.log", "storage/kern.log"}
+    assert len(rsync) == (64 if name == "drive-courier" else 4)
+    kinds = {d.kind for d in run.analysis.run.inputs}
+    assert kinds == {"zeek", "objectstore", "drives", "copylog"}
+
+
 def _flow(c: Conn) -> Flow:
     t = c.totals()
     proto = 17 if c.proto == "udp" else 6

@@ -35,19 +35,31 @@ from scenegen.scenes import (
     plan_tenant,
     site_dns,
 )
+from scenegen.zeek import micros
 
 SEED = "egress-acceptance-v1"
 
 
 def bystander(scene: Scene) -> None:
-    """An established, verified university lab: datasets from the CDN in MY, a routine
-    import of four drives at the ingest station, checkpoints in its bucket."""
+    """An established, verified university lab: datasets from the CDN in MY (one of them
+    an 11-hour pull), a routine import of four drives at the ingest station, checkpoints
+    in its bucket."""
     uni = scene.add(plan_tenant(
         "t-0003", name="Universiti Contoh Malaysia - Vision Lab", registered="2024-02-01",
         cidr="10.3.0.0/16", allocations=(("a100-pod-1", "A100", 256, "2024-02-15", None),),
         role="bystander: established university lab with ordinary traffic"))
     daily(scene, uni, MY_CDN, start=scene.start, end=scene.end, per_day=(3, 6),
           size=(5 * GB, 80 * GB))
+    if not any(c.interim_payloads for c in scene.conns.conns):
+        # An 11-hour pull of a public dataset, so that every scenario has a conn_long.log.
+        # Only where no other connection has interim records: egress reads all interim
+        # records before conn.log and forgets those 24 h older than the newest (see
+        # SCENARIOS.md), so long connections of one scenario end within a day of each other.
+        at = scene.start + timedelta(days=6, hours=3)
+        size = 3_100 * GB
+        conn = scene.conns.pull(uni, uni.host(scene.rng, 2), MY_CDN.address(scene.rng), MY_CDN,
+                                micros(at), size, size / (11 * 3600), story="ordinary")
+        conn.plan_interim(scene.rng)
     # A routine media import: four 20 TB drives of survey imagery, copied in a day.
     day = scene.start + timedelta(days=4)
     drive_import(scene, uni, received=day, waves=[day.replace(hour=9)], per_wave=4,
