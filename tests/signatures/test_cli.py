@@ -88,8 +88,9 @@ def test_show_with_override(tmp_path: Path) -> None:
 def test_show_sequence() -> None:
     result = CliRunner().invoke(signatures, ["show", "follow-on-outbound"])
     assert result.exit_code == 0
-    assert "sequence within 30d:\n  step bulk arrival (24h window):\n    any of:\n" \
-        "      bytes_in >= 50 TB ($arrival)\n      bytes_copied >= 50 TB ($arrival)\n" \
+    assert "sequence within 30d:\n  step bulk arrival (24h window):\n    all of:\n" \
+        "      any of:\n        bytes_in >= 50 TB ($arrival)\n" \
+        "        bytes_copied >= 50 TB ($arrival)\n      tenant.gpus >= 64 ($gpus)\n" \
         "  then outbound volume (24h window):\n    all of:\n" \
         "      bytes_out >= 1 TB ($outbound)\n      not:\n" \
         in result.stdout

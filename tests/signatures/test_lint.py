@@ -109,3 +109,33 @@ def test_never_holding_steps_and_amplifiers(tmp_path: Path) -> None:
         "steps.yaml:13: error: invalid: sequence.steps[0].condition: cannot read condition "
         "'all: x' (OPERAND [OP VALUE])",
     ]
+
+
+BAD = Path(__file__).resolve().parent / "bad"
+
+
+def test_checked_in_bad_set() -> None:
+    """tests/signatures/bad: each file names its planted fault in its first line, and lint
+    reports exactly those faults (weekly-arrival.yaml is the clean reference)."""
+    planted = {p.name: p.read_text().splitlines()[0] for p in sorted(BAD.glob("*.yaml"))}
+    assert len(planted) == 8
+    assert all(line.startswith("# Planted fault: ") for line in planted.values())
+    assert lines(lint_directory(BAD), BAD) == [
+        "duplicate-id.yaml:2: error: id-mismatch: id 'weekly-arrival' differs from the file "
+        "name 'duplicate-id'",
+        "misnamed.yaml:2: error: id-mismatch: id 'misnamed-arrival' differs from the file "
+        "name 'misnamed'",
+        "never-holds.yaml:16: error: never-holds: condition can never hold: all of 'bytes_in "
+        ">= $volume' and 'bytes_in < 50 TB' cannot hold together",
+        "overlap.yaml:15: warning: overlap: same window (7d) and condition structure as "
+        "'weekly-arrival' (duplicate-id.yaml): one of them may be redundant",
+        "undefined-threshold.yaml:13: error: invalid: condition: unknown threshold $volum "
+        "(defined: volume)",
+        "unit-mismatch.yaml:12: error: invalid: thresholds.peak: unit mismatch: "
+        "peak_rate_in_bps takes a rate (5 Gbit/s), '10 TB' is a bytes value (used at "
+        "condition.all[0])",
+        "unknown-metric.yaml:13: error: invalid: condition: unknown metric or fact "
+        "'concern_bytes' (did you mean concern_bytes_in?)",
+        "weekly-arrival.yaml:2: error: duplicate-id: id 'weekly-arrival' is also used by "
+        "duplicate-id.yaml",
+    ]
