@@ -2,7 +2,8 @@
 
 ``CEF:0|egress|egress|<egress version>|<signature id>|<title>|<severity 0-10>|<extension>``.
 Header fields escape ``\\`` and ``|``; extension values escape ``\\``, ``=`` and line breaks
-(``\\n``, ``\\r``), as the CEF specification requires. Severity: informational 1, low 3,
+(``\\n``, ``\\r``), as the CEF specification requires; other control characters
+except tab become spaces. Severity: informational 1, low 3,
 medium 5, high 8, critical 10.
 
 Extension keys: ``rt`` (the window's end, epoch milliseconds, as ``@timestamp`` in ECS),
@@ -23,17 +24,21 @@ from egress.formats.ecs import dominant_transfer, main_metric
 #: CEF severity (0-10) of each finding severity.
 CEF_SEVERITY = {"informational": 1, "low": 3, "medium": 5, "high": 8, "critical": 10}
 
-_HEADER = str.maketrans({"\\": "\\\\", "|": "\\|", "\n": " ", "\r": " "})
-_EXTENSION = str.maketrans({"\\": "\\\\", "=": "\\=", "\n": "\\n", "\r": "\\r"})
+# Other control characters (not tab) become spaces: syslog receivers choke on them.
+_CONTROLS = {c: " " for c in (*range(0x20), 0x7F) if c != 0x09}
+_HEADER = str.maketrans({**_CONTROLS, "\\": "\\\\", "|": "\\|"})
+_EXTENSION = str.maketrans({**_CONTROLS, "\\": "\\\\", "=": "\\=", "\n": "\\n",
+                            "\r": "\\r"})
 
 
 def header_escape(text: str) -> str:
-    """Escape a header field: ``\\`` and ``|``; line breaks become spaces (not allowed)."""
+    """Escape a header field: ``\\`` and ``|``; control characters but tab become spaces."""
     return text.translate(_HEADER)
 
 
 def extension_escape(text: str) -> str:
-    """Escape an extension value: ``\\``, ``=`` and line breaks."""
+    """Escape an extension value: ``\\``, ``=``, line breaks; other controls (not tab) become
+    spaces."""
     return text.translate(_EXTENSION)
 
 

@@ -176,7 +176,7 @@ def ecs_dict(finding: Finding, case: Case | None = None) -> dict[str, Any]:
             peer["geo"] = {"country_iso_code": top.remote_country}
         doc["destination" if finding.direction == "outbound" else "source"] = peer
     if finding.attack:
-        known = [ATTACK.get(t.split(".")[0]) for t in finding.attack]
+        known = [ATTACK.get(t.split(".", maxsplit=1)[0]) for t in finding.attack]
         tactics = dict.fromkeys((k[1], k[2]) for k in known if k is not None)
         threat: dict[str, Any] = {"framework": "MITRE ATT&CK", "technique": {
             "id": list(finding.attack),

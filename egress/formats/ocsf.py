@@ -41,7 +41,7 @@ def _ms(finding_time: float) -> int:
 
 
 def _attack(technique: str) -> dict[str, Any]:
-    known = ATTACK.get(technique.split(".")[0])
+    known = ATTACK.get(technique.split(".", maxsplit=1)[0])
     out: dict[str, Any] = {"technique": {
         "uid": technique, "name": known[0] if known else technique,
         "src_url": technique_url(technique)}}

@@ -6,7 +6,8 @@
 unknown attributes, missing required ones (profile attributes only when the profile is named in
 ``metadata.profiles``), wrong JSON types (``timestamp_t`` is epoch milliseconds), enum values
 not in the enum, sibling captions that disagree with their id, ``at_least_one`` constraints,
-and ``type_uid``/``category_uid`` that do not follow from ``class_uid``/``activity_id``.
+and ``type_uid``/``category_uid`` (and their names) that do not follow from
+``class_uid``/``activity_id``.
 Attributes of type ``object``/``json_t`` (``unmapped``, ``data``) are not looked into.
 """
 
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 Attrs = dict[str, dict[str, Any]]
+# Their enums are filled in from the categories and classes (checked on their own).
+_DERIVED = frozenset({"category_uid", "class_uid", "type_uid"})
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -41,8 +44,9 @@ class OcsfSchema:
         dictionary = _load(root / "dictionary.json")
         self.dictionary: Attrs = dictionary["attributes"]
         self.types: Attrs = dictionary["types"]["attributes"]
-        self.categories: dict[str, int] = {
-            name: c["uid"] for name, c in _load(root / "categories.json")["attributes"].items()}
+        categories = _load(root / "categories.json")["attributes"]
+        self.categories: dict[str, int] = {name: c["uid"] for name, c in categories.items()}
+        self.category_captions = {name: c["caption"] for name, c in categories.items()}
         self.events = {d["name"]: d for d in map(_load, sorted(root.glob("events/**/*.json")))}
         self.objects = {p.stem: _load(p) for p in sorted((root / "objects").glob("*.json"))}
 
@@ -114,19 +118,30 @@ class OcsfSchema:
         if event.get("category_uid") != self.categories[category]:
             problems.append(f"category_uid: {event.get('category_uid')!r} is not "
                             f"{self.categories[category]} ({category})")
+        caption = self.category_captions[category]
+        if event.get("category_name", caption) != caption:
+            problems.append(f"category_name: {event['category_name']!r} is not {caption!r}")
         if event.get("type_uid") != event["class_uid"] * 100 + event.get("activity_id", 0):
             problems.append("type_uid: not class_uid * 100 + activity_id")
-        attrs = self._resolve(spec, self.events)
+        if event.get("class_name", spec["caption"]) != spec["caption"]:
+            problems.append(f"class_name: {event['class_name']!r} is not {spec['caption']!r}")
+        activity = self._resolve(spec, self.events).get("activity_id", {}).get("enum", {}).get(
+            str(event.get("activity_id")), {}).get("caption")
+        type_name = f"{spec['caption']}: {activity}"
+        if activity is not None and event.get("type_name", type_name) != type_name:
+            problems.append(f"type_name: {event['type_name']!r} is not {type_name!r}")
+        attrs = {name: {k: v for k, v in attr.items() if k != "enum" or name not in _DERIVED}
+                 for name, attr in self._resolve(spec, self.events).items()}
         self._check_attrs(event, attrs, self._constraints(spec, self.events), profiles, "",
                           problems)
         return problems
 
     def _check_attrs(self, value: dict[str, Any], attrs: Attrs, constraints: list[list[str]],
                      profiles: set[str], path: str, problems: list[str]) -> None:
-        for name, attr in attrs.items():
-            profile = attr.get("profile")
+        for name, spec in attrs.items():
+            profile = spec.get("profile")
             active = profile is None or profile in profiles
-            if attr.get("requirement") == "required" and active and name not in value:
+            if spec.get("requirement") == "required" and active and name not in value:
                 problems.append(f"{path}{name}: required attribute missing")
         for group in constraints:
             if not any(name in value for name in group):

@@ -98,3 +98,28 @@ def test_registry_keys() -> None:
 def test_unknown_format() -> None:
     with pytest.raises(KeyError, match="unknown alert format 'xml'"):
         render("xml", sample()[0][0])
+
+
+def golden(name: str, text: str) -> str:
+    """The golden file's text; ``EGRESS_UPDATE_GOLDEN=1`` rewrites it from ``text`` first."""
+    import os
+
+    path = GOLDEN / name
+    if os.environ.get("EGRESS_UPDATE_GOLDEN") == "1":
+        path.write_text(text, encoding="utf-8", newline="")
+    return path.read_bytes().decode("utf-8")
+
+
+def all_lines(name: str) -> str:
+    """Every sample finding in format ``name`` (with the case), as one file."""
+    findings, cases = sample()
+    fmt = FORMATS[name]
+    opened = datetime(2026, 3, 26, tzinfo=UTC)
+    return (fmt.header(opened=opened) + "".join(fmt(f, cases[0]) for f in findings)
+            + fmt.footer(closed=opened + timedelta(hours=1)))
+
+
+@pytest.mark.parametrize("name", sorted(FORMATS))
+def test_golden(name: str) -> None:
+    suffix = {"notice": "log", "cef": "cef"}.get(name, "jsonl")
+    assert all_lines(name) == golden(f"{name}.{suffix}", all_lines(name))
