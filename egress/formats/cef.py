@@ -17,6 +17,8 @@ severity, ``cs6`` dominant remote country, ``cn1`` risk score, ``cn2`` signature
 
 from __future__ import annotations
 
+import re
+
 from egress import __version__ as _egress_version
 from egress.findings import Case, Finding
 from egress.formats.ecs import dominant_transfer, main_metric
@@ -31,15 +33,22 @@ _EXTENSION = str.maketrans({**_CONTROLS, "\\": "\\\\", "=": "\\=", "\n": "\\n",
                             "\r": "\\r"})
 
 
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f]").search
+
+
 def header_escape(text: str) -> str:
     """Escape a header field: ``\\`` and ``|``; control characters but tab become spaces."""
-    return text.translate(_HEADER)
+    if _CONTROL(text):
+        return text.translate(_HEADER)
+    return text.replace("\\", "\\\\").replace("|", "\\|")
 
 
 def extension_escape(text: str) -> str:
     """Escape an extension value: ``\\``, ``=``, line breaks; other controls (not tab) become
     spaces."""
-    return text.translate(_EXTENSION)
+    if _CONTROL(text):
+        return text.translate(_EXTENSION)
+    return text.replace("\\", "\\\\").replace("=", "\\=")
 
 
 def _ms(finding_time: float) -> str:
@@ -65,7 +74,7 @@ def cef_line(finding: Finding, case: Case | None = None, *, version: str = _egre
     main = main_metric(finding)
     if main is not None and main.kind == "bytes":
         ext.append(("out" if finding.direction == "outbound" else "in", str(int(main.value))))
-    top = dominant_transfer(finding)
+    top = dominant_transfer(finding, main)
     if top is not None and top.remote_addr is not None:
         ext.append(("dst" if finding.direction == "outbound" else "src", top.remote_addr))
     ext += [("cs1", finding.tenant), ("cs1Label", "tenant")]

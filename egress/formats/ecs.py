@@ -18,9 +18,13 @@ Field choices (issue 6, point 4):
 - ``threat.*``: MITRE ATT&CK techniques of the signature (names from :data:`ATTACK`; an id
   not in that table is its own name), with their tactics.
 - ``egress.*`` (custom, not in ECS): ``case_id`` (when a case is given), ``tenant_name``,
-  ``signature_severity``, ``span``, ``dedup_key``, ``suppressed``, ``risk_factors``,
-  ``metrics`` (value against threshold), ``facts``, ``steps``, ``countries`` and
-  ``transfers`` (with ``where``: file and line). Unset values are omitted, never invented.
+  ``signature_severity``, ``span``, ``dedup_key``, ``suppressed``, ``risk_factors`` (name,
+  points), ``metrics`` (step, metric, op, value against threshold, held), ``facts`` (fact,
+  test, value, held, detail), ``steps`` (name, kind, start, end when not start, detail),
+  ``countries`` and ``transfers`` (times, bytes, remote, ``where``: file and line, ``ref``:
+  Zeek uid or path, ``quality`` only when marked). Unset values are omitted, never invented.
+  The alert keeps what an analyst reads; the whole record (reasons, threshold names, each
+  fact's time) is the native ``json`` format.
 """
 
 from __future__ import annotations
@@ -57,8 +61,9 @@ def severity_id(severity: str) -> int:
 
 
 def iso(moment: datetime) -> str:
-    """ISO 8601 in UTC with a ``Z`` (microseconds only when not zero)."""
-    return moment.isoformat().replace("+00:00", "Z")
+    """ISO 8601 with ``Z`` for UTC (microseconds only when not zero); other offsets kept."""
+    text = moment.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 def technique_url(technique: str) -> str:
@@ -78,9 +83,11 @@ def is_network(finding: Finding) -> bool:
     return main is not None and main.metric in _NETWORK_METRICS
 
 
-def dominant_transfer(finding: Finding) -> Transfer | None:
-    """The largest evidence transfer when it carries more than half of the main byte metric."""
-    main = main_metric(finding)
+def dominant_transfer(finding: Finding, main: MetricEvidence | None = None
+                      ) -> Transfer | None:
+    """The largest evidence transfer when it carries more than half of the main byte metric
+    (``main``: :func:`main_metric`, computed when not given)."""
+    main = main if main is not None else main_metric(finding)
     if main is None or main.kind != "bytes" or not finding.transfers or main.value <= 0:
         return None
     top = finding.transfers[0]
@@ -89,57 +96,70 @@ def dominant_transfer(finding: Finding) -> Transfer | None:
 
 
 def _metric(m: MetricEvidence) -> dict[str, Any]:
-    out: dict[str, Any] = {"step": m.step, "metric": m.metric, "op": m.op, "value": m.value,
-                           "threshold": m.threshold, "threshold_text": m.threshold_text,
-                           "kind": m.kind, "held": m.held}
-    if m.threshold_name is not None:
-        out["threshold_name"] = m.threshold_name
-    return out
+    return {"step": m.step, "metric": m.metric, "op": m.op, "value": m.value,
+            "threshold": m.threshold, "threshold_text": m.threshold_text, "held": m.held}
 
 
-def _transfer(t: Transfer) -> dict[str, Any]:
+def transfer_dict(t: Transfer) -> dict[str, Any]:
+    """An evidence transfer; unset address, country, position or reference are omitted."""
     out: dict[str, Any] = {"kind": t.kind, "start": iso(t.start), "end": iso(t.end),
-                           "bytes_in": t.bytes_in, "bytes_out": t.bytes_out,
-                           "quality": t.quality}
-    for name in ("remote_addr", "remote_country", "where", "ref"):
-        value = getattr(t, name)
-        if value is not None:
-            out[name] = value
+                           "bytes_in": t.bytes_in, "bytes_out": t.bytes_out}
+    if t.remote_addr is not None:
+        out["remote_addr"] = t.remote_addr
+    if t.remote_country is not None:
+        out["remote_country"] = t.remote_country
+    if t.where is not None:
+        out["where"] = t.where
+    if t.ref is not None:
+        out["ref"] = t.ref
+    if t.quality:
+        out["quality"] = True
     return out
 
 
-def egress_fields(finding: Finding, case: Case | None = None) -> dict[str, Any]:
-    """The documented custom ``egress`` object (module doc)."""
+def egress_fields(finding: Finding, case: Case | None = None, *, transfers: bool = True
+                  ) -> dict[str, Any]:
+    """The documented custom ``egress`` object (module doc); ``transfers=False`` leaves the
+    evidence transfers out (OCSF carries them as ``evidences``)."""
     out: dict[str, Any] = {}
     if case is not None:
         out["case_id"] = case.id
     if finding.tenant_name is not None:
         out["tenant_name"] = finding.tenant_name
-    out.update({
-        "signature_severity": finding.signature_severity, "span": finding.span,
-        "dedup_key": finding.dedup_key, "suppressed": finding.suppressed,
-        "risk_factors": [{"name": r.name, "points": r.points, **(
-            {"reason": r.reason} if r.reason is not None else {})}
-            for r in finding.risk_factors],
-        "metrics": [_metric(m) for m in finding.metrics],
-        "facts": [{"step": f.step, "fact": f.fact, "test": f.test, "value": f.value,
-                   "at": iso(f.at), "held": f.held, **(
-                       {"detail": f.detail} if f.detail is not None else {})}
-                  for f in finding.facts],
-        "steps": [{"name": s.name, "kind": s.kind, "start": iso(s.start), "end": iso(s.end),
-                   **({"span": s.span} if s.span is not None else {}),
-                   **({"detail": s.detail} if s.detail is not None else {})}
-                  for s in finding.steps],
-        "countries": [{"country": c.country, "bytes_in": c.bytes_in, "bytes_out": c.bytes_out,
-                       "remote_addrs": c.remote_addrs} for c in finding.countries],
-        "transfers": [_transfer(t) for t in finding.transfers],
-    })
+    out["signature_severity"] = finding.signature_severity
+    out["span"] = finding.span
+    out["dedup_key"] = finding.dedup_key
+    out["suppressed"] = finding.suppressed
+    out["risk_factors"] = [{"name": r.name, "points": r.points} for r in finding.risk_factors]
+    out["metrics"] = [_metric(m) for m in finding.metrics]
+    facts = []
+    for f in finding.facts:
+        fact: dict[str, Any] = {"fact": f.fact, "test": f.test, "value": f.value, "held": f.held}
+        if f.detail is not None:
+            fact["detail"] = f.detail
+        facts.append(fact)
+    out["facts"] = facts
+    steps = []
+    for s in finding.steps:
+        step: dict[str, Any] = {"name": s.name, "kind": s.kind, "start": iso(s.start)}
+        if s.end != s.start:
+            step["end"] = iso(s.end)
+        if s.detail is not None:
+            step["detail"] = s.detail
+        steps.append(step)
+    out["steps"] = steps
+    out["countries"] = [{"country": c.country, "bytes_in": c.bytes_in, "bytes_out": c.bytes_out,
+                         "remote_addrs": c.remote_addrs} for c in finding.countries]
+    if transfers:
+        out["transfers"] = [transfer_dict(t) for t in finding.transfers]
     return out
 
 
 def ecs_dict(finding: Finding, case: Case | None = None) -> dict[str, Any]:
     """One finding as an ECS document (nested objects, module doc for the choices)."""
-    network = is_network(finding)
+    main = main_metric(finding)
+    network = main is not None and main.metric in _NETWORK_METRICS
+    start, end = iso(finding.window_start), iso(finding.window_end)
     event: dict[str, Any] = {
         "kind": "alert",
         "category": ["intrusion_detection", "network"] if network else ["intrusion_detection"],
@@ -147,14 +167,14 @@ def ecs_dict(finding: Finding, case: Case | None = None) -> dict[str, Any]:
         "id": finding.id,
         "severity": severity_id(finding.severity),
         "risk_score": float(finding.risk_score),
-        "start": iso(finding.window_start),
-        "end": iso(finding.window_end),
+        "start": start,
+        "end": end,
         "duration": int((finding.window_end - finding.window_start).total_seconds()) * 10**9,
         "dataset": "egress.finding",
         "module": "egress",
     }
     doc: dict[str, Any] = {
-        "@timestamp": iso(finding.window_end),
+        "@timestamp": end,
         "ecs": {"version": ECS_VERSION},
         "event": event,
         "rule": {"id": finding.signature_id, "name": finding.title,
@@ -165,11 +185,10 @@ def ecs_dict(finding: Finding, case: Case | None = None) -> dict[str, Any]:
         "observer": {"vendor": "egress", "product": "egress", "type": "ids"},
     }
     net: dict[str, Any] = {"direction": finding.direction}
-    main = main_metric(finding)
     if main is not None and main.kind == "bytes":
         net["bytes"] = int(main.value)
     doc["network"] = net
-    top = dominant_transfer(finding)
+    top = dominant_transfer(finding, main)
     if top is not None and top.remote_addr is not None:
         peer: dict[str, Any] = {"ip": top.remote_addr}
         if top.remote_country is not None:
@@ -192,6 +211,11 @@ def ecs_dict(finding: Finding, case: Case | None = None) -> dict[str, Any]:
     return doc
 
 
+#: Compact UTF-8 JSON; the documents are trees, so the circular-reference check is skipped.
+encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"),
+                               check_circular=False).encode
+
+
 def ecs_json(finding: Finding, case: Case | None = None) -> str:
     """One finding as one ECS JSON line (no trailing newline; no newline inside)."""
-    return json.dumps(ecs_dict(finding, case), separators=(",", ":"), ensure_ascii=False)
+    return encode_json(ecs_dict(finding, case))

@@ -14,18 +14,25 @@ finding's severity; ``risk_score`` the risk score, ``risk_level_id`` its severit
 - ``resources``: the tenant (``type`` ``tenant``).
 - ``evidences``: the evidence transfers, largest first: the remote endpoint (``src_endpoint``
   inbound, ``dst_endpoint`` outbound) with its country, and ``data`` with kind, times, bytes
-  and where it was read (file:line).
-- ``unmapped``: the ``egress`` object of :mod:`egress.formats.ecs` (metrics, facts, steps...).
+  and where it was read (``where``: file:line); ``uid`` is its reference (Zeek uid or path).
+- ``unmapped``: the ``egress`` object of :mod:`egress.formats.ecs` (metrics, facts, steps...)
+  without the transfers (they are the evidences).
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from egress import __version__ as _egress_version
 from egress.findings import SEVERITY_ORDER, Case, Finding, Transfer
-from egress.formats.ecs import ATTACK, egress_fields, iso, severity_id, technique_url
+from egress.formats.ecs import (
+    ATTACK,
+    egress_fields,
+    encode_json,
+    iso,
+    severity_id,
+    technique_url,
+)
 
 OCSF_VERSION = "1.8.0"
 CLASS_UID = 2004
@@ -52,11 +59,12 @@ def _attack(technique: str) -> dict[str, Any]:
 
 
 def _evidence(t: Transfer, outbound: bool) -> dict[str, Any]:
-    data: dict[str, Any] = {"kind": t.kind, "start": iso(t.start), "end": iso(t.end),
-                            "bytes_in": t.bytes_in, "bytes_out": t.bytes_out,
-                            "quality": t.quality}
+    data: dict[str, Any] = {"start": iso(t.start), "end": iso(t.end),
+                            "bytes_in": t.bytes_in, "bytes_out": t.bytes_out}
     if t.where is not None:
         data["where"] = t.where
+    if t.quality:
+        data["quality"] = True
     out: dict[str, Any] = {"name": t.kind, "data": data}
     if t.ref is not None:
         out["uid"] = t.ref
@@ -107,10 +115,10 @@ def ocsf_dict(finding: Finding, case: Case | None = None) -> dict[str, Any]:
     if finding.transfers:
         outbound = finding.direction == "outbound"
         out["evidences"] = [_evidence(t, outbound) for t in finding.transfers]
-    out["unmapped"] = {"egress": egress_fields(finding, case)}
+    out["unmapped"] = {"egress": egress_fields(finding, case, transfers=False)}
     return out
 
 
 def ocsf_json(finding: Finding, case: Case | None = None) -> str:
     """One finding as one OCSF JSON line (no trailing newline)."""
-    return json.dumps(ocsf_dict(finding, case), separators=(",", ":"), ensure_ascii=False)
+    return encode_json(ocsf_dict(finding, case))

@@ -7,11 +7,10 @@ serialized without any newline so envelopes can be concatenated into one HEC bat
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from egress.findings import Case, Finding
-from egress.formats.ecs import ecs_dict
+from egress.formats.ecs import ecs_dict, encode_json
 
 SOURCETYPE = "egress:finding"
 
@@ -30,5 +29,4 @@ def hec_envelope(finding: Finding, case: Case | None = None, *, host: str = "egr
 def hec_json(finding: Finding, case: Case | None = None, *, host: str = "egress",
              source: str = "egress", index: str | None = None) -> str:
     """One HEC envelope as JSON on one line (no newline inside or after)."""
-    return json.dumps(hec_envelope(finding, case, host=host, source=source, index=index),
-                      separators=(",", ":"), ensure_ascii=False)
+    return encode_json(hec_envelope(finding, case, host=host, source=source, index=index))

@@ -78,7 +78,8 @@ def notice_footer(*, closed: datetime) -> str:
 
 def notice_line(finding: Finding, case: Case | None = None) -> str:
     """One finding as one notice.log line (with its trailing newline)."""
-    top = dominant_transfer(finding)
+    main = main_metric(finding)
+    top = dominant_transfer(finding, main)
     uid = src = dst = country = UNSET
     if top is not None:
         if top.kind == "network" and top.ref is not None:
@@ -90,7 +91,6 @@ def notice_line(finding: Finding, case: Case | None = None) -> str:
                 src = top.remote_addr
         if top.remote_country is not None:
             country = zeek_escape(top.remote_country)
-    main = main_metric(finding)
     n = str(int(main.value)) if main is not None and main.kind == "bytes" else UNSET
     sub = (f"tenant={finding.tenant} risk={finding.risk_score} severity={finding.severity} "
            f"id={finding.id}" + (f" case={case.id}" if case is not None else ""))
