@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 
 from egress.findings import Case, Finding, Transfer
 from egress.formats.alerts import FORMATS
-from egress.formats.ecs import ecs_dict
+from egress.formats.ecs import ecs_dict, encode_json, stdlib_encode_json
 from egress.signatures.match import (
     CountryShare,
     FactEvidence,
@@ -127,8 +127,9 @@ def main() -> None:
     for name, fmt in FORMATS.items():
         rows.append((name, lambda f, fmt=fmt: fmt(f, case)))  # type: ignore[misc]
     sizes = {name: len(FORMATS[name](distinct[0], case).encode()) for name in FORMATS}
+    encoder = "stdlib json" if encode_json is stdlib_encode_json else "orjson"
     print(f"python {platform.python_version()} on {platform.machine()}, "
-          f"{args.alerts:,} alerts per format, best of {args.repeat}")
+          f"{args.alerts:,} alerts per format, best of {args.repeat}; JSON encoder: {encoder}")
     print(f"{'format':<38} {'alerts/s (CPU)':>15} {'alerts/s (wall)':>16} {'bytes':>7}  target")
     for name, render in rows:
         cpu, wall = measure(render, findings, args.repeat)

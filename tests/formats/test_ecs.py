@@ -124,3 +124,30 @@ def test_every_field_is_in_ecs_with_its_type() -> None:
         for category in event["category"]:
             assert set(event["type"]) <= set(categories[category]), category
     assert {"source.ip", "destination.ip", "network.bytes", "threat.tactic.id"} <= seen
+
+
+def test_iso_times() -> None:
+    from datetime import UTC, datetime, timedelta, timezone
+    from zoneinfo import ZoneInfo
+
+    from egress.formats.ecs import iso
+
+    assert iso(datetime(2026, 3, 10, 5, 6, 7, tzinfo=ZoneInfo("UTC"))) == "2026-03-10T05:06:07Z"
+    assert iso(datetime(2026, 3, 10, 5, 6, 7, 5, tzinfo=UTC)) == (
+        "2026-03-10T05:06:07.000005Z")
+    assert iso(datetime(2026, 3, 10, tzinfo=timezone(timedelta(0)))) == "2026-03-10T00:00:00Z"
+    assert iso(datetime(2026, 3, 10, 5, tzinfo=timezone(timedelta(hours=8)))) == (
+        "2026-03-10T05:00:00+08:00")
+    with pytest.raises(ValueError, match="naive datetime"):
+        iso(datetime(2026, 3, 10))
+
+
+def test_orjson_writes_what_the_stdlib_writes() -> None:
+    orjson = pytest.importorskip("orjson", reason="orjson (optional accelerator) not installed")
+    from egress.formats.ecs import stdlib_encode_json
+
+    findings, cases = sample()
+    for finding in findings:
+        doc = ecs_dict(finding, cases[0])
+        assert orjson.dumps(doc).decode() == stdlib_encode_json(doc)
+    assert ecs_json(findings[0]) == stdlib_encode_json(ecs_dict(findings[0]))
