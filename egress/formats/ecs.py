@@ -97,12 +97,6 @@ def main_metric(finding: Finding) -> MetricEvidence | None:
     return next((m for m in finding.metrics if m.held and m.step == final), None)
 
 
-def is_network(finding: Finding) -> bool:
-    """Whether the main metric is measured on network traffic."""
-    main = main_metric(finding)
-    return main is not None and main.metric in _NETWORK_METRICS
-
-
 def dominant_transfer(finding: Finding, main: MetricEvidence | None = None
                       ) -> Transfer | None:
     """The largest evidence transfer when it carries more than half of the main byte metric
