@@ -1,0 +1,259 @@
+"""Findings as Elastic Common Schema (ECS 9.4) alert documents, one JSON object per finding.
+
+Field choices (issue 6, point 4):
+
+- ``@timestamp`` is the window's end: the earliest moment the finding could be made, and the
+  same on every run over the same input (the run's own clock would break dedup).
+  ``event.start``/``event.end`` are the window; ``event.created`` is not set (same reason).
+- ``event.kind: alert``; ``event.category`` is ``intrusion_detection`` plus ``network`` when the
+  finding's held metrics are network metrics; ``event.type: [info]`` (allowed for both).
+- ``event.severity`` is OCSF's ``severity_id`` (1 informational .. 5 critical) of the
+  finding's (effective) severity; ``event.risk_score`` the risk score (0-100).
+- ``network.bytes`` is the main metric's value when it counts bytes (the main metric is the
+  first held metric of the final step).
+- ``source.*`` (inbound) or ``destination.*`` (outbound): the remote address and country of the
+  largest evidence transfer when it carries more than half of the main metric's bytes.
+  ``network.community_id`` is never set: evidence transfers carry the Zeek ``uid`` (in
+  ``egress.transfers[].ref``), not a Community ID.
+- ``threat.*``: MITRE ATT&CK techniques of the signature (names from :data:`ATTACK`; an id
+  not in that table is its own name), with their tactics.
+- ``egress.*`` (custom, not in ECS): ``case_id`` (when a case is given), ``tenant_name``,
+  ``signature_severity``, ``span``, ``dedup_key``, ``suppressed``, ``risk_factors`` (name,
+  points), ``metrics`` (step, metric, op, value against threshold, held), ``facts`` (fact,
+  test, value, held, detail), ``steps`` (name, kind, start, end when not start, detail),
+  ``countries`` and ``transfers`` (times, bytes, remote, ``where``: file and line, ``ref``:
+  Zeek uid or path, ``quality`` only when marked). Unset values are omitted, never invented.
+  The alert keeps what an analyst reads; the whole record (reasons, threshold names, each
+  fact's time) is the native ``json`` format.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from egress.findings import SEVERITY_ORDER, Case, Finding, Transfer
+from egress.signatures.match import MetricEvidence
+
+#: The ECS release the documents follow (``../shared/schemas/ecs_flat.yml``).
+ECS_VERSION = "9.4.0"
+
+#: ATT&CK technique id -> (name, tactic id, tactic name) for the shipped signatures' tags.
+ATTACK: dict[str, tuple[str, str, str]] = {
+    "T1105": ("Ingress Tool Transfer", "TA0011", "Command and Control"),
+    "T1200": ("Hardware Additions", "TA0001", "Initial Access"),
+    "T1567": ("Exfiltration Over Web Service", "TA0010", "Exfiltration"),
+    "T1048": ("Exfiltration Over Alternative Protocol", "TA0010", "Exfiltration"),
+    "T1585": ("Establish Accounts", "TA0042", "Resource Development"),
+    "T1537": ("Transfer Data to Cloud Account", "TA0010", "Exfiltration"),
+}
+
+_NETWORK_METRICS = frozenset({
+    "bytes_in", "bytes_out", "cross_border_bytes_in", "cross_border_bytes_out",
+    "concern_bytes_in", "concern_bytes_out", "peak_rate_in_bps", "peak_rate_out_bps",
+    "hours_above_rate", "max_transfer_duration_s", "remote_addrs", "remote_asns", "flows"})
+
+
+def severity_id(severity: str) -> int:
+    """OCSF ``severity_id`` of a severity name: 1 informational .. 5 critical."""
+    return SEVERITY_ORDER.index(severity) + 1
+
+
+_ZONE_UTC = ZoneInfo("UTC")  # what pyarrow gives for timestamp[us, tz=UTC] (cached by key)
+_DAYS: dict[int, str] = {}  # proleptic ordinal -> "YYYY-MM-DDT" (the days alerts mention)
+
+
+def iso(moment: datetime) -> str:
+    """ISO 8601 with ``Z`` for UTC (microseconds only when not zero); other offsets kept.
+
+    Alerts carry a dozen times each; building the date part once per day halves the cost of
+    ``datetime.isoformat`` (see benchmarks/README.md)."""
+    tz = moment.tzinfo
+    if tz is not _ZONE_UTC and tz is not UTC:
+        if tz is None:
+            raise ValueError(f"naive datetime {moment!r}: egress times are UTC-aware")
+        if moment.utcoffset():
+            return moment.isoformat()
+    day = _DAYS.get(ordinal := moment.toordinal())
+    if day is None:
+        if len(_DAYS) > 100_000:
+            _DAYS.clear()
+        day = _DAYS[ordinal] = moment.date().isoformat() + "T"
+    return day + moment.time().isoformat() + "Z"
+
+
+def technique_url(technique: str) -> str:
+    """The ATT&CK page of a technique (``T1567.002`` -> ``.../T1567/002/``)."""
+    return "https://attack.mitre.org/techniques/" + technique.replace(".", "/") + "/"
+
+
+def main_metric(finding: Finding) -> MetricEvidence | None:
+    """The first held metric of the final step (the one the message leads with)."""
+    final = finding.steps[-1].name if finding.steps else "match"
+    return next((m for m in finding.metrics if m.held and m.step == final), None)
+
+
+def dominant_transfer(finding: Finding, main: MetricEvidence | None = None
+                      ) -> Transfer | None:
+    """The largest evidence transfer when it carries more than half of the main byte metric
+    (``main``: :func:`main_metric`, computed when not given)."""
+    main = main if main is not None else main_metric(finding)
+    if main is None or main.kind != "bytes" or not finding.transfers or main.value <= 0:
+        return None
+    top = finding.transfers[0]
+    moved = top.bytes_out if finding.direction == "outbound" else top.bytes_in
+    return top if moved * 2 > main.value else None
+
+
+def _metric(m: MetricEvidence) -> dict[str, Any]:
+    return {"step": m.step, "metric": m.metric, "op": m.op, "value": m.value,
+            "threshold": m.threshold, "threshold_text": m.threshold_text, "held": m.held}
+
+
+def transfer_dict(t: Transfer) -> dict[str, Any]:
+    """An evidence transfer; unset address, country, position or reference are omitted."""
+    out: dict[str, Any] = {"kind": t.kind, "start": iso(t.start), "end": iso(t.end),
+                           "bytes_in": t.bytes_in, "bytes_out": t.bytes_out}
+    if t.remote_addr is not None:
+        out["remote_addr"] = t.remote_addr
+    if t.remote_country is not None:
+        out["remote_country"] = t.remote_country
+    if t.where is not None:
+        out["where"] = t.where
+    if t.ref is not None:
+        out["ref"] = t.ref
+    if t.quality:
+        out["quality"] = True
+    return out
+
+
+def egress_fields(finding: Finding, case: Case | None = None, *, transfers: bool = True
+                  ) -> dict[str, Any]:
+    """The documented custom ``egress`` object (module doc); ``transfers=False`` leaves the
+    evidence transfers out (OCSF carries them as ``evidences``)."""
+    out: dict[str, Any] = {}
+    if case is not None:
+        out["case_id"] = case.id
+    if finding.tenant_name is not None:
+        out["tenant_name"] = finding.tenant_name
+    out["signature_severity"] = finding.signature_severity
+    out["span"] = finding.span
+    out["dedup_key"] = finding.dedup_key
+    out["suppressed"] = finding.suppressed
+    out["risk_factors"] = [{"name": r.name, "points": r.points} for r in finding.risk_factors]
+    out["metrics"] = [_metric(m) for m in finding.metrics]
+    facts = []
+    for f in finding.facts:
+        fact: dict[str, Any] = {"fact": f.fact, "test": f.test, "value": f.value, "held": f.held}
+        if f.detail is not None:
+            fact["detail"] = f.detail
+        facts.append(fact)
+    out["facts"] = facts
+    steps = []
+    for s in finding.steps:
+        step: dict[str, Any] = {"name": s.name, "kind": s.kind, "start": iso(s.start)}
+        if s.end != s.start:
+            step["end"] = iso(s.end)
+        if s.detail is not None:
+            step["detail"] = s.detail
+        steps.append(step)
+    out["steps"] = steps
+    out["countries"] = [{"country": c.country, "bytes_in": c.bytes_in, "bytes_out": c.bytes_out,
+                         "remote_addrs": c.remote_addrs} for c in finding.countries]
+    if transfers:
+        out["transfers"] = [transfer_dict(t) for t in finding.transfers]
+    return out
+
+
+def ecs_dict(finding: Finding, case: Case | None = None) -> dict[str, Any]:
+    """One finding as an ECS document (nested objects, module doc for the choices)."""
+    main = main_metric(finding)
+    network = main is not None and main.metric in _NETWORK_METRICS
+    start, end = iso(finding.window_start), iso(finding.window_end)
+    event: dict[str, Any] = {
+        "kind": "alert",
+        "category": ["intrusion_detection", "network"] if network else ["intrusion_detection"],
+        "type": ["info"],
+        "id": finding.id,
+        "severity": severity_id(finding.severity),
+        "risk_score": float(finding.risk_score),
+        "start": start,
+        "end": end,
+        "duration": int((finding.window_end - finding.window_start).total_seconds()) * 10**9,
+        "dataset": "egress.finding",
+        "module": "egress",
+    }
+    doc: dict[str, Any] = {
+        "@timestamp": end,
+        "ecs": {"version": ECS_VERSION},
+        "event": event,
+        "rule": {"id": finding.signature_id, "name": finding.title,
+                 "version": str(finding.signature_version), "ruleset": "egress"},
+        "message": finding.message,
+        "cloud": {"account": {"id": finding.tenant, **(
+            {"name": finding.tenant_name} if finding.tenant_name is not None else {})}},
+        "observer": {"vendor": "egress", "product": "egress", "type": "ids"},
+    }
+    net: dict[str, Any] = {"direction": finding.direction}
+    if main is not None and main.kind == "bytes":
+        net["bytes"] = int(main.value)
+    doc["network"] = net
+    top = dominant_transfer(finding, main)
+    if top is not None and top.remote_addr is not None:
+        peer: dict[str, Any] = {"ip": top.remote_addr}
+        if top.remote_country is not None:
+            peer["geo"] = {"country_iso_code": top.remote_country}
+        doc["destination" if finding.direction == "outbound" else "source"] = peer
+    if finding.attack:
+        known = [ATTACK.get(t.split(".", maxsplit=1)[0]) for t in finding.attack]
+        tactics = dict.fromkeys((k[1], k[2]) for k in known if k is not None)
+        threat: dict[str, Any] = {"framework": "MITRE ATT&CK", "technique": {
+            "id": list(finding.attack),
+            "name": [k[0] if k is not None else t for t, k in zip(finding.attack, known,
+                                                                   strict=True)],
+            "reference": [technique_url(t) for t in finding.attack]}}
+        if tactics:
+            threat["tactic"] = {
+                "id": [t for t, _ in tactics], "name": [n for _, n in tactics],
+                "reference": [f"https://attack.mitre.org/tactics/{t}/" for t, _ in tactics]}
+        doc["threat"] = threat
+    doc["egress"] = egress_fields(finding, case)
+    return doc
+
+
+#: Compact UTF-8 JSON; the documents are trees, so the circular-reference check is skipped.
+stdlib_encode_json: Callable[[Any], str] = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
+
+
+def _encoder() -> Callable[[Any], str]:
+    """orjson when it is installed (optional: ten times the stdlib encoder), else the stdlib.
+
+    Both write the same compact UTF-8 JSON for alert documents (floats may differ in form,
+    ``1e+16`` against ``1e16``, never in value); a document orjson refuses (a lone surrogate,
+    an integer beyond 64 bits) goes to the stdlib encoder."""
+    try:
+        orjson = importlib.import_module("orjson")
+    except ImportError:
+        return stdlib_encode_json
+    dumps, refused = orjson.dumps, orjson.JSONEncodeError
+
+    def encode(doc: Any) -> str:
+        try:
+            return str(dumps(doc).decode())
+        except refused:
+            return stdlib_encode_json(doc)
+    return encode
+
+
+#: The JSON encoder of the alert formats (:func:`_encoder`).
+encode_json = _encoder()
+
+
+def ecs_json(finding: Finding, case: Case | None = None) -> str:
+    """One finding as one ECS JSON line (no trailing newline; no newline inside)."""
+    return encode_json(ecs_dict(finding, case))

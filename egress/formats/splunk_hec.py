@@ -1,0 +1,32 @@
+"""Findings as Splunk HTTP Event Collector (HEC) event envelopes.
+
+``{"time": <window end, epoch seconds>, "host": ..., "source": "egress",
+"sourcetype": "egress:finding", "index": ... (only when given), "event": <ECS document>}``,
+serialized without any newline so envelopes can be concatenated into one HEC batch body.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from egress.findings import Case, Finding
+from egress.formats.ecs import ecs_dict, encode_json
+
+SOURCETYPE = "egress:finding"
+
+
+def hec_envelope(finding: Finding, case: Case | None = None, *, host: str = "egress",
+                 source: str = "egress", index: str | None = None) -> dict[str, Any]:
+    """One finding wrapped for HEC's ``/services/collector/event`` endpoint."""
+    out: dict[str, Any] = {"time": finding.window_end.timestamp(), "host": host,
+                           "source": source, "sourcetype": SOURCETYPE}
+    if index is not None:
+        out["index"] = index
+    out["event"] = ecs_dict(finding, case)
+    return out
+
+
+def hec_json(finding: Finding, case: Case | None = None, *, host: str = "egress",
+             source: str = "egress", index: str | None = None) -> str:
+    """One HEC envelope as JSON on one line (no newline inside or after)."""
+    return encode_json(hec_envelope(finding, case, host=host, source=source, index=index))
