@@ -18,7 +18,8 @@ from egress.allocations_k8s import read_pods
 from egress.allocations_slurm import read_sacct
 from egress.errors import ConfigError
 from egress.findings import SEVERITY_ORDER, Finding
-from egress.formats.findings_json import cases_json, finding_json_line
+from egress.formats.alerts import FORMATS
+from egress.formats.findings_json import cases_json
 from egress.formats.report import human_bytes, issue_line
 from egress.geo import GeoLookup, load_geo
 from egress.inventory import Inventory, load_inventory, read_inventory
@@ -55,7 +56,11 @@ _SEVERITIES = tuple(reversed(SEVERITY_ORDER))
 @click.option("--overrides", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Site overrides of signature thresholds (YAML).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write findings (JSON lines) here instead of stdout.")
+              help="Write the alerts here instead of stdout.")
+@click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default="ecs",
+              show_default=True,
+              help="Alert format: ECS JSON lines, OCSF 1.8 Detection Finding, ArcSight CEF, "
+                   "Zeek notice.log, Splunk HEC events, or egress's own JSON.")
 @click.option("--cases", "cases_out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the cases (one per tenant, with its timeline) as JSON here.")
 @click.option("--windows", "windows_out", type=click.Path(dir_okay=False, path_type=Path),
@@ -74,7 +79,8 @@ def analyze_command(inputs: tuple[Path, ...], inventory_path: Path, geo_paths: t
                     slurm_paths: tuple[Path, ...], slurm_cluster: str | None,
                     pod_paths: tuple[Path, ...], k8s_cluster: str, signatures_dir: Path | None,
                     overrides: Path | None, out: Path | None,
-                    cases_out: Path | None, windows_out: Path | None, sustained_rate: str,
+                    fmt: str, cases_out: Path | None, windows_out: Path | None,
+                    sustained_rate: str,
                     dedupe: bool | None, station: str | None, boot_time: datetime | None,
                     fail_on: str | None, quiet: bool) -> None:
     """Find bulk arrivals and the rental pattern in INPUTS (files or directories).
@@ -82,9 +88,9 @@ def analyze_command(inputs: tuple[Path, ...], inventory_path: Path, geo_paths: t
     Reads captures, Zeek conn and long-connection logs, object-store access logs, drive
     kernel/udev logs and copy logs; attributes every record to the tenant that held the
     address, overlay, bucket or drive at that time; aggregates per tenant over 1 h, 24 h,
-    7 d and since registration; evaluates the signatures; writes one JSON finding per line
-    and a report on stderr. Directories are walked; their .yaml/.json/.csv/.md files are
-    taken as notes, not inputs.
+    7 d and since registration; evaluates the signatures; writes the alerts (ECS JSON lines
+    unless --format says otherwise) and a report on stderr. Directories are walked; their
+    .yaml/.json/.csv/.md files are taken as notes, not inputs.
     """
     started = time.perf_counter()
     try:
@@ -106,10 +112,15 @@ def analyze_command(inputs: tuple[Path, ...], inventory_path: Path, geo_paths: t
     show = _Progress(enabled=not quiet)
     result = analyze(files, inventory, sigs, geo, options, progress=show)
     show.finish()
+    alert = FORMATS[fmt]
+    case_of = {fid: case for case in result.cases for fid in case.findings}
     stream = sys.stdout if out is None else out.open("w", encoding="utf-8")
     try:
+        now = datetime.now(UTC)
+        stream.write(alert.header(opened=now))
         for finding in result.findings:
-            stream.write(finding_json_line(finding))
+            stream.write(alert(finding, case_of.get(finding.id)))
+        stream.write(alert.footer(closed=now))
     finally:
         if out is not None:
             stream.close()

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from egress.errors import ConfigError
+from egress.findings import SEVERITY_ORDER
 from egress.formats.explain import explain_lines
 
 
@@ -38,7 +39,36 @@ def _findings(path: Path) -> list[dict[str, Any]]:
                 item = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise ConfigError(f"{path}:{number}: not a JSON line ({exc.msg})") from None
+            if isinstance(item, dict) and "event" in item and "egress" in item:
+                item = _from_ecs(item)
             if not isinstance(item, dict) or "metrics" not in item:
-                raise ConfigError(f"{path}:{number}: not an egress finding (native JSON form)")
+                raise ConfigError(f"{path}:{number}: not an egress finding (native JSON or "
+                                  "ECS as egress analyze writes them)")
             out.append(item)
     return out
+
+
+def _from_ecs(doc: dict[str, Any]) -> dict[str, Any]:
+    """An ECS alert of :mod:`egress.formats.ecs` in the shape :func:`explain_lines` reads."""
+    event, rule, extra = doc["event"], doc.get("rule", {}), doc["egress"]
+    return {
+        "id": event.get("id"), "title": rule.get("name"), "signature_id": rule.get("id"),
+        "signature_version": rule.get("version"),
+        "severity": SEVERITY_ORDER[int(event.get("severity", 1)) - 1],
+        "signature_severity": extra.get("signature_severity"),
+        "risk_score": int(event.get("risk_score") or 0),
+        "attack": list(doc.get("threat", {}).get("technique", {}).get("id", [])),
+        "tenant": doc.get("cloud", {}).get("account", {}).get("id"),
+        "tenant_name": extra.get("tenant_name"), "span": extra.get("span"),
+        "window_start": event.get("start"), "window_end": event.get("end"),
+        "message": doc.get("message"),
+        "metrics": [{"kind": "number", "threshold_name": None, **m}
+                    for m in extra.get("metrics", [])],
+        "facts": [{"step": "", "detail": None, **f} for f in extra.get("facts", [])],
+        "steps": [{"span": None, "detail": None, **s} for s in extra.get("steps", [])],
+        "risk_factors": [{"reason": None, **r} for r in extra.get("risk_factors", [])],
+        "countries": extra.get("countries", []),
+        "transfers": [{"remote_addr": None, "where": None, "ref": None, "quality": False, **t}
+                      for t in extra.get("transfers", [])],
+        "suppressed": extra.get("suppressed", 0),
+    }

@@ -24,7 +24,7 @@ def run(tmp_path: Path, *extra: str) -> tuple[list[dict[str, Any]], str]:
     out = tmp_path / "findings.jsonl"
     result = CliRunner().invoke(cli, [
         "analyze", str(SCENARIO), "--inventory", str(SCENARIO / "inventory.yaml"), *GEO,
-        "--out", str(out), "--cases", str(tmp_path / "cases.json"),
+        "--out", str(out), "--format", "json", "--cases", str(tmp_path / "cases.json"),
         "--windows", str(tmp_path / "windows.parquet"), *extra])
     assert result.exit_code == 0, result.output
     return [json.loads(line) for line in out.read_text().splitlines()], result.stderr
@@ -135,3 +135,28 @@ def test_scheduler_allocations_are_merged(tmp_path: Path) -> None:
         str(SCENARIO / "inventory.yaml"), "--slurm", str(unknown)])
     assert isinstance(failed.exception, ConfigError)
     assert "accounts that are not tenants: 'nobody'" in str(failed.exception)
+
+
+def test_default_format_is_ecs_and_explain_reads_it(tmp_path: Path) -> None:
+    out = tmp_path / "alerts.ecs.jsonl"
+    result = CliRunner().invoke(cli, [
+        "analyze", str(SCENARIO), "--inventory", str(SCENARIO / "inventory.yaml"), *GEO,
+        "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    alerts = [json.loads(line) for line in out.read_text().splitlines()]
+    native, _ = run(tmp_path)
+    assert [a["event"]["id"] for a in alerts] == [f["id"] for f in native]
+    first = alerts[0]
+    assert (first["event"]["kind"], first["rule"]["ruleset"], first["cloud"]["account"]["id"]
+            ) == ("alert", "egress", "t-0042")
+    explained = CliRunner().invoke(cli, ["explain", first["event"]["id"], "--alerts", str(out)])
+    assert explained.exit_code == 0, explained.output
+    from_native = CliRunner().invoke(cli, ["explain", first["event"]["id"], "--alerts",
+                                           str(tmp_path / "findings.jsonl")])
+    # The same explanation from either file, but for what ECS leaves out (risk reasons).
+    assert explained.output.splitlines()[:5] == from_native.output.splitlines()[:5]
+    for fmt, marker in (("cef", "CEF:0|egress|egress|"), ("notice", "#path\tnotice")):
+        done = CliRunner().invoke(cli, [
+            "analyze", str(SCENARIO), "--inventory", str(SCENARIO / "inventory.yaml"),
+            "--format", fmt, "--quiet"])
+        assert done.exit_code == 0 and marker in done.output

@@ -110,8 +110,11 @@ def dominant_transfer(finding: Finding, main: MetricEvidence | None = None
 
 
 def _metric(m: MetricEvidence) -> dict[str, Any]:
-    return {"step": m.step, "metric": m.metric, "op": m.op, "value": m.value,
-            "threshold": m.threshold, "threshold_text": m.threshold_text, "held": m.held}
+    out = {"step": m.step, "metric": m.metric, "op": m.op, "value": m.value, "kind": m.kind,
+           "threshold": m.threshold, "threshold_text": m.threshold_text, "held": m.held}
+    if m.threshold_name is not None:
+        out["threshold_name"] = m.threshold_name
+    return out
 
 
 def transfer_dict(t: Transfer) -> dict[str, Any]:
@@ -148,7 +151,8 @@ def egress_fields(finding: Finding, case: Case | None = None, *, transfers: bool
     out["metrics"] = [_metric(m) for m in finding.metrics]
     facts = []
     for f in finding.facts:
-        fact: dict[str, Any] = {"fact": f.fact, "test": f.test, "value": f.value, "held": f.held}
+        fact: dict[str, Any] = {"step": f.step, "fact": f.fact, "test": f.test,
+                                "value": f.value, "held": f.held}
         if f.detail is not None:
             fact["detail"] = f.detail
         facts.append(fact)
@@ -231,7 +235,7 @@ stdlib_encode_json: Callable[[Any], str] = json.JSONEncoder(
 
 
 def _encoder() -> Callable[[Any], str]:
-    """orjson when it is installed (optional: ten times the stdlib encoder), else the stdlib.
+    """orjson (a dependency: ten times the stdlib encoder), else the stdlib.
 
     Both write the same compact UTF-8 JSON for alert documents (floats may differ in form,
     ``1e+16`` against ``1e16``, never in value); a document orjson refuses (a lone surrogate,

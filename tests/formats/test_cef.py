@@ -53,7 +53,7 @@ def test_inbound_line() -> None:
         f"cs3={cases[0].id} cs3Label=caseId cs4=24h cs4Label=span cs5=medium "
         "cs5Label=signatureSeverity cs6=CN cs6Label=remoteCountry cn1=75 cn1Label=riskScore "
         "cn2=1 cn2Label=signatureVersion msg=Tenant t-new (New Rental Ltd) received 412 TB "
-        "from 38 addresses in CN, MO between 2026-03-10 00:00 and 2026-03-11 00:00 UTC (1 day) "
+        "from 30 addresses in CN between 2026-03-10 00:00 and 2026-03-11 00:00 UTC (1 day) "
         "(threshold bytes_in >\\= 50 TB).")
 
 
