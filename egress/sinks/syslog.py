@@ -1,0 +1,247 @@
+"""Syslog transports: RFC 5424 messages over UDP (RFC 5426), TCP with octet counting
+(RFC 6587) and TLS (RFC 5425).
+
+Each alert is one message::
+
+    <PRI>1 TIMESTAMP HOSTNAME egress PROCID MSGID [egress@32473 id="EVENT-ID"] PAYLOAD
+
+PRI is ``facility * 8`` plus the syslog severity of the alert's severity
+(:data:`SYSLOG_SEVERITY`); TIMESTAMP is the alert's time in UTC with microseconds; MSGID
+is the payload's format name. The payload is sent as is (no BOM), without trailing
+newlines.
+
+Plain syslog has no application acknowledgement: ``sendall`` returning means the bytes are
+in a kernel buffer, and a receiver that stops discards what it had not read yet. The
+stream transports therefore keep the last ``replay_bytes`` bytes they sent on a
+connection (more than the socket buffers of both ends hold) and send them again first
+on the next connection whenever the old one was found closed or broken. That makes
+delivery at least once across receiver restarts (duplicates carry the same id); a
+receiver that holds read data in a memory queue and loses it on shutdown is outside what
+syslog can detect (use a disk-assisted queue there).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import socket
+import ssl
+from collections import deque
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from egress.errors import EventsRejected, SinkUnavailable
+from egress.sinks.alert import Alert
+
+log = logging.getLogger(__name__)
+
+#: Egress severity -> syslog severity (RFC 5424 table 2).
+SYSLOG_SEVERITY = {"critical": 2, "high": 3, "medium": 4, "low": 5, "informational": 6}
+
+#: The structured-data id of egress's element (32473 is the documentation enterprise number).
+SD_ID = "egress@32473"
+
+FACILITIES = {"kern": 0, "user": 1, "daemon": 3, "auth": 4, "syslog": 5, "authpriv": 10,
+              "audit": 13, "local0": 16, "local1": 17, "local2": 18, "local3": 19,
+              "local4": 20, "local5": 21, "local6": 22, "local7": 23}
+
+
+def sd_escape(value: str) -> str:
+    """A PARAM-VALUE with ``\\``, ``"`` and ``]`` escaped (RFC 5424 section 6.3.3)."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("]", "\\]")
+
+
+def _header_field(value: str, limit: int) -> str:
+    text = "".join(c if 33 <= ord(c) <= 126 else "_" for c in value)[:limit]
+    return text or "-"
+
+
+class MessageBuilder:
+    """Builds RFC 5424 messages; ``hostname`` defaults to this host's name."""
+
+    def __init__(self, *, facility: int = 16, hostname: str | None = None,
+                 app_name: str = "egress") -> None:
+        if not 0 <= facility <= 23:
+            raise ValueError(f"syslog facility {facility} is not within 0-23")
+        self.facility = facility
+        self.hostname = _header_field(hostname or socket.gethostname(), 255)
+        self.app_name = _header_field(app_name, 48)
+        self.procid = str(os.getpid())
+
+    def message(self, alert: Alert) -> bytes:
+        """The RFC 5424 message of ``alert`` (without framing)."""
+        severity = SYSLOG_SEVERITY.get(alert.severity, 4)
+        stamp = datetime.fromtimestamp(alert.time_s, UTC).isoformat(timespec="microseconds")
+        head = (f"<{self.facility * 8 + severity}>1 {stamp.replace('+00:00', 'Z')} "
+                f"{self.hostname} {self.app_name} {self.procid} "
+                f"{_header_field(alert.format, 32)} "
+                f'[{SD_ID} id="{sd_escape(alert.event_id)}"] ')
+        return head.encode() + alert.payload.rstrip(b"\r\n")
+
+
+def octet_counted(message: bytes) -> bytes:
+    """``message`` framed for a stream: ``LENGTH SP MESSAGE`` (RFC 6587 section 3.4.1)."""
+    return b"%d %b" % (len(message), message)
+
+
+def tls_context(*, ca_file: Path | str, cert_file: Path | str | None = None,
+                key_file: Path | str | None = None) -> ssl.SSLContext:
+    """A client context that verifies the server against ``ca_file`` and its host name,
+    presenting ``cert_file``/``key_file`` when given. Raises ``OSError`` or
+    ``ssl.SSLError`` when a file cannot be read."""
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca_file))
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if cert_file is not None:
+        context.load_cert_chain(str(cert_file), None if key_file is None else str(key_file))
+    return context
+
+
+class UdpTransport:
+    """One datagram per message (RFC 5426); a message over ``max_datagram`` bytes is
+    refused (a truncated alert is worse than a counted one)."""
+
+    def __init__(self, host: str, port: int, *, builder: MessageBuilder | None = None,
+                 max_datagram: int = 8192) -> None:
+        self.address = (host, port)
+        self.builder = builder or MessageBuilder()
+        self.max_datagram = max_datagram
+        self._sock: socket.socket | None = None
+
+    def send(self, batch: Sequence[Alert]) -> None:
+        """Send each alert as one datagram."""
+        rejected: dict[int, str] = {}
+        try:
+            if self._sock is None:
+                family = socket.AF_INET6 if ":" in self.address[0] else socket.AF_INET
+                self._sock = socket.socket(family, socket.SOCK_DGRAM)
+                self._sock.connect(self.address)
+            for i, alert in enumerate(batch):
+                message = self.builder.message(alert)
+                if len(message) > self.max_datagram:
+                    rejected[i] = (f"syslog message of {len(message)} bytes exceeds the UDP "
+                                   f"limit of {self.max_datagram} bytes")
+                    continue
+                self._sock.send(message)
+        except OSError as exc:
+            self.close()
+            raise SinkUnavailable(f"udp {self.address[0]}:{self.address[1]}: {exc}") from exc
+        if rejected:
+            raise EventsRejected(f"{len(rejected)} alerts too large for UDP", rejected=rejected)
+
+    def close(self) -> None:
+        """Close the socket."""
+        if self._sock is not None:
+            sock, self._sock = self._sock, None
+            sock.close()
+
+
+class StreamTransport:
+    """RFC 5424 over TCP with octet counting, or over TLS when ``tls`` is given.
+
+    Connects on first use and again after any failure; see the module doc for the replay
+    of the last ``replay_bytes`` bytes after a lost connection.
+    """
+
+    def __init__(self, host: str, port: int, *, tls: ssl.SSLContext | None = None,
+                 server_hostname: str | None = None, builder: MessageBuilder | None = None,
+                 timeout_s: float = 10.0, replay_bytes: int = 32 << 20) -> None:
+        self.host = host
+        self.port = port
+        self.tls = tls
+        self.server_hostname = server_hostname or host
+        self.builder = builder or MessageBuilder()
+        self.timeout_s = timeout_s
+        self.replay_bytes = replay_bytes
+        self.connections = 0
+        self.replayed_bytes = 0
+        self._sock: socket.socket | None = None
+        self._window: deque[bytes] = deque()
+        self._window_bytes = 0
+
+    @property
+    def _where(self) -> str:
+        return f"syslog{'+tls' if self.tls else '+tcp'}://{self.host}:{self.port}"
+
+    def _connect(self) -> socket.socket:
+        try:
+            raw = socket.create_connection((self.host, self.port), timeout=self.timeout_s)
+        except OSError as exc:
+            raise SinkUnavailable(f"{self._where}: cannot connect: {exc}") from exc
+        sock = raw
+        if self.tls is not None:
+            try:
+                sock = self.tls.wrap_socket(raw, server_hostname=self.server_hostname)
+            except ssl.SSLCertVerificationError as exc:
+                raw.close()
+                raise SinkUnavailable(f"{self._where}: server certificate refused: "
+                                      f"{exc.verify_message}") from exc
+            except (OSError, ssl.SSLError) as exc:
+                raw.close()
+                raise SinkUnavailable(f"{self._where}: TLS handshake failed: {exc}") from exc
+        self.connections += 1
+        return sock
+
+    def _alive(self, sock: socket.socket) -> bool:
+        """Whether the receiver has not closed the connection (it never sends data)."""
+        readable, _, _ = select.select([sock], [], [], 0)
+        if not readable:
+            return True
+        sock.setblocking(False)
+        try:
+            # TLS 1.3 session tickets make the socket readable: they read as "want read".
+            return bool(sock.recv(4096))
+        except (ssl.SSLWantReadError, BlockingIOError):
+            return True
+        except (OSError, ssl.SSLError):
+            return False
+        finally:
+            sock.settimeout(self.timeout_s)
+
+    def send(self, batch: Sequence[Alert]) -> None:
+        """Send the batch, first replaying the window when the connection was lost."""
+        frames = b"".join(octet_counted(self.builder.message(a)) for a in batch)
+        if self._sock is not None and not self._alive(self._sock):
+            log.warning("%s: connection closed by the receiver; reconnecting", self._where)
+            self._drop()
+        data = frames
+        if self._sock is None:
+            self._sock = self._connect()
+            if self._window:
+                data = b"".join(self._window) + frames
+                self.replayed_bytes += self._window_bytes
+        try:
+            self._sock.sendall(data)
+        except (OSError, ssl.SSLError) as exc:
+            self._drop()
+            raise SinkUnavailable(f"{self._where}: send failed: {exc}") from exc
+        self._window.append(frames)
+        self._window_bytes += len(frames)
+        while self._window_bytes - len(self._window[0]) >= self.replay_bytes:
+            self._window_bytes -= len(self._window.popleft())
+
+    def _drop(self) -> None:
+        if self._sock is not None:
+            sock, self._sock = self._sock, None
+            sock.close()
+
+    def close(self) -> None:
+        """Close gracefully: half-close and read to the end, so the receiver reads all
+        we sent before the connection goes (closing with unread input would reset it)."""
+        sock, self._sock = self._sock, None
+        if sock is None:
+            return
+        try:
+            sock.settimeout(min(self.timeout_s, 2.0))
+            if isinstance(sock, ssl.SSLSocket):
+                sock = sock.unwrap()
+            sock.shutdown(socket.SHUT_WR)
+            while sock.recv(4096):
+                pass
+        except (OSError, ssl.SSLError) as exc:
+            log.debug("%s: unclean close: %s", self._where, exc)
+        finally:
+            sock.close()
+        self._window.clear()
+        self._window_bytes = 0
