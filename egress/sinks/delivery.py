@@ -82,23 +82,27 @@ class Delivery:
         self._clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()
+        self.stats = DeliveryStats()
         spool.register(sink, format=format)
 
     def drain(self, *, max_batches: int | None = None) -> DeliveryStats:
         """Deliver until the sink's cursor reaches the end of the spool.
 
-        Stops early after ``max_batches`` acknowledged batches. Raises
+        Stops early after ``max_batches`` acknowledged batches. Returns :attr:`stats`, the
+        counts of every drain of this object (kept up to date when a drain raises). Raises
         :class:`~egress.errors.SinkUnavailable` when one batch has been retried for longer
         than ``backoff.give_up_s`` (nothing of it acknowledged) and
         :class:`~egress.errors.SinkMisconfigured` at once; the alerts stay in the spool.
         """
-        stats = DeliveryStats()
-        while max_batches is None or stats.batches < max_batches:
+        stats = self.stats
+        done = 0
+        while max_batches is None or done < max_batches:
             batch = self.spool.batch(self.sink, limit=self.batch_size)
             if not batch:
                 break
             self._deliver(batch, stats)
             stats.batches += 1
+            done += 1
         return stats
 
     def _deliver(self, batch: list[Spooled], stats: DeliveryStats) -> None:

@@ -11,7 +11,7 @@ from egress.sinks.alert import Alert
 from egress.sinks.file import alert_lines
 
 
-class StreamTransport:
+class StdoutTransport:
     """Writes each batch to ``stream`` (default: standard output) and flushes it."""
 
     def __init__(self, stream: BinaryIO | None = None) -> None:

@@ -137,7 +137,7 @@ class UdpTransport:
             sock.close()
 
 
-class StreamTransport:
+class TcpTransport:
     """RFC 5424 over TCP with octet counting, or over TLS when ``tls`` is given.
 
     Connects on first use and again after any failure; see the module doc for the replay
