@@ -38,6 +38,9 @@ def deliver_command(spool_path: Path, sink_urls: tuple[str, ...], batch_size: in
     backoff = Backoff(cap_s=max_delay, give_up_s=give_up_after)
     worst = 0
     with Spool(spool_path) as spool:
+        # Every cursor first: an alert is deleted once the registered sinks all have it.
+        for spec in specs:
+            spool.register(spec.name, format=spec.format)
         for spec in specs:
             transport = open_sink(spec)
             delivery = Delivery(spool, spec.name, transport, format=spec.format,

@@ -32,9 +32,13 @@ class Transport(Protocol):
     tell) or raises :class:`~egress.errors.SinkUnavailable` (nothing may be assumed
     delivered: retry), :class:`~egress.errors.EventsRejected` (the listed positions
     were refused, the rest delivered), :class:`~egress.errors.SinkRejected` (the whole
-    batch was refused) or :class:`~egress.errors.SinkMisconfigured`.
+    batch was refused) or :class:`~egress.errors.SinkMisconfigured`. ``flush`` waits
+    for what ``send`` could only hand to a buffer (a syslog stream) to be confirmed.
     """
 
     def send(self, batch: Sequence[Alert]) -> None: ...
+
+    def flush(self) -> None:
+        """Return once everything sent is with the receiver, or raise SinkUnavailable."""
 
     def close(self) -> None: ...

@@ -103,14 +103,17 @@ class Delivery:
             self._deliver(batch, stats)
             stats.batches += 1
             done += 1
+        self._retry(self.transport.flush, stats, what="the unconfirmed end of the stream")
         return stats
 
-    def _deliver(self, batch: list[Spooled], stats: DeliveryStats) -> None:
+    def _retry(self, action: Callable[[], None], stats: DeliveryStats, *, what: str) -> None:
+        """Run ``action`` until it does not raise SinkUnavailable, backing off between."""
         started = self._clock()
         attempt = 0
         while True:
             try:
-                self.transport.send([s.alert for s in batch])
+                action()
+                return
             except SinkUnavailable as exc:
                 stats.last_error = str(exc)
                 waited = self._clock() - started
@@ -118,7 +121,7 @@ class Delivery:
                 if give_up is not None and waited >= give_up:
                     raise SinkUnavailable(
                         f"{self.sink}: gave up after {waited:.1f} s and {attempt + 1} "
-                        f"attempts; {len(batch)} alerts kept in the spool: {exc}") from exc
+                        f"attempts to deliver {what}: {exc}") from exc
                 delay = self.backoff.delay_s(attempt, self._rng)
                 log.warning("%s unavailable (%s); retry %d in %.2f s",
                             self.sink, exc, attempt + 1, delay)
@@ -127,16 +130,19 @@ class Delivery:
                 stats.delays_s.append(delay)
                 self._sleep(delay)
                 attempt += 1
-                continue
-            except EventsRejected as exc:
-                dead = [(batch[i], reason) for i, reason in sorted(exc.rejected.items())]
-                self._ack(batch, dead, stats)
-                return
-            except SinkRejected as exc:
-                self._ack(batch, [(s, str(exc)) for s in batch], stats)
-                return
+
+    def _deliver(self, batch: list[Spooled], stats: DeliveryStats) -> None:
+        alerts = [s.alert for s in batch]
+        try:
+            self._retry(lambda: self.transport.send(alerts), stats,
+                        what=f"{len(batch)} alerts")
+        except EventsRejected as exc:
+            self._ack(batch, [(batch[i], reason) for i, reason in sorted(exc.rejected.items())],
+                      stats)
+        except SinkRejected as exc:
+            self._ack(batch, [(s, str(exc)) for s in batch], stats)
+        else:
             self._ack(batch, [], stats)
-            return
 
     def _ack(self, batch: list[Spooled], dead: list[tuple[Spooled, str]],
              stats: DeliveryStats) -> None:

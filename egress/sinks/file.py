@@ -67,6 +67,9 @@ class FileTransport:
             self.close()
             raise SinkUnavailable(f"{self.path}: {exc.strerror or exc}") from exc
 
+    def flush(self) -> None:
+        """Nothing to wait for: :meth:`send` writes (and syncs) before it returns."""
+
     def close(self) -> None:
         """Close the file (reopened by the next :meth:`send`)."""
         if self._fd is not None:

@@ -103,11 +103,12 @@ class HecTransport:
             envelope["index"] = self.index
         return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode()
 
-    def _request(self, path: str, body: bytes) -> tuple[int, dict[str, Any]]:
+    def _request(self, path: str, body: bytes, *,
+                 compress: bool) -> tuple[int, dict[str, Any]]:
         headers = {"Authorization": f"Splunk {self._token}",
                    "Content-Type": "application/json",
                    "X-Splunk-Request-Channel": self.channel}
-        if self.compress:
+        if compress:
             body = gzip.compress(body, compresslevel=5)
             headers["Content-Encoding"] = "gzip"
         try:
@@ -134,7 +135,8 @@ class HecTransport:
         rejected: dict[int, str] = {}
         start = 0
         while start < len(envelopes):
-            status, answer = self._request(self.path, b"\n".join(envelopes[start:]))
+            status, answer = self._request(self.path, b"\n".join(envelopes[start:]),
+                                           compress=self.compress)
             text = f"HEC {status} code {answer.get('code')}: {answer.get('text')}"
             if status == 200:
                 if self.ack and "ackId" in answer:
@@ -166,7 +168,7 @@ class HecTransport:
         body = json.dumps({"acks": [ack_id]}).encode()
         path = f"/services/collector/ack?channel={self.channel}"
         while True:
-            status, answer = self._request(path, body)
+            status, answer = self._request(path, body, compress=False)
             if status != 200:
                 raise SinkUnavailable(f"{self.url}: ack poll answered {status}: "
                                       f"{answer.get('text')}")
@@ -177,6 +179,9 @@ class HecTransport:
                 raise SinkUnavailable(f"{self.url}: ack {ack_id} not confirmed within "
                                       f"{self.ack_timeout_s:g} s; the batch will be resent")
             self._sleep(self.ack_poll_s)
+
+    def flush(self) -> None:
+        """Nothing to wait for: HEC answered (and acknowledged) every batch sent."""
 
     def close(self) -> None:
         """Close the connection (a new one is made by the next :meth:`send`)."""

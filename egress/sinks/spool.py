@@ -163,6 +163,9 @@ class Spool:
     def register(self, sink: str, *, format: str) -> None:
         """Give ``sink`` a cursor (if new) before the oldest alert held: it gets them all.
 
+        Alerts already acknowledged by every sink registered before are gone, so register
+        every sink before delivering to any.
+
         Raises ``ValueError`` when ``sink`` is already registered with another format.
         """
         with self._write() as db:

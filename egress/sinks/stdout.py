@@ -26,5 +26,8 @@ class StdoutTransport:
         except OSError as exc:
             raise SinkUnavailable(f"standard output: {exc}") from exc
 
+    def flush(self) -> None:
+        """Nothing to wait for: :meth:`send` flushes the stream."""
+
     def close(self) -> None:
         """Nothing to release: the stream belongs to the caller."""

@@ -59,16 +59,17 @@ def _header_field(value: str, limit: int) -> str:
 
 
 class MessageBuilder:
-    """Builds RFC 5424 messages; ``hostname`` defaults to this host's name."""
+    """Builds RFC 5424 messages; ``hostname`` defaults to this host's name, ``procid``
+    to this process's id."""
 
     def __init__(self, *, facility: int = 16, hostname: str | None = None,
-                 app_name: str = "egress") -> None:
+                 app_name: str = "egress", procid: str | None = None) -> None:
         if not 0 <= facility <= 23:
             raise ValueError(f"syslog facility {facility} is not within 0-23")
         self.facility = facility
         self.hostname = _header_field(hostname or socket.gethostname(), 255)
         self.app_name = _header_field(app_name, 48)
-        self.procid = str(os.getpid())
+        self.procid = _header_field(procid or str(os.getpid()), 128)
 
     def message(self, alert: Alert) -> bytes:
         """The RFC 5424 message of ``alert`` (without framing)."""
@@ -130,6 +131,9 @@ class UdpTransport:
         if rejected:
             raise EventsRejected(f"{len(rejected)} alerts too large for UDP", rejected=rejected)
 
+    def flush(self) -> None:
+        """Nothing to wait for: UDP confirms nothing."""
+
     def close(self) -> None:
         """Close the socket."""
         if self._sock is not None:
@@ -171,14 +175,16 @@ class TcpTransport:
             raise SinkUnavailable(f"{self._where}: cannot connect: {exc}") from exc
         sock = raw
         if self.tls is not None:
+            sock = self.tls.wrap_socket(raw, server_hostname=self.server_hostname,
+                                        do_handshake_on_connect=False)
             try:
-                sock = self.tls.wrap_socket(raw, server_hostname=self.server_hostname)
+                sock.do_handshake()
             except ssl.SSLCertVerificationError as exc:
-                raw.close()
+                sock.close()
                 raise SinkUnavailable(f"{self._where}: server certificate refused: "
                                       f"{exc.verify_message}") from exc
             except (OSError, ssl.SSLError) as exc:
-                raw.close()
+                sock.close()
                 raise SinkUnavailable(f"{self._where}: TLS handshake failed: {exc}") from exc
         self.connections += 1
         return sock
@@ -218,7 +224,7 @@ class TcpTransport:
             raise SinkUnavailable(f"{self._where}: send failed: {exc}") from exc
         self._window.append(frames)
         self._window_bytes += len(frames)
-        while self._window_bytes - len(self._window[0]) >= self.replay_bytes:
+        while self._window and self._window_bytes - len(self._window[0]) >= self.replay_bytes:
             self._window_bytes -= len(self._window.popleft())
 
     def _drop(self) -> None:
@@ -226,22 +232,57 @@ class TcpTransport:
             sock, self._sock = self._sock, None
             sock.close()
 
-    def close(self) -> None:
-        """Close gracefully: half-close and read to the end, so the receiver reads all
-        we sent before the connection goes (closing with unread input would reset it)."""
-        sock, self._sock = self._sock, None
-        if sock is None:
-            return
+    def _finish(self, sock: socket.socket) -> bool:
+        """Half-close and read to the end: True when the receiver closed after reading
+        everything (end of stream), False when it reset the connection or timed out.
+        Always closes ``sock``."""
         try:
-            sock.settimeout(min(self.timeout_s, 2.0))
+            sock.settimeout(min(self.timeout_s, 5.0))
             if isinstance(sock, ssl.SSLSocket):
-                sock = sock.unwrap()
+                try:
+                    sock = sock.unwrap()
+                except (ssl.SSLEOFError, ssl.SSLZeroReturnError):
+                    return True  # closed without close_notify, after reading all we sent
             sock.shutdown(socket.SHUT_WR)
             while sock.recv(4096):
                 pass
+            return True
         except (OSError, ssl.SSLError) as exc:
-            log.debug("%s: unclean close: %s", self._where, exc)
+            log.warning("%s: the receiver did not confirm the end of the stream: %s",
+                        self._where, exc)
+            return False
         finally:
             sock.close()
+
+    def flush(self) -> None:
+        """Make sure the receiver has read everything sent since the last flush.
+
+        Closes the connection gracefully (a receiver reads to the end before it closes its
+        side); when it was lost or reset instead, reconnects and sends the replay window
+        again, then raises :class:`SinkUnavailable` so the caller retries the flush.
+        """
+        if self._sock is None and not self._window:
+            return
+        if self._sock is None:
+            self._sock = self._connect()
+            try:
+                self._sock.sendall(b"".join(self._window))
+                self.replayed_bytes += self._window_bytes
+            except (OSError, ssl.SSLError) as exc:
+                self._drop()
+                raise SinkUnavailable(f"{self._where}: replay failed: {exc}") from exc
+        sock, self._sock = self._sock, None
+        if not self._finish(sock):
+            raise SinkUnavailable(f"{self._where}: the receiver did not confirm the end of "
+                                  "the stream; the last data will be sent again")
+        self._window.clear()
+        self._window_bytes = 0
+
+    def close(self) -> None:
+        """Close, confirming the end of the stream once (a warning is logged when the
+        receiver does not confirm; call :meth:`flush` first to retry)."""
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            self._finish(sock)
         self._window.clear()
         self._window_bytes = 0
