@@ -27,9 +27,9 @@ import os
 import select
 import socket
 import ssl
+import time
 from collections import deque
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
 from egress.errors import EventsRejected, SinkUnavailable
@@ -50,12 +50,22 @@ FACILITIES = {"kern": 0, "user": 1, "daemon": 3, "auth": 4, "syslog": 5, "authpr
 
 def sd_escape(value: str) -> str:
     """A PARAM-VALUE with ``\\``, ``"`` and ``]`` escaped (RFC 5424 section 6.3.3)."""
+    if "\\" not in value and '"' not in value and "]" not in value:
+        return value
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("]", "\\]")
 
 
 def _header_field(value: str, limit: int) -> str:
     text = "".join(c if 33 <= ord(c) <= 126 else "_" for c in value)[:limit]
     return text or "-"
+
+
+def timestamp(time_s: float) -> str:
+    """``time_s`` (Unix seconds) as an RFC 5424 TIMESTAMP in UTC with microseconds."""
+    seconds, micros = divmod(round(time_s * 1_000_000), 1_000_000)
+    t = time.gmtime(seconds)
+    return (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:"
+            f"{t.tm_sec:02d}.{micros:06d}Z")
 
 
 class MessageBuilder:
@@ -70,16 +80,21 @@ class MessageBuilder:
         self.hostname = _header_field(hostname or socket.gethostname(), 255)
         self.app_name = _header_field(app_name, 48)
         self.procid = _header_field(procid or str(os.getpid()), 128)
+        self._middle = f" {self.hostname} {self.app_name} {self.procid} "
+        self._msgids: dict[str, str] = {}
 
     def message(self, alert: Alert) -> bytes:
         """The RFC 5424 message of ``alert`` (without framing)."""
-        severity = SYSLOG_SEVERITY.get(alert.severity, 4)
-        stamp = datetime.fromtimestamp(alert.time_s, UTC).isoformat(timespec="microseconds")
-        head = (f"<{self.facility * 8 + severity}>1 {stamp.replace('+00:00', 'Z')} "
-                f"{self.hostname} {self.app_name} {self.procid} "
-                f"{_header_field(alert.format, 32)} "
+        pri = self.facility * 8 + SYSLOG_SEVERITY.get(alert.severity, 4)
+        msgid = self._msgids.get(alert.format)
+        if msgid is None:
+            msgid = self._msgids[alert.format] = _header_field(alert.format, 32)
+        head = (f"<{pri}>1 {timestamp(alert.time_s)}{self._middle}{msgid} "
                 f'[{SD_ID} id="{sd_escape(alert.event_id)}"] ')
-        return head.encode() + alert.payload.rstrip(b"\r\n")
+        payload = alert.payload
+        if payload.endswith((b"\n", b"\r")):
+            payload = payload.rstrip(b"\r\n")
+        return head.encode() + payload
 
 
 def octet_counted(message: bytes) -> bytes:
