@@ -129,7 +129,7 @@ def measure(name: str, n: int, workdir: Path, binary: str,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--alerts", type=int, default=100_000)
-    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--batch-size", type=int, default=2000)
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args()
     binary = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"

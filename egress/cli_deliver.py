@@ -19,7 +19,7 @@ from egress.sinks.spool import Spool
               help="The spool file (SQLite) to drain.")
 @click.option("--sink", "sink_urls", multiple=True, required=True, metavar="URL",
               help="A sink URL (repeatable), e.g. syslog+tls://host:6514?ca=ca.pem&format=cef.")
-@click.option("--batch-size", default=500, show_default=True, type=click.IntRange(1, 100_000),
+@click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(1, 100_000),
               help="Alerts per send.")
 @click.option("--give-up-after", default=60.0, show_default=True, type=click.FloatRange(0),
               help="Seconds one batch is retried before the sink is left for later.")

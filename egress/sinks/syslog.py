@@ -60,12 +60,21 @@ def _header_field(value: str, limit: int) -> str:
     return text or "-"
 
 
+_DAYS: dict[int, str] = {}
+
+
 def timestamp(time_s: float) -> str:
     """``time_s`` (Unix seconds) as an RFC 5424 TIMESTAMP in UTC with microseconds."""
     seconds, micros = divmod(round(time_s * 1_000_000), 1_000_000)
-    t = time.gmtime(seconds)
-    return (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:"
-            f"{t.tm_sec:02d}.{micros:06d}Z")
+    day, rem = divmod(seconds, 86_400)
+    date = _DAYS.get(day)
+    if date is None:
+        if len(_DAYS) > 4096:
+            _DAYS.clear()
+        date = _DAYS[day] = time.strftime("%Y-%m-%d", time.gmtime(day * 86_400))
+    hours, rem = divmod(rem, 3600)
+    minutes, secs = divmod(rem, 60)
+    return f"{date}T{hours:02d}:{minutes:02d}:{secs:02d}.{micros:06d}Z"
 
 
 class MessageBuilder:
@@ -85,16 +94,31 @@ class MessageBuilder:
 
     def message(self, alert: Alert) -> bytes:
         """The RFC 5424 message of ``alert`` (without framing)."""
+        return self._head(alert) + self._payload(alert)
+
+    def _head(self, alert: Alert) -> bytes:
         pri = self.facility * 8 + SYSLOG_SEVERITY.get(alert.severity, 4)
         msgid = self._msgids.get(alert.format)
         if msgid is None:
             msgid = self._msgids[alert.format] = _header_field(alert.format, 32)
-        head = (f"<{pri}>1 {timestamp(alert.time_s)}{self._middle}{msgid} "
-                f'[{SD_ID} id="{sd_escape(alert.event_id)}"] ')
+        return (f"<{pri}>1 {timestamp(alert.time_s)}{self._middle}{msgid} "
+                f'[{SD_ID} id="{sd_escape(alert.event_id)}"] ').encode()
+
+    @staticmethod
+    def _payload(alert: Alert) -> bytes:
         payload = alert.payload
         if payload.endswith((b"\n", b"\r")):
             payload = payload.rstrip(b"\r\n")
-        return head.encode() + payload
+        return payload
+
+    def frames(self, batch: Sequence[Alert]) -> bytes:
+        """The batch's messages, each octet-counted (RFC 6587 section 3.4.1), joined."""
+        out = []
+        head, body = self._head, self._payload
+        for alert in batch:
+            h, p = head(alert), body(alert)
+            out.append(b"%d %b%b" % (len(h) + len(p), h, p))
+        return b"".join(out)
 
 
 def octet_counted(message: bytes) -> bytes:
@@ -222,7 +246,7 @@ class TcpTransport:
 
     def send(self, batch: Sequence[Alert]) -> None:
         """Send the batch, first replaying the window when the connection was lost."""
-        frames = b"".join(octet_counted(self.builder.message(a)) for a in batch)
+        frames = self.builder.frames(batch)
         if self._sock is not None and not self._alive(self._sock):
             log.warning("%s: connection closed by the receiver; reconnecting", self._where)
             self._drop()

@@ -23,6 +23,7 @@ from egress.sinks.syslog import (
     UdpTransport,
     octet_counted,
     sd_escape,
+    timestamp,
     tls_context,
 )
 from tests.sinks.conftest import Certs, Rsyslog, free_port, make_alerts
@@ -58,6 +59,12 @@ def test_pri_follows_severity(severity: str, pri: int) -> None:
     alert = Alert(event_id="i", payload=b"x", format="ecs", severity=severity, time_s=0.0)
     head = MessageBuilder(facility=10, hostname="h", procid="1").message(alert)
     assert head.startswith(f"<{80 + pri}>1 1970-01-01T00:00:00.000000Z h egress 1 ecs ".encode())
+
+
+def test_timestamp_rounds_to_the_microsecond() -> None:
+    assert timestamp(0.0) == "1970-01-01T00:00:00.000000Z"
+    assert timestamp(1772366399.9999996) == "2026-03-01T12:00:00.000000Z"
+    assert timestamp(1772366400.123456) == "2026-03-01T12:00:00.123456Z"
 
 
 def test_facility_is_checked() -> None:
