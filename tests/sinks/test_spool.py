@@ -158,3 +158,32 @@ def test_alert_payload_is_bytes_roundtrip(tmp_path: Path) -> None:
         spool.register("r", format="raw")
         spool.enqueue([alert])
         assert spool.batch("r", limit=1)[0].alert == alert
+
+
+_PRODUCER = r"""
+import sys
+from egress.sinks.spool import Spool
+from tests.sinks.conftest import make_alerts
+
+with Spool(sys.argv[1]) as spool:
+    for n in range(40):
+        spool.enqueue(make_alerts(50, start=n * 50))
+"""
+
+
+def test_one_process_enqueues_while_another_drains(tmp_path: Path) -> None:
+    path = tmp_path / "spool.db"
+    out = tmp_path / "out.log"
+    with Spool(path) as spool:
+        delivery = Delivery(spool, "file", FileTransport(out, fsync=False), format="json",
+                            batch_size=64)
+        env = dict(os.environ, PYTHONPATH=str(REPO))
+        producer = subprocess.Popen([sys.executable, "-c", _PRODUCER, str(path)], cwd=REPO,
+                                    env=env)
+        while producer.poll() is None:
+            delivery.drain()
+        assert producer.returncode == 0
+        delivery.drain()
+        stats = spool.stats()
+        assert (stats.rows, stats.bytes, stats.pending) == (0, 0, {"file": 0})
+    assert out.read_bytes() == b"".join(a.payload for a in make_alerts(2000))

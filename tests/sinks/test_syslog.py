@@ -211,5 +211,5 @@ def test_no_alert_lost_when_rsyslog_restarts_mid_stream(
     assert set(ids) == {f"finding-{i:06d}" for i in range(total)}
     duplicates = sum(ids.values()) - total
     print(f"{'tls' if tls else 'tcp'}: {total} alerts, {len(lines)} received, {len(ids)} "
-          f"distinct, {duplicates} duplicates, {stats.retries} retries, "
+          f"distinct, {duplicates} duplicates, {len(cut)} cut, {stats.retries} retries, "
           f"{transport.replayed_bytes} bytes replayed, {transport.connections} connections")
