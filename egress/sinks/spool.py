@@ -181,12 +181,14 @@ class Spool:
                 raise ValueError(f"sink {sink!r} is registered with format {row[0]!r}, "
                                  f"not {format!r}")
 
-    def batch(self, sink: str, *, limit: int) -> list[Spooled]:
-        """Up to ``limit`` alerts of ``sink``'s format past its cursor, oldest first."""
+    def batch(self, sink: str, *, limit: int, after: int = 0) -> list[Spooled]:
+        """Up to ``limit`` alerts of ``sink``'s format past its cursor and past ``after``
+        (a position already sent but not yet acknowledged), oldest first."""
         fmt, acked = self._cursor(sink)
         rows = self._db.execute(
             "SELECT seq, event_id, severity, time_s, payload FROM alerts"
-            " WHERE format = ? AND seq > ? ORDER BY seq LIMIT ?", (fmt, acked, limit)).fetchall()
+            " WHERE format = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (fmt, max(acked, after), limit)).fetchall()
         return [Spooled(seq=seq, alert=Alert(event_id=eid, payload=bytes(payload), format=fmt,
                                              severity=sev, time_s=t))
                 for seq, eid, sev, t, payload in rows]

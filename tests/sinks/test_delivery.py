@@ -24,8 +24,10 @@ from tests.sinks.conftest import make_alerts
 class Receiver:
     """A receiver that answers each send with the next scripted error (None: accepted)."""
 
-    def __init__(self, script: list[SinkError | None]) -> None:
+    def __init__(self, script: list[SinkError | None],
+                 flush_script: list[SinkError | None] | None = None) -> None:
         self.script = script
+        self.flush_script = flush_script or []
         self.accepted: list[str] = []
         self.flushes = 0
 
@@ -40,6 +42,9 @@ class Receiver:
 
     def flush(self) -> None:
         self.flushes += 1
+        outcome = self.flush_script.pop(0) if self.flush_script else None
+        if outcome is not None:
+            raise outcome
 
     def close(self) -> None:
         pass
@@ -140,6 +145,24 @@ def test_max_batches_and_batch_size_checked(tmp_path: Path) -> None:
         delivery = Delivery(spool, "r", receiver, format="json", batch_size=3)
         assert delivery.drain(max_batches=2).delivered == 6
         assert delivery.drain().delivered == 10  # counts of every drain
-        with pytest.raises(ValueError, match="batch_size must be positive"):
+        with pytest.raises(ValueError, match="batch_size and confirm_every must be positive"):
             Delivery(spool, "q", receiver, format="json", batch_size=0)
+    assert receiver.accepted == _ids(10)
+
+
+def test_acknowledged_only_once_the_receiver_confirms(tmp_path: Path) -> None:
+    clock = Clock()
+    never = [SinkUnavailable("reset before the end of the stream")] * 1000
+    receiver = Receiver([], flush_script=[None, *never])
+    with Spool(tmp_path / "s.db") as spool:
+        spool.enqueue(make_alerts(10))
+        delivery = Delivery(spool, "r", receiver, format="json", batch_size=2, confirm_every=3,
+                            backoff=Backoff(base_s=1.0, cap_s=1.0, give_up_s=3.0),
+                            clock=clock, sleep=clock.sleep, rng=random.Random(0))
+        with pytest.raises(SinkUnavailable, match="the unconfirmed end of the stream"):
+            delivery.drain()
+        # three batches confirmed by the first flush; the other four alerts were sent
+        # but never confirmed: they stay in the spool (a crash now would lose nothing)
+        assert (delivery.stats.delivered, delivery.stats.unconfirmed) == (6, 4)
+        assert spool.stats().pending == {"r": 4}
     assert receiver.accepted == _ids(10)
