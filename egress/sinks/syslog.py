@@ -11,13 +11,18 @@ is the payload's format name. The payload is sent as is (no BOM), without traili
 newlines.
 
 Plain syslog has no application acknowledgement: ``sendall`` returning means the bytes are
-in a kernel buffer, and a receiver that stops discards what it had not read yet. The
-stream transports therefore keep the last ``replay_bytes`` bytes they sent on a
-connection (more than the socket buffers of both ends hold) and send them again first
-on the next connection whenever the old one was found closed or broken. That makes
-delivery at least once across receiver restarts (duplicates carry the same id); a
-receiver that holds read data in a memory queue and loses it on shutdown is outside what
-syslog can detect (use a disk-assisted queue there).
+in a kernel buffer, and a receiver that stops discards what it had not read yet. Two
+measures make delivery at least once anyway (duplicates carry the same id):
+
+- :meth:`TcpTransport.flush` half-closes the connection and waits for the receiver to
+  close its side, which it does only after reading everything; the delivery loop
+  acknowledges alerts in the spool only after such a confirmation;
+- the transport keeps the last ``replay_bytes`` bytes sent since the last confirmation
+  and sends them again first on a new connection whenever the old one was found closed
+  or broken, so a receiver restart costs no spool round trip.
+
+A receiver that holds read data in a memory queue and loses it on shutdown is beyond what
+syslog can detect (give rsyslog a disk-assisted or Direct queue).
 """
 
 from __future__ import annotations
