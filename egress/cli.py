@@ -19,6 +19,7 @@ import click
 
 from egress import __version__
 from egress.cli_analyze import analyze_command
+from egress.cli_deliver import deliver_command
 from egress.cli_explain import explain_command
 from egress.cli_signatures import signatures
 from egress.errors import EgressError, SourceError
@@ -246,6 +247,7 @@ def read(inputs: tuple[Path, ...], fmt: str, out: Path | None, station: str | No
 cli.add_command(signatures)
 cli.add_command(analyze_command)
 cli.add_command(explain_command)
+cli.add_command(deliver_command)
 
 
 def main() -> None:

@@ -8,7 +8,10 @@
     ├── SourceError          an input cannot be read at all (carries file and byte offset)
     └── SinkError            delivery failed
         ├── SinkUnavailable  transient: retry later
-        └── SinkRejected     permanent: the receiver refused the record
+        ├── SinkRejected     permanent: the receiver refused the record
+        │   └── EventsRejected  some events of a batch refused, the others delivered
+        ├── SinkMisconfigured  the receiver refuses us (bad token, 403): nothing is dropped
+        └── SpoolFull        the local spool is at its bound: an alarm, never a silent drop
 
 Bad records inside a readable input are not exceptions: sources count them as
 issues (see :class:`egress.records.Issue`) and carry on.
@@ -67,3 +70,33 @@ class SinkUnavailable(SinkError):
 
 class SinkRejected(SinkError):
     """The sink refused a record permanently; it is counted and not retried."""
+
+
+class EventsRejected(SinkRejected):
+    """Some events of a batch were refused, every other one was delivered.
+
+    ``rejected`` maps positions in the batch to the receiver's reason.
+    """
+
+    def __init__(self, message: str, *, rejected: dict[int, str]):
+        super().__init__(message)
+        self.rejected = dict(rejected)
+
+
+class SinkMisconfigured(SinkError):
+    """The sink refuses everything we send (bad token, forbidden index): fix the configuration.
+
+    Nothing is dropped: the alerts stay in the spool and delivery to that sink stops.
+    """
+
+    exit_code = 2
+
+
+class SpoolFull(SinkError):
+    """The spool at ``path`` holds ``rows`` alerts of ``bytes_`` bytes and cannot take more."""
+
+    def __init__(self, message: str, *, path: Path | str, rows: int, bytes_: int):
+        super().__init__(f"{path}: {message}")
+        self.path = Path(path)
+        self.rows = rows
+        self.bytes_ = bytes_
