@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections import Counter
@@ -16,6 +17,7 @@ import pyarrow.parquet as pq
 from egress.allocations import with_allocations
 from egress.allocations_k8s import read_pods
 from egress.allocations_slurm import read_sacct
+from egress.cli_deliver import drain_report
 from egress.errors import ConfigError
 from egress.findings import SEVERITY_ORDER, Finding
 from egress.formats.alerts import FORMATS
@@ -27,6 +29,10 @@ from egress.pipeline import Analysis, RunOptions, analyze, expand_inputs
 from egress.records import Issue
 from egress.signatures.load import load_signatures, shipped_directory
 from egress.signatures.units import parse_rate
+from egress.sinks.alert import Alert
+from egress.sinks.delivery import Backoff
+from egress.sinks.registry import parse_sink
+from egress.sinks.spool import Spool
 from egress.sources.registry import ReadOptions
 from egress.windows import WindowParams
 
@@ -61,6 +67,12 @@ _SEVERITIES = tuple(reversed(SEVERITY_ORDER))
               show_default=True,
               help="Alert format: ECS JSON lines, OCSF 1.8 Detection Finding, ArcSight CEF, "
                    "Zeek notice.log, Splunk HEC events, or egress's own JSON.")
+@click.option("--sink", "sink_urls", multiple=True, metavar="URL",
+              help="Also deliver the alerts here, through the spool (repeatable), e.g. "
+                   "syslog+tls://siem:6514?ca=ca.pem&format=cef; see egress deliver.")
+@click.option("--spool", "spool_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=lambda: str(default_spool()), show_default="~/.local/state/egress/spool.db",
+              help="Durable spool the alerts are written to before delivery.")
 @click.option("--cases", "cases_out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the cases (one per tenant, with its timeline) as JSON here.")
 @click.option("--windows", "windows_out", type=click.Path(dir_okay=False, path_type=Path),
@@ -79,7 +91,8 @@ def analyze_command(inputs: tuple[Path, ...], inventory_path: Path, geo_paths: t
                     slurm_paths: tuple[Path, ...], slurm_cluster: str | None,
                     pod_paths: tuple[Path, ...], k8s_cluster: str, signatures_dir: Path | None,
                     overrides: Path | None, out: Path | None,
-                    fmt: str, cases_out: Path | None, windows_out: Path | None,
+                    fmt: str, sink_urls: tuple[str, ...], spool_path: Path,
+                    cases_out: Path | None, windows_out: Path | None,
                     sustained_rate: str,
                     dedupe: bool | None, station: str | None, boot_time: datetime | None,
                     fail_on: str | None, quiet: bool) -> None:
@@ -136,10 +149,40 @@ def analyze_command(inputs: tuple[Path, ...], inventory_path: Path, geo_paths: t
         click.echo(f"egress: error: {error}", err=True)
     if result.run.errors:
         sys.exit(1)
+    if sink_urls:
+        code = _deliver(result, sink_urls, spool_path)
+        if code:
+            sys.exit(code)
     if fail_on is not None and any(
             SEVERITY_ORDER.index(f.severity) >= SEVERITY_ORDER.index(fail_on)
             for f in result.findings):
         sys.exit(1)
+
+
+def default_spool() -> Path:
+    """``$XDG_STATE_HOME/egress/spool.db`` (``~/.local/state/egress/spool.db``)."""
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "egress" / "spool.db"
+
+
+def _deliver(result: Analysis, sink_urls: tuple[str, ...], spool_path: Path) -> int:
+    """Spool every alert in each sink's format, then drain the spool to the sinks."""
+    specs = [parse_sink(url) for url in sink_urls]
+    for spec in specs:
+        if spec.format not in FORMATS:
+            raise ConfigError(f"sink {spec.name}: unknown format {spec.format!r} "
+                              f"(known: {', '.join(FORMATS)})")
+    case_of = {fid: case for case in result.cases for fid in case.findings}
+    raised = time.time()
+    spool_path.parent.mkdir(parents=True, exist_ok=True)
+    with Spool(spool_path) as spool:
+        for name in dict.fromkeys(spec.format for spec in specs):
+            fmt = FORMATS[name]
+            spool.enqueue(Alert(event_id=f.id, payload=fmt(f, case_of.get(f.id)).encode(),
+                                format=name, severity=f.severity, time_s=raised)
+                          for f in result.findings)
+        return drain_report(spool, spool_path, specs, backoff=Backoff(cap_s=30.0,
+                            give_up_s=60.0), batch_size=1000)
 
 
 def _inventory(path: Path, slurm: tuple[Path, ...], slurm_cluster: str | None,

@@ -36,33 +36,40 @@ def deliver_command(spool_path: Path, sink_urls: tuple[str, ...], batch_size: in
     """
     specs: list[SinkSpec] = [parse_sink(url) for url in sink_urls]
     backoff = Backoff(cap_s=max_delay, give_up_s=give_up_after)
-    worst = 0
     with Spool(spool_path) as spool:
-        # Every cursor first: an alert is deleted once the registered sinks all have it.
-        for spec in specs:
-            spool.register(spec.name, format=spec.format)
-        for spec in specs:
-            transport = open_sink(spec)
-            delivery = Delivery(spool, spec.name, transport, format=spec.format,
-                                batch_size=batch_size, backoff=backoff)
-            error: EgressError | None = None
-            try:
-                delivery.drain()
-            except SinkError as exc:
-                error = exc
-            finally:
-                transport.close()
-            stats = delivery.stats
-            left = spool.stats().pending.get(spec.name, 0)
-            click.echo(f"egress: {spec.name}: {stats.delivered:,} delivered, "
-                       f"{stats.rejected:,} refused (dead letters), {stats.retries:,} retries, "
-                       f"{left:,} left in the spool", err=True)
-            if error is not None:
-                click.echo(f"egress: error: {error}", err=True)
-                worst = max(worst, error.exit_code)
-        held = spool.stats()
-        click.echo(f"egress: spool {spool_path}: {held.rows:,} alerts "
-                   f"({held.bytes:,} bytes) held, {held.dead_letters:,} dead letters, "
-                   f"{held.full_alarms:,} spool-full alarms", err=True)
+        worst = drain_report(spool, spool_path, specs, backoff=backoff, batch_size=batch_size)
     if worst:
         sys.exit(worst)
+
+
+def drain_report(spool: Spool, spool_path: Path, specs: list[SinkSpec], *, backoff: Backoff,
+                 batch_size: int) -> int:
+    """Drain ``spool`` to every sink, reporting on stderr; return the worst exit code."""
+    worst = 0
+    # Every cursor first: an alert is deleted once the registered sinks all have it.
+    for spec in specs:
+        spool.register(spec.name, format=spec.format)
+    for spec in specs:
+        transport = open_sink(spec)
+        delivery = Delivery(spool, spec.name, transport, format=spec.format,
+                            batch_size=batch_size, backoff=backoff)
+        error: EgressError | None = None
+        try:
+            delivery.drain()
+        except SinkError as exc:
+            error = exc
+        finally:
+            transport.close()
+        stats = delivery.stats
+        left = spool.stats().pending.get(spec.name, 0)
+        click.echo(f"egress: {spec.name}: {stats.delivered:,} delivered, "
+                   f"{stats.rejected:,} refused (dead letters), {stats.retries:,} retries, "
+                   f"{left:,} left in the spool", err=True)
+        if error is not None:
+            click.echo(f"egress: error: {error}", err=True)
+            worst = max(worst, error.exit_code)
+    held = spool.stats()
+    click.echo(f"egress: spool {spool_path}: {held.rows:,} alerts "
+               f"({held.bytes:,} bytes) held, {held.dead_letters:,} dead letters, "
+               f"{held.full_alarms:,} spool-full alarms", err=True)
+    return worst

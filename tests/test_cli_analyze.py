@@ -160,3 +160,23 @@ def test_default_format_is_ecs_and_explain_reads_it(tmp_path: Path) -> None:
             "analyze", str(SCENARIO), "--inventory", str(SCENARIO / "inventory.yaml"),
             "--format", fmt, "--quiet"])
         assert done.exit_code == 0 and marker in done.output
+
+
+def test_alerts_delivered_to_sinks_through_the_spool(tmp_path: Path) -> None:
+    sink = tmp_path / "siem" / "alerts.cef"
+    sink.parent.mkdir()
+    args = ["analyze", str(SCENARIO), "--inventory", str(SCENARIO / "inventory.yaml"), *GEO,
+            "--out", str(tmp_path / "a.jsonl"), "--sink", f"file://{sink}?format=cef",
+            "--sink", f"file://{tmp_path / 'siem' / 'alerts.ecs'}?format=ecs",
+            "--spool", str(tmp_path / "spool.db")]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    ids = [json.loads(line)["event"]["id"] for line in (tmp_path / "a.jsonl").read_text()
+           .splitlines()]
+    cef = sink.read_text().splitlines()
+    assert len(cef) == len(ids) and all(line.startswith("CEF:0|egress|egress|") for line in cef)
+    assert all(f"externalId={i}" in line for i, line in zip(ids, cef, strict=True))
+    assert f"egress: spool {tmp_path / 'spool.db'}: 0 alerts (0 bytes) held" in result.stderr
+    bad = CliRunner().invoke(cli, [*args[:-4], "--sink", f"file://{sink}?format=xml"])
+    assert isinstance(bad.exception, ConfigError)
+    assert "unknown format 'xml'" in str(bad.exception)
