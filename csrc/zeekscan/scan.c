@@ -1,0 +1,554 @@
+/* scan.c: Zeek TSV lines -> Arrow-layout column buffers, one pass, every access bounds-checked.
+ *
+ * Each line is cut into fields at the separator; a line whose field count differs from the
+ * header's is counted (ZI_COLUMNS), a blank one too (ZI_BLANK). Planned fields are converted
+ * straight into their column: row r of every column is written at index r, so a row that turns
+ * out bad is dropped by not advancing r (variable-length data is cut back to the row's start).
+ * Values follow the reader's rules (egress/sources/zeek_fields.py): unset -> null, numbers must
+ * match Zeek's textual forms exactly, addresses get a shape check, strings are valid UTF-8 after
+ * \xNN decoding. Nothing here touches Python, so the caller may release the GIL.
+ */
+#include "scan.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
+/* ------------------------------------------------------------------ buffers */
+
+static int buf_reserve(zs_buf *b, size_t extra) {
+    if (extra > SIZE_MAX / 2 - b->len) return -1;
+    size_t need = b->len + extra;
+    if (need <= b->cap) return 0;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < need) cap *= 2;
+    uint8_t *p = realloc(b->p, cap);
+    if (!p) return -1;
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+static int buf_alloc_zero(zs_buf *b, size_t n) {
+    b->p = calloc(n ? n : 1, 1);
+    if (!b->p) return -1;
+    b->cap = n ? n : 1;
+    b->len = n;
+    return 0;
+}
+
+static void buf_free(zs_buf *b) {
+    free(b->p);
+    b->p = NULL;
+    b->len = b->cap = 0;
+}
+
+static inline void bit_put(uint8_t *bits, int64_t i, int on) {
+    uint8_t m = (uint8_t)(1u << (i & 7));
+    if (on) bits[i >> 3] |= m;
+    else bits[i >> 3] &= (uint8_t)~m;
+}
+
+/* ------------------------------------------------------------------ value checks */
+
+static inline int is_digit(uint8_t c) { return c >= '0' && c <= '9'; }
+
+static inline int same(const uint8_t *p, size_t n, const uint8_t *lit, size_t lit_len) {
+    return n == lit_len && (n == 0 || memcmp(p, lit, n) == 0);
+}
+
+/* ^[0-9]{1,max_digits}$ and at most umax */
+static int parse_uint(const uint8_t *p, size_t n, int max_digits, uint64_t umax, uint64_t *out) {
+    if (n == 0 || n > (size_t)max_digits) return 0;
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!is_digit(p[i])) return 0;
+        uint64_t d = (uint64_t)(p[i] - '0');
+        if (v > (UINT64_MAX - d) / 10) return 0;
+        v = v * 10 + d;
+    }
+    if (v > umax) return 0;
+    *out = v;
+    return 1;
+}
+
+/* ^-?[0-9]{1,19}$ within [imin, imax] */
+static int parse_int(const uint8_t *p, size_t n, int64_t imin, int64_t imax, int64_t *out) {
+    int neg = n > 0 && p[0] == '-';
+    size_t i = (size_t)neg;
+    if (n - i == 0 || n - i > 19) return 0;
+    uint64_t v = 0;
+    for (; i < n; i++) {
+        if (!is_digit(p[i])) return 0;
+        v = v * 10 + (uint64_t)(p[i] - '0'); /* 19 digits cannot overflow 64 bits */
+    }
+    if (neg) {
+        if (v > (uint64_t)INT64_MAX + 1) return 0;
+        int64_t x = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
+        if (x < imin) return 0;
+        *out = x;
+    } else {
+        if (v > (uint64_t)INT64_MAX || (int64_t)v > imax) return 0;
+        *out = (int64_t)v;
+    }
+    return 1;
+}
+
+typedef struct {
+    int neg;
+    uint64_t mant;     /* up to 19 significant digits */
+    int exact;         /* mant holds every significant digit */
+    int64_t exp10;     /* value = mant * 10^exp10 when exact */
+    size_t int_digits; /* digits before the point */
+    size_t frac_digits;
+    int has_exp;
+} zs_num;
+
+/* ^-?[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?$ into its parts; 0 if it does not match. */
+static int scan_number(const uint8_t *p, size_t n, zs_num *num) {
+    size_t i = 0;
+    int sig = 0;
+    memset(num, 0, sizeof *num);
+    num->exact = 1;
+    if (i < n && p[i] == '-') { num->neg = 1; i++; }
+    size_t start = i;
+    for (; i < n && is_digit(p[i]); i++) {
+        uint64_t d = (uint64_t)(p[i] - '0');
+        if (sig < 19) {
+            num->mant = num->mant * 10 + d;
+            if (num->mant) sig++;
+        } else {
+            num->exact = 0;
+            num->exp10++;
+        }
+    }
+    num->int_digits = i - start;
+    if (num->int_digits == 0) return 0;
+    if (i < n && p[i] == '.') {
+        i++;
+        size_t fstart = i;
+        for (; i < n && is_digit(p[i]); i++) {
+            uint64_t d = (uint64_t)(p[i] - '0');
+            if (sig < 19) {
+                num->mant = num->mant * 10 + d;
+                if (num->mant) sig++;
+                num->exp10--;
+            } else if (d) {
+                num->exact = 0;
+            }
+        }
+        num->frac_digits = i - fstart;
+    }
+    if (i < n && (p[i] == 'e' || p[i] == 'E')) {
+        i++;
+        int eneg = 0;
+        if (i < n && (p[i] == '+' || p[i] == '-')) { eneg = p[i] == '-'; i++; }
+        size_t estart = i;
+        int64_t e = 0;
+        for (; i < n && is_digit(p[i]); i++)
+            if (e < 100000) e = e * 10 + (p[i] - '0');
+        if (i == estart) return 0;
+        num->exp10 += eneg ? -e : e;
+        num->has_exp = 1;
+    }
+    return i == n;
+}
+
+static const double POW10[23] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+                                 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21,
+                                 1e22};
+
+/* The correctly rounded double of a matched number (strtod is the slow path). */
+static double number_value(const uint8_t *p, size_t n, const zs_num *num) {
+    if (num->exact && num->mant < (1ull << 53) && num->exp10 >= -22 && num->exp10 <= 22) {
+        double v = (double)num->mant;
+        v = num->exp10 < 0 ? v / POW10[-num->exp10] : v * POW10[num->exp10];
+        return num->neg ? -v : v;
+    }
+    if (num->exact && num->mant == 0) return num->neg ? -0.0 : 0.0;
+    char local[128];
+    char *tmp = n < sizeof local ? local : malloc(n + 1);
+    if (!tmp) return NAN; /* reported as a bad value */
+    memcpy(tmp, p, n);
+    tmp[n] = 0;
+    double v = strtod(tmp, NULL);
+    if (tmp != local) free(tmp);
+    return v;
+}
+
+/* Epoch seconds -> microseconds. 1 ok, 0 bad, 2 masked (btest's X+.X+). */
+static int parse_time(const uint8_t *p, size_t n, int64_t *out) {
+    zs_num num;
+    if (!scan_number(p, n, &num)) {
+        size_t i = 0;
+        while (i < n && p[i] == 'X') i++;
+        if (i == 0 || i >= n || p[i] != '.') return 0;
+        size_t j = i + 1;
+        while (j < n && p[j] == 'X') j++;
+        return (j == n && j > i + 1) ? 2 : 0;
+    }
+    /* Below 4e9 s, Zeek's six decimals give round(double(s) * 1e6) exactly: use integers. */
+    if (!num.has_exp && num.exact && num.frac_digits <= 6 && num.int_digits <= 10) {
+        int64_t scale = 1;
+        for (size_t k = num.frac_digits; k < 6; k++) scale *= 10;
+        int64_t us = (int64_t)num.mant * scale;
+        if (us < 4000000000LL * 1000000LL) {
+            *out = num.neg ? -us : us;
+            return 1;
+        }
+    }
+    double x = nearbyint(number_value(p, n, &num) * 1e6);
+    if (!(x > -9.2e18 && x < 9.2e18)) return 0;
+    *out = (int64_t)x;
+    return 1;
+}
+
+/* An IPv4/IPv6 text shape: hex digits, '.' and ':', 2..45 chars, a separator in the first 5. */
+static int addr_ok(const uint8_t *p, size_t n) {
+    if (n < 2 || n > 45) return 0;
+    int sep = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = p[i];
+        int s = c == '.' || c == ':';
+        if (!(s || is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) return 0;
+        if (s && i < 5) sep = 1;
+    }
+    return sep;
+}
+
+/* Strict UTF-8 (as Python's decoder: no overlongs, no surrogates, at most U+10FFFF). */
+static int utf8_ok(const uint8_t *p, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        while (i + 8 <= n) {
+            uint64_t w;
+            memcpy(&w, p + i, 8);
+            if (w & 0x8080808080808080ull) break;
+            i += 8;
+        }
+        if (i >= n) break;
+        uint8_t c = p[i];
+        if (c < 0x80) { i++; continue; }
+        size_t k;
+        uint32_t cp;
+        if (c >= 0xC2 && c <= 0xDF) { k = 1; cp = c & 0x1F; }
+        else if (c >= 0xE0 && c <= 0xEF) { k = 2; cp = c & 0x0F; }
+        else if (c >= 0xF0 && c <= 0xF4) { k = 3; cp = c & 0x07; }
+        else return 0;
+        if (n - i <= k) return 0;
+        for (size_t j = 1; j <= k; j++) {
+            uint8_t d = p[i + j];
+            if ((d & 0xC0) != 0x80) return 0;
+            cp = (cp << 6) | (d & 0x3F);
+        }
+        if ((k == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+            (k == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
+            return 0;
+        i += k + 1;
+    }
+    return 1;
+}
+
+static inline int hexval(uint8_t c) {
+    if (is_digit(c)) return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* Copy p[0:n) to out decoding \xNN; return the bytes written (at most n). */
+static size_t unescape(const uint8_t *p, size_t n, uint8_t *out) {
+    const uint8_t *bs = memchr(p, '\\', n);
+    if (!bs) {
+        memcpy(out, p, n);
+        return n;
+    }
+    size_t w = (size_t)(bs - p);
+    memcpy(out, p, w);
+    for (size_t i = w; i < n;) {
+        if (p[i] == '\\' && i + 3 < n && p[i + 1] == 'x' && hexval(p[i + 2]) >= 0 &&
+            hexval(p[i + 3]) >= 0) {
+            out[w++] = (uint8_t)(hexval(p[i + 2]) * 16 + hexval(p[i + 3]));
+            i += 4;
+        } else {
+            out[w++] = p[i++];
+        }
+    }
+    return w;
+}
+
+/* ------------------------------------------------------------------ columns */
+
+enum { OK = 0, BAD_VALUE = 1, BAD_ADDRESS = 2, MASKED = 3, STOP = 4 };
+
+/* Append a string value (raw or unescaped); BAD_VALUE if not UTF-8, STOP if out of memory. */
+static int put_string(zs_scan *s, zs_column *c, int64_t r, const uint8_t *p, size_t n,
+                      int decode) {
+    if (buf_reserve(&c->data, n) < 0) { s->oom = 1; return STOP; }
+    size_t at = c->data.len;
+    size_t w = decode ? unescape(p, n, c->data.p + at) : (memcpy(c->data.p + at, p, n), n);
+    if (decode && !utf8_ok(c->data.p + at, w)) return BAD_VALUE;
+    if (at + w > INT32_MAX) { s->fallback = 1; return STOP; }
+    c->data.len = at + w;
+    ((int32_t *)c->offsets.p)[r + 1] = (int32_t)c->data.len;
+    return OK;
+}
+
+static int put_set(zs_scan *s, zs_column *c, int64_t r, const uint8_t *p, size_t n) {
+    if (!utf8_ok(p, n)) return BAD_VALUE;
+    const uint8_t *end = p + n, *q = p;
+    for (;;) {
+        const uint8_t *e = NULL;
+        if (s->set_sep_len == 1) {
+            e = memchr(q, s->set_sep[0], (size_t)(end - q));
+        } else {
+            for (const uint8_t *t = q; t + s->set_sep_len <= end; t++)
+                if (memcmp(t, s->set_sep, s->set_sep_len) == 0) { e = t; break; }
+        }
+        size_t m = (size_t)((e ? e : end) - q);
+        if (buf_reserve(&c->data, m) < 0 || buf_reserve(&c->child_offsets, 4) < 0) {
+            s->oom = 1;
+            return STOP;
+        }
+        size_t at = c->data.len;
+        size_t w = unescape(q, m, c->data.p + at);
+        /* Python decodes an escaped element with errors="replace": leave that to it. */
+        if (w != m && !utf8_ok(c->data.p + at, w)) { s->fallback = 1; return STOP; }
+        if (at + w > INT32_MAX || c->elements >= INT32_MAX - 1) { s->fallback = 1; return STOP; }
+        c->data.len = at + w;
+        c->elements++;
+        ((int32_t *)c->child_offsets.p)[c->elements] = (int32_t)c->data.len;
+        c->child_offsets.len += 4;
+        if (!e) break;
+        q = e + s->set_sep_len;
+    }
+    ((int32_t *)c->offsets.p)[r + 1] = (int32_t)c->elements;
+    return OK;
+}
+
+/* Convert field p[0:n) into row r of column c. */
+static int put_value(zs_scan *s, zs_column *c, int64_t r, const uint8_t *p, size_t n) {
+    uint8_t *bits = c->validity.p;
+    int32_t *off32 = (int32_t *)c->offsets.p;
+    int var = c->kind == ZK_STRING || c->kind == ZK_ADDR || c->kind == ZK_SET;
+    if (same(p, n, s->unset, s->unset_len)) {
+        bit_put(bits, r, 0);
+        if (var) off32[r + 1] = off32[r];
+        else if (c->kind == ZK_BOOL) bit_put(c->values.p, r, 0);
+        else memset(c->values.p + (size_t)r * (size_t)c->width, 0, (size_t)c->width);
+        return OK;
+    }
+    bit_put(bits, r, 1);
+    switch (c->kind) {
+    case ZK_TIME: {
+        int64_t us = 0;
+        int rc = parse_time(p, n, &us);
+        ((int64_t *)c->values.p)[r] = us;
+        if (rc == 2) { bit_put(bits, r, 0); return MASKED; }
+        return rc ? OK : BAD_VALUE;
+    }
+    case ZK_UINT: {
+        uint64_t v;
+        if (!parse_uint(p, n, c->max_digits, c->umax, &v)) return BAD_VALUE;
+        uint8_t *at = c->values.p + (size_t)r * (size_t)c->width;
+        switch (c->width) {
+        case 1: *at = (uint8_t)v; break;
+        case 2: { uint16_t x = (uint16_t)v; memcpy(at, &x, 2); break; }
+        case 4: { uint32_t x = (uint32_t)v; memcpy(at, &x, 4); break; }
+        default: memcpy(at, &v, 8);
+        }
+        return OK;
+    }
+    case ZK_INT: {
+        int64_t v;
+        if (!parse_int(p, n, c->imin, c->imax, &v)) return BAD_VALUE;
+        uint8_t *at = c->values.p + (size_t)r * (size_t)c->width;
+        switch (c->width) {
+        case 1: { int8_t x = (int8_t)v; memcpy(at, &x, 1); break; }
+        case 2: { int16_t x = (int16_t)v; memcpy(at, &x, 2); break; }
+        case 4: { int32_t x = (int32_t)v; memcpy(at, &x, 4); break; }
+        default: memcpy(at, &v, 8);
+        }
+        return OK;
+    }
+    case ZK_DOUBLE: {
+        zs_num num;
+        if (!scan_number(p, n, &num)) return BAD_VALUE;
+        double v = number_value(p, n, &num);
+        if (isnan(v)) return BAD_VALUE;
+        ((double *)c->values.p)[r] = v;
+        return OK;
+    }
+    case ZK_BOOL:
+        if (n == 1 && (p[0] == 'T' || p[0] == 'F')) {
+            bit_put(c->values.p, r, p[0] == 'T');
+            return OK;
+        }
+        return BAD_VALUE;
+    case ZK_STRING:
+        if (s->empty_len && same(p, n, s->empty, s->empty_len)) {
+            off32[r + 1] = off32[r];
+            return OK;
+        }
+        return put_string(s, c, r, p, n, 1);
+    case ZK_ADDR:
+        if (!addr_ok(p, n)) return BAD_ADDRESS;
+        return put_string(s, c, r, p, n, 0);
+    case ZK_SET:
+        if (same(p, n, s->empty, s->empty_len)) {
+            off32[r + 1] = off32[r];
+            return OK;
+        }
+        return put_set(s, c, r, p, n);
+    default:
+        return BAD_VALUE;
+    }
+}
+
+/* Forget what a dropped row wrote into variable-length columns. */
+static void rollback(zs_scan *s, int64_t r) {
+    for (int k = 0; k < s->ncols; k++) {
+        zs_column *c = &s->cols[k];
+        if (c->kind != ZK_STRING && c->kind != ZK_ADDR && c->kind != ZK_SET) continue;
+        int32_t *off32 = (int32_t *)c->offsets.p;
+        if (c->kind == ZK_SET) {
+            c->elements = off32[r];
+            c->child_offsets.len = (size_t)(c->elements + 1) * 4;
+            c->data.len = (size_t)((int32_t *)c->child_offsets.p)[c->elements];
+        } else {
+            c->data.len = (size_t)off32[r];
+        }
+    }
+}
+
+static void note(zs_scan *s, int kind, int64_t line) {
+    if (s->issue_count[kind] < ZS_FIRST_LINES) s->issue_lines[kind][s->issue_count[kind]] = line;
+    s->issue_count[kind]++;
+}
+
+/* ------------------------------------------------------------------ lines */
+
+/* Positions of the separator in line[0:n) into at[] (at most cap); return the count found
+ * (which may exceed cap: then only the first cap are stored). */
+static size_t find_seps(const uint8_t *line, size_t n, uint8_t sep, size_t *at, size_t cap) {
+    size_t found = 0, i = 0;
+#ifdef __SSE2__
+    __m128i needle = _mm_set1_epi8((char)sep);
+    for (; i + 16 <= n; i += 16) {
+        __m128i block = _mm_loadu_si128((const __m128i *)(line + i));
+        unsigned mask = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(block, needle));
+        while (mask) {
+            unsigned b = (unsigned)__builtin_ctz(mask);
+            if (found < cap) at[found] = i + b;
+            found++;
+            mask &= mask - 1;
+        }
+    }
+#endif
+    for (; i < n; i++) {
+        if (line[i] == sep) {
+            if (found < cap) at[found] = i;
+            found++;
+        }
+    }
+    return found;
+}
+
+static int setup(zs_scan *s, int64_t n_lines) {
+    size_t n = (size_t)n_lines;
+    if (buf_alloc_zero(&s->lines, n * 8) < 0) return -1;
+    for (int k = 0; k < s->ncols; k++) {
+        zs_column *c = &s->cols[k];
+        if (buf_alloc_zero(&c->validity, (n + 7) / 8) < 0) return -1;
+        switch (c->kind) {
+        case ZK_TIME: case ZK_DOUBLE:
+            if (buf_alloc_zero(&c->values, n * 8) < 0) return -1;
+            break;
+        case ZK_UINT: case ZK_INT:
+            if (buf_alloc_zero(&c->values, n * (size_t)c->width) < 0) return -1;
+            break;
+        case ZK_BOOL:
+            if (buf_alloc_zero(&c->values, (n + 7) / 8) < 0) return -1;
+            break;
+        case ZK_SET:
+            if (buf_alloc_zero(&c->child_offsets, 4) < 0) return -1;
+            /* fall through */
+        default: /* ZK_STRING, ZK_ADDR */
+            if (buf_alloc_zero(&c->offsets, (n + 1) * 4) < 0) return -1;
+            if (buf_reserve(&c->data, 1024) < 0) return -1;
+        }
+    }
+    return 0;
+}
+
+void zs_scan_tsv(zs_scan *s, const uint8_t *data, size_t len, int64_t first_line,
+                 int64_t n_lines) {
+    if (n_lines < 0 || s->nfields < 1) { s->fallback = 1; return; }
+    if (setup(s, n_lines) < 0) { s->oom = 1; return; }
+    size_t cap = (size_t)s->nfields - 1;
+    size_t *seps = malloc((cap ? cap : 1) * sizeof *seps);
+    if (!seps) { s->oom = 1; return; }
+    int64_t *lines_out = (int64_t *)s->lines.p;
+    int64_t r = 0, line = first_line, seen = 0;
+    size_t pos = 0;
+    while (pos < len && seen < n_lines) {
+        const uint8_t *p = data + pos;
+        const uint8_t *nl = memchr(p, '\n', len - pos);
+        size_t n = nl ? (size_t)(nl - p) : len - pos;
+        pos += n + 1;
+        seen++;
+        int64_t this_line = line++;
+        size_t m = n;
+        while (m && p[m - 1] == '\r') m--;
+        if (m == 0) { note(s, ZI_BLANK, this_line); continue; }
+        if (n && p[n - 1] == '\r') n--;
+        if (find_seps(p, n, s->sep, seps, cap) != cap) {
+            note(s, ZI_COLUMNS, this_line);
+            continue;
+        }
+        int fault = OK;
+        for (int k = 0; k < s->ncols; k++) {
+            zs_column *c = &s->cols[k];
+            size_t a = c->field == 0 ? 0 : seps[c->field - 1] + 1;
+            size_t b = (size_t)c->field == cap ? n : seps[c->field];
+            int rc = put_value(s, c, r, p + a, b - a);
+            if (rc == MASKED) { note(s, ZI_MASKED, this_line); continue; }
+            if (rc != OK) { fault = rc; break; }
+        }
+        if (fault == STOP) break;
+        if (fault != OK) {
+            note(s, fault == BAD_ADDRESS ? ZI_ADDRESS : ZI_VALUE, this_line);
+            rollback(s, r);
+            continue;
+        }
+        lines_out[r++] = this_line;
+    }
+    free(seps);
+    s->rows = r;
+    /* lines the caller counted but the buffer did not hold (cannot happen with its framing) */
+    if (seen < n_lines && !s->fallback && !s->oom) s->fallback = 1;
+    for (int k = 0; k < s->ncols; k++) {
+        zs_column *c = &s->cols[k];
+        int64_t valid = 0;
+        const uint8_t *bits = c->validity.p;
+        for (int64_t i = 0; i < r / 8; i++) valid += __builtin_popcount(bits[i]);
+        for (int64_t i = (r / 8) * 8; i < r; i++) valid += (bits[i >> 3] >> (i & 7)) & 1;
+        c->null_count = r - valid;
+    }
+}
+
+void zs_scan_free(zs_scan *s) {
+    buf_free(&s->lines);
+    for (int k = 0; k < s->ncols; k++) {
+        zs_column *c = &s->cols[k];
+        buf_free(&c->validity);
+        buf_free(&c->values);
+        buf_free(&c->offsets);
+        buf_free(&c->data);
+        buf_free(&c->child_offsets);
+    }
+}
