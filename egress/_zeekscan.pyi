@@ -21,6 +21,9 @@ class Buffer:
 Column = tuple[int, int, Buffer | None, Buffer | None, Buffer | None, Buffer | None,
                Buffer | None]
 
+def count_byte(data: bytes | bytearray | memoryview, start: int, end: int, byte: int, /) -> int:
+    """Occurrences of ``byte`` in ``data[start:end]`` (indices clamped as slicing does)."""
+
 def scan_tsv(
     data: bytes | bytearray | memoryview,
     start: int,

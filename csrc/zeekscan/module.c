@@ -211,7 +211,27 @@ done:
     return res;
 }
 
+static PyObject *count_byte(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer data = {0};
+    Py_ssize_t start, end;
+    unsigned char byte;
+    if (!PyArg_ParseTuple(args, "y*nnb", &data, &start, &end, &byte)) return NULL;
+    if (start < 0) start = 0;
+    if (end > data.len) end = data.len;
+    size_t count = 0;
+    if (end > start) {
+        Py_BEGIN_ALLOW_THREADS
+        count = zs_count_byte((const uint8_t *)data.buf + start, (size_t)(end - start), byte);
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&data);
+    return PyLong_FromSize_t(count);
+}
+
 static PyMethodDef methods[] = {
+    {"count_byte", count_byte, METH_VARARGS,
+     PyDoc_STR("count_byte(data, start, end, byte): occurrences of byte in data[start:end].")},
     {"scan_tsv", (PyCFunction)(void (*)(void))scan_tsv, METH_VARARGS | METH_KEYWORDS,
      PyDoc_STR("Parse complete Zeek TSV data lines into Arrow column buffers (see the stub).")},
     {NULL, NULL, 0, NULL},
@@ -223,6 +243,7 @@ static struct PyModuleDef moduledef = {
 };
 
 PyMODINIT_FUNC PyInit__zeekscan(void) {
+    zs_init();
     if (PyType_Ready(&BufferType) < 0) return NULL;
     PyObject *m = PyModule_Create(&moduledef);
     if (!m) return NULL;

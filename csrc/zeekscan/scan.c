@@ -20,7 +20,7 @@
 
 /* ------------------------------------------------------------------ buffers */
 
-static int buf_reserve(zs_buf *b, size_t extra) {
+static inline int buf_reserve(zs_buf *b, size_t extra) {
     if (extra > SIZE_MAX / 2 - b->len) return -1;
     size_t need = b->len + extra;
     if (need <= b->cap) return 0;
@@ -35,6 +35,15 @@ static int buf_reserve(zs_buf *b, size_t extra) {
 
 static int buf_alloc_zero(zs_buf *b, size_t n) {
     b->p = calloc(n ? n : 1, 1);
+    if (!b->p) return -1;
+    b->cap = n ? n : 1;
+    b->len = n;
+    return 0;
+}
+
+/* n bytes that every kept row overwrites before it is read */
+static int buf_alloc(zs_buf *b, size_t n) {
+    b->p = malloc(n ? n : 1);
     if (!b->p) return -1;
     b->cap = n ? n : 1;
     b->len = n;
@@ -58,18 +67,26 @@ static inline void bit_put(uint8_t *bits, int64_t i, int on) {
 static inline int is_digit(uint8_t c) { return c >= '0' && c <= '9'; }
 
 static inline int same(const uint8_t *p, size_t n, const uint8_t *lit, size_t lit_len) {
-    return n == lit_len && (n == 0 || memcmp(p, lit, n) == 0);
+    if (n != lit_len) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != lit[i]) return 0;
+    return 1;
 }
 
 /* ^[0-9]{1,max_digits}$ and at most umax */
 static int parse_uint(const uint8_t *p, size_t n, int max_digits, uint64_t umax, uint64_t *out) {
     if (n == 0 || n > (size_t)max_digits) return 0;
     uint64_t v = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!is_digit(p[i])) return 0;
-        uint64_t d = (uint64_t)(p[i] - '0');
-        if (v > (UINT64_MAX - d) / 10) return 0;
+    size_t safe = n < 19 ? n : 19; /* 19 digits cannot overflow 64 bits */
+    for (size_t i = 0; i < safe; i++) {
+        unsigned d = (unsigned)p[i] - '0';
+        if (d > 9) return 0;
         v = v * 10 + d;
+    }
+    if (n > 19) {
+        unsigned d = (unsigned)p[19] - '0';
+        if (d > 9 || __builtin_mul_overflow(v, 10, &v) || __builtin_add_overflow(v, d, &v))
+            return 0;
     }
     if (v > umax) return 0;
     *out = v;
@@ -208,16 +225,25 @@ static int parse_time(const uint8_t *p, size_t n, int64_t *out) {
 }
 
 /* An IPv4/IPv6 text shape: hex digits, '.' and ':', 2..45 chars, a separator in the first 5. */
+static uint8_t POPCOUNT8[256];
+static uint8_t ADDR_CLASS[256]; /* 1: hex digit, 2: '.' or ':', 0: anything else */
+
+void zs_init(void) {
+    for (int c = 0; c < 256; c++) POPCOUNT8[c] = (uint8_t)((c & 1) + POPCOUNT8[c >> 1]);
+    for (int c = 0; c < 256; c++)
+        ADDR_CLASS[c] = (uint8_t)((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+                                  (c >= 'A' && c <= 'F') ? 1 : (c == '.' || c == ':') ? 2 : 0);
+}
+
 static int addr_ok(const uint8_t *p, size_t n) {
     if (n < 2 || n > 45) return 0;
-    int sep = 0;
+    unsigned all = 3, head = 0;
     for (size_t i = 0; i < n; i++) {
-        uint8_t c = p[i];
-        int s = c == '.' || c == ':';
-        if (!(s || is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) return 0;
-        if (s && i < 5) sep = 1;
+        unsigned k = ADDR_CLASS[p[i]];
+        all &= k ? 3u : 0u;
+        if (i < 5) head |= k;
     }
-    return sep;
+    return all && (head & 2);
 }
 
 /* Strict UTF-8 (as Python's decoder: no overlongs, no surrogates, at most U+10FFFF). */
@@ -290,8 +316,22 @@ static int put_string(zs_scan *s, zs_column *c, int64_t r, const uint8_t *p, siz
                       int decode) {
     if (buf_reserve(&c->data, n) < 0) { s->oom = 1; return STOP; }
     size_t at = c->data.len;
-    size_t w = decode ? unescape(p, n, c->data.p + at) : (memcpy(c->data.p + at, p, n), n);
-    if (decode && !utf8_ok(c->data.p + at, w)) return BAD_VALUE;
+    uint8_t *out = c->data.p + at;
+    size_t w = n;
+    if (n <= 64) { /* short values: one plain loop beats the libc calls */
+        unsigned high = 0, slash = 0;
+        for (size_t i = 0; i < n; i++) {
+            uint8_t ch = p[i];
+            out[i] = ch;
+            high |= ch;
+            slash |= ch == '\\';
+        }
+        if (decode && slash) w = unescape(p, n, out);
+        if (decode && (high & 0x80) && !utf8_ok(out, w)) return BAD_VALUE;
+    } else {
+        w = decode ? unescape(p, n, out) : (memcpy(out, p, n), n);
+        if (decode && !utf8_ok(out, w)) return BAD_VALUE;
+    }
     if (at + w > INT32_MAX) { s->fallback = 1; return STOP; }
     c->data.len = at + w;
     ((int32_t *)c->offsets.p)[r + 1] = (int32_t)c->data.len;
@@ -458,18 +498,32 @@ static size_t find_seps(const uint8_t *line, size_t n, uint8_t sep, size_t *at, 
     return found;
 }
 
+size_t zs_count_byte(const uint8_t *p, size_t n, uint8_t byte) {
+    size_t count = 0, i = 0;
+#ifdef __SSE2__
+    __m128i needle = _mm_set1_epi8((char)byte);
+    for (; i + 16 <= n; i += 16) {
+        __m128i block = _mm_loadu_si128((const __m128i *)(p + i));
+        unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(block, needle));
+        while (m) { count++; m &= m - 1; }
+    }
+#endif
+    for (; i < n; i++) count += p[i] == byte;
+    return count;
+}
+
 static int setup(zs_scan *s, int64_t n_lines) {
     size_t n = (size_t)n_lines;
-    if (buf_alloc_zero(&s->lines, n * 8) < 0) return -1;
+    if (buf_alloc(&s->lines, n * 8) < 0) return -1;
     for (int k = 0; k < s->ncols; k++) {
         zs_column *c = &s->cols[k];
         if (buf_alloc_zero(&c->validity, (n + 7) / 8) < 0) return -1;
         switch (c->kind) {
         case ZK_TIME: case ZK_DOUBLE:
-            if (buf_alloc_zero(&c->values, n * 8) < 0) return -1;
+            if (buf_alloc(&c->values, n * 8) < 0) return -1;
             break;
         case ZK_UINT: case ZK_INT:
-            if (buf_alloc_zero(&c->values, n * (size_t)c->width) < 0) return -1;
+            if (buf_alloc(&c->values, n * (size_t)c->width) < 0) return -1;
             break;
         case ZK_BOOL:
             if (buf_alloc_zero(&c->values, (n + 7) / 8) < 0) return -1;
@@ -535,7 +589,7 @@ void zs_scan_tsv(zs_scan *s, const uint8_t *data, size_t len, int64_t first_line
         zs_column *c = &s->cols[k];
         int64_t valid = 0;
         const uint8_t *bits = c->validity.p;
-        for (int64_t i = 0; i < r / 8; i++) valid += __builtin_popcount(bits[i]);
+        for (int64_t i = 0; i < r / 8; i++) valid += POPCOUNT8[bits[i]];
         for (int64_t i = (r / 8) * 8; i < r; i++) valid += (bits[i >> 3] >> (i & 7)) & 1;
         c->null_count = r - valid;
     }

@@ -59,9 +59,14 @@ typedef struct {
     int oom;      /* 1: out of memory */
 } zs_scan;
 
+/* Fill the lookup tables; call once before any scan (module init). */
+void zs_init(void);
+
 /* Parse the complete lines data[0:len) (numbered from first_line); fill s's columns. */
 void zs_scan_tsv(zs_scan *s, const uint8_t *data, size_t len, int64_t first_line,
                  int64_t n_lines);
 void zs_scan_free(zs_scan *s);
+/* Occurrences of byte in p[0:n). */
+size_t zs_count_byte(const uint8_t *p, size_t n, uint8_t byte);
 
 #endif

@@ -39,6 +39,13 @@ _SIGNED = {pa.int8(): 1, pa.int16(): 2, pa.int32(): 4, pa.int64(): 8}
 _MAX_DIGITS = {"count": 20, "port": 5}
 
 
+def count_lines(buf: bytes | bytearray, start: int, end: int) -> int:
+    """Number of newlines in ``buf[start:end]`` (SSE2 when compiled)."""
+    if _zeekscan is None:
+        return buf.count(b"\n", start, end)
+    return _zeekscan.count_byte(buf, start, end, 0x0A)
+
+
 def plan_entry(index: int, kind: str, typ: pa.DataType) -> PlanEntry | None:
     """(field index, scanner kind, width, max digits, low, high) for one field, or ``None``."""
     if _zeekscan is None:
