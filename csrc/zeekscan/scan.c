@@ -326,8 +326,12 @@ static int put_string(zs_scan *s, zs_column *c, int64_t r, const uint8_t *p, siz
             high |= ch;
             slash |= ch == '\\';
         }
-        if (decode && slash) w = unescape(p, n, out);
-        if (decode && (high & 0x80) && !utf8_ok(out, w)) return BAD_VALUE;
+        if (decode && slash) {
+            w = unescape(p, n, out);
+            if (!utf8_ok(out, w)) return BAD_VALUE; /* \xNN may have made any byte */
+        } else if (decode && (high & 0x80) && !utf8_ok(out, w)) {
+            return BAD_VALUE;
+        }
     } else {
         w = decode ? unescape(p, n, out) : (memcpy(out, p, n), n);
         if (decode && !utf8_ok(out, w)) return BAD_VALUE;
