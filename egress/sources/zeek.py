@@ -395,8 +395,8 @@ class ZeekLogReader:
             return
         cols = rows.columns
         # Buffers, not pa.array()/pa.scalar(): those import pandas (0.2 s) on first use.
-        lines = np.ascontiguousarray(rows.lines, dtype=np.int64)
-        cols["line"] = pa.Array.from_buffers(pa.int64(), n, [None, pa.py_buffer(lines)])
+        numbers = np.ascontiguousarray(rows.lines, dtype=np.int64)
+        cols["line"] = pa.Array.from_buffers(pa.int64(), n, [None, pa.py_buffer(numbers)])
         if spec.name == "conn":
             log_kind = job.header.path if job.header is not None and job.header.path else None
             long_log = (log_kind or schema.metadata[META_LOG].decode()) in LONG_CONN_LOGS

@@ -1,4 +1,4 @@
-"""The compiled TSV path: a column plan for :mod:`egress._zeekscan` and Arrow arrays from its buffers.
+"""The compiled TSV path: a column plan for :mod:`egress._zeekscan`, Arrow arrays from its output.
 
 :func:`scan_segment` turns a header and a :class:`~egress.sources.zeek_fields.LogSpec`
 into a plan (which field goes to which typed column), lets the C tokenizer parse the
@@ -99,7 +99,7 @@ def scan_segment(buf: bytes | bytearray, start: int, end: int, first_line: int, 
         return None
     n, lines, columns, issues = scanned
     rows = empty_rows()
-    rows.lines = np.frombuffer(lines, dtype=np.int64, count=n) if n else rows.lines
+    rows.lines = np.frombuffer(memoryview(lines), dtype=np.int64, count=n) if n else rows.lines
     for kind, (count, first) in issues.items():
         rows.issues[kind] = (count, first)
     for (_, fs, _), entry, typ, col in zip(fields, plan, types, columns, strict=True):

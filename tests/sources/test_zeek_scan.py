@@ -175,7 +175,9 @@ def test_scanner_checks_its_arguments() -> None:
     from egress import _zeekscan
 
     def call(start: int = 0, end: int = 4, n_lines: int = 1,
-             plan: list[tuple[int, int, int, int, int, int]] | None = None) -> object:
+             plan: list[tuple[int, int, int, int, int, int]] | None = None
+             ) -> tuple[int, _zeekscan.Buffer, list[_zeekscan.Column],
+                        dict[str, tuple[int, list[int]]]] | None:
         return _zeekscan.scan_tsv(b"a\tb\n", start, end, 1, n_lines, separator=b"\t",
                                   unset=b"-", empty=b"", set_separator=b",", n_fields=2,
                                   plan=plan or [])
