@@ -1,7 +1,7 @@
-/* module.c: egress._zeekscan, the Python face of the Zeek TSV tokenizer (scan.c).
+/* module.c: egress._zeekscan, the Python face of the Zeek log scanners (tsv.c, json.c).
  *
- * scan_tsv() parses a run of complete data lines with the GIL released and returns the columns
- * as Buffer objects (malloc'd memory exposed through the buffer protocol) that
+ * scan_tsv() and scan_json() parse a run of complete lines with the GIL released and return the
+ * columns as Buffer objects (malloc'd memory exposed through the buffer protocol) that
  * pyarrow.Array.from_buffers wraps without copying.
  */
 #define PY_SSIZE_T_CLEAN
@@ -121,7 +121,7 @@ fail:
 }
 
 static const char *ISSUE_NAMES[ZI_NISSUES] = {
-    "blank_line", "wrong_column_count", "bad_value", "bad_address", "masked_ts",
+    "blank_line", "wrong_column_count", "bad_value", "bad_address", "masked_ts", "bad_json",
 };
 
 static PyObject *result_of(zs_scan *s) {
@@ -211,6 +211,63 @@ done:
     return res;
 }
 
+static PyObject *scan_json(PyObject *self, PyObject *args, PyObject *kw) {
+    (void)self;
+    static char *kwlist[] = {"data", "start", "end", "first_line", "n_lines", "names", "plan",
+                             NULL};
+    Py_buffer data = {0};
+    Py_ssize_t start, end;
+    long long first_line, n_lines;
+    PyObject *names, *plan, *res = NULL, *seq = NULL;
+    zs_scan s;
+    memset(&s, 0, sizeof s);
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "y*nnLL$OO", kwlist, &data, &start, &end,
+                                     &first_line, &n_lines, &names, &plan))
+        return NULL;
+    if (start < 0 || end < start || end > data.len || n_lines < 0 || n_lines > end - start) {
+        PyErr_SetString(PyExc_ValueError, "need 0 <= start <= end <= len(data) and "
+                                          "0 <= n_lines <= end - start");
+        goto done;
+    }
+    if (read_plan(plan, 1, &s.cols, &s.ncols) < 0) goto done;
+    seq = PySequence_Fast(names, "names must be a sequence of bytes");
+    if (!seq) goto done;
+    if (PySequence_Fast_GET_SIZE(seq) != s.ncols) {
+        PyErr_SetString(PyExc_ValueError, "names and plan differ in length");
+        goto done;
+    }
+    s.names = calloc((size_t)(s.ncols ? s.ncols : 1), sizeof *s.names);
+    s.name_lens = calloc((size_t)(s.ncols ? s.ncols : 1), sizeof *s.name_lens);
+    if (!s.names || !s.name_lens) { PyErr_NoMemory(); goto done; }
+    for (int k = 0; k < s.ncols; k++) {
+        PyObject *name = PySequence_Fast_GET_ITEM(seq, k);
+        char *p;
+        Py_ssize_t n;
+        if (PyBytes_AsStringAndSize(name, &p, &n) < 0) goto done;
+        s.names[k] = (const uint8_t *)p;
+        s.name_lens[k] = (size_t)n;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    zs_scan_json(&s, (const uint8_t *)data.buf + start, (size_t)(end - start), first_line,
+                 n_lines);
+    Py_END_ALLOW_THREADS
+    if (s.oom) {
+        PyErr_NoMemory();
+    } else if (s.fallback) {
+        res = Py_NewRef(Py_None);
+    } else {
+        res = result_of(&s);
+    }
+done:
+    zs_scan_free(&s);
+    free(s.cols);
+    free(s.names);
+    free(s.name_lens);
+    Py_XDECREF(seq);
+    PyBuffer_Release(&data);
+    return res;
+}
+
 static PyObject *count_byte(PyObject *self, PyObject *args) {
     (void)self;
     Py_buffer data = {0};
@@ -230,6 +287,8 @@ static PyObject *count_byte(PyObject *self, PyObject *args) {
 }
 
 static PyMethodDef methods[] = {
+    {"scan_json", (PyCFunction)(void (*)(void))scan_json, METH_VARARGS | METH_KEYWORDS,
+     PyDoc_STR("Parse complete Zeek JSON lines into Arrow column buffers (see the stub).")},
     {"count_byte", count_byte, METH_VARARGS,
      PyDoc_STR("count_byte(data, start, end, byte): occurrences of byte in data[start:end].")},
     {"scan_tsv", (PyCFunction)(void (*)(void))scan_tsv, METH_VARARGS | METH_KEYWORDS,

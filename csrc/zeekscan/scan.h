@@ -19,7 +19,7 @@ enum zs_kind {
 };
 
 /* Issue kinds, in the order the Python side names them. */
-enum zs_issue { ZI_BLANK = 0, ZI_COLUMNS, ZI_VALUE, ZI_ADDRESS, ZI_MASKED, ZI_NISSUES };
+enum zs_issue { ZI_BLANK = 0, ZI_COLUMNS, ZI_VALUE, ZI_ADDRESS, ZI_MASKED, ZI_JSON, ZI_NISSUES };
 #define ZS_FIRST_LINES 5
 
 /* A growable byte buffer (malloc'd; handed to Python at the end). */
@@ -48,6 +48,8 @@ typedef struct {
     const uint8_t *set_sep; size_t set_sep_len;
     uint8_t sep;
     int nfields;
+    const uint8_t **names; /* JSON: the key of each planned column */
+    size_t *name_lens;
     int ncols;
     zs_column *cols;
     /* results */
@@ -65,6 +67,9 @@ void zs_init(void);
 /* Parse the complete lines data[0:len) (numbered from first_line); fill s's columns. */
 void zs_scan_tsv(zs_scan *s, const uint8_t *data, size_t len, int64_t first_line,
                  int64_t n_lines);
+/* The same for JSON lines; columns are matched by s->names. */
+void zs_scan_json(zs_scan *s, const uint8_t *data, size_t len, int64_t first_line,
+                  int64_t n_lines);
 void zs_scan_free(zs_scan *s);
 /* Occurrences of byte in p[0:n). */
 size_t zs_count_byte(const uint8_t *p, size_t n, uint8_t byte);

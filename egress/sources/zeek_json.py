@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.json as pjson
 
+from egress.sources import zeek_scan
 from egress.sources.zeek_fields import (
     LogSpec,
     Mask,
@@ -36,11 +37,17 @@ from egress.sources.zeek_fields import (
 
 
 def parse_chunk(buf: bytes | bytearray, start: int, end: int, first_line: int, n_lines: int,
-                spec: LogSpec) -> ParsedRows:
+                spec: LogSpec, *, compiled: bool = True) -> ParsedRows:
     """Parse the ``n_lines`` complete JSON lines ``buf[start:end]``.
 
-    ``first_line`` is the 1-based line number of the first of them.
+    ``first_line`` is the 1-based line number of the first of them. The compiled
+    scanner (:mod:`egress.sources.zeek_scan`) parses it when it can and
+    ``compiled`` is true; otherwise pyarrow's JSON reader does, with the same result.
     """
+    if compiled:
+        scanned = zeek_scan.scan_json_chunk(buf, start, end, first_line, n_lines, spec)
+        if scanned is not None:
+            return scanned
     lines = np.arange(first_line, first_line + n_lines, dtype=np.int64)
     # pyarrow skips blank lines: a row count short of n_lines sends the chunk line by line.
     table = _read_fast(buf, start, end, spec, n_lines)

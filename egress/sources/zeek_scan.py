@@ -8,7 +8,8 @@ without copying. The rules are those of the pyarrow path in
 escapes, numbers in Zeek's textual forms, the address shape check); inputs the
 plan cannot express (a multi-byte separator, an output type it has no kind for,
 an escaped set element that is not UTF-8) return ``None`` and the caller takes
-the pyarrow path. Without the compiled module (a source checkout that was not
+the pyarrow path. :func:`scan_json_chunk` does the same for JSON lines
+(:mod:`egress.sources.zeek_json`), following the rules of its line-by-line path. Without the compiled module (a source checkout that was not
 built) :data:`AVAILABLE` is false and every call returns ``None``.
 """
 
@@ -82,14 +83,11 @@ def scan_segment(buf: bytes | bytearray, start: int, end: int, first_line: int, 
     if _zeekscan is None or header.fields is None or len(header.separator) != 1:
         return None
     plan: list[PlanEntry] = []
-    types: list[pa.DataType] = []
     for index, fs, kind in fields:
-        typ = spec.column_type(fs.column)
-        entry = plan_entry(index, kind, typ)
+        entry = plan_entry(index, kind, spec.column_type(fs.column))
         if entry is None:
             return None
         plan.append(entry)
-        types.append(typ)
     conv = header.conventions
     scanned = _zeekscan.scan_tsv(
         buf, start, end, first_line, n_lines, separator=header.separator, unset=conv.unset,
@@ -97,13 +95,45 @@ def scan_segment(buf: bytes | bytearray, start: int, end: int, first_line: int, 
         plan=plan)
     if scanned is None:
         return None
+    return _rows(scanned, spec, [fs for _, fs, _ in fields], plan)
+
+
+def scan_json_chunk(buf: bytes | bytearray, start: int, end: int, first_line: int,
+                    n_lines: int, spec: LogSpec) -> ParsedRows | None:
+    """Parse the ``n_lines`` complete JSON lines ``buf[start:end]`` with the compiled scanner.
+
+    Returns ``None`` when the chunk holds what the scanner leaves to Python
+    (ISO-8601 ``ts`` strings, ``NaN``, repeated keys, lone surrogates, deep nesting).
+    """
+    if _zeekscan is None:
+        return None
+    names: list[bytes] = []
+    plan: list[PlanEntry] = []
+    fields: list[FieldSpec] = []
+    for zeek, fs in spec.fields.items():
+        entry = plan_entry(0, fs.kind, spec.column_type(fs.column))
+        if entry is None:
+            return None
+        names.append(zeek.encode())
+        plan.append(entry)
+        fields.append(fs)
+    scanned = _zeekscan.scan_json(buf, start, end, first_line, n_lines, names=names, plan=plan)
+    if scanned is None:
+        return None
+    return _rows(scanned, spec, fields, plan)
+
+
+def _rows(scanned: tuple[int, _zeekscan.Buffer, list[_zeekscan.Column],
+                         dict[str, tuple[int, list[int]]]],
+          spec: LogSpec, fields: list[FieldSpec], plan: list[PlanEntry]) -> ParsedRows:
     n, lines, columns, issues = scanned
     rows = empty_rows()
-    rows.lines = np.frombuffer(memoryview(lines), dtype=np.int64, count=n) if n else rows.lines
+    if n:
+        rows.lines = np.frombuffer(memoryview(lines), dtype=np.int64, count=n)
     for kind, (count, first) in issues.items():
         rows.issues[kind] = (count, first)
-    for (_, fs, _), entry, typ, col in zip(fields, plan, types, columns, strict=True):
-        rows.columns[fs.column] = _array(entry[1], typ, n, col)
+    for fs, entry, col in zip(fields, plan, columns, strict=True):
+        rows.columns[fs.column] = _array(entry[1], spec.column_type(fs.column), n, col)
     return finish_rows(rows, spec, {})
 
 
