@@ -1,4 +1,4 @@
-"""Type stub of the compiled Zeek TSV tokenizer (sources in csrc/zeekscan/)."""
+"""Type stub of the compiled Zeek TSV and JSON scanners (sources in csrc/zeekscan/)."""
 
 from collections.abc import Sequence
 
@@ -21,8 +21,28 @@ class Buffer:
 Column = tuple[int, int, Buffer | None, Buffer | None, Buffer | None, Buffer | None,
                Buffer | None]
 
+def scan_json(
+    data: bytes | bytearray | memoryview,
+    start: int,
+    end: int,
+    first_line: int,
+    n_lines: int,
+    *,
+    names: Sequence[bytes],
+    plan: Sequence[tuple[int, int, int, int, int, int]],
+) -> tuple[int, Buffer, list[Column], dict[str, tuple[int, list[int]]]] | None:
+    """Parse the ``n_lines`` complete JSON lines ``data[start:end]`` (one flat object each).
+
+    ``names`` gives the JSON key of each plan entry (whose field index is unused).
+    Returns as :func:`scan_tsv` does (issues ``blank_line``, ``bad_json``,
+    ``bad_value``, ``bad_address``), or ``None`` if the slow path must parse this
+    input: an ISO-8601 ``ts`` string, ``NaN``/``Infinity``, a repeated or escaped
+    key, a lone surrogate, nesting deeper than 64.
+    """
+
 def count_byte(data: bytes | bytearray | memoryview, start: int, end: int, byte: int, /) -> int:
-    """Occurrences of ``byte`` in ``data[start:end]`` (indices clamped as slicing does)."""
+    """Occurrences of ``byte`` in ``data[start:end]`` (``start`` below 0 counts from 0, ``end``
+    past the data stops at its end)."""
 
 def scan_tsv(
     data: bytes | bytearray | memoryview,

@@ -5,10 +5,12 @@ the TSV header (``id.orig_h``, ...); unset fields are simply absent. ``ts`` is
 epoch seconds, or an ISO-8601 string when the writer was set to
 ``JSON::TS_ISO8601`` (both may even be mixed in hand-made files).
 
-A chunk of lines is parsed by pyarrow's JSON reader in one call. If that fails
-(a malformed line, a value of the wrong JSON type, mixed ``ts`` styles, blank
-lines) the chunk is parsed line by line instead, so only the bad lines are lost;
-they are counted, never raised.
+A chunk of lines is parsed by the compiled scanner (:mod:`egress.sources.zeek_scan`),
+which drops and counts bad lines itself; what it leaves to Python (ISO-8601
+``ts``, ``NaN``, repeated keys) goes to pyarrow's JSON reader in one call. If that
+fails (a malformed line, a value of the wrong JSON type, mixed ``ts`` styles,
+blank lines) the chunk is parsed line by line instead, so only the bad lines are
+lost; they are counted, never raised.
 """
 
 from __future__ import annotations

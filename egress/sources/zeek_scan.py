@@ -1,16 +1,17 @@
-"""The compiled TSV path: a column plan for :mod:`egress._zeekscan`, Arrow arrays from its output.
+"""The compiled path: a column plan for :mod:`egress._zeekscan`, Arrow arrays from its output.
 
-:func:`scan_segment` turns a header and a :class:`~egress.sources.zeek_fields.LogSpec`
-into a plan (which field goes to which typed column), lets the C tokenizer parse the
+:func:`scan_segment` turns a TSV header and a :class:`~egress.sources.zeek_fields.LogSpec`
+into a plan (which field goes to which typed column), lets the C scanner parse the
 segment with the GIL released, and wraps the buffers it fills as Arrow arrays
 without copying. The rules are those of the pyarrow path in
 :mod:`egress.sources.zeek_tsv` (unset is null, ``#empty_field``, ``\\xNN``
 escapes, numbers in Zeek's textual forms, the address shape check); inputs the
 plan cannot express (a multi-byte separator, an output type it has no kind for,
 an escaped set element that is not UTF-8) return ``None`` and the caller takes
-the pyarrow path. :func:`scan_json_chunk` does the same for JSON lines
-(:mod:`egress.sources.zeek_json`), following the rules of its line-by-line path. Without the compiled module (a source checkout that was not
-built) :data:`AVAILABLE` is false and every call returns ``None``.
+the pyarrow path. :func:`scan_json_chunk` does the same for JSON lines, with the
+rules of the line-by-line path of :mod:`egress.sources.zeek_json`. Without the
+compiled module (a checkout that was not built) :data:`AVAILABLE` is false and
+every call returns ``None``.
 """
 
 from __future__ import annotations
