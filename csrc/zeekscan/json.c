@@ -6,8 +6,9 @@
  * every line, so the next planned key is tried first); other keys are skipped whatever their
  * value. null and absent keys are null. A value of the wrong JSON type or out of the column's
  * range drops the row as a bad value, an address of the wrong shape as a bad address.
+ * A string holding a lone surrogate (\ud800) is a bad value too: no Arrow string can hold it.
  * Inputs the plan leaves to Python make the whole call fall back: ISO-8601 "ts" strings,
- * NaN/Infinity, lone surrogates, repeated keys, escaped keys, nesting deeper than 64.
+ * NaN/Infinity, repeated keys, escaped keys, nesting deeper than 64.
  */
 #include "column.h"
 
@@ -17,6 +18,7 @@
 typedef struct {
     const uint8_t *p, *end;
     int fallback;
+    int lone; /* the last string checked holds a lone surrogate (no Arrow string can) */
 } cursor;
 
 static inline void skip_ws(cursor *cu) {
@@ -43,6 +45,7 @@ static int check_string(cursor *cu, const uint8_t **raw, size_t *raw_len, int *e
     const uint8_t *p = cu->p + 1, *end = cu->end;
     unsigned high = 0;
     *escaped = 0;
+    cu->lone = 0;
     while (p < end) {
         uint8_t c = *p;
         if (c == '"') break;
@@ -61,10 +64,10 @@ static int check_string(cursor *cu, const uint8_t **raw, size_t *raw_len, int *e
                     lo >= 0xDC00 && lo <= 0xDFFF) {
                     p += 6;
                 } else {
-                    cu->fallback = 1; /* a lone surrogate: Python keeps it, Arrow cannot */
+                    cu->lone = 1;
                 }
             } else if (u >= 0xDC00 && u <= 0xDFFF) {
-                cu->fallback = 1;
+                cu->lone = 1;
             }
             continue;
         }
@@ -227,7 +230,7 @@ static int put_json(zs_scan *s, cursor *cu, zs_column *c, int64_t r) {
     int flag;
     if (first == '"') {
         if (!check_string(cu, &tok, &n, &flag)) return BAD_JSON;
-        if (cu->fallback) return STOP;
+        if (cu->lone) { zs_put_null(c, r); return BAD_VALUE; }
         if (c->kind == ZK_TIME) { cu->fallback = 1; return STOP; } /* ISO-8601: Python's */
         if (c->kind != ZK_STRING && c->kind != ZK_ADDR) { zs_put_null(c, r); return BAD_VALUE; }
         size_t w;
@@ -252,16 +255,19 @@ static int put_json(zs_scan *s, cursor *cu, zs_column *c, int64_t r) {
                 skip_ws(cu);
                 if (cu->p < cu->end && *cu->p == '"') {
                     if (!check_string(cu, &tok, &n, &flag)) return BAD_JSON;
-                    if (cu->fallback) return STOP;
                     size_t w;
-                    if (zs_buf_reserve(&c->child_offsets, 4) < 0) { s->oom = 1; return STOP; }
-                    int rc = append_string(s, c, tok, n, flag, &w);
-                    if (rc != OK) return rc;
-                    if (c->elements >= INT32_MAX - 1) { s->fallback = 1; return STOP; }
-                    c->data.len += w;
-                    c->elements++;
-                    ((int32_t *)c->child_offsets.p)[c->elements] = (int32_t)c->data.len;
-                    c->child_offsets.len += 4;
+                    if (cu->lone) {
+                        bad = 1;
+                    } else {
+                        if (zs_buf_reserve(&c->child_offsets, 4) < 0) { s->oom = 1; return STOP; }
+                        int rc = append_string(s, c, tok, n, flag, &w);
+                        if (rc != OK) return rc;
+                        if (c->elements >= INT32_MAX - 1) { s->fallback = 1; return STOP; }
+                        c->data.len += w;
+                        c->elements++;
+                        ((int32_t *)c->child_offsets.p)[c->elements] = (int32_t)c->data.len;
+                        c->child_offsets.len += 4;
+                    }
                 } else {
                     if (!skip_value(cu, 1)) return BAD_JSON;
                     bad = 1;
@@ -389,7 +395,7 @@ void zs_scan_json(zs_scan *s, const uint8_t *data, size_t len, int64_t first_lin
         pos += n + 1;
         done++;
         int64_t this_line = line++;
-        cursor cu = {p, p + n, 0};
+        cursor cu = {p, p + n, 0, 0};
         size_t k = 0; /* blank as Python's bytes.strip() sees it */
         while (k < n && (p[k] == ' ' || (p[k] >= '\t' && p[k] <= '\r'))) k++;
         if (k == n) { zs_note(s, ZI_BLANK, this_line); continue; }

@@ -67,7 +67,7 @@ def parse_chunk(buf: bytes | bytearray, start: int, end: int, first_line: int, n
         elif fs.kind == "addr":
             wrong = address_bad_rows(values)
             if wrong is not None:
-                bad["bad_address"] = wrong
+                bad["bad_address"] = bad["bad_address"] | wrong if "bad_address" in bad else wrong
             wrong = None
         elif values.type != typ:
             values, wrong = narrow(values, typ)
@@ -194,9 +194,9 @@ def _parse_lines(text: bytes, lines: np.ndarray, spec: LogSpec) -> ParsedRows:
         if fs.kind == "time":
             rows.columns[fs.column] = pa.array(values[fs.column], pa.int64()).cast(typ)
             continue
-        rows.columns[fs.column] = pa.array(values[fs.column], typ if fs.kind != "count"
-                                           else pa.uint64())
-        if fs.kind == "count" and typ != pa.uint64():
+        wide = {"count": pa.uint64(), "int": pa.int64()}.get(fs.kind, typ)
+        rows.columns[fs.column] = pa.array(values[fs.column], wide)
+        if wide != typ:  # a count or int narrower than 64 bits: out of range is a bad value
             narrowed, wrong = narrow(rows.columns[fs.column], typ)
             rows.columns[fs.column] = narrowed
             if wrong is not None:
