@@ -464,10 +464,10 @@ def _json_ok(key: str, value: object) -> bool:
     if fs.kind == "addr":
         return value in ("10.0.0.1", "::1")
     if pa.types.is_integer(typ) and isinstance(value, int):
-        bits = typ.bit_width
+        bits: int = typ.bit_width
         low, high = ((-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if pa.types.is_signed_integer(typ)
                      else (0, 2**bits - 1))
-        return low <= value <= high
+        return bool(low <= value <= high)
     return True
 
 
