@@ -14,6 +14,9 @@
 
 #include <math.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 typedef struct {
     const uint8_t *p, *end;
@@ -47,6 +50,21 @@ static int check_string(cursor *cu, const uint8_t **raw, size_t *raw_len, int *e
     *escaped = 0;
     cu->lone = 0;
     while (p < end) {
+#ifdef __SSE2__
+        /* 16 plain bytes at a time: no quote, backslash, control or non-ASCII byte */
+        const __m128i quote = _mm_set1_epi8('"'), slash = _mm_set1_epi8('\\'),
+                      space = _mm_set1_epi8(0x20);
+        while (end - p >= 16) {
+            __m128i b = _mm_loadu_si128((const __m128i *)p);
+            __m128i special = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(b, quote),
+                                                        _mm_cmpeq_epi8(b, slash)),
+                                           _mm_cmplt_epi8(b, space)); /* signed: >= 0x80 too */
+            unsigned m = (unsigned)_mm_movemask_epi8(special);
+            if (m) { p += __builtin_ctz(m); break; }
+            p += 16;
+        }
+        if (p >= end) break;
+#endif
         uint8_t c = *p;
         if (c == '"') break;
         if (c < 0x20) return 0;
@@ -326,11 +344,24 @@ static int put_json(zs_scan *s, cursor *cu, zs_column *c, int64_t r) {
 }
 
 /* Index of the planned column named key (the expected one first), or -1. */
-static int find_column(const zs_scan *s, const uint8_t *key, size_t n, int guess) {
-    for (int t = 0; t < s->ncols; t++) {
-        int k = (guess + t) % s->ncols;
-        if (zs_same(key, n, s->names[k], s->name_lens[k])) return k;
+static inline int key_is(const uint8_t *key, size_t n, const uint8_t *name, size_t len) {
+    if (n != len) return 0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t a, b;
+        memcpy(&a, key + i, 8);
+        memcpy(&b, name + i, 8);
+        if (a != b) return 0;
     }
+    for (; i < n; i++)
+        if (key[i] != name[i]) return 0;
+    return 1;
+}
+
+static int find_column(const zs_scan *s, const uint8_t *key, size_t n, int guess) {
+    if (guess < s->ncols && key_is(key, n, s->names[guess], s->name_lens[guess])) return guess;
+    for (int k = 0; k < s->ncols; k++)
+        if (key_is(key, n, s->names[k], s->name_lens[k])) return k;
     return -1;
 }
 
