@@ -366,7 +366,8 @@ static int find_column(const zs_scan *s, const uint8_t *key, size_t n, int guess
 }
 
 /* One line's object; the row's outcome (OK, BAD_*, STOP). */
-static int parse_object(zs_scan *s, cursor *cu, int64_t r, uint8_t *seen) {
+static int parse_object(zs_scan *s, cursor *cu, int64_t r, uint8_t *seen,
+                        const uint8_t *plain) {
     int fault = OK, guess = 0;
     if (cu->p >= cu->end || *cu->p != '{') return BAD_JSON;
     cu->p++;
@@ -379,13 +380,25 @@ static int parse_object(zs_scan *s, cursor *cu, int64_t r, uint8_t *seen) {
             size_t n;
             int escaped;
             skip_ws(cu);
-            if (cu->p >= cu->end || *cu->p != '"' || !check_string(cu, &key, &n, &escaped))
-                return BAD_JSON;
-            if (escaped) { cu->fallback = 1; return STOP; }
+            if (cu->p >= cu->end || *cu->p != '"') return BAD_JSON;
+            int k = -1;
+            if (guess < s->ncols && plain[guess]) {
+                /* the expected key, written plainly: no need to check it as a string */
+                size_t len = s->name_lens[guess];
+                if ((size_t)(cu->end - cu->p) > len + 1 && cu->p[len + 1] == '"' &&
+                    key_is(cu->p + 1, len, s->names[guess], len)) {
+                    k = guess;
+                    cu->p += len + 2;
+                }
+            }
+            if (k < 0) {
+                if (!check_string(cu, &key, &n, &escaped)) return BAD_JSON;
+                if (escaped) { cu->fallback = 1; return STOP; }
+                k = s->ncols ? find_column(s, key, n, guess) : -1;
+            }
             skip_ws(cu);
             if (cu->p >= cu->end || *cu->p != ':') return BAD_JSON;
             cu->p++;
-            int k = s->ncols ? find_column(s, key, n, guess) : -1;
             if (k < 0) {
                 if (!skip_value(cu, 1)) return cu->fallback ? STOP : BAD_JSON;
             } else {
@@ -414,8 +427,17 @@ void zs_scan_json(zs_scan *s, const uint8_t *data, size_t len, int64_t first_lin
                   int64_t n_lines) {
     if (n_lines < 0) { s->fallback = 1; return; }
     if (zs_setup(s, n_lines) < 0) { s->oom = 1; return; }
-    uint8_t *seen = calloc((size_t)(s->ncols ? s->ncols : 1), 1);
+    size_t ncols = (size_t)(s->ncols ? s->ncols : 1);
+    uint8_t *seen = calloc(2 * ncols, 1);
     if (!seen) { s->oom = 1; return; }
+    uint8_t *plain = seen + ncols; /* names a JSON string holds as they are */
+    for (int k = 0; k < s->ncols; k++) {
+        plain[k] = 1;
+        for (size_t i = 0; i < s->name_lens[k]; i++) {
+            uint8_t c = s->names[k][i];
+            if (c < 0x20 || c >= 0x7F || c == '"' || c == '\\') plain[k] = 0;
+        }
+    }
     int64_t *lines_out = (int64_t *)s->lines.p;
     int64_t r = 0, line = first_line, done = 0;
     size_t pos = 0;
@@ -432,7 +454,7 @@ void zs_scan_json(zs_scan *s, const uint8_t *data, size_t len, int64_t first_lin
         if (k == n) { zs_note(s, ZI_BLANK, this_line); continue; }
         skip_ws(&cu);
         memset(seen, 0, (size_t)s->ncols);
-        int rc = parse_object(s, &cu, r, seen);
+        int rc = parse_object(s, &cu, r, seen, plain);
         if (cu.fallback) { s->fallback = 1; break; }
         if (rc == STOP) break;
         if (rc != OK) {
