@@ -43,49 +43,6 @@ void zs_buf_free(zs_buf *b) {
 
 /* ------------------------------------------------------------------ value checks */
 
-/* ^[0-9]{1,max_digits}$ and at most umax */
-int zs_parse_uint(const uint8_t *p, size_t n, int max_digits, uint64_t umax, uint64_t *out) {
-    if (n == 0 || n > (size_t)max_digits) return 0;
-    uint64_t v = 0;
-    size_t safe = n < 19 ? n : 19; /* 19 digits cannot overflow 64 bits */
-    for (size_t i = 0; i < safe; i++) {
-        unsigned d = (unsigned)p[i] - '0';
-        if (d > 9) return 0;
-        v = v * 10 + d;
-    }
-    if (n > 19) {
-        unsigned d = (unsigned)p[19] - '0';
-        if (d > 9 || __builtin_mul_overflow(v, 10, &v) || __builtin_add_overflow(v, d, &v))
-            return 0;
-    }
-    if (v > umax) return 0;
-    *out = v;
-    return 1;
-}
-
-/* ^-?[0-9]{1,19}$ within [imin, imax] */
-int zs_parse_int(const uint8_t *p, size_t n, int64_t imin, int64_t imax, int64_t *out) {
-    int neg = n > 0 && p[0] == '-';
-    size_t i = (size_t)neg;
-    if (n - i == 0 || n - i > 19) return 0;
-    uint64_t v = 0;
-    for (; i < n; i++) {
-        if (!zs_is_digit(p[i])) return 0;
-        v = v * 10 + (uint64_t)(p[i] - '0'); /* 19 digits cannot overflow 64 bits */
-    }
-    if (neg) {
-        if (v > (uint64_t)INT64_MAX + 1) return 0;
-        int64_t x = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
-        if (x < imin) return 0;
-        *out = x;
-    } else {
-        if (v > (uint64_t)INT64_MAX || (int64_t)v > imax) return 0;
-        *out = (int64_t)v;
-    }
-    return 1;
-}
-
-
 /* ^-?[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?$ into its parts; 0 if it does not match. */
 int zs_scan_number(const uint8_t *p, size_t n, zs_num *num) {
     size_t i = 0;
@@ -279,26 +236,6 @@ void zs_put_null(zs_column *c, int64_t r) {
         zs_bit_put(c->values.p, r, 0);
     } else {
         memset(c->values.p + (size_t)r * (size_t)c->width, 0, (size_t)c->width);
-    }
-}
-
-void zs_put_uint(zs_column *c, int64_t r, uint64_t v) {
-    uint8_t *at = c->values.p + (size_t)r * (size_t)c->width;
-    switch (c->width) {
-    case 1: *at = (uint8_t)v; break;
-    case 2: { uint16_t x = (uint16_t)v; memcpy(at, &x, 2); break; }
-    case 4: { uint32_t x = (uint32_t)v; memcpy(at, &x, 4); break; }
-    default: memcpy(at, &v, 8);
-    }
-}
-
-void zs_put_int(zs_column *c, int64_t r, int64_t v) {
-    uint8_t *at = c->values.p + (size_t)r * (size_t)c->width;
-    switch (c->width) {
-    case 1: { int8_t x = (int8_t)v; memcpy(at, &x, 1); break; }
-    case 2: { int16_t x = (int16_t)v; memcpy(at, &x, 2); break; }
-    case 4: { int32_t x = (int32_t)v; memcpy(at, &x, 4); break; }
-    default: memcpy(at, &v, 8);
     }
 }
 

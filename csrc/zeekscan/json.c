@@ -108,7 +108,8 @@ static size_t decode_string(const uint8_t *p, size_t n, uint8_t *out) {
         if (c != '\\') { out[w++] = c; i++; continue; }
         uint8_t e = p[i + 1];
         if (e != 'u') {
-            out[w++] = e == 'b' ? 8 : e == 'f' ? 12 : e == 'n' ? 10 : e == 'r' ? 13 : e == 't' ? 9 : e;
+            out[w++] = e == 'b' ? 8 : e == 'f' ? 12 : e == 'n' ? 10 : e == 'r' ? 13
+                     : e == 't' ? 9 : e;
             i += 2;
             continue;
         }
@@ -307,7 +308,10 @@ static int put_json(zs_scan *s, cursor *cu, zs_column *c, int64_t r) {
         return OK;
     }
     if (first == '-' || zs_is_digit(first)) {
-        if (first == '-' && cu->end - cu->p > 1 && cu->p[1] == 'I') { cu->fallback = 1; return STOP; }
+        if (first == '-' && cu->end - cu->p > 1 && cu->p[1] == 'I') { /* -Infinity */
+            cu->fallback = 1;
+            return STOP;
+        }
         if (!check_number(cu, &tok, &n, &flag)) return BAD_JSON;
         int64_t i64;
         uint64_t u64;
