@@ -63,6 +63,7 @@ def scan_tsv(
     ``plan`` gives, per output column, (field index, KIND_*, byte width, most digits,
     low, high). Returns (rows kept, int64 line numbers, one Column per plan entry,
     issue kind -> (count, first line numbers)), or ``None`` if the slow path must
-    parse this input (a separator of more than one byte, an escaped set element
-    that is not UTF-8, more than 2 GiB of one column's strings).
+    parse this input (an empty separator, an escaped set element that is not
+    UTF-8, more than 2 GiB of one column's strings). A separator of several bytes
+    splits as ``bytes.split`` does.
     """

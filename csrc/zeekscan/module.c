@@ -187,9 +187,12 @@ static PyObject *scan_tsv(PyObject *self, PyObject *args, PyObject *kw) {
                                           "0 <= n_lines <= end - start and n_fields >= 1");
         goto done;
     }
-    if (sep_len != 1 || set_sep_len < 1) Py_RETURN_NONE; /* the slow path handles these */
+    if (sep_len < 1 || set_sep_len < 1) {
+        res = Py_NewRef(Py_None); /* no separator: left to the slow path */
+        goto done;
+    }
     if (read_plan(plan, nfields, &s.cols, &s.ncols) < 0) goto done;
-    s.sep = (uint8_t)sep[0];
+    s.sep = (const uint8_t *)sep; s.sep_len = (size_t)sep_len;
     s.unset = (const uint8_t *)unset; s.unset_len = (size_t)unset_len;
     s.empty = (const uint8_t *)empty; s.empty_len = (size_t)empty_len;
     s.set_sep = (const uint8_t *)set_sep; s.set_sep_len = (size_t)set_sep_len;

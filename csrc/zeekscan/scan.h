@@ -46,7 +46,7 @@ typedef struct {
     const uint8_t *unset; size_t unset_len;
     const uint8_t *empty; size_t empty_len;
     const uint8_t *set_sep; size_t set_sep_len;
-    uint8_t sep;
+    const uint8_t *sep; size_t sep_len; /* TSV field separator, one byte or more */
     int nfields;
     const uint8_t **names; /* JSON: the key of each planned column */
     size_t *name_lens;

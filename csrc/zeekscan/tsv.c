@@ -170,9 +170,28 @@ static size_t find_seps(const uint8_t *line, size_t n, uint8_t sep, size_t *at, 
     return found;
 }
 
+/* The same for a separator of several bytes: non-overlapping, left to right (as str.split). */
+static size_t find_seps_long(const uint8_t *line, size_t n, const uint8_t *sep, size_t len,
+                             size_t *at, size_t cap) {
+    size_t found = 0, i = 0;
+    while (i + len <= n) {
+        const uint8_t *hit = memchr(line + i, sep[0], n - len + 1 - i);
+        if (!hit) break;
+        i = (size_t)(hit - line);
+        if (memcmp(line + i, sep, len) == 0) {
+            if (found < cap) at[found] = i;
+            found++;
+            i += len;
+        } else {
+            i++;
+        }
+    }
+    return found;
+}
+
 void zs_scan_tsv(zs_scan *s, const uint8_t *data, size_t len, int64_t first_line,
                  int64_t n_lines) {
-    if (n_lines < 0 || s->nfields < 1) { s->fallback = 1; return; }
+    if (n_lines < 0 || s->nfields < 1 || s->sep_len < 1) { s->fallback = 1; return; }
     if (zs_setup(s, n_lines) < 0) { s->oom = 1; return; }
     size_t cap = (size_t)s->nfields - 1;
     size_t *seps = malloc((cap ? cap : 1) * sizeof *seps);
@@ -191,14 +210,16 @@ void zs_scan_tsv(zs_scan *s, const uint8_t *data, size_t len, int64_t first_line
         while (m && p[m - 1] == '\r') m--;
         if (m == 0) { zs_note(s, ZI_BLANK, this_line); continue; }
         if (n && p[n - 1] == '\r') n--;
-        if (find_seps(p, n, s->sep, seps, cap) != cap) {
+        size_t found = s->sep_len == 1 ? find_seps(p, n, s->sep[0], seps, cap)
+                                        : find_seps_long(p, n, s->sep, s->sep_len, seps, cap);
+        if (found != cap) {
             zs_note(s, ZI_COLUMNS, this_line);
             continue;
         }
         int fault = OK;
         for (int k = 0; k < s->ncols; k++) {
             zs_column *c = &s->cols[k];
-            size_t a = c->field == 0 ? 0 : seps[c->field - 1] + 1;
+            size_t a = c->field == 0 ? 0 : seps[c->field - 1] + s->sep_len;
             size_t b = (size_t)c->field == cap ? n : seps[c->field];
             int rc = put_value(s, c, r, p + a, b - a);
             if (rc == MASKED) { zs_note(s, ZI_MASKED, this_line); continue; }

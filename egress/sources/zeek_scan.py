@@ -6,8 +6,8 @@ segment with the GIL released, and wraps the buffers it fills as Arrow arrays
 without copying. The rules are those of the pyarrow path in
 :mod:`egress.sources.zeek_tsv` (unset is null, ``#empty_field``, ``\\xNN``
 escapes, numbers in Zeek's textual forms, the address shape check); inputs the
-plan cannot express (a multi-byte separator, an output type it has no kind for,
-an escaped set element that is not UTF-8) return ``None`` and the caller takes
+plan cannot express (an output type it has no kind for, an escaped set element
+that is not UTF-8) return ``None`` and the caller takes
 the pyarrow path. :func:`scan_json_chunk` does the same for JSON lines, with the
 rules of the line-by-line path of :mod:`egress.sources.zeek_json`. Without the
 compiled module (a checkout that was not built) :data:`AVAILABLE` is false and
@@ -81,7 +81,7 @@ def scan_segment(buf: bytes | bytearray, start: int, end: int, first_line: int, 
     ``fields`` lists the wanted fields as (index in the header, field spec, kind).
     Returns ``None`` when the plan cannot express the segment exactly.
     """
-    if _zeekscan is None or header.fields is None or len(header.separator) != 1:
+    if _zeekscan is None or header.fields is None or not header.separator:
         return None
     plan: list[PlanEntry] = []
     for index, fs, kind in fields:
