@@ -48,6 +48,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -90,6 +91,7 @@ from egress.sources.zeek_files import (
     read_head,
 )
 from egress.sources.zeek_longconn import LongConnTracker
+from egress.sources.zeek_scan import count_lines
 
 log = logging.getLogger(__name__)
 
@@ -355,7 +357,7 @@ class ZeekLogReader:
                     continue
                 rest = bytes(buf[cut:filled])
                 if fmt == "json":
-                    count = buf.count(b"\n", 0, cut)
+                    count = count_lines(buf, 0, cut)
                     yield _Job(buf, 0, cut, line, count, None, kind)
                     line += count
                     continue
@@ -368,7 +370,7 @@ class ZeekLogReader:
                         line += 1
                         continue
                     end = _next_directive(buf, pos, cut)
-                    count = buf.count(b"\n", pos, end)
+                    count = count_lines(buf, pos, end)
                     yield _Job(buf, pos, end, line, count, header, kind)
                     line += count
                     pos = end
@@ -392,12 +394,16 @@ class ZeekLogReader:
         if not n:
             return
         cols = rows.columns
-        cols["line"] = pa.array(rows.lines, pa.int64())
+        # Buffers, not pa.array()/pa.scalar(): those import pandas (0.2 s) on first use.
+        numbers = np.ascontiguousarray(rows.lines, dtype=np.int64)
+        cols["line"] = pa.Array.from_buffers(pa.int64(), n, [None, pa.py_buffer(numbers)])
         if spec.name == "conn":
             log_kind = job.header.path if job.header is not None and job.header.path else None
             long_log = (log_kind or schema.metadata[META_LOG].decode()) in LONG_CONN_LOGS
-            interim = (pa.array([True] * n, pa.bool_()) if long_log
-                       else pc.fill_null(cols["interim"], False))
+            interim = _constant_bools(n, long_log)
+            if not long_log and cols["interim"].null_count < n:
+                given = cols["interim"]
+                interim = pc.if_else(pc.is_valid(given), given, interim)
             cols["interim"] = interim
             deltas, since = self._tracker.increments(cols, interim)
             for name, delta in zip(DELTA_COLUMNS, deltas, strict=True):
@@ -413,6 +419,11 @@ class ZeekLogReader:
         tally = self._issues.setdefault((path, kind), _IssueTally())
         tally.count += count
         tally.lines.extend(lines[: max(0, 5 - len(tally.lines))])
+
+
+def _constant_bools(n: int, value: bool) -> pa.Array:
+    bits = np.full((n + 7) // 8, 0xFF if value else 0, dtype=np.uint8)
+    return pa.Array.from_buffers(pa.bool_(), n, [None, pa.py_buffer(bits)])
 
 
 def _next_directive(buf: bytearray, pos: int, cut: int) -> int:

@@ -5,10 +5,12 @@ the TSV header (``id.orig_h``, ...); unset fields are simply absent. ``ts`` is
 epoch seconds, or an ISO-8601 string when the writer was set to
 ``JSON::TS_ISO8601`` (both may even be mixed in hand-made files).
 
-A chunk of lines is parsed by pyarrow's JSON reader in one call. If that fails
-(a malformed line, a value of the wrong JSON type, mixed ``ts`` styles, blank
-lines) the chunk is parsed line by line instead, so only the bad lines are lost;
-they are counted, never raised.
+A chunk of lines is parsed by the compiled scanner (:mod:`egress.sources.zeek_scan`),
+which drops and counts bad lines itself; what it leaves to Python (ISO-8601
+``ts``, ``NaN``, repeated keys) goes to pyarrow's JSON reader in one call. If that
+fails (a malformed line, a value of the wrong JSON type, mixed ``ts`` styles,
+blank lines) the chunk is parsed line by line instead, so only the bad lines are
+lost; they are counted, never raised.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.json as pjson
 
+from egress.sources import zeek_scan
 from egress.sources.zeek_fields import (
     LogSpec,
     Mask,
@@ -36,11 +39,17 @@ from egress.sources.zeek_fields import (
 
 
 def parse_chunk(buf: bytes | bytearray, start: int, end: int, first_line: int, n_lines: int,
-                spec: LogSpec) -> ParsedRows:
+                spec: LogSpec, *, compiled: bool = True) -> ParsedRows:
     """Parse the ``n_lines`` complete JSON lines ``buf[start:end]``.
 
-    ``first_line`` is the 1-based line number of the first of them.
+    ``first_line`` is the 1-based line number of the first of them. The compiled
+    scanner (:mod:`egress.sources.zeek_scan`) parses it when it can and
+    ``compiled`` is true; otherwise pyarrow's JSON reader does, with the same result.
     """
+    if compiled:
+        scanned = zeek_scan.scan_json_chunk(buf, start, end, first_line, n_lines, spec)
+        if scanned is not None:
+            return scanned
     lines = np.arange(first_line, first_line + n_lines, dtype=np.int64)
     # pyarrow skips blank lines: a row count short of n_lines sends the chunk line by line.
     table = _read_fast(buf, start, end, spec, n_lines)
@@ -58,7 +67,7 @@ def parse_chunk(buf: bytes | bytearray, start: int, end: int, first_line: int, n
         elif fs.kind == "addr":
             wrong = address_bad_rows(values)
             if wrong is not None:
-                bad["bad_address"] = wrong
+                bad["bad_address"] = bad["bad_address"] | wrong if "bad_address" in bad else wrong
             wrong = None
         elif values.type != typ:
             values, wrong = narrow(values, typ)
@@ -185,9 +194,9 @@ def _parse_lines(text: bytes, lines: np.ndarray, spec: LogSpec) -> ParsedRows:
         if fs.kind == "time":
             rows.columns[fs.column] = pa.array(values[fs.column], pa.int64()).cast(typ)
             continue
-        rows.columns[fs.column] = pa.array(values[fs.column], typ if fs.kind != "count"
-                                           else pa.uint64())
-        if fs.kind == "count" and typ != pa.uint64():
+        wide = {"count": pa.uint64(), "int": pa.int64()}.get(fs.kind, typ)
+        rows.columns[fs.column] = pa.array(values[fs.column], wide)
+        if wide != typ:  # a count or int narrower than 64 bits: out of range is a bad value
             narrowed, wrong = narrow(rows.columns[fs.column], typ)
             rows.columns[fs.column] = narrowed
             if wrong is not None:

@@ -23,6 +23,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.csv as pcsv
 
+from egress.sources import zeek_scan
 from egress.sources.zeek_fields import (
     FieldSpec,
     LogSpec,
@@ -166,10 +167,12 @@ def _clean_lines(text: bytes, lines: npt.NDArray[np.int64], header: TsvHeader,
 
 
 def parse_segment(buf: bytes | bytearray, start: int, end: int, first_line: int, n_lines: int,
-                  header: TsvHeader, spec: LogSpec) -> ParsedRows:
+                  header: TsvHeader, spec: LogSpec, *, compiled: bool = True) -> ParsedRows:
     """Parse the ``n_lines`` complete data lines ``buf[start:end]`` written under ``header``.
 
-    ``first_line`` is the 1-based line number of the first of them.
+    ``first_line`` is the 1-based line number of the first of them. The compiled
+    tokenizer (:mod:`egress.sources.zeek_scan`) parses it when it can and
+    ``compiled`` is true; otherwise pyarrow's CSV reader does, with the same result.
     """
     rows = empty_rows()
     lines = np.arange(first_line, first_line + n_lines, dtype=np.int64)
@@ -181,6 +184,13 @@ def parse_segment(buf: bytes | bytearray, start: int, end: int, first_line: int,
               if zeek in spec.fields}
     kinds = {name: header.kind_of(name, fs.kind, spec.column_type(fs.column))
              for name, fs in wanted.items()}
+    if compiled:
+        index = {name: i for i, name in enumerate(names)}
+        scanned = zeek_scan.scan_segment(
+            buf, start, end, first_line, n_lines, header, spec,
+            [(index[name], fs, kinds[name]) for name, fs in wanted.items()])
+        if scanned is not None:
+            return scanned
     fast_types = {name: tsv_type(kinds[name], spec.column_type(fs.column))
                   for name, fs in wanted.items()}
     all_binary = dict.fromkeys(wanted, pa.binary())
