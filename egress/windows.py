@@ -54,13 +54,13 @@ from egress.records import Attributed, CopyRecord, DriveAttach, Flow, ObjectStor
 from egress.windows_sql import (
     ADDITIVE,
     BASES_SQL,
-    CELL_US,
     CELLS_SQL,
+    COMPACT_SQL,
     COUNTRIES_SQL,
     CREATE_ACCUMULATORS,
     EVIDENCE_RESULT_SQL,
     EVIDENCE_SQL,
-    HOUR_US,
+    HOURS_SQL,
     PRESENCE_SQL,
     WINDOWS_SQL,
 )
@@ -130,6 +130,11 @@ COUNTRIES_SCHEMA = pa.schema([
 SPANS = ("1h", "24h", "7d", "cumulative")
 
 _BATCH_ROWS = 65_536
+#: Rows gathered from incoming batches before the per-batch statements run.
+_FLUSH_ROWS = 1 << 20
+#: An accumulator is compacted once the rows appended since its last compaction reach
+#: both this and its compacted size (so compaction costs O(1) per appended row).
+_COMPACT_ROWS = 4 << 20
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -164,10 +169,14 @@ class WindowTables:
 class WindowAggregator:
     """Streaming aggregation: :meth:`add` transfer batches, then :meth:`result`.
 
-    Each batch is reduced at once to 5-minute cells and hourly remote ends, so memory
-    grows with tenants x time cells, not with transfers. A ``connection`` passed in is used
-    and left open; otherwise an in-memory one is made and closed by :meth:`close` (or
-    by :meth:`result`).
+    Batches are gathered up to about a million rows, then reduced at once: additive
+    metrics per tenant, hour and remote country, boundary-crossing bytes per tenant and
+    5-minute cell (peak rates), remote ends per tenant and hour, evidence candidates.
+    The accumulators are compacted to one row per key as they grow, so memory follows
+    tenants x time cells (and the distinct remote ends per hour), not transfers; beyond
+    ``memory_limit`` DuckDB spills to ``temp_directory``. A ``connection`` passed in is
+    used and left open; otherwise an in-memory one is made and closed by :meth:`close`
+    (or by :meth:`result`).
     """
 
     def __init__(self, params: WindowParams | None = None, *,
@@ -181,29 +190,56 @@ class WindowAggregator:
             self._con.execute(
                 f"SET temp_directory = '{_plain(self._params.temp_directory)}'")
         self._con.execute(CREATE_ACCUMULATORS)
-        self._concern = list(self._params.concern_countries)
+        self._pending: list[pa.Table] = []
+        self._pending_rows = 0
+        self._appended = dict.fromkeys(COMPACT_SQL, 0)
+        self._compacted = dict.fromkeys(COMPACT_SQL, 0)
         self.rows = 0
 
     def add(self, transfers: pa.RecordBatch | pa.Table) -> None:
-        """Reduce one batch (at least the :data:`TRANSFERS_SCHEMA` columns, castable)."""
+        """Take one batch (at least the :data:`TRANSFERS_SCHEMA` columns, castable)."""
         table = _conform(transfers)
         if table.num_rows == 0:
             return
+        self._pending.append(table)
+        self._pending_rows += table.num_rows
+        self.rows += table.num_rows
+        if self._pending_rows >= _FLUSH_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        table = pa.concat_tables(self._pending)
+        self._pending, self._pending_rows = [], 0
         self._con.register("transfers", table)
         try:
-            self._con.execute(f"INSERT INTO cells_acc {CELLS_SQL}",
-                              {"unit": CELL_US, "concern": self._concern})
-            self._con.execute(f"INSERT INTO presence_acc {PRESENCE_SQL}",
-                              {"unit": HOUR_US, "concern": self._concern})
-            self._con.execute(f"INSERT INTO evidence_acc {EVIDENCE_SQL}",
-                              {"top": self._params.evidence_per_day})
+            for name, statement, params in (
+                    ("hours_acc", HOURS_SQL, None),
+                    ("cells_acc", CELLS_SQL, None),
+                    ("presence_acc", PRESENCE_SQL, None),
+                    ("evidence_acc", EVIDENCE_SQL, {"top": self._params.evidence_per_day})):
+                [(count,)] = self._con.execute(
+                    f"INSERT INTO {name} {statement}", params).fetchall()
+                self._appended[name] += int(count)
         finally:
             self._con.unregister("transfers")
-        self.rows += table.num_rows
+        for name, count in self._appended.items():
+            if count >= max(_COMPACT_ROWS, self._compacted[name]):
+                self._compact(name)
+
+    def _compact(self, name: str) -> None:
+        params = {"top": self._params.evidence_per_day} if name == "evidence_acc" else None
+        self._con.execute(f"CREATE OR REPLACE TEMP TABLE {name}_new AS {COMPACT_SQL[name]}",
+                          params)
+        self._con.execute(f"DROP TABLE {name}; ALTER TABLE {name}_new RENAME TO {name}")
+        [(count,)] = self._con.execute(f"SELECT count(*) FROM {name}").fetchall()
+        self._compacted[name], self._appended[name] = int(count), 0
 
     def result(self) -> WindowTables:
-        """Roll the cells up into every span; the aggregator is closed afterwards."""
+        """Roll the accumulators up into every span; the aggregator is closed afterwards."""
         try:
+            self._flush()
             registrations = pa.table({
                 "tenant": pa.array(list(self._params.registrations), pa.string()),
                 "registered_us": pa.array(
@@ -212,8 +248,12 @@ class WindowAggregator:
             self._con.register("registrations", registrations)
             rate = self._params.sustained_rate_bps * 3600 / 8
             for statement in BASES_SQL:
-                params = {"rate_bytes_per_hour": rate} if "$rate" in statement else None
-                self._con.execute(statement, params)
+                params: dict[str, object] = {}
+                if "$rate" in statement:
+                    params["rate_bytes_per_hour"] = rate
+                if "$concern" in statement:
+                    params["concern"] = list(self._params.concern_countries)
+                self._con.execute(statement, params or None)
             windows = self._con.sql(WINDOWS_SQL).to_arrow_table()
             countries = self._con.sql(COUNTRIES_SQL).to_arrow_table()
             evidence = self._con.sql(
@@ -227,11 +267,13 @@ class WindowAggregator:
 
     def close(self) -> None:
         """Drop the accumulators (and close an own connection)."""
+        self._pending, self._pending_rows = [], 0
         if self._own:
             self._con.close()
         else:
-            self._con.execute("DROP TABLE IF EXISTS cells_acc; DROP TABLE IF EXISTS presence_acc;"
-                              " DROP TABLE IF EXISTS evidence_acc")
+            self._con.execute("; ".join(
+                f"DROP TABLE IF EXISTS {name}; DROP TABLE IF EXISTS {name}_new"
+                for name in COMPACT_SQL))
 
 
 def compute_windows(

@@ -43,117 +43,178 @@ def floor_to(expr: str, size: str) -> str:
     return f"({expr} - ((({expr}) % {size}) + {size}) % {size})"
 
 
-def _share(column: str) -> str:
-    """Cumulative-floor share of ``column`` for the piece ``[ws, ws + cell)``."""
-    return (
-        f"CASE WHEN e = s THEN CAST({column} AS HUGEINT) "
-        f"ELSE CAST({column} AS HUGEINT) * (least(e, ws + {CELL_US}) - s) // (e - s) "
-        f"- CAST({column} AS HUGEINT) * (greatest(s, ws) - s) // (e - s) END"
-    )
+#: Network bytes cross the tenant's boundary unless internal with no remote end.
+_CROSSING = "kind = 'network' AND NOT (direction = 'internal' AND remote_addr IS NULL)"
 
 
-_SPANS = f"""
+def _share(column: str, unit: int) -> str:
+    """Cumulative-floor share of ``column`` for the piece ``[ws, ws + unit)`` of ``[s, e)``
+    (``e > s``), as ``UBIGINT`` (a share never exceeds the whole)."""
+    whole = f"CAST({column} AS HUGEINT)"
+    return (f"CAST({whole} * (least(e, ws + {unit}) - s) // (e - s) "
+            f"- {whole} * (greatest(s, ws) - s) // (e - s) AS UBIGINT)")
+
+
+def _spans(unit: int, where: str = "TRUE") -> str:
+    return f"""
 spans AS (
     SELECT
         tenant, kind, bytes_in, bytes_out, capacity_bytes, remote_addr, remote_asn,
-        remote_country, cross_border, quality,
-        kind = 'network' AND NOT (direction = 'internal' AND remote_addr IS NULL) AS crossing,
-        coalesce(list_contains($concern, remote_country), false) AS concern,
+        remote_country, coalesce(cross_border, false) AS cross_border, quality,
+        {_CROSSING} AS crossing,
         epoch_us("start") AS s,
         greatest(epoch_us("end"), epoch_us("start")) AS e
     FROM transfers
+    WHERE {where}
 ),
 grid AS (
     SELECT *,
-        {floor_to("s", "$unit")} AS first_ws,
-        {floor_to("greatest(e - 1, s)", "$unit")} AS last_ws
+        {floor_to("s", str(unit))} AS first_ws,
+        {floor_to("greatest(e - 1, s)", str(unit))} AS last_ws
     FROM spans
 )"""
 
-#: One batch of ``transfers`` -> additive metrics per ``(tenant, cell, country)``.
-#: ``max_duration_us`` is the longest network transfer overlapping the cell.
-CELLS_SQL = f"""
-WITH {_SPANS.strip()},
-pieces AS (
-    SELECT *, unnest(range(first_ws, last_ws + 1, $unit)) AS ws FROM grid
-),
-shares AS (
-    SELECT
-        tenant, ws, remote_country, kind, crossing, cross_border, concern, quality,
-        capacity_bytes, s, e,
-        {_share("bytes_in")} AS in_share,
-        {_share("bytes_out")} AS out_share,
-        s >= ws AND s < ws + {CELL_US} AS starts_here
-    FROM pieces
+
+def _pieces(columns: str, unit: int) -> str:
+    """``grid`` rows -> one row per (transfer, window of ``unit`` it touches) with
+    ``ws``, ``in_share``, ``out_share`` and ``starts_here``.
+
+    Most transfers lie inside one window: their share is their bytes (no arithmetic, no
+    unnest). A transfer over two or more windows gets a first and a last piece by the
+    cumulative floor, and only one over three or more unnests its middle pieces.
+    """
+    first = f"least(e, first_ws + {unit})"
+    return f"""
+    SELECT {columns}, first_ws AS ws, bytes_in AS in_share, bytes_out AS out_share,
+           TRUE AS starts_here
+    FROM grid WHERE first_ws = last_ws
+    UNION ALL
+    SELECT {columns}, first_ws AS ws,
+           CAST(CAST(bytes_in AS HUGEINT) * ({first} - s) // (e - s) AS UBIGINT),
+           CAST(CAST(bytes_out AS HUGEINT) * ({first} - s) // (e - s) AS UBIGINT),
+           TRUE
+    FROM grid WHERE first_ws < last_ws
+    UNION ALL
+    SELECT {columns}, last_ws AS ws,
+           bytes_in - CAST(CAST(bytes_in AS HUGEINT) * (last_ws - s) // (e - s) AS UBIGINT),
+           bytes_out - CAST(CAST(bytes_out AS HUGEINT) * (last_ws - s) // (e - s) AS UBIGINT),
+           FALSE
+    FROM grid WHERE first_ws < last_ws
+    UNION ALL
+    SELECT {columns}, ws, {_share("bytes_in", unit)}, {_share("bytes_out", unit)}, FALSE
+    FROM (
+        SELECT *, unnest(range(first_ws + {unit}, last_ws, {unit})) AS ws
+        FROM grid WHERE last_ws - first_ws > {unit}
+    )"""
+
+
+#: One batch of ``transfers`` -> per ``(tenant, hour, country, cross_border, kind,
+#: crossing)``: the bytes apportioned to the hour, the transfers starting in it
+#: (``starts``, ``quality_marked``, ``capacity_bytes`` of those) and the longest network
+#: transfer overlapping it. Every metric of :data:`ADDITIVE` is a sum over these keys.
+HOURS_SQL = f"""
+WITH {_spans(HOUR_US).strip()},
+pieces AS ({_pieces(
+    "tenant, kind, remote_country, cross_border, crossing, quality, capacity_bytes, s, e",
+    HOUR_US)}
 )
 SELECT
-    tenant,
-    ws AS cell,
-    remote_country AS country,
-    sum(CASE WHEN crossing THEN in_share ELSE 0 END) AS bytes_in,
-    sum(CASE WHEN crossing THEN out_share ELSE 0 END) AS bytes_out,
-    sum(CASE WHEN crossing AND cross_border THEN in_share ELSE 0 END)
-        AS cross_border_bytes_in,
-    sum(CASE WHEN crossing AND cross_border THEN out_share ELSE 0 END)
-        AS cross_border_bytes_out,
-    sum(CASE WHEN crossing AND concern THEN in_share ELSE 0 END) AS concern_bytes_in,
-    sum(CASE WHEN crossing AND concern THEN out_share ELSE 0 END) AS concern_bytes_out,
-    sum(CASE WHEN kind = 'object_put' THEN in_share ELSE 0 END) AS object_put_bytes,
-    count(*) FILTER (WHERE kind = 'object_put' AND starts_here) AS object_puts,
-    count(*) FILTER (WHERE kind = 'drive' AND starts_here) AS drives_attached,
-    sum(CASE WHEN kind = 'drive' AND starts_here THEN coalesce(capacity_bytes, 0) ELSE 0 END)
-        AS drive_capacity_bytes,
-    sum(CASE WHEN kind = 'copy' THEN in_share ELSE 0 END) AS bytes_copied,
-    count(*) FILTER (WHERE kind = 'network' AND starts_here) AS flows,
-    count(*) FILTER (WHERE quality AND starts_here) AS quality_marked,
-    coalesce(max(CASE WHEN kind = 'network' THEN e - s END), 0) AS max_duration_us
-FROM shares
-GROUP BY tenant, ws, remote_country
+    tenant, ws AS t, remote_country AS country, cross_border, kind, crossing,
+    sum(in_share) AS bytes_in,
+    sum(out_share) AS bytes_out,
+    count(*) FILTER (WHERE starts_here) AS starts,
+    count(*) FILTER (WHERE starts_here AND quality) AS quality_marked,
+    sum(capacity_bytes) FILTER (WHERE starts_here) AS capacity_bytes,
+    max(e - s) FILTER (WHERE kind = 'network') AS max_duration_us
+FROM pieces
+GROUP BY ALL
 """
 
-#: One batch of ``transfers`` -> distinct remote ends of network transfers per hour.
+#: One batch of ``transfers`` -> boundary-crossing network bytes per ``(tenant, cell)``
+#: (5-minute cells: the peak rates).
+CELLS_SQL = f"""
+WITH {_spans(CELL_US, _CROSSING).strip()},
+pieces AS ({_pieces("tenant, s, e", CELL_US)}
+)
+SELECT tenant, ws AS cell, sum(in_share) AS bytes_in, sum(out_share) AS bytes_out
+FROM pieces
+GROUP BY ALL
+"""
+
+#: One batch of ``transfers`` -> the remote ends of network transfers per hour they
+#: overlap. ``addr`` is a 64-bit hash of the address: distinct counts are per tenant, so
+#: with ``n`` distinct addresses of a tenant two collide with probability about
+#: ``n^2 / 2^65`` (1e-9 for 200,000 addresses). Duplicates are removed when the
+#: accumulator is compacted and at the end.
 PRESENCE_SQL = f"""
-WITH {_SPANS.strip()}
-SELECT DISTINCT
-    tenant,
-    unnest(range(first_ws, last_ws + 1, $unit)) AS t,
-    remote_addr AS addr,
-    remote_asn AS asn,
-    remote_country AS country
-FROM grid
-WHERE kind = 'network' AND remote_addr IS NOT NULL
+WITH {_spans(HOUR_US, "kind = 'network' AND remote_addr IS NOT NULL").strip()}
+SELECT tenant, first_ws AS t, hash(remote_addr) AS addr, remote_asn AS asn,
+       remote_country AS country
+FROM grid WHERE first_ws = last_ws
+UNION ALL
+SELECT tenant, unnest(range(first_ws, last_ws + 1, {HOUR_US})) AS t, hash(remote_addr),
+       remote_asn, remote_country
+FROM grid WHERE first_ws < last_ws
 """
 
-#: One batch of ``transfers`` -> its largest transfers per tenant and day, as evidence.
-EVIDENCE_SQL = f"""
-SELECT tenant, kind, "start", "end", bytes_in, bytes_out, remote_addr, remote_country,
-       "where", ref, quality
-FROM transfers
-QUALIFY row_number() OVER (
+_EVIDENCE_RANK = f"""row_number() OVER (
     PARTITION BY tenant, {floor_to('epoch_us("start")', str(DAY_US))}
     ORDER BY greatest(bytes_in, bytes_out) DESC, "start", ref
-) <= $top
+)"""
+
+_EVIDENCE_COLUMNS = """tenant, kind, "start", "end", bytes_in, bytes_out, remote_addr,
+       remote_country, "where", ref, quality"""
+
+#: One batch of ``transfers`` -> the candidates for evidence: every transfer at least as
+#: large as the ``$top``-th largest of its tenant and day in the batch (a superset of the
+#: top ``$top`` under any tie order; :data:`EVIDENCE_RESULT_SQL` ranks them).
+EVIDENCE_SQL = f"""
+WITH sized AS (
+    SELECT {_EVIDENCE_COLUMNS},
+           {floor_to('epoch_us("start")', str(DAY_US))} AS day,
+           greatest(bytes_in, bytes_out) AS size
+    FROM transfers
+),
+floors AS (
+    SELECT tenant, day, list_min(max(size, $top)) AS floor FROM sized GROUP BY ALL
+)
+SELECT {_EVIDENCE_COLUMNS}
+FROM sized JOIN floors USING (tenant, day)
+WHERE size >= floor
 """
 
-#: The evidence kept in the end: the same ranking over all batches.
+#: The evidence kept: the ranking over all candidates (also compacts the accumulator).
 EVIDENCE_RESULT_SQL = f"""
 SELECT * FROM evidence_acc
-QUALIFY row_number() OVER (
-    PARTITION BY tenant, {floor_to('epoch_us("start")', str(DAY_US))}
-    ORDER BY greatest(bytes_in, bytes_out) DESC, "start", ref
-) <= $top
+QUALIFY {_EVIDENCE_RANK} <= $top
 ORDER BY tenant, "start", ref
 """
 
+#: Compaction of each accumulator to one row per key (same columns, same meaning).
+COMPACT_SQL = {
+    "hours_acc": """
+SELECT tenant, t, country, cross_border, kind, crossing,
+       sum(bytes_in), sum(bytes_out), sum(starts), sum(quality_marked),
+       sum(capacity_bytes), max(max_duration_us)
+FROM hours_acc GROUP BY ALL""",
+    "cells_acc": """
+SELECT tenant, cell, sum(bytes_in), sum(bytes_out) FROM cells_acc GROUP BY ALL""",
+    "presence_acc": "SELECT DISTINCT * FROM presence_acc",
+    "evidence_acc": EVIDENCE_RESULT_SQL,
+}
+
 #: Accumulator tables the per-batch statements append to.
-CREATE_ACCUMULATORS = f"""
+CREATE_ACCUMULATORS = """
+CREATE OR REPLACE TEMP TABLE hours_acc (
+    tenant VARCHAR, t BIGINT, country VARCHAR, cross_border BOOLEAN, kind VARCHAR,
+    crossing BOOLEAN, bytes_in HUGEINT, bytes_out HUGEINT, starts BIGINT,
+    quality_marked BIGINT, capacity_bytes HUGEINT, max_duration_us BIGINT
+);
 CREATE OR REPLACE TEMP TABLE cells_acc (
-    tenant VARCHAR, cell BIGINT, country VARCHAR,
-    {", ".join(f"{m} HUGEINT" for m in ADDITIVE)},
-    max_duration_us BIGINT
+    tenant VARCHAR, cell BIGINT, bytes_in HUGEINT, bytes_out HUGEINT
 );
 CREATE OR REPLACE TEMP TABLE presence_acc (
-    tenant VARCHAR, t BIGINT, addr VARCHAR, asn BIGINT, country VARCHAR
+    tenant VARCHAR, t BIGINT, addr UBIGINT, asn BIGINT, country VARCHAR
 );
 CREATE OR REPLACE TEMP TABLE evidence_acc (
     tenant VARCHAR, kind VARCHAR, "start" TIMESTAMPTZ, "end" TIMESTAMPTZ, bytes_in UBIGINT,
@@ -173,23 +234,48 @@ def _running(order: str) -> str:
 
 
 #: Final statements, run once after all batches: hourly and daily bases, then the spans.
-#: ``$rate_bytes_per_hour`` is the sustained inbound rate, as bytes per hour.
+#: ``$rate_bytes_per_hour`` is the sustained inbound rate, as bytes per hour;
+#: ``$concern`` the list of countries of concern.
 _BASES = f"""
+CREATE OR REPLACE TEMP TABLE peaks AS
+SELECT tenant, {floor_to("cell", str(HOUR_US))} AS t,
+       max(bytes_in) AS peak_cell_in, max(bytes_out) AS peak_cell_out
+FROM (SELECT tenant, cell, sum(bytes_in) AS bytes_in, sum(bytes_out) AS bytes_out
+      FROM cells_acc GROUP BY tenant, cell)
+GROUP BY ALL;
+
 CREATE OR REPLACE TEMP TABLE hour_base AS
-WITH cells AS (
-    SELECT tenant, cell, {_sums()}, max(max_duration_us) AS max_duration_us
-    FROM cells_acc GROUP BY tenant, cell
+WITH metrics AS (
+    SELECT
+        tenant, t,
+        sum(CASE WHEN crossing THEN bytes_in ELSE 0 END) AS bytes_in,
+        sum(CASE WHEN crossing THEN bytes_out ELSE 0 END) AS bytes_out,
+        sum(CASE WHEN crossing AND cross_border THEN bytes_in ELSE 0 END)
+            AS cross_border_bytes_in,
+        sum(CASE WHEN crossing AND cross_border THEN bytes_out ELSE 0 END)
+            AS cross_border_bytes_out,
+        sum(CASE WHEN crossing AND coalesce(list_contains($concern, country), false)
+            THEN bytes_in ELSE 0 END) AS concern_bytes_in,
+        sum(CASE WHEN crossing AND coalesce(list_contains($concern, country), false)
+            THEN bytes_out ELSE 0 END) AS concern_bytes_out,
+        sum(CASE WHEN kind = 'object_put' THEN bytes_in ELSE 0 END) AS object_put_bytes,
+        sum(CASE WHEN kind = 'object_put' THEN starts ELSE 0 END) AS object_puts,
+        sum(CASE WHEN kind = 'drive' THEN starts ELSE 0 END) AS drives_attached,
+        sum(CASE WHEN kind = 'drive' THEN coalesce(capacity_bytes, 0) ELSE 0 END)
+            AS drive_capacity_bytes,
+        sum(CASE WHEN kind = 'copy' THEN bytes_in ELSE 0 END) AS bytes_copied,
+        sum(CASE WHEN kind = 'network' THEN starts ELSE 0 END) AS flows,
+        sum(quality_marked) AS quality_marked,
+        coalesce(max(max_duration_us), 0) AS max_duration_us
+    FROM hours_acc
+    GROUP BY tenant, t
 )
 SELECT
-    tenant,
-    {floor_to("cell", str(HOUR_US))} AS t,
-    {_sums()},
-    max(max_duration_us) AS max_duration_us,
-    max(bytes_in) AS peak_cell_in,
-    max(bytes_out) AS peak_cell_out,
-    CASE WHEN sum(bytes_in) >= $rate_bytes_per_hour THEN 1 ELSE 0 END AS hours_above_rate
-FROM cells
-GROUP BY tenant, t;
+    m.*,
+    coalesce(p.peak_cell_in, 0) AS peak_cell_in,
+    coalesce(p.peak_cell_out, 0) AS peak_cell_out,
+    CASE WHEN m.bytes_in >= $rate_bytes_per_hour THEN 1 ELSE 0 END AS hours_above_rate
+FROM metrics m LEFT JOIN peaks p USING (tenant, t);
 
 CREATE OR REPLACE TEMP TABLE day_base AS
 SELECT
@@ -215,9 +301,10 @@ SELECT DISTINCT tenant, {floor_to("t", str(DAY_US))} AS t, addr, asn, country
 FROM hour_presence;
 
 CREATE OR REPLACE TEMP TABLE country_hour AS
-SELECT tenant, {floor_to("cell", str(HOUR_US))} AS t, country,
-       sum(bytes_in) AS bytes_in, sum(bytes_out) AS bytes_out
-FROM cells_acc WHERE country IS NOT NULL
+SELECT tenant, t, country,
+       sum(CASE WHEN crossing THEN bytes_in ELSE 0 END) AS bytes_in,
+       sum(CASE WHEN crossing THEN bytes_out ELSE 0 END) AS bytes_out
+FROM hours_acc WHERE country IS NOT NULL
 GROUP BY ALL;
 
 CREATE OR REPLACE TEMP TABLE country_day AS
