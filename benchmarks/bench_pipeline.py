@@ -237,6 +237,7 @@ def work_windows(transfers: Path) -> dict[str, Any]:
     cpu, wall = time.process_time(), time.perf_counter()
     for batch in table.to_batches(max_chunksize=65_536):
         aggregator.add(batch)
+    aggregator.flush()
     add_cpu, add_wall = time.process_time() - cpu, time.perf_counter() - wall
     cpu, wall = time.process_time(), time.perf_counter()
     result = aggregator.result()

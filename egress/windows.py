@@ -205,9 +205,11 @@ class WindowAggregator:
         self._pending_rows += table.num_rows
         self.rows += table.num_rows
         if self._pending_rows >= _FLUSH_ROWS:
-            self._flush()
+            self.flush()
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Reduce the batches gathered so far now (:meth:`add` does once about a million
+        rows are gathered, :meth:`result` at the end)."""
         if not self._pending:
             return
         table = pa.concat_tables(self._pending)
@@ -219,9 +221,10 @@ class WindowAggregator:
                     ("cells_acc", CELLS_SQL, None),
                     ("presence_acc", PRESENCE_SQL, None),
                     ("evidence_acc", EVIDENCE_SQL, {"top": self._params.evidence_per_day})):
-                [(count,)] = self._con.execute(
-                    f"INSERT INTO {name} {statement}", params).fetchall()
-                self._appended[name] += int(count)
+                for part in statement:
+                    [(count,)] = self._con.execute(
+                        f"INSERT INTO {name} {part}", params).fetchall()
+                    self._appended[name] += int(count)
         finally:
             self._con.unregister("transfers")
         for name, count in self._appended.items():
@@ -239,7 +242,7 @@ class WindowAggregator:
     def result(self) -> WindowTables:
         """Roll the accumulators up into every span; the aggregator is closed afterwards."""
         try:
-            self._flush()
+            self.flush()
             registrations = pa.table({
                 "tenant": pa.array(list(self._params.registrations), pa.string()),
                 "registered_us": pa.array(

@@ -55,51 +55,52 @@ def _share(column: str, unit: int) -> str:
             f"- {whole} * (greatest(s, ws) - s) // (e - s) AS UBIGINT)")
 
 
-def _spans(unit: int, where: str = "TRUE") -> str:
+_S = 'epoch_us("start")'
+_E = 'greatest(epoch_us("end"), epoch_us("start"))'
+
+
+def _one(unit: int) -> str:
+    """Condition: the transfer lies inside one window of ``unit``."""
+    return f"{floor_to(_S, str(unit))} = {floor_to(f'greatest({_E} - 1, {_S})', str(unit))}"
+
+
+def _grid(unit: int, where: str) -> str:
+    """CTE ``grid``: the transfers over two or more windows of ``unit`` (and ``where``),
+    with ``s``, ``e`` and their first and last window ``first_ws``, ``last_ws``."""
     return f"""
-spans AS (
+grid AS (
     SELECT
         tenant, kind, bytes_in, bytes_out, capacity_bytes, remote_addr, remote_asn,
         remote_country, coalesce(cross_border, false) AS cross_border, quality,
         {_CROSSING} AS crossing,
-        epoch_us("start") AS s,
-        greatest(epoch_us("end"), epoch_us("start")) AS e
+        {_S} AS s,
+        {_E} AS e,
+        {floor_to(_S, str(unit))} AS first_ws,
+        {floor_to(f"greatest({_E} - 1, {_S})", str(unit))} AS last_ws
     FROM transfers
-    WHERE {where}
-),
-grid AS (
-    SELECT *,
-        {floor_to("s", str(unit))} AS first_ws,
-        {floor_to("greatest(e - 1, s)", str(unit))} AS last_ws
-    FROM spans
+    WHERE NOT ({_one(unit)}) AND {where}
 )"""
 
 
 def _pieces(columns: str, unit: int) -> str:
     """``grid`` rows -> one row per (transfer, window of ``unit`` it touches) with
-    ``ws``, ``in_share``, ``out_share`` and ``starts_here``.
-
-    Most transfers lie inside one window: their share is their bytes (no arithmetic, no
-    unnest). A transfer over two or more windows gets a first and a last piece by the
-    cumulative floor, and only one over three or more unnests its middle pieces.
-    """
-    first = f"least(e, first_ws + {unit})"
+    ``ws``, ``in_share``, ``out_share`` and ``starts_here``: a first and a last piece by
+    the cumulative floor, and only for a transfer over three or more windows the middle
+    pieces (unnest)."""
     return f"""
-    SELECT {columns}, first_ws AS ws, bytes_in AS in_share, bytes_out AS out_share,
-           TRUE AS starts_here
-    FROM grid WHERE first_ws = last_ws
-    UNION ALL
     SELECT {columns}, first_ws AS ws,
-           CAST(CAST(bytes_in AS HUGEINT) * ({first} - s) // (e - s) AS UBIGINT),
-           CAST(CAST(bytes_out AS HUGEINT) * ({first} - s) // (e - s) AS UBIGINT),
-           TRUE
-    FROM grid WHERE first_ws < last_ws
+           CAST(CAST(bytes_in AS HUGEINT) * (first_ws + {unit} - s) // (e - s) AS UBIGINT)
+               AS in_share,
+           CAST(CAST(bytes_out AS HUGEINT) * (first_ws + {unit} - s) // (e - s) AS UBIGINT)
+               AS out_share,
+           TRUE AS starts_here
+    FROM grid
     UNION ALL
     SELECT {columns}, last_ws AS ws,
            bytes_in - CAST(CAST(bytes_in AS HUGEINT) * (last_ws - s) // (e - s) AS UBIGINT),
            bytes_out - CAST(CAST(bytes_out AS HUGEINT) * (last_ws - s) // (e - s) AS UBIGINT),
            FALSE
-    FROM grid WHERE first_ws < last_ws
+    FROM grid
     UNION ALL
     SELECT {columns}, ws, {_share("bytes_in", unit)}, {_share("bytes_out", unit)}, FALSE
     FROM (
@@ -108,12 +109,29 @@ def _pieces(columns: str, unit: int) -> str:
     )"""
 
 
+_HOURS_KEYS = ("tenant", "t", "country", "cross_border", "kind", "crossing")
+
 #: One batch of ``transfers`` -> per ``(tenant, hour, country, cross_border, kind,
 #: crossing)``: the bytes apportioned to the hour, the transfers starting in it
 #: (``starts``, ``quality_marked``, ``capacity_bytes`` of those) and the longest network
-#: transfer overlapping it. Every metric of :data:`ADDITIVE` is a sum over these keys.
-HOURS_SQL = f"""
-WITH {_spans(HOUR_US).strip()},
+#: transfer overlapping it; every metric of :data:`ADDITIVE` is a sum over these keys.
+#: Two statements, their rows appended together: transfers inside one hour (the bulk:
+#: each falls wholly in its hour), then those over several (apportioned).
+HOURS_SQL = (f"""
+SELECT
+    tenant, {floor_to(_S, str(HOUR_US))} AS t, remote_country AS country,
+    coalesce(cross_border, false) AS cross_border, kind, {_CROSSING} AS crossing,
+    sum(bytes_in) AS bytes_in,
+    sum(bytes_out) AS bytes_out,
+    count(*) AS starts,
+    count(*) FILTER (WHERE quality) AS quality_marked,
+    sum(capacity_bytes) AS capacity_bytes,
+    max({_E} - {_S}) FILTER (WHERE kind = 'network') AS max_duration_us
+FROM transfers
+WHERE {_one(HOUR_US)}
+GROUP BY ALL
+""", f"""
+WITH {_grid(HOUR_US, "TRUE").strip()},
 pieces AS ({_pieces(
     "tenant, kind, remote_country, cross_border, crossing, quality, capacity_bytes, s, e",
     HOUR_US)}
@@ -128,34 +146,43 @@ SELECT
     max(e - s) FILTER (WHERE kind = 'network') AS max_duration_us
 FROM pieces
 GROUP BY ALL
-"""
+""")
 
 #: One batch of ``transfers`` -> boundary-crossing network bytes per ``(tenant, cell)``
-#: (5-minute cells: the peak rates).
-CELLS_SQL = f"""
-WITH {_spans(CELL_US, _CROSSING).strip()},
+#: (5-minute cells: the peak rates); inside one cell, then over several.
+CELLS_SQL = (f"""
+SELECT tenant, {floor_to(_S, str(CELL_US))} AS cell,
+       sum(bytes_in) AS bytes_in, sum(bytes_out) AS bytes_out
+FROM transfers
+WHERE {_CROSSING} AND {_one(CELL_US)}
+GROUP BY ALL
+""", f"""
+WITH {_grid(CELL_US, _CROSSING).strip()},
 pieces AS ({_pieces("tenant, s, e", CELL_US)}
 )
 SELECT tenant, ws AS cell, sum(in_share) AS bytes_in, sum(out_share) AS bytes_out
 FROM pieces
 GROUP BY ALL
-"""
+""")
+
+_REMOTE = "kind = 'network' AND remote_addr IS NOT NULL"
 
 #: One batch of ``transfers`` -> the remote ends of network transfers per hour they
 #: overlap. ``addr`` is a 64-bit hash of the address: distinct counts are per tenant, so
 #: with ``n`` distinct addresses of a tenant two collide with probability about
 #: ``n^2 / 2^65`` (1e-9 for 200,000 addresses). Duplicates are removed when the
 #: accumulator is compacted and at the end.
-PRESENCE_SQL = f"""
-WITH {_spans(HOUR_US, "kind = 'network' AND remote_addr IS NOT NULL").strip()}
-SELECT tenant, first_ws AS t, hash(remote_addr) AS addr, remote_asn AS asn,
-       remote_country AS country
-FROM grid WHERE first_ws = last_ws
-UNION ALL
+PRESENCE_SQL = (f"""
+SELECT tenant, {floor_to(_S, str(HOUR_US))} AS t, hash(remote_addr) AS addr,
+       remote_asn AS asn, remote_country AS country
+FROM transfers
+WHERE {_REMOTE} AND {_one(HOUR_US)}
+""", f"""
+WITH {_grid(HOUR_US, _REMOTE).strip()}
 SELECT tenant, unnest(range(first_ws, last_ws + 1, {HOUR_US})) AS t, hash(remote_addr),
        remote_asn, remote_country
-FROM grid WHERE first_ws < last_ws
-"""
+FROM grid
+""")
 
 _EVIDENCE_RANK = f"""row_number() OVER (
     PARTITION BY tenant, {floor_to('epoch_us("start")', str(DAY_US))}
@@ -168,7 +195,7 @@ _EVIDENCE_COLUMNS = """tenant, kind, "start", "end", bytes_in, bytes_out, remote
 #: One batch of ``transfers`` -> the candidates for evidence: every transfer at least as
 #: large as the ``$top``-th largest of its tenant and day in the batch (a superset of the
 #: top ``$top`` under any tie order; :data:`EVIDENCE_RESULT_SQL` ranks them).
-EVIDENCE_SQL = f"""
+EVIDENCE_SQL = (f"""
 WITH sized AS (
     SELECT {_EVIDENCE_COLUMNS},
            {floor_to('epoch_us("start")', str(DAY_US))} AS day,
@@ -181,7 +208,7 @@ floors AS (
 SELECT {_EVIDENCE_COLUMNS}
 FROM sized JOIN floors USING (tenant, day)
 WHERE size >= floor
-"""
+""",)
 
 #: The evidence kept: the ranking over all candidates (also compacts the accumulator).
 EVIDENCE_RESULT_SQL = f"""
