@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -54,12 +55,14 @@ from egress.records import Attributed, CopyRecord, DriveAttach, Flow, ObjectStor
 from egress.windows_sql import (
     ADDITIVE,
     BASES_SQL,
+    CELL_US,
     CELLS_SQL,
     COMPACT_SQL,
     COUNTRIES_SQL,
     CREATE_ACCUMULATORS,
     EVIDENCE_RESULT_SQL,
     EVIDENCE_SQL,
+    HOUR_US,
     HOURS_SQL,
     PRESENCE_SQL,
     WINDOWS_SQL,
@@ -214,19 +217,29 @@ class WindowAggregator:
             return
         table = pa.concat_tables(self._pending)
         self._pending, self._pending_rows = [], 0
-        self._con.register("transfers", table)
-        try:
-            for name, statement, params in (
-                    ("hours_acc", HOURS_SQL, None),
-                    ("cells_acc", CELLS_SQL, None),
-                    ("presence_acc", PRESENCE_SQL, None),
-                    ("evidence_acc", EVIDENCE_SQL, {"top": self._params.evidence_per_day})):
-                for part in statement:
+        top = {"top": self._params.evidence_per_day}
+        # The statements over several windows see only the transfers that span several:
+        # the same result (they select those), without scanning the whole batch.
+        start = table.column("start").cast(pa.int64()).to_numpy()
+        end = np.maximum(table.column("end").cast(pa.int64()).to_numpy(), start)
+        last = np.maximum(end - 1, start)
+        split = {unit: table.filter(start // unit != last // unit)
+                 for unit in (CELL_US, HOUR_US)}
+        for name, statements, params in (
+                ("hours_acc", zip(HOURS_SQL, (table, split[HOUR_US])), None),
+                ("cells_acc", zip(CELLS_SQL, (table, split[CELL_US])), None),
+                ("presence_acc", zip(PRESENCE_SQL, (table, split[HOUR_US])), None),
+                ("evidence_acc", zip(EVIDENCE_SQL, (table,)), top)):
+            for statement, transfers in statements:
+                if transfers.num_rows == 0:
+                    continue
+                self._con.register("transfers", transfers)
+                try:
                     [(count,)] = self._con.execute(
-                        f"INSERT INTO {name} {part}", params).fetchall()
-                    self._appended[name] += int(count)
-        finally:
-            self._con.unregister("transfers")
+                        f"INSERT INTO {name} {statement}", params).fetchall()
+                finally:
+                    self._con.unregister("transfers")
+                self._appended[name] += int(count)
         for name, count in self._appended.items():
             if count >= max(_COMPACT_ROWS, self._compacted[name]):
                 self._compact(name)

@@ -47,12 +47,19 @@ def floor_to(expr: str, size: str) -> str:
 _CROSSING = "kind = 'network' AND NOT (direction = 'internal' AND remote_addr IS NULL)"
 
 
+def _part(column: str, elapsed: str) -> str:
+    """``floor(column * elapsed / (e - s))`` exactly, as ``UBIGINT`` (``0 <= elapsed <= e - s``):
+    in 64-bit arithmetic when the product fits, else in 128-bit."""
+    return (f"CASE WHEN {column} <= {2**63 - 1} // (e - s) "
+            f"THEN CAST(CAST({column} AS BIGINT) * ({elapsed}) // (e - s) AS UBIGINT) "
+            f"ELSE CAST(CAST({column} AS HUGEINT) * ({elapsed}) // (e - s) AS UBIGINT) END")
+
+
 def _share(column: str, unit: int) -> str:
     """Cumulative-floor share of ``column`` for the piece ``[ws, ws + unit)`` of ``[s, e)``
     (``e > s``), as ``UBIGINT`` (a share never exceeds the whole)."""
-    whole = f"CAST({column} AS HUGEINT)"
-    return (f"CAST({whole} * (least(e, ws + {unit}) - s) // (e - s) "
-            f"- {whole} * (greatest(s, ws) - s) // (e - s) AS UBIGINT)")
+    return (f"{_part(column, f'least(e, ws + {unit}) - s')} "
+            f"- {_part(column, 'greatest(s, ws) - s')}")
 
 
 _S = 'epoch_us("start")'
@@ -89,16 +96,14 @@ def _pieces(columns: str, unit: int) -> str:
     pieces (unnest)."""
     return f"""
     SELECT {columns}, first_ws AS ws,
-           CAST(CAST(bytes_in AS HUGEINT) * (first_ws + {unit} - s) // (e - s) AS UBIGINT)
-               AS in_share,
-           CAST(CAST(bytes_out AS HUGEINT) * (first_ws + {unit} - s) // (e - s) AS UBIGINT)
-               AS out_share,
+           {_part("bytes_in", f"first_ws + {unit} - s")} AS in_share,
+           {_part("bytes_out", f"first_ws + {unit} - s")} AS out_share,
            TRUE AS starts_here
     FROM grid
     UNION ALL
     SELECT {columns}, last_ws AS ws,
-           bytes_in - CAST(CAST(bytes_in AS HUGEINT) * (last_ws - s) // (e - s) AS UBIGINT),
-           bytes_out - CAST(CAST(bytes_out AS HUGEINT) * (last_ws - s) // (e - s) AS UBIGINT),
+           bytes_in - {_part("bytes_in", "last_ws - s")},
+           bytes_out - {_part("bytes_out", "last_ws - s")},
            FALSE
     FROM grid
     UNION ALL
@@ -359,6 +364,20 @@ LEFT JOIN (
 ) p USING (tenant, t)"""
 
 
+def _week_ends(key: str, source: str) -> str:
+    """One row per (``key``, end of a 7-day window in which ``key`` is seen), from the
+    days ``t`` ``key`` is seen in ``source``: a day ``t`` adds the window ends ``t + 1 d
+    .. t + 7 d`` not already added by the previous day it was seen (``prev``), so each
+    distinct ``key`` counts once per window without a distinct count over 7 copies."""
+    return f"""
+        SELECT {key}, t + k * {DAY_US} AS we
+        FROM (
+            SELECT {key}, t, lag(t) OVER (PARTITION BY {key} ORDER BY t) AS prev
+            FROM (SELECT DISTINCT {key}, t FROM {source})
+        ), range(1, 8) AS r(k)
+        WHERE prev IS NULL OR t + k * {DAY_US} > prev + {7 * DAY_US}"""
+
+
 _SLIDING = f"""
 SELECT
     b.tenant, '7d' AS span, b.we - {7 * DAY_US} AS ws, b.we,
@@ -373,10 +392,14 @@ FROM (
     SELECT *, t + k * {DAY_US} AS we FROM day_base, range(1, 8) AS r(k)
 ) b
 LEFT JOIN (
-    SELECT tenant, t + k * {DAY_US} AS we,
-           count(DISTINCT addr) AS addrs, count(DISTINCT asn) AS asns
-    FROM day_presence, range(1, 8) AS r(k)
-    GROUP BY tenant, we
+    SELECT tenant, we, sum(addrs) AS addrs, sum(asns) AS asns FROM (
+        SELECT tenant, we, count(*) AS addrs, 0 AS asns
+        FROM ({_week_ends("tenant, addr", "day_presence")}) GROUP BY ALL
+        UNION ALL
+        SELECT tenant, we, 0, count(*)
+        FROM ({_week_ends("tenant, asn", "day_presence WHERE asn IS NOT NULL")})
+        GROUP BY ALL
+    ) GROUP BY ALL
 ) p USING (tenant, we)
 GROUP BY b.tenant, b.we"""
 
@@ -463,8 +486,9 @@ FROM (
            sum(b.bytes_in), sum(b.bytes_out), any_value(coalesce(p.addrs, 0))
     FROM (SELECT *, t + k * {DAY_US} AS we FROM country_day, range(1, 8) AS r(k)) b
     LEFT JOIN (
-        SELECT tenant, t + k * {DAY_US} AS we, country, count(DISTINCT addr) AS addrs
-        FROM day_presence, range(1, 8) AS r(k) GROUP BY tenant, we, country
+        SELECT tenant, we, country, count(*) AS addrs
+        FROM ({_week_ends("tenant, country, addr", "day_presence WHERE country IS NOT NULL")})
+        GROUP BY ALL
     ) p USING (tenant, we, country)
     GROUP BY b.tenant, b.we, b.country
     UNION ALL
