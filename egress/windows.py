@@ -60,6 +60,8 @@ from egress.windows_sql import (
     COMPACT_SQL,
     COUNTRIES_SQL,
     CREATE_ACCUMULATORS,
+    EVIDENCE_COLUMNS,
+    EVIDENCE_FLOOR_SQL,
     EVIDENCE_RESULT_SQL,
     EVIDENCE_SQL,
     HOUR_US,
@@ -179,11 +181,18 @@ class WindowAggregator:
     tenants x time cells (and the distinct remote ends per hour), not transfers; beyond
     ``memory_limit`` DuckDB spills to ``temp_directory``. A ``connection`` passed in is
     used and left open; otherwise an in-memory one is made and closed by :meth:`close`
-    (or by :meth:`result`).
+    (or by :meth:`result`). ``flush_rows`` (rows gathered before reducing) and
+    ``compact_rows`` (least rows appended to an accumulator before compacting it) tune
+    speed and memory, never the result.
     """
 
     def __init__(self, params: WindowParams | None = None, *,
-                 connection: duckdb.DuckDBPyConnection | None = None) -> None:
+                 connection: duckdb.DuckDBPyConnection | None = None,
+                 flush_rows: int = _FLUSH_ROWS, compact_rows: int = _COMPACT_ROWS) -> None:
+        if flush_rows < 1 or compact_rows < 1:
+            raise ValueError(f"flush_rows and compact_rows must be positive, got "
+                             f"{flush_rows} and {compact_rows}")
+        self._flush_rows, self._compact_rows = flush_rows, compact_rows
         self._params = params or WindowParams()
         self._own = connection is None
         self._con = duckdb.connect(":memory:") if connection is None else connection
@@ -207,7 +216,7 @@ class WindowAggregator:
         self._pending.append(table)
         self._pending_rows += table.num_rows
         self.rows += table.num_rows
-        if self._pending_rows >= _FLUSH_ROWS:
+        if self._pending_rows >= self._flush_rows:
             self.flush()
 
     def flush(self) -> None:
@@ -228,8 +237,7 @@ class WindowAggregator:
         for name, statements, params in (
                 ("hours_acc", zip(HOURS_SQL, (table, split[HOUR_US])), None),
                 ("cells_acc", zip(CELLS_SQL, (table, split[CELL_US])), None),
-                ("presence_acc", zip(PRESENCE_SQL, (table, split[HOUR_US])), None),
-                ("evidence_acc", zip(EVIDENCE_SQL, (table,)), top)):
+                ("presence_acc", zip(PRESENCE_SQL, (table, split[HOUR_US])), None)):
             for statement, transfers in statements:
                 if transfers.num_rows == 0:
                     continue
@@ -240,15 +248,33 @@ class WindowAggregator:
                 finally:
                     self._con.unregister("transfers")
                 self._appended[name] += int(count)
+        if top["top"] > 0:
+            self._evidence(table, top)
         for name, count in self._appended.items():
-            if count >= max(_COMPACT_ROWS, self._compacted[name]):
+            if count >= max(self._compact_rows, self._compacted[name]):
                 self._compact(name)
+
+    def _evidence(self, table: pa.Table, top: dict[str, object]) -> None:
+        self._con.register("transfers", table)
+        try:
+            self._con.execute(
+                f"CREATE OR REPLACE TEMP TABLE evidence_batch AS {EVIDENCE_SQL}", top)
+        finally:
+            self._con.unregister("transfers")
+        self._replace("evidence_floor", EVIDENCE_FLOOR_SQL, top)
+        [(count,)] = self._con.execute(
+            f"INSERT INTO evidence_acc SELECT {EVIDENCE_COLUMNS} FROM evidence_batch"
+        ).fetchall()
+        self._con.execute("DROP TABLE evidence_batch")
+        self._appended["evidence_acc"] += int(count)
+
+    def _replace(self, name: str, query: str, params: dict[str, object] | None) -> None:
+        self._con.execute(f"CREATE OR REPLACE TEMP TABLE {name}_new AS {query}", params)
+        self._con.execute(f"DROP TABLE {name}; ALTER TABLE {name}_new RENAME TO {name}")
 
     def _compact(self, name: str) -> None:
         params = {"top": self._params.evidence_per_day} if name == "evidence_acc" else None
-        self._con.execute(f"CREATE OR REPLACE TEMP TABLE {name}_new AS {COMPACT_SQL[name]}",
-                          params)
-        self._con.execute(f"DROP TABLE {name}; ALTER TABLE {name}_new RENAME TO {name}")
+        self._replace(name, COMPACT_SQL[name], params)
         [(count,)] = self._con.execute(f"SELECT count(*) FROM {name}").fetchall()
         self._compacted[name], self._appended[name] = int(count), 0
 
@@ -289,7 +315,7 @@ class WindowAggregator:
         else:
             self._con.execute("; ".join(
                 f"DROP TABLE IF EXISTS {name}; DROP TABLE IF EXISTS {name}_new"
-                for name in COMPACT_SQL))
+                for name in (*COMPACT_SQL, "evidence_floor", "evidence_batch")))
 
 
 def compute_windows(

@@ -194,26 +194,41 @@ _EVIDENCE_RANK = f"""row_number() OVER (
     ORDER BY greatest(bytes_in, bytes_out) DESC, "start", ref
 )"""
 
-_EVIDENCE_COLUMNS = """tenant, kind, "start", "end", bytes_in, bytes_out, remote_addr,
+EVIDENCE_COLUMNS = """tenant, kind, "start", "end", bytes_in, bytes_out, remote_addr,
        remote_country, "where", ref, quality"""
 
-#: One batch of ``transfers`` -> the candidates for evidence: every transfer at least as
-#: large as the ``$top``-th largest of its tenant and day in the batch (a superset of the
-#: top ``$top`` under any tie order; :data:`EVIDENCE_RESULT_SQL` ranks them).
-EVIDENCE_SQL = (f"""
+#: One batch of ``transfers`` -> the candidates for evidence (with ``day`` and ``size``):
+#: every transfer at least as large as the ``$top``-th largest of its tenant and day in the
+#: batch, and as the ``floor`` of ``evidence_floor`` (a size at least ``$top`` earlier
+#: transfers of that tenant and day reach). A transfer below either has ``$top`` larger
+#: ones, so the candidates hold the top ``$top`` under any tie order;
+#: :data:`EVIDENCE_RESULT_SQL` ranks them.
+EVIDENCE_SQL = f"""
 WITH sized AS (
-    SELECT {_EVIDENCE_COLUMNS},
-           {floor_to('epoch_us("start")', str(DAY_US))} AS day,
+    SELECT {EVIDENCE_COLUMNS},
+           {floor_to(_S, str(DAY_US))} AS day,
            greatest(bytes_in, bytes_out) AS size
     FROM transfers
 ),
+kept AS (
+    SELECT sized.* FROM sized LEFT JOIN evidence_floor f USING (tenant, day)
+    WHERE f.floor IS NULL OR sized.size >= f.floor
+),
 floors AS (
-    SELECT tenant, day, list_min(max(size, $top)) AS floor FROM sized GROUP BY ALL
+    SELECT tenant, day, list_min(max(size, $top)) AS floor FROM kept GROUP BY ALL
 )
-SELECT {_EVIDENCE_COLUMNS}
-FROM sized JOIN floors USING (tenant, day)
+SELECT kept.* FROM kept JOIN floors USING (tenant, day)
 WHERE size >= floor
-""",)
+"""
+
+#: ``evidence_floor`` raised by a batch's candidates (``evidence_batch``).
+EVIDENCE_FLOOR_SQL = """
+SELECT tenant, day, greatest(f.floor, b.floor) AS floor
+FROM evidence_floor f FULL JOIN (
+    SELECT tenant, day, list_min(max(size, $top)) AS floor
+    FROM evidence_batch GROUP BY ALL HAVING count(*) >= $top
+) b USING (tenant, day)
+"""
 
 #: The evidence kept: the ranking over all candidates (also compacts the accumulator).
 EVIDENCE_RESULT_SQL = f"""
@@ -226,11 +241,13 @@ ORDER BY tenant, "start", ref
 COMPACT_SQL = {
     "hours_acc": """
 SELECT tenant, t, country, cross_border, kind, crossing,
-       sum(bytes_in), sum(bytes_out), sum(starts), sum(quality_marked),
-       sum(capacity_bytes), max(max_duration_us)
-FROM hours_acc GROUP BY ALL""",
+       sum(bytes_in) AS bytes_in, sum(bytes_out) AS bytes_out, sum(starts) AS starts,
+       sum(quality_marked) AS quality_marked, sum(capacity_bytes) AS capacity_bytes,
+       max(max_duration_us) AS max_duration_us
+FROM hours_acc GROUP BY tenant, t, country, cross_border, kind, crossing""",
     "cells_acc": """
-SELECT tenant, cell, sum(bytes_in), sum(bytes_out) FROM cells_acc GROUP BY ALL""",
+SELECT tenant, cell, sum(bytes_in) AS bytes_in, sum(bytes_out) AS bytes_out
+FROM cells_acc GROUP BY tenant, cell""",
     "presence_acc": "SELECT DISTINCT * FROM presence_acc",
     "evidence_acc": EVIDENCE_RESULT_SQL,
 }
@@ -248,6 +265,7 @@ CREATE OR REPLACE TEMP TABLE cells_acc (
 CREATE OR REPLACE TEMP TABLE presence_acc (
     tenant VARCHAR, t BIGINT, addr UBIGINT, asn BIGINT, country VARCHAR
 );
+CREATE OR REPLACE TEMP TABLE evidence_floor (tenant VARCHAR, day BIGINT, floor UBIGINT);
 CREATE OR REPLACE TEMP TABLE evidence_acc (
     tenant VARCHAR, kind VARCHAR, "start" TIMESTAMPTZ, "end" TIMESTAMPTZ, bytes_in UBIGINT,
     bytes_out UBIGINT, remote_addr VARCHAR, remote_country VARCHAR, "where" VARCHAR,
