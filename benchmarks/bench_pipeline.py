@@ -140,7 +140,7 @@ def write_transfers(path: Path, rows: int, *, seed: int = 5) -> None:
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
-    import pyarrow.feather as feather
+    from pyarrow import feather
 
     from egress.windows import TRANSFERS_SCHEMA
 
@@ -227,7 +227,7 @@ def work_duckdb(conn: Path) -> dict[str, Any]:
 
 
 def work_windows(transfers: Path) -> dict[str, Any]:
-    import pyarrow.feather as feather
+    from pyarrow import feather
 
     from egress.windows import WindowAggregator, WindowParams
 

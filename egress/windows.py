@@ -138,7 +138,9 @@ _BATCH_ROWS = 65_536
 #: Rows gathered from incoming batches before the per-batch statements run.
 _FLUSH_ROWS = 1 << 20
 #: An accumulator is compacted once the rows appended since its last compaction reach
-#: both this and its compacted size (so compaction costs O(1) per appended row).
+#: both this and its compacted size (so compaction costs O(1) per appended row), times
+#: a slack that grows while compacting removes less than half the rows (keys that seldom
+#: repeat, e.g. time-ordered input: compacting would gain little).
 _COMPACT_ROWS = 4 << 20
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -206,6 +208,7 @@ class WindowAggregator:
         self._pending_rows = 0
         self._appended = dict.fromkeys(COMPACT_SQL, 0)
         self._compacted = dict.fromkeys(COMPACT_SQL, 0)
+        self._slack = dict.fromkeys(COMPACT_SQL, 1)
         self.rows = 0
 
     def add(self, transfers: pa.RecordBatch | pa.Table) -> None:
@@ -226,35 +229,34 @@ class WindowAggregator:
             return
         table = pa.concat_tables(self._pending)
         self._pending, self._pending_rows = [], 0
-        top = {"top": self._params.evidence_per_day}
-        # The statements over several windows see only the transfers that span several:
-        # the same result (they select those), without scanning the whole batch.
+        # The statements for transfers over several windows see only those (the ones
+        # they select anyway), so they do not scan the whole batch.
         start = table.column("start").cast(pa.int64()).to_numpy()
-        end = np.maximum(table.column("end").cast(pa.int64()).to_numpy(), start)
-        last = np.maximum(end - 1, start)
+        last = np.maximum(table.column("end").cast(pa.int64()).to_numpy() - 1, start)
         split = {unit: table.filter(start // unit != last // unit)
                  for unit in (CELL_US, HOUR_US)}
-        for name, statements, params in (
-                ("hours_acc", zip(HOURS_SQL, (table, split[HOUR_US])), None),
-                ("cells_acc", zip(CELLS_SQL, (table, split[CELL_US])), None),
-                ("presence_acc", zip(PRESENCE_SQL, (table, split[HOUR_US])), None)):
-            for statement, transfers in statements:
-                if transfers.num_rows == 0:
-                    continue
-                self._con.register("transfers", transfers)
-                try:
-                    [(count,)] = self._con.execute(
-                        f"INSERT INTO {name} {statement}", params).fetchall()
-                finally:
-                    self._con.unregister("transfers")
-                self._appended[name] += int(count)
-        if top["top"] > 0:
-            self._evidence(table, top)
+        for name, (one, several), unit in (("hours_acc", HOURS_SQL, HOUR_US),
+                                            ("cells_acc", CELLS_SQL, CELL_US),
+                                            ("presence_acc", PRESENCE_SQL, HOUR_US)):
+            self._appended[name] += self._insert(name, one, table)
+            if split[unit].num_rows:
+                self._appended[name] += self._insert(name, several, split[unit])
+        if self._params.evidence_per_day > 0:
+            self._evidence(table)
         for name, count in self._appended.items():
-            if count >= max(self._compact_rows, self._compacted[name]):
+            if count >= max(self._compact_rows, self._compacted[name] * self._slack[name]):
                 self._compact(name)
 
-    def _evidence(self, table: pa.Table, top: dict[str, object]) -> None:
+    def _insert(self, name: str, statement: str, transfers: pa.Table) -> int:
+        self._con.register("transfers", transfers)
+        try:
+            [(count,)] = self._con.execute(f"INSERT INTO {name} {statement}").fetchall()
+        finally:
+            self._con.unregister("transfers")
+        return int(count)
+
+    def _evidence(self, table: pa.Table) -> None:
+        top = {"top": self._params.evidence_per_day}
         self._con.register("transfers", table)
         try:
             self._con.execute(
@@ -268,7 +270,7 @@ class WindowAggregator:
         self._con.execute("DROP TABLE evidence_batch")
         self._appended["evidence_acc"] += int(count)
 
-    def _replace(self, name: str, query: str, params: dict[str, object] | None) -> None:
+    def _replace(self, name: str, query: str, params: Mapping[str, object] | None) -> None:
         self._con.execute(f"CREATE OR REPLACE TEMP TABLE {name}_new AS {query}", params)
         self._con.execute(f"DROP TABLE {name}; ALTER TABLE {name}_new RENAME TO {name}")
 
@@ -276,6 +278,8 @@ class WindowAggregator:
         params = {"top": self._params.evidence_per_day} if name == "evidence_acc" else None
         self._replace(name, COMPACT_SQL[name], params)
         [(count,)] = self._con.execute(f"SELECT count(*) FROM {name}").fetchall()
+        if count > (self._compacted[name] + self._appended[name]) // 2:
+            self._slack[name] *= 4  # little to gain (keys seldom repeat): compact less
         self._compacted[name], self._appended[name] = int(count), 0
 
     def result(self) -> WindowTables:

@@ -6,15 +6,22 @@ spellings. All times are integer microseconds since the Unix epoch (``BIGINT``);
 parameters:
 
 * ``transfers``: the input (:data:`egress.windows.TRANSFERS_SCHEMA`), one batch at a time;
-* :data:`CELLS_SQL` reduces a batch to 5-minute *cells* per ``(tenant, cell, country)``
-  with every additive metric, bytes apportioned with cumulative-floor rounding (see
-  :mod:`egress.windows`); :data:`PRESENCE_SQL` to the distinct remote ends per
-  ``(tenant, hour)``. Both are appended to accumulator tables, batch after batch;
-* :func:`rollup_statements` turns the accumulators into the per-span windows.
+* per batch, each a pair of statements (transfers inside one window: no arithmetic, no
+  unnest; transfers over several: apportioned with cumulative-floor rounding, see
+  :mod:`egress.windows`), appended to accumulator tables:
+  :data:`HOURS_SQL` every additive metric per ``(tenant, hour, country, ...)``,
+  :data:`CELLS_SQL` boundary-crossing bytes per ``(tenant, 5-minute cell)`` (peak rates),
+  :data:`PRESENCE_SQL` the remote ends per ``(tenant, hour)``; :data:`EVIDENCE_SQL` the
+  evidence candidates;
+* :data:`COMPACT_SQL` reduces an accumulator to one row per key (same meaning), so
+  accumulators stay at tenants x time cells however many batches arrive;
+* :data:`BASES_SQL`, :data:`WINDOWS_SQL`, :data:`COUNTRIES_SQL` turn the accumulators into
+  the per-span windows.
 
 Rounding composes: the cumulative-floor share of a run of consecutive cells equals the
-share computed directly for their union, so hours and days rolled up from cells are exactly
-what apportioning by hours or days would give.
+share computed directly for their union, so an hour's share computed directly equals the
+sum of its cells' shares, and days rolled up from hours are exactly what apportioning by
+days would give.
 """
 
 from __future__ import annotations
@@ -36,9 +43,15 @@ def floor_to(expr: str, size: str) -> str:
 
     Dialect notes for Spark SQL: ``epoch_us(x)`` -> ``unix_micros(x)``;
     ``make_timestamp(us)`` -> ``timestamp_micros(us)``; ``unnest(range(a, b, s))`` ->
-    ``explode(sequence(a, b - 1, s))``; ``HUGEINT`` -> ``DECIMAL(38, 0)``; ``//`` -> ``div``;
-    ``UBIGINT`` -> ``DECIMAL(20, 0)``; ``list_contains`` -> ``array_contains``; ``$name``
-    -> ``:name``. Integer ``%`` truncates toward zero in both, hence the floor-modulo.
+    ``explode(sequence(a, b - 1, s))`` (an empty range: no row in both); ``FROM t,
+    range(1, 8) AS r(k)`` -> ``LATERAL VIEW explode(sequence(1, 7)) r AS k``; ``HUGEINT``
+    -> ``DECIMAL(38, 0)``; ``//`` -> ``div``; ``UBIGINT`` -> ``DECIMAL(20, 0)``;
+    ``list_contains`` -> ``array_contains``; ``hash(x)`` (64-bit) -> ``xxhash64(x)``;
+    ``max(x, n)`` (the ``n`` largest, a list) -> ``slice(sort_array(collect_list(x),
+    false), 1, n)``; ``list_min`` -> ``array_min``; ``GROUP BY ALL`` -> the non-aggregate
+    columns listed; ``QUALIFY f <= n`` -> a subquery filtering on ``f``; ``$name`` ->
+    ``:name``. Integer ``%`` truncates toward zero in both, hence the floor-modulo;
+    ``greatest`` skips ``NULL`` in both; ``count(*) FILTER (WHERE c)`` is in both.
     """
     return f"({expr} - ((({expr}) % {size}) + {size}) % {size})"
 
