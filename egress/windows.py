@@ -41,6 +41,7 @@ overlapping the window. Cross-border volume counts a transfer whose ``cross_bord
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -185,12 +186,18 @@ class WindowAggregator:
     used and left open; otherwise an in-memory one is made and closed by :meth:`close`
     (or by :meth:`result`). ``flush_rows`` (rows gathered before reducing) and
     ``compact_rows`` (least rows appended to an accumulator before compacting it) tune
-    speed and memory, never the result.
+    speed and memory, never the result. With ``background`` (the default for an own
+    connection) the gathered rows are reduced in a worker thread while the caller
+    produces the next batches (DuckDB and Arrow release the GIL); at most one reduction
+    runs and one gathers, and an error in it is raised by the next :meth:`add`,
+    :meth:`flush` or :meth:`result`. A connection passed in with ``background=True`` must
+    not be used by others until :meth:`result` or :meth:`close`.
     """
 
     def __init__(self, params: WindowParams | None = None, *,
                  connection: duckdb.DuckDBPyConnection | None = None,
-                 flush_rows: int = _FLUSH_ROWS, compact_rows: int = _COMPACT_ROWS) -> None:
+                 flush_rows: int = _FLUSH_ROWS, compact_rows: int = _COMPACT_ROWS,
+                 background: bool | None = None) -> None:
         if flush_rows < 1 or compact_rows < 1:
             raise ValueError(f"flush_rows and compact_rows must be positive, got "
                              f"{flush_rows} and {compact_rows}")
@@ -209,6 +216,9 @@ class WindowAggregator:
         self._appended = dict.fromkeys(COMPACT_SQL, 0)
         self._compacted = dict.fromkeys(COMPACT_SQL, 0)
         self._slack = dict.fromkeys(COMPACT_SQL, 1)
+        self._worker = (ThreadPoolExecutor(1, thread_name_prefix="windows")
+                        if (self._own if background is None else background) else None)
+        self._running: Future[None] | None = None
         self.rows = 0
 
     def add(self, transfers: pa.RecordBatch | pa.Table) -> None:
@@ -220,15 +230,31 @@ class WindowAggregator:
         self._pending_rows += table.num_rows
         self.rows += table.num_rows
         if self._pending_rows >= self._flush_rows:
-            self.flush()
+            self._submit()
 
     def flush(self) -> None:
-        """Reduce the batches gathered so far now (:meth:`add` does once about a million
-        rows are gathered, :meth:`result` at the end)."""
+        """Reduce the batches gathered so far now, and wait for it (:meth:`add` starts a
+        reduction once about a million rows are gathered, :meth:`result` at the end)."""
+        self._submit()
+        self._wait()
+
+    def _submit(self) -> None:
+        self._wait()
         if not self._pending:
             return
         table = pa.concat_tables(self._pending)
         self._pending, self._pending_rows = [], 0
+        if self._worker is None:
+            self._reduce(table)
+        else:
+            self._running = self._worker.submit(self._reduce, table)
+
+    def _wait(self) -> None:
+        running, self._running = self._running, None
+        if running is not None:
+            running.result()
+
+    def _reduce(self, table: pa.Table) -> None:
         # The statements for transfers over several windows see only those (the ones
         # they select anyway), so they do not scan the whole batch.
         start = table.column("start").cast(pa.int64()).to_numpy()
@@ -314,6 +340,11 @@ class WindowAggregator:
     def close(self) -> None:
         """Drop the accumulators (and close an own connection)."""
         self._pending, self._pending_rows = [], 0
+        running, self._running = self._running, None
+        if running is not None:
+            running.exception()  # wait; the error, if any, was the caller's to see
+        if self._worker is not None:
+            self._worker.shutdown()
         if self._own:
             self._con.close()
         else:

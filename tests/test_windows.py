@@ -485,14 +485,17 @@ def evidence_key(evidence: pa.Table) -> list[tuple[Any, ...]]:
                   for r in evidence.to_pylist())
 
 
-@settings(max_examples=40, deadline=None)
-@given(transfer_rows(), st.integers(1, 4), st.integers(1, 3), st.integers(1, 3))
+@settings(max_examples=30, deadline=None)
+@given(transfer_rows(), st.integers(1, 4), st.integers(1, 3), st.integers(1, 3),
+       st.booleans())
 def test_flushing_and_compaction_do_not_change_results(
-        rows: list[T], batch: int, flush_rows: int, compact_rows: int) -> None:
+        rows: list[T], batch: int, flush_rows: int, compact_rows: int,
+        background: bool) -> None:
     params = WindowParams(registrations={"b": T0 - DAY}, concern_countries=("NL",),
                           evidence_per_day=2)
     whole = compute_windows(table(rows), params)
-    aggregator = WindowAggregator(params, flush_rows=flush_rows, compact_rows=compact_rows)
+    aggregator = WindowAggregator(params, flush_rows=flush_rows, compact_rows=compact_rows,
+                                  background=background)
     for part in table(rows).to_batches(max_chunksize=batch):
         aggregator.add(part)
     got = aggregator.result()
