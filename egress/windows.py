@@ -257,9 +257,10 @@ class WindowAggregator:
     def _reduce(self, table: pa.Table) -> None:
         # The statements for transfers over several windows see only those (the ones
         # they select anyway), so they do not scan the whole batch.
-        start = table.column("start").cast(pa.int64()).to_numpy()
-        last = np.maximum(table.column("end").cast(pa.int64()).to_numpy() - 1, start)
-        split = {unit: table.filter(start // unit != last // unit)
+        start = _micros_of(table.column("start"))
+        last = np.maximum(_micros_of(table.column("end")) - 1, start)
+        narrow = table.drop_columns(["where", "ref"])
+        split = {unit: narrow.filter(start // unit != last // unit)
                  for unit in (CELL_US, HOUR_US)}
         for name, (one, several), unit in (("hours_acc", HOURS_SQL, HOUR_US),
                                             ("cells_acc", CELLS_SQL, CELL_US),
@@ -516,6 +517,14 @@ def _conform(transfers: pa.RecordBatch | pa.Table) -> pa.Table:
     table = (pa.Table.from_batches([transfers]) if isinstance(transfers, pa.RecordBatch)
              else transfers)
     return table.select(TRANSFERS_SCHEMA.names).cast(TRANSFERS_SCHEMA)
+
+
+def _micros_of(times: pa.ChunkedArray) -> np.ndarray:
+    """Microseconds since the epoch of a ``timestamp[us]`` column (no copy per chunk)."""
+    if times.num_chunks == 0:
+        return np.empty(0, np.int64)
+    return np.concatenate([chunk.view(pa.int64()).to_numpy(zero_copy_only=False)
+                           for chunk in times.chunks])
 
 
 def _micros(moment: datetime) -> int:
