@@ -7,7 +7,11 @@ traffic), an inventory of those tenants and a geo range file, then runs in child
 * ``egress``: :func:`egress.pipeline.run_windows` over the conn.log: the Zeek reader,
   attribution (with geo), and every window span; prints rows/s, CPU and peak RSS;
 * ``duckdb``: DuckDB's CSV reader summing ``resp_ip_bytes`` per responder on the same
-  file: a yardstick for reading alone (no attribution, no windows).
+  file: a yardstick for reading alone (no attribution, no windows);
+* ``windows`` (only with ``--only windows``): the window stage alone, over transfers
+  generated once with the same distribution (``transfers-<rows>.feather``, remote ends
+  filled in) and fed in 65,536-row batches; prints CPU per row of ``add`` and the wall and
+  CPU time of ``result``.
 
 Targets (printed, never asserted): >= 2 M records/s and peak RSS <= 4 GB, flat in input size
 (run with two sizes, e.g. ``--rows 10000000`` then ``--rows 100000000``).
@@ -131,6 +135,62 @@ def _text(lines: Any) -> bytes:
     return bytes(lines.buffers()[2].to_pybytes()[int(offsets[0]):int(offsets[-1])])
 
 
+def write_transfers(path: Path, rows: int, *, seed: int = 5) -> None:
+    """Attributed transfers as the conn.log above would give (outside traffic dropped)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from pyarrow import feather
+
+    from egress.windows import TRANSFERS_SCHEMA
+
+    rng = np.random.default_rng(seed)
+    parts = []
+    block = 1_000_000
+    for first in range(0, rows, block):
+        n = min(block, rows - first)
+        start = np.round((T0 + (first + np.arange(n)) * (DAYS * 86400.0 / rows)) * 1e6)
+        start = start.astype(np.int64)
+        tenant = rng.integers(0, TENANTS, n)
+        kind = rng.choice(4, n, p=[0.45, 0.35, 0.12, 0.08])  # in, out, internal, outside
+        remote_id = rng.integers(0, REMOTES, n)
+        big = rng.integers(1_000, 50_000_000, n).astype(np.uint64)
+        small = rng.integers(100, 200_000, n).astype(np.uint64)
+        duration = (np.round(rng.exponential(60.0, n), 6) * 1e6).astype(np.int64)
+        keep = kind < 3
+        internal = kind == 2
+        octets = [1 + remote_id % 99, (remote_id // 99) % 256, (remote_id // 25_344) % 256,
+                  1 + remote_id % 253]
+        addr = pc.binary_join_element_wise(*(pc.cast(pa.array(o), pa.string()) for o in octets),
+                                           ".")
+        country = pa.array(np.array(["SG", "CN", "US", "DE"])[octets[0] % 4])
+        remote_null = pa.array(internal)
+        table = pa.table({
+            "tenant": pc.binary_join_element_wise(
+                "t-", pc.utf8_lpad(pc.cast(pa.array(tenant), pa.string()), 5, "0"), ""),
+            "kind": pa.array(np.full(n, "network")),
+            "start": pa.array(start, pa.timestamp("us", tz="UTC")),
+            "end": pa.array(start + duration, pa.timestamp("us", tz="UTC")),
+            "direction": pa.array(np.array(["inbound", "outbound", "internal", "x"])[kind]),
+            "bytes_in": pa.array(np.where(kind == 1, small, big)),
+            "bytes_out": pa.array(np.where(kind == 1, big, small)),
+            "capacity_bytes": pa.nulls(n, pa.uint64()),
+            "remote_addr": pc.if_else(remote_null, pa.scalar(None, pa.string()), addr),
+            "remote_asn": pc.if_else(remote_null, pa.scalar(None, pa.int64()),
+                                     pa.array(64_512 + remote_id % 5_000)),
+            "remote_country": pc.if_else(remote_null, pa.scalar(None, pa.string()), country),
+            "cross_border": pc.if_else(remote_null, pa.scalar(None, pa.bool_()),
+                                       pa.scalar(True)),
+            "quality": pa.array(rng.random(n) < 0.01),
+            "where": pc.binary_join_element_wise(
+                "conn.log:", pc.cast(pa.array(first + np.arange(n) + 9), pa.string()), ""),
+            "ref": pc.binary_join_element_wise(
+                "C", pc.cast(pa.array(first + np.arange(n)), pa.string()), ""),
+        })
+        parts.append(table.filter(pa.array(keep)).cast(TRANSFERS_SCHEMA))
+    feather.write_feather(pa.concat_tables(parts), str(path), compression="uncompressed")
+
+
 # ------------------------------------------------------------------ workers (child side)
 
 
@@ -166,7 +226,31 @@ def work_duckdb(conn: Path) -> dict[str, Any]:
     return {"rows": int(rows), "responders": int(responders)}
 
 
-WORKERS = {"egress": work_egress, "duckdb": work_duckdb}
+def work_windows(transfers: Path) -> dict[str, Any]:
+    from pyarrow import feather
+
+    from egress.windows import WindowAggregator, WindowParams
+
+    table = feather.read_table(str(transfers), memory_map=True)
+    aggregator = WindowAggregator(WindowParams(
+        memory_limit="2GB", temp_directory=str(transfers.parent / "spill")))
+    cpu, wall = time.process_time(), time.perf_counter()
+    for batch in table.to_batches(max_chunksize=65_536):
+        aggregator.add(batch)
+    if hasattr(aggregator, "flush"):  # reduce what is gathered; counted with add
+        aggregator.flush()
+    add_cpu, add_wall = time.process_time() - cpu, time.perf_counter() - wall
+    cpu, wall = time.process_time(), time.perf_counter()
+    result = aggregator.result()
+    return {"rows": table.num_rows, "add_cpu_us_per_row": add_cpu / table.num_rows * 1e6,
+            "add_wall_s": add_wall, "result_wall_s": time.perf_counter() - wall,
+            "result_cpu_s": time.process_time() - cpu, "windows": result.windows.num_rows,
+            "countries": result.countries.num_rows, "evidence": result.evidence.num_rows,
+            "run_s": add_wall + time.perf_counter() - wall}
+
+
+WORKERS = {"egress": work_egress, "duckdb": work_duckdb, "windows": work_windows}
+DEFAULT_WORKERS = ("egress", "duckdb")
 
 
 def run_child(name: str, conn: Path) -> dict[str, Any]:
@@ -199,16 +283,23 @@ def main() -> None:
     for name, writer in (("inventory.yaml", write_inventory), ("geo.csv", write_geo)):
         if not (WORKDIR / name).exists():
             writer(WORKDIR / name)
-    if not conn.exists():
+    workers = args.only or DEFAULT_WORKERS
+    if set(workers) - {"windows"} and not conn.exists():
         print(f"generating {args.rows:,} rows into {conn}", file=sys.stderr)
         partial = conn.with_suffix(".partial")
         write_conn(partial, args.rows)
         partial.rename(conn)
-    size = conn.stat().st_size
+    transfers = WORKDIR / f"transfers-{args.rows}.feather"
+    if "windows" in workers and not transfers.exists():
+        print(f"generating {args.rows:,} transfers into {transfers}", file=sys.stderr)
+        write_transfers(transfers.with_suffix(".partial"), args.rows)
+        transfers.with_suffix(".partial").rename(transfers)
+    size = conn.stat().st_size if conn.exists() else 0
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}; {args.rows:,} rows, {size / 1e9:.2f} GB, "
           f"{TENANTS:,} tenants")
-    results = {name: run_child(name, conn) for name in (args.only or WORKERS)}
+    results = {name: run_child(name, transfers if name == "windows" else conn)
+               for name in workers}
     for name, r in results.items():
         rate = r["rows"] / r["wall_s"]
         print(f"{name:8s} rows {r['rows']:>12,}  wall {r['wall_s']:7.1f} s  "

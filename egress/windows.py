@@ -41,10 +41,12 @@ overlapping the window. Cross-border volume counts a transfer whose ``cross_bord
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -56,11 +58,15 @@ from egress.windows_sql import (
     BASES_SQL,
     CELL_US,
     CELLS_SQL,
+    COMPACT_SQL,
     COUNTRIES_SQL,
     CREATE_ACCUMULATORS,
+    EVIDENCE_COLUMNS,
+    EVIDENCE_FLOOR_SQL,
     EVIDENCE_RESULT_SQL,
     EVIDENCE_SQL,
     HOUR_US,
+    HOURS_SQL,
     PRESENCE_SQL,
     WINDOWS_SQL,
 )
@@ -130,6 +136,13 @@ COUNTRIES_SCHEMA = pa.schema([
 SPANS = ("1h", "24h", "7d", "cumulative")
 
 _BATCH_ROWS = 65_536
+#: Rows gathered from incoming batches before the per-batch statements run.
+_FLUSH_ROWS = 1 << 20
+#: An accumulator is compacted once the rows appended since its last compaction reach
+#: both this and its compacted size (so compaction costs O(1) per appended row), times
+#: a slack that grows while compacting removes less than half the rows (keys that seldom
+#: repeat, e.g. time-ordered input: compacting would gain little).
+_COMPACT_ROWS = 4 << 20
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -164,14 +177,31 @@ class WindowTables:
 class WindowAggregator:
     """Streaming aggregation: :meth:`add` transfer batches, then :meth:`result`.
 
-    Each batch is reduced at once to 5-minute cells and hourly remote ends, so memory
-    grows with tenants x time cells, not with transfers. A ``connection`` passed in is used
-    and left open; otherwise an in-memory one is made and closed by :meth:`close` (or
-    by :meth:`result`).
+    Batches are gathered up to about a million rows, then reduced at once: additive
+    metrics per tenant, hour and remote country, boundary-crossing bytes per tenant and
+    5-minute cell (peak rates), remote ends per tenant and hour, evidence candidates.
+    The accumulators are compacted to one row per key as they grow, so memory follows
+    tenants x time cells (and the distinct remote ends per hour), not transfers; beyond
+    ``memory_limit`` DuckDB spills to ``temp_directory``. A ``connection`` passed in is
+    used and left open; otherwise an in-memory one is made and closed by :meth:`close`
+    (or by :meth:`result`). ``flush_rows`` (rows gathered before reducing) and
+    ``compact_rows`` (least rows appended to an accumulator before compacting it) tune
+    speed and memory, never the result. With ``background`` (the default for an own
+    connection) the gathered rows are reduced in a worker thread while the caller
+    produces the next batches (DuckDB and Arrow release the GIL); at most one reduction
+    runs and one gathers, and an error in it is raised by the next :meth:`add`,
+    :meth:`flush` or :meth:`result`. A connection passed in with ``background=True`` must
+    not be used by others until :meth:`result` or :meth:`close`.
     """
 
     def __init__(self, params: WindowParams | None = None, *,
-                 connection: duckdb.DuckDBPyConnection | None = None) -> None:
+                 connection: duckdb.DuckDBPyConnection | None = None,
+                 flush_rows: int = _FLUSH_ROWS, compact_rows: int = _COMPACT_ROWS,
+                 background: bool | None = None) -> None:
+        if flush_rows < 1 or compact_rows < 1:
+            raise ValueError(f"flush_rows and compact_rows must be positive, got "
+                             f"{flush_rows} and {compact_rows}")
+        self._flush_rows, self._compact_rows = flush_rows, compact_rows
         self._params = params or WindowParams()
         self._own = connection is None
         self._con = duckdb.connect(":memory:") if connection is None else connection
@@ -181,29 +211,108 @@ class WindowAggregator:
             self._con.execute(
                 f"SET temp_directory = '{_plain(self._params.temp_directory)}'")
         self._con.execute(CREATE_ACCUMULATORS)
-        self._concern = list(self._params.concern_countries)
+        self._pending: list[pa.Table] = []
+        self._pending_rows = 0
+        self._appended = dict.fromkeys(COMPACT_SQL, 0)
+        self._compacted = dict.fromkeys(COMPACT_SQL, 0)
+        self._slack = dict.fromkeys(COMPACT_SQL, 1)
+        self._worker = (ThreadPoolExecutor(1, thread_name_prefix="windows")
+                        if (self._own if background is None else background) else None)
+        self._running: Future[None] | None = None
         self.rows = 0
 
     def add(self, transfers: pa.RecordBatch | pa.Table) -> None:
-        """Reduce one batch (at least the :data:`TRANSFERS_SCHEMA` columns, castable)."""
+        """Take one batch (at least the :data:`TRANSFERS_SCHEMA` columns, castable)."""
         table = _conform(transfers)
         if table.num_rows == 0:
             return
-        self._con.register("transfers", table)
+        self._pending.append(table)
+        self._pending_rows += table.num_rows
+        self.rows += table.num_rows
+        if self._pending_rows >= self._flush_rows:
+            self._submit()
+
+    def flush(self) -> None:
+        """Reduce the batches gathered so far now, and wait for it (:meth:`add` starts a
+        reduction once about a million rows are gathered, :meth:`result` at the end)."""
+        self._submit()
+        self._wait()
+
+    def _submit(self) -> None:
+        self._wait()
+        if not self._pending:
+            return
+        table = pa.concat_tables(self._pending)
+        self._pending, self._pending_rows = [], 0
+        if self._worker is None:
+            self._reduce(table)
+        else:
+            self._running = self._worker.submit(self._reduce, table)
+
+    def _wait(self) -> None:
+        running, self._running = self._running, None
+        if running is not None:
+            running.result()
+
+    def _reduce(self, table: pa.Table) -> None:
+        # The statements for transfers over several windows see only those (the ones
+        # they select anyway), so they do not scan the whole batch.
+        start = _micros_of(table.column("start"))
+        last = np.maximum(_micros_of(table.column("end")) - 1, start)
+        narrow = table.drop_columns(["where", "ref"])
+        split = {unit: narrow.filter(start // unit != last // unit)
+                 for unit in (CELL_US, HOUR_US)}
+        for name, (one, several), unit in (("hours_acc", HOURS_SQL, HOUR_US),
+                                            ("cells_acc", CELLS_SQL, CELL_US),
+                                            ("presence_acc", PRESENCE_SQL, HOUR_US)):
+            self._appended[name] += self._insert(name, one, table)
+            if split[unit].num_rows:
+                self._appended[name] += self._insert(name, several, split[unit])
+        if self._params.evidence_per_day > 0:
+            self._evidence(table)
+        for name, count in self._appended.items():
+            if count >= max(self._compact_rows, self._compacted[name] * self._slack[name]):
+                self._compact(name)
+
+    def _insert(self, name: str, statement: str, transfers: pa.Table) -> int:
+        self._con.register("transfers", transfers)
         try:
-            self._con.execute(f"INSERT INTO cells_acc {CELLS_SQL}",
-                              {"unit": CELL_US, "concern": self._concern})
-            self._con.execute(f"INSERT INTO presence_acc {PRESENCE_SQL}",
-                              {"unit": HOUR_US, "concern": self._concern})
-            self._con.execute(f"INSERT INTO evidence_acc {EVIDENCE_SQL}",
-                              {"top": self._params.evidence_per_day})
+            [(count,)] = self._con.execute(f"INSERT INTO {name} {statement}").fetchall()
         finally:
             self._con.unregister("transfers")
-        self.rows += table.num_rows
+        return int(count)
+
+    def _evidence(self, table: pa.Table) -> None:
+        top = {"top": self._params.evidence_per_day}
+        self._con.register("transfers", table)
+        try:
+            self._con.execute(
+                f"CREATE OR REPLACE TEMP TABLE evidence_batch AS {EVIDENCE_SQL}", top)
+        finally:
+            self._con.unregister("transfers")
+        self._replace("evidence_floor", EVIDENCE_FLOOR_SQL, top)
+        [(count,)] = self._con.execute(
+            f"INSERT INTO evidence_acc SELECT {EVIDENCE_COLUMNS} FROM evidence_batch"
+        ).fetchall()
+        self._con.execute("DROP TABLE evidence_batch")
+        self._appended["evidence_acc"] += int(count)
+
+    def _replace(self, name: str, query: str, params: Mapping[str, object] | None) -> None:
+        self._con.execute(f"CREATE OR REPLACE TEMP TABLE {name}_new AS {query}", params)
+        self._con.execute(f"DROP TABLE {name}; ALTER TABLE {name}_new RENAME TO {name}")
+
+    def _compact(self, name: str) -> None:
+        params = {"top": self._params.evidence_per_day} if name == "evidence_acc" else None
+        self._replace(name, COMPACT_SQL[name], params)
+        [(count,)] = self._con.execute(f"SELECT count(*) FROM {name}").fetchall()
+        if count > (self._compacted[name] + self._appended[name]) // 2:
+            self._slack[name] *= 4  # little to gain (keys seldom repeat): compact less
+        self._compacted[name], self._appended[name] = int(count), 0
 
     def result(self) -> WindowTables:
-        """Roll the cells up into every span; the aggregator is closed afterwards."""
+        """Roll the accumulators up into every span; the aggregator is closed afterwards."""
         try:
+            self.flush()
             registrations = pa.table({
                 "tenant": pa.array(list(self._params.registrations), pa.string()),
                 "registered_us": pa.array(
@@ -212,8 +321,12 @@ class WindowAggregator:
             self._con.register("registrations", registrations)
             rate = self._params.sustained_rate_bps * 3600 / 8
             for statement in BASES_SQL:
-                params = {"rate_bytes_per_hour": rate} if "$rate" in statement else None
-                self._con.execute(statement, params)
+                params: dict[str, object] = {}
+                if "$rate" in statement:
+                    params["rate_bytes_per_hour"] = rate
+                if "$concern" in statement:
+                    params["concern"] = list(self._params.concern_countries)
+                self._con.execute(statement, params or None)
             windows = self._con.sql(WINDOWS_SQL).to_arrow_table()
             countries = self._con.sql(COUNTRIES_SQL).to_arrow_table()
             evidence = self._con.sql(
@@ -227,11 +340,18 @@ class WindowAggregator:
 
     def close(self) -> None:
         """Drop the accumulators (and close an own connection)."""
+        self._pending, self._pending_rows = [], 0
+        running, self._running = self._running, None
+        if running is not None:
+            running.exception()  # wait; the error, if any, was the caller's to see
+        if self._worker is not None:
+            self._worker.shutdown()
         if self._own:
             self._con.close()
         else:
-            self._con.execute("DROP TABLE IF EXISTS cells_acc; DROP TABLE IF EXISTS presence_acc;"
-                              " DROP TABLE IF EXISTS evidence_acc")
+            self._con.execute("; ".join(
+                f"DROP TABLE IF EXISTS {name}; DROP TABLE IF EXISTS {name}_new"
+                for name in (*COMPACT_SQL, "evidence_floor", "evidence_batch")))
 
 
 def compute_windows(
@@ -402,6 +522,14 @@ def _conform(transfers: pa.RecordBatch | pa.Table) -> pa.Table:
     table = (pa.Table.from_batches([transfers]) if isinstance(transfers, pa.RecordBatch)
              else transfers)
     return table.select(TRANSFERS_SCHEMA.names).cast(TRANSFERS_SCHEMA)
+
+
+def _micros_of(times: pa.ChunkedArray) -> np.ndarray:
+    """Microseconds since the epoch of a ``timestamp[us]`` column (no copy per chunk)."""
+    if times.num_chunks == 0:
+        return np.empty(0, np.int64)
+    return np.concatenate([chunk.view(pa.int64()).to_numpy(zero_copy_only=False)
+                           for chunk in times.chunks])
 
 
 def _micros(moment: datetime) -> int:

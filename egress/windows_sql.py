@@ -6,15 +6,22 @@ spellings. All times are integer microseconds since the Unix epoch (``BIGINT``);
 parameters:
 
 * ``transfers``: the input (:data:`egress.windows.TRANSFERS_SCHEMA`), one batch at a time;
-* :data:`CELLS_SQL` reduces a batch to 5-minute *cells* per ``(tenant, cell, country)``
-  with every additive metric, bytes apportioned with cumulative-floor rounding (see
-  :mod:`egress.windows`); :data:`PRESENCE_SQL` to the distinct remote ends per
-  ``(tenant, hour)``. Both are appended to accumulator tables, batch after batch;
-* :func:`rollup_statements` turns the accumulators into the per-span windows.
+* per batch, each a pair of statements (transfers inside one window: no arithmetic, no
+  unnest; transfers over several: apportioned with cumulative-floor rounding, see
+  :mod:`egress.windows`), appended to accumulator tables:
+  :data:`HOURS_SQL` every additive metric per ``(tenant, hour, country, ...)``,
+  :data:`CELLS_SQL` boundary-crossing bytes per ``(tenant, 5-minute cell)`` (peak rates),
+  :data:`PRESENCE_SQL` the remote ends per ``(tenant, hour)``; :data:`EVIDENCE_SQL` the
+  evidence candidates;
+* :data:`COMPACT_SQL` reduces an accumulator to one row per key (same meaning), so
+  accumulators stay at tenants x time cells however many batches arrive;
+* :data:`BASES_SQL`, :data:`WINDOWS_SQL`, :data:`COUNTRIES_SQL` turn the accumulators into
+  the per-span windows.
 
 Rounding composes: the cumulative-floor share of a run of consecutive cells equals the
-share computed directly for their union, so hours and days rolled up from cells are exactly
-what apportioning by hours or days would give.
+share computed directly for their union, so an hour's share computed directly equals the
+sum of its cells' shares, and days rolled up from hours are exactly what apportioning by
+days would give.
 """
 
 from __future__ import annotations
@@ -36,125 +43,242 @@ def floor_to(expr: str, size: str) -> str:
 
     Dialect notes for Spark SQL: ``epoch_us(x)`` -> ``unix_micros(x)``;
     ``make_timestamp(us)`` -> ``timestamp_micros(us)``; ``unnest(range(a, b, s))`` ->
-    ``explode(sequence(a, b - 1, s))``; ``HUGEINT`` -> ``DECIMAL(38, 0)``; ``//`` -> ``div``;
-    ``UBIGINT`` -> ``DECIMAL(20, 0)``; ``list_contains`` -> ``array_contains``; ``$name``
-    -> ``:name``. Integer ``%`` truncates toward zero in both, hence the floor-modulo.
+    ``explode(sequence(a, b - 1, s))`` (an empty range: no row in both); ``FROM t,
+    range(1, 8) AS r(k)`` -> ``LATERAL VIEW explode(sequence(1, 7)) r AS k``; ``HUGEINT``
+    -> ``DECIMAL(38, 0)``; ``//`` -> ``div``; ``UBIGINT`` -> ``DECIMAL(20, 0)``;
+    ``list_contains`` -> ``array_contains``; ``hash(x)`` (64-bit) -> ``xxhash64(x)``;
+    ``max(x, n)`` (the ``n`` largest, a list) -> ``slice(sort_array(collect_list(x),
+    false), 1, n)``; ``list_min`` -> ``array_min``; ``GROUP BY ALL`` -> the non-aggregate
+    columns listed; ``QUALIFY f <= n`` -> a subquery filtering on ``f``; ``$name`` ->
+    ``:name``. Integer ``%`` truncates toward zero in both, hence the floor-modulo;
+    ``greatest`` skips ``NULL`` in both; ``count(*) FILTER (WHERE c)`` is in both.
     """
     return f"({expr} - ((({expr}) % {size}) + {size}) % {size})"
 
 
-def _share(column: str) -> str:
-    """Cumulative-floor share of ``column`` for the piece ``[ws, ws + cell)``."""
-    return (
-        f"CASE WHEN e = s THEN CAST({column} AS HUGEINT) "
-        f"ELSE CAST({column} AS HUGEINT) * (least(e, ws + {CELL_US}) - s) // (e - s) "
-        f"- CAST({column} AS HUGEINT) * (greatest(s, ws) - s) // (e - s) END"
-    )
+#: Network bytes cross the tenant's boundary unless internal with no remote end.
+_CROSSING = "kind = 'network' AND NOT (direction = 'internal' AND remote_addr IS NULL)"
 
 
-_SPANS = f"""
-spans AS (
+def _part(column: str, elapsed: str) -> str:
+    """``floor(column * elapsed / (e - s))`` exactly, as ``UBIGINT`` (``0 <= elapsed <= e - s``):
+    in 64-bit arithmetic when the product fits, else in 128-bit."""
+    return (f"CASE WHEN {column} <= {2**63 - 1} // (e - s) "
+            f"THEN CAST(CAST({column} AS BIGINT) * ({elapsed}) // (e - s) AS UBIGINT) "
+            f"ELSE CAST(CAST({column} AS HUGEINT) * ({elapsed}) // (e - s) AS UBIGINT) END")
+
+
+def _share(column: str, unit: int) -> str:
+    """Cumulative-floor share of ``column`` for the piece ``[ws, ws + unit)`` of ``[s, e)``
+    (``e > s``), as ``UBIGINT`` (a share never exceeds the whole)."""
+    return (f"{_part(column, f'least(e, ws + {unit}) - s')} "
+            f"- {_part(column, 'greatest(s, ws) - s')}")
+
+
+_S = 'epoch_us("start")'
+_E = 'greatest(epoch_us("end"), epoch_us("start"))'
+
+
+def _one(unit: int) -> str:
+    """Condition: the transfer lies inside one window of ``unit``."""
+    return f"{floor_to(_S, str(unit))} = {floor_to(f'greatest({_E} - 1, {_S})', str(unit))}"
+
+
+def _grid(unit: int, where: str) -> str:
+    """CTE ``grid``: the transfers over two or more windows of ``unit`` (and ``where``),
+    with ``s``, ``e`` and their first and last window ``first_ws``, ``last_ws``."""
+    return f"""
+grid AS (
     SELECT
         tenant, kind, bytes_in, bytes_out, capacity_bytes, remote_addr, remote_asn,
-        remote_country, cross_border, quality,
-        kind = 'network' AND NOT (direction = 'internal' AND remote_addr IS NULL) AS crossing,
-        coalesce(list_contains($concern, remote_country), false) AS concern,
-        epoch_us("start") AS s,
-        greatest(epoch_us("end"), epoch_us("start")) AS e
+        remote_country, coalesce(cross_border, false) AS cross_border, quality,
+        {_CROSSING} AS crossing,
+        {_S} AS s,
+        {_E} AS e,
+        {floor_to(_S, str(unit))} AS first_ws,
+        {floor_to(f"greatest({_E} - 1, {_S})", str(unit))} AS last_ws
     FROM transfers
-),
-grid AS (
-    SELECT *,
-        {floor_to("s", "$unit")} AS first_ws,
-        {floor_to("greatest(e - 1, s)", "$unit")} AS last_ws
-    FROM spans
+    WHERE NOT ({_one(unit)}) AND {where}
 )"""
 
-#: One batch of ``transfers`` -> additive metrics per ``(tenant, cell, country)``.
-#: ``max_duration_us`` is the longest network transfer overlapping the cell.
-CELLS_SQL = f"""
-WITH {_SPANS.strip()},
-pieces AS (
-    SELECT *, unnest(range(first_ws, last_ws + 1, $unit)) AS ws FROM grid
-),
-shares AS (
-    SELECT
-        tenant, ws, remote_country, kind, crossing, cross_border, concern, quality,
-        capacity_bytes, s, e,
-        {_share("bytes_in")} AS in_share,
-        {_share("bytes_out")} AS out_share,
-        s >= ws AND s < ws + {CELL_US} AS starts_here
-    FROM pieces
+
+def _pieces(columns: str, unit: int) -> str:
+    """``grid`` rows -> one row per (transfer, window of ``unit`` it touches) with
+    ``ws``, ``in_share``, ``out_share`` and ``starts_here``: a first and a last piece by
+    the cumulative floor, and only for a transfer over three or more windows the middle
+    pieces (unnest)."""
+    return f"""
+    SELECT {columns}, first_ws AS ws,
+           {_part("bytes_in", f"first_ws + {unit} - s")} AS in_share,
+           {_part("bytes_out", f"first_ws + {unit} - s")} AS out_share,
+           TRUE AS starts_here
+    FROM grid
+    UNION ALL
+    SELECT {columns}, last_ws AS ws,
+           bytes_in - {_part("bytes_in", "last_ws - s")},
+           bytes_out - {_part("bytes_out", "last_ws - s")},
+           FALSE
+    FROM grid
+    UNION ALL
+    SELECT {columns}, ws, {_share("bytes_in", unit)}, {_share("bytes_out", unit)}, FALSE
+    FROM (
+        SELECT *, unnest(range(first_ws + {unit}, last_ws, {unit})) AS ws
+        FROM grid WHERE last_ws - first_ws > {unit}
+    )"""
+
+
+_HOURS_KEYS = ("tenant", "t", "country", "cross_border", "kind", "crossing")
+
+#: One batch of ``transfers`` -> per ``(tenant, hour, country, cross_border, kind,
+#: crossing)``: the bytes apportioned to the hour, the transfers starting in it
+#: (``starts``, ``quality_marked``, ``capacity_bytes`` of those) and the longest network
+#: transfer overlapping it; every metric of :data:`ADDITIVE` is a sum over these keys.
+#: Two statements, their rows appended together: transfers inside one hour (the bulk:
+#: each falls wholly in its hour), then those over several (apportioned).
+HOURS_SQL = (f"""
+SELECT
+    tenant, {floor_to(_S, str(HOUR_US))} AS t, remote_country AS country,
+    coalesce(cross_border, false) AS cross_border, kind, {_CROSSING} AS crossing,
+    sum(bytes_in) AS bytes_in,
+    sum(bytes_out) AS bytes_out,
+    count(*) AS starts,
+    count(*) FILTER (WHERE quality) AS quality_marked,
+    sum(capacity_bytes) AS capacity_bytes,
+    max({_E} - {_S}) FILTER (WHERE kind = 'network') AS max_duration_us
+FROM transfers
+WHERE {_one(HOUR_US)}
+GROUP BY ALL
+""", f"""
+WITH {_grid(HOUR_US, "TRUE").strip()},
+pieces AS ({_pieces(
+    "tenant, kind, remote_country, cross_border, crossing, quality, capacity_bytes, s, e",
+    HOUR_US)}
 )
 SELECT
-    tenant,
-    ws AS cell,
-    remote_country AS country,
-    sum(CASE WHEN crossing THEN in_share ELSE 0 END) AS bytes_in,
-    sum(CASE WHEN crossing THEN out_share ELSE 0 END) AS bytes_out,
-    sum(CASE WHEN crossing AND cross_border THEN in_share ELSE 0 END)
-        AS cross_border_bytes_in,
-    sum(CASE WHEN crossing AND cross_border THEN out_share ELSE 0 END)
-        AS cross_border_bytes_out,
-    sum(CASE WHEN crossing AND concern THEN in_share ELSE 0 END) AS concern_bytes_in,
-    sum(CASE WHEN crossing AND concern THEN out_share ELSE 0 END) AS concern_bytes_out,
-    sum(CASE WHEN kind = 'object_put' THEN in_share ELSE 0 END) AS object_put_bytes,
-    count(*) FILTER (WHERE kind = 'object_put' AND starts_here) AS object_puts,
-    count(*) FILTER (WHERE kind = 'drive' AND starts_here) AS drives_attached,
-    sum(CASE WHEN kind = 'drive' AND starts_here THEN coalesce(capacity_bytes, 0) ELSE 0 END)
-        AS drive_capacity_bytes,
-    sum(CASE WHEN kind = 'copy' THEN in_share ELSE 0 END) AS bytes_copied,
-    count(*) FILTER (WHERE kind = 'network' AND starts_here) AS flows,
-    count(*) FILTER (WHERE quality AND starts_here) AS quality_marked,
-    coalesce(max(CASE WHEN kind = 'network' THEN e - s END), 0) AS max_duration_us
-FROM shares
-GROUP BY tenant, ws, remote_country
-"""
+    tenant, ws AS t, remote_country AS country, cross_border, kind, crossing,
+    sum(in_share) AS bytes_in,
+    sum(out_share) AS bytes_out,
+    count(*) FILTER (WHERE starts_here) AS starts,
+    count(*) FILTER (WHERE starts_here AND quality) AS quality_marked,
+    sum(capacity_bytes) FILTER (WHERE starts_here) AS capacity_bytes,
+    max(e - s) FILTER (WHERE kind = 'network') AS max_duration_us
+FROM pieces
+GROUP BY ALL
+""")
 
-#: One batch of ``transfers`` -> distinct remote ends of network transfers per hour.
-PRESENCE_SQL = f"""
-WITH {_SPANS.strip()}
-SELECT DISTINCT
-    tenant,
-    unnest(range(first_ws, last_ws + 1, $unit)) AS t,
-    remote_addr AS addr,
-    remote_asn AS asn,
-    remote_country AS country
-FROM grid
-WHERE kind = 'network' AND remote_addr IS NOT NULL
-"""
-
-#: One batch of ``transfers`` -> its largest transfers per tenant and day, as evidence.
-EVIDENCE_SQL = f"""
-SELECT tenant, kind, "start", "end", bytes_in, bytes_out, remote_addr, remote_country,
-       "where", ref, quality
+#: One batch of ``transfers`` -> boundary-crossing network bytes per ``(tenant, cell)``
+#: (5-minute cells: the peak rates); inside one cell, then over several.
+CELLS_SQL = (f"""
+SELECT tenant, {floor_to(_S, str(CELL_US))} AS cell,
+       sum(bytes_in) AS bytes_in, sum(bytes_out) AS bytes_out
 FROM transfers
-QUALIFY row_number() OVER (
+WHERE {_CROSSING} AND {_one(CELL_US)}
+GROUP BY ALL
+""", f"""
+WITH {_grid(CELL_US, _CROSSING).strip()},
+pieces AS ({_pieces("tenant, s, e", CELL_US)}
+)
+SELECT tenant, ws AS cell, sum(in_share) AS bytes_in, sum(out_share) AS bytes_out
+FROM pieces
+GROUP BY ALL
+""")
+
+_REMOTE = "kind = 'network' AND remote_addr IS NOT NULL"
+
+#: One batch of ``transfers`` -> the remote ends of network transfers per hour they
+#: overlap. ``addr`` is a 64-bit hash of the address: distinct counts are per tenant, so
+#: with ``n`` distinct addresses of a tenant two collide with probability about
+#: ``n^2 / 2^65`` (1e-9 for 200,000 addresses). Duplicates are removed when the
+#: accumulator is compacted and at the end.
+PRESENCE_SQL = (f"""
+SELECT tenant, {floor_to(_S, str(HOUR_US))} AS t, hash(remote_addr) AS addr,
+       remote_asn AS asn, remote_country AS country
+FROM transfers
+WHERE {_REMOTE} AND {_one(HOUR_US)}
+""", f"""
+WITH {_grid(HOUR_US, _REMOTE).strip()}
+SELECT tenant, unnest(range(first_ws, last_ws + 1, {HOUR_US})) AS t, hash(remote_addr),
+       remote_asn, remote_country
+FROM grid
+""")
+
+_EVIDENCE_RANK = f"""row_number() OVER (
     PARTITION BY tenant, {floor_to('epoch_us("start")', str(DAY_US))}
     ORDER BY greatest(bytes_in, bytes_out) DESC, "start", ref
-) <= $top
+)"""
+
+EVIDENCE_COLUMNS = """tenant, kind, "start", "end", bytes_in, bytes_out, remote_addr,
+       remote_country, "where", ref, quality"""
+
+#: One batch of ``transfers`` -> the candidates for evidence (with ``day`` and ``size``):
+#: every transfer at least as large as the ``$top``-th largest of its tenant and day in the
+#: batch, and as the ``floor`` of ``evidence_floor`` (a size at least ``$top`` earlier
+#: transfers of that tenant and day reach). A transfer below either has ``$top`` larger
+#: ones, so the candidates hold the top ``$top`` under any tie order;
+#: :data:`EVIDENCE_RESULT_SQL` ranks them.
+EVIDENCE_SQL = f"""
+WITH sized AS (
+    SELECT {EVIDENCE_COLUMNS},
+           {floor_to(_S, str(DAY_US))} AS day,
+           greatest(bytes_in, bytes_out) AS size
+    FROM transfers
+),
+kept AS (
+    SELECT sized.* FROM sized LEFT JOIN evidence_floor f USING (tenant, day)
+    WHERE f.floor IS NULL OR sized.size >= f.floor
+),
+floors AS (
+    SELECT tenant, day, list_min(max(size, $top)) AS floor FROM kept GROUP BY ALL
+)
+SELECT kept.* FROM kept JOIN floors USING (tenant, day)
+WHERE size >= floor
 """
 
-#: The evidence kept in the end: the same ranking over all batches.
+#: ``evidence_floor`` raised by a batch's candidates (``evidence_batch``).
+EVIDENCE_FLOOR_SQL = """
+SELECT tenant, day, greatest(f.floor, b.floor) AS floor
+FROM evidence_floor f FULL JOIN (
+    SELECT tenant, day, list_min(max(size, $top)) AS floor
+    FROM evidence_batch GROUP BY ALL HAVING count(*) >= $top
+) b USING (tenant, day)
+"""
+
+#: The evidence kept: the ranking over all candidates (also compacts the accumulator).
 EVIDENCE_RESULT_SQL = f"""
 SELECT * FROM evidence_acc
-QUALIFY row_number() OVER (
-    PARTITION BY tenant, {floor_to('epoch_us("start")', str(DAY_US))}
-    ORDER BY greatest(bytes_in, bytes_out) DESC, "start", ref
-) <= $top
+QUALIFY {_EVIDENCE_RANK} <= $top
 ORDER BY tenant, "start", ref
 """
 
+#: Compaction of each accumulator to one row per key (same columns, same meaning).
+COMPACT_SQL = {
+    "hours_acc": """
+SELECT tenant, t, country, cross_border, kind, crossing,
+       sum(bytes_in) AS bytes_in, sum(bytes_out) AS bytes_out, sum(starts) AS starts,
+       sum(quality_marked) AS quality_marked, sum(capacity_bytes) AS capacity_bytes,
+       max(max_duration_us) AS max_duration_us
+FROM hours_acc GROUP BY tenant, t, country, cross_border, kind, crossing""",
+    "cells_acc": """
+SELECT tenant, cell, sum(bytes_in) AS bytes_in, sum(bytes_out) AS bytes_out
+FROM cells_acc GROUP BY tenant, cell""",
+    "presence_acc": "SELECT DISTINCT * FROM presence_acc",
+    "evidence_acc": EVIDENCE_RESULT_SQL,
+}
+
 #: Accumulator tables the per-batch statements append to.
-CREATE_ACCUMULATORS = f"""
+CREATE_ACCUMULATORS = """
+CREATE OR REPLACE TEMP TABLE hours_acc (
+    tenant VARCHAR, t BIGINT, country VARCHAR, cross_border BOOLEAN, kind VARCHAR,
+    crossing BOOLEAN, bytes_in HUGEINT, bytes_out HUGEINT, starts BIGINT,
+    quality_marked BIGINT, capacity_bytes HUGEINT, max_duration_us BIGINT
+);
 CREATE OR REPLACE TEMP TABLE cells_acc (
-    tenant VARCHAR, cell BIGINT, country VARCHAR,
-    {", ".join(f"{m} HUGEINT" for m in ADDITIVE)},
-    max_duration_us BIGINT
+    tenant VARCHAR, cell BIGINT, bytes_in HUGEINT, bytes_out HUGEINT
 );
 CREATE OR REPLACE TEMP TABLE presence_acc (
-    tenant VARCHAR, t BIGINT, addr VARCHAR, asn BIGINT, country VARCHAR
+    tenant VARCHAR, t BIGINT, addr UBIGINT, asn BIGINT, country VARCHAR
 );
+CREATE OR REPLACE TEMP TABLE evidence_floor (tenant VARCHAR, day BIGINT, floor UBIGINT);
 CREATE OR REPLACE TEMP TABLE evidence_acc (
     tenant VARCHAR, kind VARCHAR, "start" TIMESTAMPTZ, "end" TIMESTAMPTZ, bytes_in UBIGINT,
     bytes_out UBIGINT, remote_addr VARCHAR, remote_country VARCHAR, "where" VARCHAR,
@@ -173,23 +297,48 @@ def _running(order: str) -> str:
 
 
 #: Final statements, run once after all batches: hourly and daily bases, then the spans.
-#: ``$rate_bytes_per_hour`` is the sustained inbound rate, as bytes per hour.
+#: ``$rate_bytes_per_hour`` is the sustained inbound rate, as bytes per hour;
+#: ``$concern`` the list of countries of concern.
 _BASES = f"""
+CREATE OR REPLACE TEMP TABLE peaks AS
+SELECT tenant, {floor_to("cell", str(HOUR_US))} AS t,
+       max(bytes_in) AS peak_cell_in, max(bytes_out) AS peak_cell_out
+FROM (SELECT tenant, cell, sum(bytes_in) AS bytes_in, sum(bytes_out) AS bytes_out
+      FROM cells_acc GROUP BY tenant, cell)
+GROUP BY ALL;
+
 CREATE OR REPLACE TEMP TABLE hour_base AS
-WITH cells AS (
-    SELECT tenant, cell, {_sums()}, max(max_duration_us) AS max_duration_us
-    FROM cells_acc GROUP BY tenant, cell
+WITH metrics AS (
+    SELECT
+        tenant, t,
+        sum(CASE WHEN crossing THEN bytes_in ELSE 0 END) AS bytes_in,
+        sum(CASE WHEN crossing THEN bytes_out ELSE 0 END) AS bytes_out,
+        sum(CASE WHEN crossing AND cross_border THEN bytes_in ELSE 0 END)
+            AS cross_border_bytes_in,
+        sum(CASE WHEN crossing AND cross_border THEN bytes_out ELSE 0 END)
+            AS cross_border_bytes_out,
+        sum(CASE WHEN crossing AND coalesce(list_contains($concern, country), false)
+            THEN bytes_in ELSE 0 END) AS concern_bytes_in,
+        sum(CASE WHEN crossing AND coalesce(list_contains($concern, country), false)
+            THEN bytes_out ELSE 0 END) AS concern_bytes_out,
+        sum(CASE WHEN kind = 'object_put' THEN bytes_in ELSE 0 END) AS object_put_bytes,
+        sum(CASE WHEN kind = 'object_put' THEN starts ELSE 0 END) AS object_puts,
+        sum(CASE WHEN kind = 'drive' THEN starts ELSE 0 END) AS drives_attached,
+        sum(CASE WHEN kind = 'drive' THEN coalesce(capacity_bytes, 0) ELSE 0 END)
+            AS drive_capacity_bytes,
+        sum(CASE WHEN kind = 'copy' THEN bytes_in ELSE 0 END) AS bytes_copied,
+        sum(CASE WHEN kind = 'network' THEN starts ELSE 0 END) AS flows,
+        sum(quality_marked) AS quality_marked,
+        coalesce(max(max_duration_us), 0) AS max_duration_us
+    FROM hours_acc
+    GROUP BY tenant, t
 )
 SELECT
-    tenant,
-    {floor_to("cell", str(HOUR_US))} AS t,
-    {_sums()},
-    max(max_duration_us) AS max_duration_us,
-    max(bytes_in) AS peak_cell_in,
-    max(bytes_out) AS peak_cell_out,
-    CASE WHEN sum(bytes_in) >= $rate_bytes_per_hour THEN 1 ELSE 0 END AS hours_above_rate
-FROM cells
-GROUP BY tenant, t;
+    m.*,
+    coalesce(p.peak_cell_in, 0) AS peak_cell_in,
+    coalesce(p.peak_cell_out, 0) AS peak_cell_out,
+    CASE WHEN m.bytes_in >= $rate_bytes_per_hour THEN 1 ELSE 0 END AS hours_above_rate
+FROM metrics m LEFT JOIN peaks p USING (tenant, t);
 
 CREATE OR REPLACE TEMP TABLE day_base AS
 SELECT
@@ -215,9 +364,10 @@ SELECT DISTINCT tenant, {floor_to("t", str(DAY_US))} AS t, addr, asn, country
 FROM hour_presence;
 
 CREATE OR REPLACE TEMP TABLE country_hour AS
-SELECT tenant, {floor_to("cell", str(HOUR_US))} AS t, country,
-       sum(bytes_in) AS bytes_in, sum(bytes_out) AS bytes_out
-FROM cells_acc WHERE country IS NOT NULL
+SELECT tenant, t, country,
+       sum(CASE WHEN crossing THEN bytes_in ELSE 0 END) AS bytes_in,
+       sum(CASE WHEN crossing THEN bytes_out ELSE 0 END) AS bytes_out
+FROM hours_acc WHERE country IS NOT NULL
 GROUP BY ALL;
 
 CREATE OR REPLACE TEMP TABLE country_day AS
@@ -245,6 +395,20 @@ LEFT JOIN (
 ) p USING (tenant, t)"""
 
 
+def _week_ends(key: str, source: str) -> str:
+    """One row per (``key``, end of a 7-day window in which ``key`` is seen), from the
+    days ``t`` ``key`` is seen in ``source``: a day ``t`` adds the window ends ``t + 1 d
+    .. t + 7 d`` not already added by the previous day it was seen (``prev``), so each
+    distinct ``key`` counts once per window without a distinct count over 7 copies."""
+    return f"""
+        SELECT {key}, t + k * {DAY_US} AS we
+        FROM (
+            SELECT {key}, t, lag(t) OVER (PARTITION BY {key} ORDER BY t) AS prev
+            FROM (SELECT DISTINCT {key}, t FROM {source})
+        ), range(1, 8) AS r(k)
+        WHERE prev IS NULL OR t + k * {DAY_US} > prev + {7 * DAY_US}"""
+
+
 _SLIDING = f"""
 SELECT
     b.tenant, '7d' AS span, b.we - {7 * DAY_US} AS ws, b.we,
@@ -259,10 +423,14 @@ FROM (
     SELECT *, t + k * {DAY_US} AS we FROM day_base, range(1, 8) AS r(k)
 ) b
 LEFT JOIN (
-    SELECT tenant, t + k * {DAY_US} AS we,
-           count(DISTINCT addr) AS addrs, count(DISTINCT asn) AS asns
-    FROM day_presence, range(1, 8) AS r(k)
-    GROUP BY tenant, we
+    SELECT tenant, we, sum(addrs) AS addrs, sum(asns) AS asns FROM (
+        SELECT tenant, we, count(*) AS addrs, 0 AS asns
+        FROM ({_week_ends("tenant, addr", "day_presence")}) GROUP BY ALL
+        UNION ALL
+        SELECT tenant, we, 0, count(*)
+        FROM ({_week_ends("tenant, asn", "day_presence WHERE asn IS NOT NULL")})
+        GROUP BY ALL
+    ) GROUP BY ALL
 ) p USING (tenant, we)
 GROUP BY b.tenant, b.we"""
 
@@ -349,8 +517,9 @@ FROM (
            sum(b.bytes_in), sum(b.bytes_out), any_value(coalesce(p.addrs, 0))
     FROM (SELECT *, t + k * {DAY_US} AS we FROM country_day, range(1, 8) AS r(k)) b
     LEFT JOIN (
-        SELECT tenant, t + k * {DAY_US} AS we, country, count(DISTINCT addr) AS addrs
-        FROM day_presence, range(1, 8) AS r(k) GROUP BY tenant, we, country
+        SELECT tenant, we, country, count(*) AS addrs
+        FROM ({_week_ends("tenant, country, addr", "day_presence WHERE country IS NOT NULL")})
+        GROUP BY ALL
     ) p USING (tenant, we, country)
     GROUP BY b.tenant, b.we, b.country
     UNION ALL
