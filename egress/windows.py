@@ -33,9 +33,10 @@ in the window, so no transfer is counted twice across windows; ``remote_addrs`` 
 ``peak_rate_*_bps`` is the highest mean rate over an epoch-aligned 5-minute cell inside the
 window; ``hours_above_rate`` counts the epoch-aligned hours whose inbound bytes reach
 ``sustained_rate_bps`` x 1 h; ``max_transfer_duration_s`` is the longest network transfer
-overlapping the window. Cross-border volume counts a transfer whose ``cross_border`` is true
-(unknown counts as not); *concern* volume one whose remote country is in
-``concern_countries``.
+overlapping the window, measured from when its connection ``opened`` (an increment of a long
+connection counts the connection's age at the increment's end). Cross-border volume counts a
+transfer whose ``cross_border`` is true (unknown counts as not); *concern* volume one whose
+remote country is in ``concern_countries``.
 """
 
 from __future__ import annotations
@@ -93,9 +94,10 @@ TRANSFERS_SCHEMA = pa.schema([
     pa.field("quality", pa.bool_(), nullable=False),
     pa.field("where", pa.string()),
     pa.field("ref", pa.string()),
+    pa.field("opened", TIMESTAMP),  # when the connection opened, if before ``start``
 ])
 
-#: The largest transfers of each tenant and day (``where``: file and line or offset;
+#: The largest transfers of each tenant, kind and day (``where``: file and line or offset;
 #: ``ref``: the connection's uid, the request id): the evidence findings cite.
 EVIDENCE_SCHEMA = pa.schema([
     TRANSFERS_SCHEMA.field(name) for name in (
@@ -150,7 +152,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 class WindowParams:
     """Parameters of the aggregation.
 
-    ``evidence_per_day`` is how many of its largest transfers each tenant keeps per day.
+    ``evidence_per_day`` is how many of its largest transfers of each kind (network, object
+    write, drive, copy) each tenant keeps per day.
     ``registrations`` maps tenant ids to registration times (start of ``cumulative``).
     ``memory_limit`` (DuckDB syntax, e.g. ``"3GB"``) and ``temp_directory`` bound memory:
     DuckDB spills to the directory beyond the limit.
@@ -454,6 +457,7 @@ def conn_transfers(batch: pa.RecordBatch) -> pa.Table:
         "quality": marked,
         "where": where,
         "ref": rows.column("uid"),
+        "opened": begin,
     }
     return pa.Table.from_pydict(columns).cast(TRANSFERS_SCHEMA)
 
@@ -505,6 +509,7 @@ def _row(item: Attributed) -> dict[str, object] | None:
         "cross_border": item.cross_border, "quality": quality,
         "where": None if isinstance(record, Flow) else str(record.provenance),
         "ref": _ref(record),
+        "opened": None,
     }
 
 

@@ -77,6 +77,9 @@ def _share(column: str, unit: int) -> str:
 
 _S = 'epoch_us("start")'
 _E = 'greatest(epoch_us("end"), epoch_us("start"))'
+#: How long the connection has lasted by the transfer's end (an increment of a long
+#: connection starts after the connection opened).
+_D = f'{_E} - least(coalesce(epoch_us("opened"), {_S}), {_S})'
 
 
 def _one(unit: int) -> str:
@@ -95,6 +98,7 @@ grid AS (
         {_CROSSING} AS crossing,
         {_S} AS s,
         {_E} AS e,
+        {_D} AS d,
         {floor_to(_S, str(unit))} AS first_ws,
         {floor_to(f"greatest({_E} - 1, {_S})", str(unit))} AS last_ws
     FROM transfers
@@ -144,14 +148,14 @@ SELECT
     count(*) AS starts,
     count(*) FILTER (WHERE quality) AS quality_marked,
     sum(capacity_bytes) AS capacity_bytes,
-    max({_E} - {_S}) FILTER (WHERE kind = 'network') AS max_duration_us
+    max({_D}) FILTER (WHERE kind = 'network') AS max_duration_us
 FROM transfers
 WHERE {_one(HOUR_US)}
 GROUP BY ALL
 """, f"""
 WITH {_grid(HOUR_US, "TRUE").strip()},
 pieces AS ({_pieces(
-    "tenant, kind, remote_country, cross_border, crossing, quality, capacity_bytes, s, e",
+    "tenant, kind, remote_country, cross_border, crossing, quality, capacity_bytes, s, e, d",
     HOUR_US)}
 )
 SELECT
@@ -161,7 +165,7 @@ SELECT
     count(*) FILTER (WHERE starts_here) AS starts,
     count(*) FILTER (WHERE starts_here AND quality) AS quality_marked,
     sum(capacity_bytes) FILTER (WHERE starts_here) AS capacity_bytes,
-    max(e - s) FILTER (WHERE kind = 'network') AS max_duration_us
+    max(d) FILTER (WHERE kind = 'network') AS max_duration_us
 FROM pieces
 GROUP BY ALL
 """)
@@ -203,7 +207,7 @@ FROM grid
 """)
 
 _EVIDENCE_RANK = f"""row_number() OVER (
-    PARTITION BY tenant, {floor_to('epoch_us("start")', str(DAY_US))}
+    PARTITION BY tenant, kind, {floor_to('epoch_us("start")', str(DAY_US))}
     ORDER BY greatest(bytes_in, bytes_out) DESC, "start", ref
 )"""
 
@@ -211,7 +215,7 @@ EVIDENCE_COLUMNS = """tenant, kind, "start", "end", bytes_in, bytes_out, remote_
        remote_country, "where", ref, quality"""
 
 #: One batch of ``transfers`` -> the candidates for evidence (with ``day`` and ``size``):
-#: every transfer at least as large as the ``$top``-th largest of its tenant and day in the
+#: every transfer at least as large as the ``$top``-th largest of its tenant, kind and day in the
 #: batch, and as the ``floor`` of ``evidence_floor`` (a size at least ``$top`` earlier
 #: transfers of that tenant and day reach). A transfer below either has ``$top`` larger
 #: ones, so the candidates hold the top ``$top`` under any tie order;
@@ -224,23 +228,23 @@ WITH sized AS (
     FROM transfers
 ),
 kept AS (
-    SELECT sized.* FROM sized LEFT JOIN evidence_floor f USING (tenant, day)
+    SELECT sized.* FROM sized LEFT JOIN evidence_floor f USING (tenant, kind, day)
     WHERE f.floor IS NULL OR sized.size >= f.floor
 ),
 floors AS (
-    SELECT tenant, day, list_min(max(size, $top)) AS floor FROM kept GROUP BY ALL
+    SELECT tenant, kind, day, list_min(max(size, $top)) AS floor FROM kept GROUP BY ALL
 )
-SELECT kept.* FROM kept JOIN floors USING (tenant, day)
+SELECT kept.* FROM kept JOIN floors USING (tenant, kind, day)
 WHERE size >= floor
 """
 
 #: ``evidence_floor`` raised by a batch's candidates (``evidence_batch``).
 EVIDENCE_FLOOR_SQL = """
-SELECT tenant, day, greatest(f.floor, b.floor) AS floor
+SELECT tenant, kind, day, greatest(f.floor, b.floor) AS floor
 FROM evidence_floor f FULL JOIN (
-    SELECT tenant, day, list_min(max(size, $top)) AS floor
+    SELECT tenant, kind, day, list_min(max(size, $top)) AS floor
     FROM evidence_batch GROUP BY ALL HAVING count(*) >= $top
-) b USING (tenant, day)
+) b USING (tenant, kind, day)
 """
 
 #: The evidence kept: the ranking over all candidates (also compacts the accumulator).
@@ -278,7 +282,9 @@ CREATE OR REPLACE TEMP TABLE cells_acc (
 CREATE OR REPLACE TEMP TABLE presence_acc (
     tenant VARCHAR, t BIGINT, addr UBIGINT, asn BIGINT, country VARCHAR
 );
-CREATE OR REPLACE TEMP TABLE evidence_floor (tenant VARCHAR, day BIGINT, floor UBIGINT);
+CREATE OR REPLACE TEMP TABLE evidence_floor (
+    tenant VARCHAR, kind VARCHAR, day BIGINT, floor UBIGINT
+);
 CREATE OR REPLACE TEMP TABLE evidence_acc (
     tenant VARCHAR, kind VARCHAR, "start" TIMESTAMPTZ, "end" TIMESTAMPTZ, bytes_in UBIGINT,
     bytes_out UBIGINT, remote_addr VARCHAR, remote_country VARCHAR, "where" VARCHAR,

@@ -61,6 +61,7 @@ class T:
     direction: str = "inbound"
     where: str | None = None
     ref: str | None = None
+    opened: datetime | None = None
 
 
 def table(rows: list[T]) -> pa.Table:
@@ -251,7 +252,7 @@ def test_transfers_table_from_attributed() -> None:
     drive = DriveAttach(station="st1", device="sdb", serial="S1", model=None, bus="usb",
                         capacity_bytes=10**12, attached=T0, detached=None,
                         provenance=Provenance(path="kern.log"))
-    common = {"capacity_bytes": None, "remote_asn": None, "quality": False}
+    common = {"capacity_bytes": None, "remote_asn": None, "quality": False, "opened": None}
     wheres = [{"where": None, "ref": "C1"}, {"where": "log", "ref": "b/k"},
               {"where": "copy.log", "ref": "/d/f"}, {"where": "kern.log", "ref": "S1"}]
     items = [
@@ -355,7 +356,8 @@ def reference(rows: list[T], registrations: dict[str, datetime], rate_bps: float
                     c["concern_bytes_out"] += share_out
             if net:
                 c["flows"] += starts
-                longest[r.tenant, ws] = max(longest[r.tenant, ws], e - s)
+                opened = s if r.opened is None else min((r.opened - EPOCH) // US, s)
+                longest[r.tenant, ws] = max(longest[r.tenant, ws], e - opened)
                 if r.remote_addr is not None:
                     ends[r.tenant, ws].add((r.remote_addr, r.remote_asn))
             c["quality_marked"] += starts and r.quality
@@ -428,6 +430,7 @@ def transfer_rows(draw: st.DrawFn) -> list[T]:
             cross_border=draw(st.sampled_from([None, True, False])),
             quality=draw(st.booleans()),
             direction=draw(st.sampled_from(["inbound", "outbound", "internal"])),
+            opened=draw(st.sampled_from([None, start - HOUR, start])),
         ))
     return rows
 
