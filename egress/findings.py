@@ -62,6 +62,7 @@ class Transfer:
     where: str | None
     ref: str | None
     quality: bool
+    community_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -330,7 +331,7 @@ def _transfers(rows: pa.Table | None, match: Match, direction: str) -> tuple[Tra
         0, _TOP_TRANSFERS)
     return tuple(Transfer(**row) for row in top.select(
         ["kind", "start", "end", "bytes_in", "bytes_out", "remote_addr", "remote_country",
-         "where", "ref", "quality"]).to_pylist() if row[key] > 0)
+         "where", "ref", "quality", "community_id"]).to_pylist() if row[key] > 0)
 
 
 _METRIC_KINDS = {

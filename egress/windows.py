@@ -95,6 +95,7 @@ TRANSFERS_SCHEMA = pa.schema([
     pa.field("where", pa.string()),
     pa.field("ref", pa.string()),
     pa.field("opened", TIMESTAMP),  # when the connection opened, if before ``start``
+    pa.field("community_id", pa.string()),
 ])
 
 #: The largest transfers of each tenant, kind and day (``where``: file and line or offset;
@@ -102,7 +103,7 @@ TRANSFERS_SCHEMA = pa.schema([
 EVIDENCE_SCHEMA = pa.schema([
     TRANSFERS_SCHEMA.field(name) for name in (
         "tenant", "kind", "start", "end", "bytes_in", "bytes_out", "remote_addr",
-        "remote_country", "where", "ref", "quality")
+        "remote_country", "where", "ref", "quality", "community_id")
 ])
 
 _COUNTS = frozenset({"object_puts", "drives_attached", "flows", "quality_marked"})
@@ -458,6 +459,7 @@ def conn_transfers(batch: pa.RecordBatch) -> pa.Table:
         "where": where,
         "ref": rows.column("uid"),
         "opened": begin,
+        "community_id": rows.column("community_id"),
     }
     return pa.Table.from_pydict(columns).cast(TRANSFERS_SCHEMA)
 
@@ -510,6 +512,7 @@ def _row(item: Attributed) -> dict[str, object] | None:
         "where": None if isinstance(record, Flow) else str(record.provenance),
         "ref": _ref(record),
         "opened": None,
+        "community_id": (record.community_id or None) if isinstance(record, Flow) else None,
     }
 
 

@@ -212,7 +212,7 @@ _EVIDENCE_RANK = f"""row_number() OVER (
 )"""
 
 EVIDENCE_COLUMNS = """tenant, kind, "start", "end", bytes_in, bytes_out, remote_addr,
-       remote_country, "where", ref, quality"""
+       remote_country, "where", ref, quality, community_id"""
 
 #: One batch of ``transfers`` -> the candidates for evidence (with ``day`` and ``size``):
 #: every transfer at least as large as the ``$top``-th largest of its tenant, kind and day in the
@@ -288,7 +288,7 @@ CREATE OR REPLACE TEMP TABLE evidence_floor (
 CREATE OR REPLACE TEMP TABLE evidence_acc (
     tenant VARCHAR, kind VARCHAR, "start" TIMESTAMPTZ, "end" TIMESTAMPTZ, bytes_in UBIGINT,
     bytes_out UBIGINT, remote_addr VARCHAR, remote_country VARCHAR, "where" VARCHAR,
-    ref VARCHAR, quality BOOLEAN
+    ref VARCHAR, quality BOOLEAN, community_id VARCHAR
 );
 """
 
@@ -481,8 +481,9 @@ SELECT
     {_METRICS_OUT},
     CAST(remote_addrs AS BIGINT) AS remote_addrs,
     CAST(remote_asns AS BIGINT) AS remote_asns,
-    CAST(peak_cell_in AS DOUBLE) * 8 / {CELL_US // 1_000_000} AS peak_rate_in_bps,
-    CAST(peak_cell_out AS DOUBLE) * 8 / {CELL_US // 1_000_000} AS peak_rate_out_bps,
+    CAST(CAST(peak_cell_in AS HUGEINT) * 8 AS DOUBLE) / {CELL_US // 1_000_000} AS peak_rate_in_bps,
+    CAST(CAST(peak_cell_out AS HUGEINT) * 8 AS DOUBLE) / {CELL_US // 1_000_000}
+        AS peak_rate_out_bps,
     CAST(hours_above_rate AS BIGINT) AS hours_above_rate,
     CAST(max_duration_us AS DOUBLE) / 1e6 AS max_transfer_duration_s
 FROM (

@@ -9,7 +9,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from egress.findings import build_cases, build_findings, finding_id
+from egress.findings import Finding, build_cases, build_findings, finding_id
+from egress.formats.ecs import ecs_dict
 from egress.formats.findings_json import cases_json, finding_json_line
 from egress.inventory import Inventory
 from egress.signatures.evaluate import evaluate
@@ -42,7 +43,8 @@ def evidence(rows: list[dict[str, object]]) -> pa.Table:
     return pa.Table.from_pylist([{**base, **r} for r in rows], schema=EVIDENCE_SCHEMA)
 
 
-def one_day(inv: Inventory) -> list[dict[str, Any]]:
+def one_day_findings(inv: Inventory, share_of_top: int = 90) -> list[Finding]:
+    """The bulk-inbound-24h finding of one day; the top transfer has ``share_of_top`` TB."""
     day = utc(2026, 3, 10)
     rows = [window("t-new", "24h", day, bytes_in=412 * TB, remote_addrs=38)]
     windows = windows_table(rows)
@@ -54,7 +56,8 @@ def one_day(inv: Inventory) -> list[dict[str, Any]]:
                if m.signature_id == "bulk-inbound-24h"]
     ev = evidence([
         {"tenant": "t-new", "start": day + timedelta(hours=1), "end": day + timedelta(hours=9),
-         "bytes_in": 90 * TB, "remote_addr": "198.18.0.7", "where": "conn.log:12", "ref": "C1"},
+         "bytes_in": share_of_top * TB, "remote_addr": "198.18.0.7", "where": "conn.log:12",
+         "ref": "C1", "community_id": "1:abc="},
         {"tenant": "t-new", "start": day - timedelta(days=3), "end": day - timedelta(days=2),
          "bytes_in": 500 * TB, "remote_addr": "198.18.0.8", "where": "conn.log:2", "ref": "C0"},
         {"tenant": "t-new", "start": day + timedelta(hours=2), "end": day + timedelta(hours=2),
@@ -62,7 +65,22 @@ def one_day(inv: Inventory) -> list[dict[str, Any]]:
         {"tenant": "t-old", "start": day, "end": day + timedelta(hours=1),
          "bytes_in": 99 * TB, "where": "conn.log:7", "ref": "C9"},
     ])
-    return [json.loads(finding_json_line(f)) for f in build_findings(matches, SIGNATURES, inv, ev)]
+    return list(build_findings(matches, SIGNATURES, inv, ev))
+
+
+def one_day(inv: Inventory) -> list[dict[str, Any]]:
+    return [json.loads(finding_json_line(f)) for f in one_day_findings(inv)]
+
+
+def test_ecs_names_the_dominant_connection(tmp_path: Path) -> None:
+    inv = inventory(tmp_path)
+    [small] = one_day_findings(inv)  # 90 TB of 412: no single connection dominates
+    assert "community_id" not in ecs_dict(small)["network"]
+    [big] = one_day_findings(inv, share_of_top=300)
+    doc = ecs_dict(big)
+    assert doc["network"] == {"direction": "inbound", "bytes": 412 * TB,
+                              "community_id": "1:abc="}
+    assert doc["source"] == {"ip": "198.18.0.7", "geo": {"country_iso_code": "CN"}}
 
 
 def test_message_says_who_received_what_from_where(tmp_path: Path) -> None:

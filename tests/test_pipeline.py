@@ -87,8 +87,8 @@ def test_capture_to_windows(inventory: Inventory) -> None:
     assert result.records == {"capture": 34}
     assert result.dedup is None
     top = max(result.tables.evidence.to_pylist(), key=lambda e: e["bytes_in"])
-    assert (top["remote_addr"], top["bytes_in"], top["ref"]) == (
-        "203.0.113.50", UPLOAD_IP_BYTES, "C0cWl2lG8r2S")
+    assert (top["remote_addr"], top["bytes_in"], top["ref"], top["community_id"]) == (
+        "203.0.113.50", UPLOAD_IP_BYTES, "C0cWl2lG8r2S", "1:2xgWjeOzixXYpKDUjB1dhpN1sgc=")
 
 
 def test_two_sensors_count_a_connection_once(inventory: Inventory, tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from egress.records import (
@@ -62,6 +62,7 @@ class T:
     where: str | None = None
     ref: str | None = None
     opened: datetime | None = None
+    community_id: str | None = None
 
 
 def table(rows: list[T]) -> pa.Table:
@@ -252,7 +253,8 @@ def test_transfers_table_from_attributed() -> None:
     drive = DriveAttach(station="st1", device="sdb", serial="S1", model=None, bus="usb",
                         capacity_bytes=10**12, attached=T0, detached=None,
                         provenance=Provenance(path="kern.log"))
-    common = {"capacity_bytes": None, "remote_asn": None, "quality": False, "opened": None}
+    common = {"capacity_bytes": None, "remote_asn": None, "quality": False, "opened": None,
+              "community_id": None}
     wheres = [{"where": None, "ref": "C1"}, {"where": "log", "ref": "b/k"},
               {"where": "copy.log", "ref": "/d/f"}, {"where": "kern.log", "ref": "S1"}]
     items = [
@@ -279,7 +281,7 @@ def test_transfers_table_from_attributed() -> None:
     got = result.to_pylist()
     assert [{k: row.pop(k) for k in ("where", "ref")} for row in got] == wheres
     assert got == [
-        {**common, "tenant": "a", "kind": "network", "start": T0,
+        {**common, "community_id": "1:x", "tenant": "a", "kind": "network", "start": T0,
          "end": T0 + timedelta(seconds=1.5), "direction": "inbound", "bytes_in": 100,
          "bytes_out": 40, "remote_addr": "203.0.113.9", "remote_asn": 64501,
          "remote_country": "NL", "cross_border": True},
@@ -385,8 +387,9 @@ def reference(rows: list[T], registrations: dict[str, datetime], rate_bps: float
             **{m: sum(cells[k][m] for k in inside) for m in ADDITIVE},
             "remote_addrs": len({a for a, _ in seen}),
             "remote_asns": len({n for _, n in seen if n is not None}),
-            "peak_rate_in_bps": max(cells[k]["bytes_in"] for k in inside) * 8 / 300,
-            "peak_rate_out_bps": max(cells[k]["bytes_out"] for k in inside) * 8 / 300,
+            # bits as a double, then divided: as the SQL does (not Python's exact int / int)
+            "peak_rate_in_bps": float(max(cells[k]["bytes_in"] for k in inside) * 8) / 300,
+            "peak_rate_out_bps": float(max(cells[k]["bytes_out"] for k in inside) * 8) / 300,
             "hours_above_rate": sum(v >= rate_bps * 3600 / 8 for v in hours.values()),
             "max_transfer_duration_s": max(longest[k] for k in inside) / 1e6,
         }
@@ -437,6 +440,7 @@ def transfer_rows(draw: st.DrawFn) -> list[T]:
 
 @settings(max_examples=40, deadline=None)
 @given(transfer_rows(), st.sampled_from([1e3, 1e6, 1e9]))
+@example([T(tenant="a", start=T0, end=T0, bytes_in=18_014_398_509_481_983)], 1e3)  # > 2**53
 def test_matches_reference(rows: list[T], rate: float) -> None:
     registrations = {"a": T0 - 3 * DAY}
     result = compute_windows(table(rows), WindowParams(

@@ -13,8 +13,8 @@ Field choices (issue 6, point 4):
   first held metric of the final step).
 - ``source.*`` (inbound) or ``destination.*`` (outbound): the remote address and country of the
   largest evidence transfer when it carries more than half of the main metric's bytes.
-  ``network.community_id`` is never set: evidence transfers carry the Zeek ``uid`` (in
-  ``egress.transfers[].ref``), not a Community ID.
+  ``network.community_id`` is that transfer's Community ID when the source gave one (Zeek's
+  ``community_id`` field, egress's own flows).
 - ``threat.*``: MITRE ATT&CK techniques of the signature (names from :data:`ATTACK`; an id
   not in that table is its own name), with their tactics.
 - ``egress.*`` (custom, not in ECS): ``case_id`` (when a case is given), ``tenant_name``,
@@ -131,6 +131,8 @@ def transfer_dict(t: Transfer) -> dict[str, Any]:
         out["ref"] = t.ref
     if t.quality:
         out["quality"] = True
+    if t.community_id is not None:
+        out["community_id"] = t.community_id
     return out
 
 
@@ -207,6 +209,8 @@ def ecs_dict(finding: Finding, case: Case | None = None) -> dict[str, Any]:
         net["bytes"] = int(main.value)
     doc["network"] = net
     top = dominant_transfer(finding, main)
+    if top is not None and top.community_id is not None:
+        net["community_id"] = top.community_id
     if top is not None and top.remote_addr is not None:
         peer: dict[str, Any] = {"ip": top.remote_addr}
         if top.remote_country is not None:
