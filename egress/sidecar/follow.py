@@ -128,10 +128,7 @@ class Follower:
                 continue
             mark = old.pop(identity, None)
             fresh = FileMark(dev=st.st_dev, ino=st.st_ino, path=str(path))
-            if mark is None:
-                mark = fresh
-            else:
-                mark = replace(mark, path=str(path), gone=False)
+            mark = fresh if mark is None else replace(mark, path=str(path), gone=False)
             try:
                 if self._whole:
                     chunk, mark = self._whole_file(path, mark, st)

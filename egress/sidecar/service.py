@@ -41,16 +41,16 @@ import pyarrow.compute as pc
 from egress.attribution import Attributor
 from egress.columns import META_PATH
 from egress.errors import EgressError, SinkError, SourceError
-from egress.findings import Finding, build_cases, build_findings, unlisted_drive_findings
+from egress.findings import Case, Finding, build_cases, build_findings, unlisted_drive_findings
 from egress.formats.alerts import FORMATS
 from egress.geo import GeoLookup, load_geo
-from egress.inventory import Inventory, load_inventory
+from egress.inventory import load_inventory
 from egress.pipeline import expand_inputs
 from egress.records import Attributed, DriveAttach
 from egress.sidecar.config import SidecarConfig
 from egress.sidecar.follow import Chunk, Follower
 from egress.sidecar.http import Metrics
-from egress.sidecar.state import AlertLedger, Checkpoint, Segment, StateDirectory
+from egress.sidecar.state import AlertLedger, Checkpoint, StateDirectory
 from egress.signatures.compile import Signature
 from egress.signatures.evaluate import evaluate
 from egress.signatures.load import load_signatures, shipped_directory
@@ -319,7 +319,7 @@ class Sidecar:
             raise
         return aggregator.result()
 
-    def _findings(self) -> tuple[tuple[Finding, ...], dict[str, object]]:
+    def _findings(self) -> tuple[tuple[Finding, ...], dict[str, Case]]:
         tables = self.windows()
         matches = tuple(evaluate(self.signatures, tables.windows, self.inventory,
                                  countries=tables.countries))
@@ -329,7 +329,7 @@ class Sidecar:
         cases = build_cases(findings, self.inventory)
         return findings, {fid: case for case in cases for fid in case.findings}
 
-    def _spool(self, findings: Sequence[Finding], case_of: dict[str, object]) -> tuple[str, ...]:
+    def _spool(self, findings: Sequence[Finding], case_of: dict[str, Case]) -> tuple[str, ...]:
         fresh = [f for f in findings if f.id not in self.ledger.sent]
         fresh = list({f.id: f for f in fresh}.values())
         if not fresh:
