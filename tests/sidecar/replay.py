@@ -71,10 +71,10 @@ def apply(step: Step, root: Path) -> None:
 
 
 def config_text(root: Path, *, listen: str | None = None, interval_s: float = 5.0,
-                signatures: Path | None = None) -> str:
+                signatures: Path | None = None, inventory: Path | None = None) -> str:
     """A sidecar config following the replay under ``root`` (alerts to ``root/alerts.log``)."""
     lines = [
-        f"inventory: {SCENARIO / 'inventory.yaml'}",
+        f"inventory: {inventory or SCENARIO / 'inventory.yaml'}",
         f"geo: [{GEO[0]}, {GEO[1]}]",
         "inputs:",
         f"  - {{name: zeek, kind: zeek, path: {root / 'zeek'}}}",
