@@ -54,7 +54,7 @@ def replayed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Sidecar, l
 
 
 def test_alerts_equal_egress_analyze(replayed: tuple[Path, Sidecar, list[int]]) -> None:
-    root, sidecar, counts = replayed
+    root, _sidecar, counts = replayed
     expected = sorted(f.id for f in batch_analysis(root).findings)
     got = delivered_ids(root)
     assert len(expected) == 27
@@ -65,7 +65,7 @@ def test_alerts_equal_egress_analyze(replayed: tuple[Path, Sidecar, list[int]]) 
 
 
 def test_windows_equal_egress_analyze(replayed: tuple[Path, Sidecar, list[int]]) -> None:
-    root, sidecar, _ = replayed
+    root, sidecar, _counts = replayed
     batch = batch_analysis(root).run.tables
     live = sidecar.windows()
     assert live.windows.num_rows == batch.windows.num_rows
@@ -74,7 +74,7 @@ def test_windows_equal_egress_analyze(replayed: tuple[Path, Sidecar, list[int]])
 
 
 def test_metrics_count_what_was_read(replayed: tuple[Path, Sidecar, list[int]]) -> None:
-    _, sidecar, _ = replayed
+    _root, sidecar, _counts = replayed
     text = sidecar.metrics.render()
     # 2641 conn + 500 conn_long records; whole-file inputs count every (re-)read.
     assert 'egress_sidecar_records_total{input="zeek"} 3141\n' in text

@@ -65,7 +65,7 @@ def metrics_after_ticks(port: int, ticks: int, timeout_s: float = 30.0) -> str:
         status, body = get(f"http://127.0.0.1:{port}/metrics")
         assert status == 200
         done = re.search(r"^egress_sidecar_ticks_total (\d+)$", body, re.MULTILINE)
-        if done and int(done[1]) >= ticks or time.monotonic() > deadline:
+        if (done and int(done[1]) >= ticks) or time.monotonic() > deadline:
             return body
         time.sleep(0.05)
 
@@ -78,8 +78,12 @@ class Lines:
         self.seen: list[str] = []
         assert process.stderr is not None
         self._stream = stream = process.stderr
-        self._thread = threading.Thread(
-            target=lambda: [self._queue.put(line) for line in stream], daemon=True)
+
+        def pump() -> None:
+            for line in stream:
+                self._queue.put(line)
+
+        self._thread = threading.Thread(target=pump, daemon=True)
         self._thread.start()
 
     def close(self) -> None:
