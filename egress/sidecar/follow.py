@@ -24,7 +24,9 @@ Rotation:
 Only complete lines are returned (the rest waits for its newline), except the unterminated
 last line of a complete gzip file. In *whole-file* mode (logs whose readers correlate lines:
 drive kernel logs, copy logs) a chunk only says that the file changed and ends with a
-complete line: the caller reads the whole file again.
+complete line: the caller reads the whole file again. A whole file that got shorter or
+whose first bytes changed starts a new *generation*: the caller keeps what it read from
+the earlier content (a ``copytruncate`` rotation must not erase drives already seen).
 """
 
 from __future__ import annotations
@@ -63,6 +65,8 @@ class FileMark:
     mtime_ns: int = 0
     done: bool = False
     gone: bool = False
+    generation: int = 0
+    """Whole-file mode: how often the file was truncated or rewritten (new content)."""
 
     @property
     def identity(self) -> str:
@@ -82,6 +86,8 @@ class Chunk:
     first_line: int
     header: bytes = b""
     whole: bool = False
+    generation: int = 0
+    """Whole-file mode: the mark's generation (a new one: the old content is gone)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -221,15 +227,20 @@ class Follower:
                         pass
             except (EOFError, zlib.error, gzip.BadGzipFile):
                 return None, mark
-        elif st.st_size:
+        head = b""
+        if st.st_size:
             with path.open("rb") as fh:
+                head = fh.read(HEAD_BYTES)
                 fh.seek(st.st_size - 1)
-                if fh.read(1) != b"\n":
+                if not _is_gzip(path) and fh.read(1) != b"\n":
                     return None, mark  # a line is being written: wait for it
+        generation = mark.generation
+        if mark.done and (st.st_size < mark.size or head[:len(mark.head)] != mark.head):
+            generation += 1  # truncated or rewritten: what was read before stays counted
         updated = replace(mark, size=st.st_size, mtime_ns=st.st_mtime_ns, done=True,
-                          offset=st.st_size)
-        return (Chunk(path=path, identity=mark.identity, data=b"", first_line=1, whole=True),
-                updated)
+                          offset=st.st_size, head=head, generation=generation)
+        return (Chunk(path=path, identity=mark.identity, data=b"", first_line=1, whole=True,
+                      generation=generation), updated)
 
 
 def _is_gzip(path: Path) -> bool:

@@ -237,7 +237,7 @@ class Sidecar:
     def _read_whole(self, name: str, kind: str, station: str | None, chunk: Chunk,
                     new: Checkpoint, records: Counter[str]) -> list[str]:
         """Read a changed file again in whole; its segment replaces the previous one."""
-        owner = f"{name}/{chunk.identity}"
+        owner = f"{name}/{chunk.identity}/{chunk.generation}"
         kinds = input_kinds()
         source = kinds[kind].reader(ReadOptions(station=station))
         unlisted: list[DriveAttach] = []
@@ -371,8 +371,8 @@ class Sidecar:
     def run(self, stop: threading.Event) -> None:
         """Tick every ``interval_s`` until ``stop`` is set; a tick under way finishes first.
 
-        A tick that fails with an :class:`~egress.errors.EgressError` is logged and counted;
-        the next tick starts from the last checkpoint.
+        A tick that fails with an :class:`~egress.errors.EgressError` or an ``OSError``
+        (disk full) is logged and counted; the next tick starts from the last checkpoint.
         """
         while not stop.is_set():
             began = time.monotonic()
@@ -380,7 +380,7 @@ class Sidecar:
                 report = self.tick()
                 if report.new_alerts:
                     log.info("tick %d: %d new alert(s)", report.tick, len(report.new_alerts))
-            except EgressError as exc:
+            except (EgressError, OSError) as exc:
                 log.error("tick failed, retried from the last checkpoint: %s", exc)
                 with self.metrics.lock:
                     self.metrics.tick_errors += 1
@@ -390,6 +390,7 @@ class Sidecar:
     def _recover(self) -> None:
         self.checkpoint = self.state.load()
         self._readers = {n: pickle.loads(b) for n, b in self.checkpoint.readers.items()}
+        self.ledger.recover(self.spool.event_ids())
         self._evaluate_next = True
 
     def close(self) -> None:
@@ -403,7 +404,9 @@ class Sidecar:
 
     def _follower(self, kind: str, path: Path) -> Follower:
         if kind == "zeek":
-            return Follower(lambda: log_files(path, CONN_LOGS) if path.is_dir() else [path])
+            # A missing input is no error: the sensor may not have written it yet.
+            return Follower(lambda: log_files(path, CONN_LOGS) if path.is_dir()
+                            else [path] if path.exists() else [])
         detect = input_kinds()[kind].detect
 
         def files() -> list[Path]:

@@ -43,8 +43,9 @@ CHECKPOINT_VERSION = 1
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Segment:
-    """One stored table of transfers; ``owner`` is ``input/identity`` for a whole-file
-    input's file (replaced when the file is read again), empty for appended chunks."""
+    """One stored table of transfers; ``owner`` is ``input/identity/generation`` for a
+    whole-file input's file (replaced when the file is read again), empty for appended
+    chunks."""
 
     name: str
     owner: str

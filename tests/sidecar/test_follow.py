@@ -137,3 +137,18 @@ def test_marks_are_not_changed_and_vanished_files_are_forgotten(tmp_path: Path) 
     assert first.marks == before
     log.unlink()
     assert follower.poll(first.marks).marks == {}  # not a Zeek file: nothing to match later
+
+
+def test_whole_file_truncation_starts_a_generation(tmp_path: Path) -> None:
+    log = tmp_path / "kern.log"
+    log.write_bytes(b"drive one\ndrive two\n")
+    follower = Follower(lambda: [log], whole_file=True)
+    marks: dict[str, FileMark] = {}
+    assert [c.generation for c in poll(follower, marks)[0]] == [0]
+    with log.open("ab") as fh:
+        fh.write(b"drive three\n")
+    assert [c.generation for c in poll(follower, marks)[0]] == [0]  # grew: same content
+    log.write_bytes(b"drive four\n")  # copytruncate, then a new line
+    assert [c.generation for c in poll(follower, marks)[0]] == [1]
+    log.write_bytes(b"DRIVE FIVE, longer than all before it together\n")
+    assert [c.generation for c in poll(follower, marks)[0]] == [2]

@@ -15,7 +15,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+from egress.sidecar.config import load_config
 from egress.sidecar.http import Metrics, MetricsServer
+from egress.sidecar.service import Sidecar
 from egress.signatures.load import shipped_directory
 from tests.sidecar.replay import SCENARIO, apply, config_text, plan
 
@@ -149,3 +151,20 @@ def test_running_sidecar_serves_reloads_and_stops(tmp_path: Path) -> None:
         lines.close()
     alerts = (tmp_path / "alerts.log").read_text().splitlines()
     assert len(alerts) == 27  # no alert again after the reloads
+
+
+def test_inputs_may_appear_later(tmp_path: Path) -> None:
+    config = tmp_path / "sidecar.yaml"
+    config.write_text(config_text(tmp_path))
+    sidecar = Sidecar(load_config(config), clock=lambda: 1.8e9)
+    try:
+        first = sidecar.tick()
+        assert (first.records, first.transfers, first.findings) == ({}, 0, 0)
+        zeek = tmp_path / "zeek"
+        zeek.mkdir()
+        shutil.copy(SCENARIO / "zeek" / "conn_long.log", zeek)
+        second = sidecar.tick()
+        assert second.records == {"zeek": 500}
+        assert 'egress_sidecar_records_total{input="zeek"} 500\n' in sidecar.metrics.render()
+    finally:
+        sidecar.close()
