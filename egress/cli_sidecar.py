@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -42,9 +44,9 @@ def sidecar_command(config_path: Path, once: bool, log_level: str) -> None:
         config = load_config(config_path)
         sidecar = Sidecar(config, failpoint=os.environ.get(FAILPOINT_ENV))
     except EgressError as exc:
-        raise click.ClickException(str(exc)) from exc
-    except ValueError as exc:
-        raise click.ClickException(str(ConfigError(str(exc)))) from exc
+        _fail(exc)
+    except ValueError as exc:  # a bad failpoint
+        _fail(ConfigError(str(exc)))
     server: MetricsServer | None = None
     try:
         if once:
@@ -64,3 +66,9 @@ def sidecar_command(config_path: Path, once: bool, log_level: str) -> None:
         if server is not None:
             server.close()
         sidecar.close()
+
+
+def _fail(error: EgressError) -> NoReturn:
+    """Report ``error`` as ``egress analyze`` does (no traceback) and exit with its code."""
+    click.echo(f"egress: error: {error}", err=True)
+    sys.exit(error.exit_code)

@@ -105,8 +105,6 @@ class Sidecar:
         self._failpoint = _parse_failpoint(failpoint)
         self._reached: Counter[str] = Counter()
         self.metrics = Metrics(clock=clock)
-        self.state = StateDirectory(config.state_directory)
-        self.checkpoint = self.state.load()
         self._geo: GeoLookup | None = load_geo(list(config.geo)) if config.geo else None
         self._inventory_mtime = _mtime(config.inventory)
         self.inventory = load_inventory(config.inventory)
@@ -118,6 +116,9 @@ class Sidecar:
             if spec.format not in FORMATS:
                 raise EgressError(f"sink {spec.name}: unknown format {spec.format!r} "
                                   f"(known: {', '.join(FORMATS)})")
+        # The state directory is locked once everything else has loaded.
+        self.state = StateDirectory(config.state_directory)
+        self.checkpoint = self.state.load()
         config.spool_path.parent.mkdir(parents=True, exist_ok=True)
         self.spool = Spool(config.spool_path)
         for spec in self._specs:
@@ -399,6 +400,7 @@ class Sidecar:
             transport.close()
         self._transports.clear()
         self.spool.close()
+        self.state.close()
 
     # -- inputs ---------------------------------------------------------------------------
 

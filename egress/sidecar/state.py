@@ -18,6 +18,7 @@ program (the Zeek reader's long-connection state travels in it), not an exchange
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -90,7 +91,8 @@ def _sync_dir(path: Path) -> None:
 
 
 class StateDirectory:
-    """The state directory (module doc); one process at a time."""
+    """The state directory (module doc); one process at a time (an exclusive ``flock`` on
+    ``<state>/lock``, held until :meth:`close` or the end of the process)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -98,11 +100,22 @@ class StateDirectory:
         self.scratch = path / "scratch"
         try:
             self.segments.mkdir(parents=True, exist_ok=True)
-            shutil.rmtree(self.scratch, ignore_errors=True)
-            self.scratch.mkdir()
+            self._lock = (path / "lock").open("a+b")
         except OSError as exc:
             raise ConfigError(f"{path}: cannot use as the state directory: "
                               f"{exc.strerror}") from exc
+        try:
+            fcntl.flock(self._lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            self._lock.close()
+            raise ConfigError(f"{path}: another egress sidecar uses this state "
+                              "directory") from exc
+        shutil.rmtree(self.scratch, ignore_errors=True)
+        self.scratch.mkdir()
+
+    def close(self) -> None:
+        """Release the directory (the lock) for another process."""
+        self._lock.close()
 
     @property
     def checkpoint_path(self) -> Path:

@@ -68,3 +68,15 @@ def test_listen_address() -> None:
         listen_address("localhost")
     with pytest.raises(ValueError, match="not a loopback address"):
         listen_address("example.org:80")
+
+
+def test_command_reports_config_errors(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from egress.cli_sidecar import sidecar_command
+
+    result = CliRunner().invoke(sidecar_command, ["--config", str(write(
+        tmp_path, GOOD + "intervall_s: 5\n"))])
+    assert result.exit_code == 2
+    assert "sidecar.yaml:5: intervall_s: unknown key" in result.output
+    assert "Traceback" not in result.output

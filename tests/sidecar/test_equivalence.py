@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -38,7 +39,8 @@ def sorted_windows(table: pa.Table) -> list[dict[str, object]]:
 
 
 @pytest.fixture(scope="module")
-def replayed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Sidecar, list[int]]:
+def replayed(
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Sidecar, list[int]]]:
     """A sidecar ticked through a 4-step replay (one idle tick at the end)."""
     root = tmp_path_factory.mktemp("replay")
     (root / "sidecar.yaml").write_text(config_text(root))
@@ -50,7 +52,8 @@ def replayed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Sidecar, l
         counts.append(len(delivered_ids(root)))
     sidecar.tick()
     counts.append(len(delivered_ids(root)))
-    return root, sidecar, counts
+    yield root, sidecar, counts
+    sidecar.close()
 
 
 def test_alerts_equal_egress_analyze(replayed: tuple[Path, Sidecar, list[int]]) -> None:

@@ -8,6 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from egress.errors import ConfigError
 from egress.sidecar.config import load_config
 from egress.sidecar.service import Sidecar
 from egress.sidecar.state import StateDirectory
@@ -56,14 +59,15 @@ def test_sigkill_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     assert len(got) == len(set(got)) == 27
     assert sorted(got) == sorted(f.id for f in expected.findings)
     # Segments written by the killed tick were removed; the rest are the checkpoint's.
-    state = StateDirectory(tmp_path / "state")
-    checkpoint = state.load()
-    assert {p.name for p in state.segments.glob("*.parquet")} == set(checkpoint.segments)
-    # Window totals equal an uninterrupted run (egress analyze: the equivalence test shows
-    # an uninterrupted sidecar gives the same windows).
     sidecar = Sidecar(load_config(config))
     try:
+        segments = sidecar.state.segments.glob("*.parquet")
+        assert {p.name for p in segments} == set(sidecar.checkpoint.segments)
+        # Window totals equal an uninterrupted run (egress analyze: the equivalence test
+        # shows an uninterrupted sidecar gives the same windows).
         live = sidecar.windows()
+        with pytest.raises(ConfigError, match="another egress sidecar uses this state"):
+            StateDirectory(tmp_path / "state")
     finally:
         sidecar.close()
     assert sorted_windows(live.windows) == sorted_windows(expected.run.tables.windows)
