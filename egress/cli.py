@@ -21,6 +21,7 @@ from egress import __version__
 from egress.cli_analyze import analyze_command
 from egress.cli_deliver import deliver_command
 from egress.cli_explain import explain_command
+from egress.cli_sidecar import sidecar_command
 from egress.cli_signatures import signatures
 from egress.errors import EgressError, SourceError
 from egress.formats.insights import render_insights
@@ -248,6 +249,7 @@ cli.add_command(signatures)
 cli.add_command(analyze_command)
 cli.add_command(explain_command)
 cli.add_command(deliver_command)
+cli.add_command(sidecar_command)
 
 
 def main() -> None:
