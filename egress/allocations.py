@@ -14,8 +14,9 @@ from math import inf
 
 from egress.errors import ConfigError
 from egress.inventory import Allocation, Inventory, ScheduledAllocation, _ts, build_inventory
-from egress.inventory_model import MAX_ERRORS_SHOWN, FieldPath, Parsed, config_error
+from egress.inventory_model import MAX_ERRORS_SHOWN, Parsed, config_error
 from egress.records import Issue
+from egress.yaml_lines import FieldPath
 
 
 def _steps(jobs: list[Allocation]) -> list[Allocation]:

@@ -40,7 +40,6 @@ from egress.inventory_index import (
 )
 from egress.inventory_model import (
     CSV_MARKER,
-    FieldPath,
     InventoryModel,
     Locator,
     Parsed,
@@ -50,6 +49,7 @@ from egress.inventory_model import (
     read_json,
     read_yaml,
 )
+from egress.yaml_lines import FieldPath
 
 # -- records ------------------------------------------------------------------------------
 

@@ -30,8 +30,7 @@ from __future__ import annotations
 
 import csv
 import json
-import re
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 from pathlib import Path
@@ -49,12 +48,12 @@ from pydantic import (
 )
 
 from egress.errors import ConfigError
+from egress.yaml_lines import FieldPath, StrictLoader, line_of
 
 CSV_MARKER = "tenants.csv"
 MAX_ERRORS_SHOWN = 10
 _LIST_SEPARATOR = ";"
 
-FieldPath = tuple[str | int, ...]
 Locator = Callable[[FieldPath], str]
 """Maps a field path to where it stands in the input: ``file``, ``file:line``."""
 Parsed = tuple["InventoryModel", Locator]
@@ -256,50 +255,9 @@ def validate(data: object, locate: Locator) -> Parsed:
 # -- YAML and JSON ------------------------------------------------------------------------
 
 
-class _YamlLoader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2 booleans (``NO`` stays Norway) and duplicate keys rejected."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
-        seen: set[object] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if isinstance(key, Hashable) and key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-_BOOL = "tag:yaml.org,2002:bool"
-_YamlLoader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != _BOOL]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_YamlLoader.add_implicit_resolver(
-    _BOOL,
-    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
-    list("tTfF"),
-)
-
-
 def _yaml_locator(name: str, root: yaml.Node) -> Locator:
     def locate(path: FieldPath) -> str:
-        node = root
-        for depth, part in enumerate(path, 1):
-            child: yaml.Node | None = None
-            if isinstance(node, yaml.MappingNode):
-                for key_node, value_node in node.value:
-                    if key_node.value == part:
-                        # the last key is shown on its own line (an unknown key, a bad scalar)
-                        child = key_node if depth == len(path) else value_node
-                        break
-            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-                child = node.value[part] if 0 <= part < len(node.value) else None
-            if child is None:
-                break
-            node = child
-        return f"{name}:{node.start_mark.line + 1}"
+        return f"{name}:{line_of(root, path)}"
 
     return locate
 
@@ -308,7 +266,7 @@ def read_yaml(path: Path) -> Parsed:
     """Parse and validate a YAML inventory; errors carry line numbers."""
     name = path.name
     try:
-        loader = _YamlLoader(path.read_text(encoding="utf-8"))
+        loader = StrictLoader(path.read_text(encoding="utf-8"))
         try:
             root = loader.get_single_node()
             data = None if root is None else loader.construct_document(root)

@@ -24,17 +24,17 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from egress.errors import ConfigError
 from egress.signatures.units import parse_rate
+from egress.yaml_lines import FieldPath, StrictLoader, line_of
 
-FieldPath = tuple[str | int, ...]
 INPUT_KINDS = ("zeek", "objectstore", "drives", "copylog")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
@@ -163,36 +163,9 @@ def listen_address(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
-        seen: set[object] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if isinstance(key, Hashable) and key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark)
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
 def _locator(name: str, root: yaml.Node) -> Callable[[FieldPath], str]:
     def locate(path: FieldPath) -> str:
-        node = root
-        for depth, part in enumerate(path, 1):
-            child: yaml.Node | None = None
-            if isinstance(node, yaml.MappingNode):
-                for key_node, value_node in node.value:
-                    if key_node.value == part:
-                        child = key_node if depth == len(path) else value_node
-                        break
-            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-                child = node.value[part] if 0 <= part < len(node.value) else None
-            if child is None:
-                break
-            node = child
-        return f"{name}:{node.start_mark.line + 1}"
+        return f"{name}:{line_of(root, path)}"
 
     return locate
 
@@ -227,7 +200,7 @@ def load_config(path: Path) -> SidecarConfig:
     """
     name = str(path)
     try:
-        loader = _Loader(path.read_text(encoding="utf-8"))
+        loader = StrictLoader(path.read_text(encoding="utf-8"))
         try:
             root = loader.get_single_node()
             data = None if root is None else loader.construct_document(root)

@@ -31,8 +31,7 @@ from egress.signatures.schema import (
     Status,
 )
 from egress.signatures.units import Kind, parse_duration, parse_quantity
-
-FieldPath = tuple[str | int, ...]
+from egress.yaml_lines import FieldPath
 
 #: Window metrics (the windows contract) and the kind of value each holds.
 METRICS: dict[str, Kind] = {

@@ -8,8 +8,6 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Hashable
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -20,62 +18,19 @@ from pydantic import ValidationError
 
 from egress.errors import SignatureError
 from egress.signatures.compile import (
-    FieldPath,
     Located,
     Signature,
     Source,
     compile_signature,
 )
 from egress.signatures.schema import STEP_TAGS, SignatureModel
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2 booleans (``NO`` stays a string) and duplicate keys rejected."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
-        seen: set[object] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if isinstance(key, Hashable) and key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-_BOOL = "tag:yaml.org,2002:bool"
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != _BOOL]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver(
-    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
-
-
-def _line_of(root: yaml.Node, path: FieldPath) -> int:
-    """Line (1-based) of the deepest node on ``path``; a last key points at its key."""
-    node = root
-    for depth, part in enumerate(path, 1):
-        child: yaml.Node | None = None
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                if key_node.value == part:
-                    child = key_node if depth == len(path) else value_node
-                    break
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            child = node.value[part] if 0 <= part < len(node.value) else None
-        if child is None:
-            break
-        node = child
-    return node.start_mark.line + 1
+from egress.yaml_lines import FieldPath, StrictLoader, line_of
 
 
 def read_yaml(path: Path) -> tuple[Any, Source]:
     """Parse one YAML document; returns its data and a :class:`Source` to locate paths."""
     try:
-        loader = _Loader(path.read_text(encoding="utf-8"))
+        loader = StrictLoader(path.read_text(encoding="utf-8"))
         try:
             root = loader.get_single_node()
             data = None if root is None else loader.construct_document(root)
@@ -91,7 +46,7 @@ def read_yaml(path: Path) -> tuple[Any, Source]:
     if root is None:
         raise SignatureError("the file is empty", path=path)
     node = root
-    return data, Source(path, lambda field_path: _line_of(node, field_path))
+    return data, Source(path, lambda field_path: line_of(node, field_path))
 
 
 def _message(error: Any) -> str:

@@ -1,0 +1,57 @@
+"""YAML files people write (inventory, signatures, sidecar config), read strictly, with the
+line of every field kept so that validation errors can say ``file:line``."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Hashable
+from typing import Any
+
+import yaml
+
+FieldPath = tuple[str | int, ...]
+"""Where a field stands in a document: keys and list positions from the root."""
+
+
+class StrictLoader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 booleans (``NO`` stays Norway) and duplicate keys rejected."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
+        seen: set[object] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, Hashable) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+_BOOL = "tag:yaml.org,2002:bool"
+StrictLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != _BOOL]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+StrictLoader.add_implicit_resolver(
+    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def line_of(root: yaml.Node, path: FieldPath) -> int:
+    """Line (1-based) of the deepest node on ``path``; a last key points at its key (an
+    unknown key, a bad scalar is shown on its own line)."""
+    node = root
+    for depth, part in enumerate(path, 1):
+        child: yaml.Node | None = None
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if key_node.value == part:
+                    child = key_node if depth == len(path) else value_node
+                    break
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            child = node.value[part] if 0 <= part < len(node.value) else None
+        if child is None:
+            break
+        node = child
+    return node.start_mark.line + 1
