@@ -48,7 +48,7 @@ from pydantic import (
 )
 
 from egress.errors import ConfigError
-from egress.yaml_lines import FieldPath, StrictLoader, line_of
+from egress.yaml_lines import FieldPath, YamlSyntaxError, line_of, parse_document
 
 CSV_MARKER = "tenants.csv"
 MAX_ERRORS_SHOWN = 10
@@ -266,19 +266,12 @@ def read_yaml(path: Path) -> Parsed:
     """Parse and validate a YAML inventory; errors carry line numbers."""
     name = path.name
     try:
-        loader = StrictLoader(path.read_text(encoding="utf-8"))
-        try:
-            root = loader.get_single_node()
-            data = None if root is None else loader.construct_document(root)
-        finally:
-            loader.dispose()
+        data, root = parse_document(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read inventory: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{name}:{mark.line + 1}" if mark is not None else name
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{where}: not valid YAML: {problem}") from exc
+    except YamlSyntaxError as exc:
+        where = f"{name}:{exc.line}" if exc.line is not None else name
+        raise ConfigError(f"{where}: not valid YAML: {exc.problem}") from exc
     if root is None:
         raise ConfigError(f"{name}: the inventory is empty")
     return validate(data, _yaml_locator(name, root))

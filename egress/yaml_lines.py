@@ -55,3 +55,29 @@ def line_of(root: yaml.Node, path: FieldPath) -> int:
             break
         node = child
     return node.start_mark.line + 1
+
+
+class YamlSyntaxError(ValueError):
+    """A document that is not valid YAML: ``line`` (1-based, when known) and ``problem``."""
+
+    def __init__(self, problem: str, line: int | None) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.line = line
+
+
+def parse_document(text: str) -> tuple[Any, yaml.Node | None]:
+    """The data and root node of one YAML document (``(None, None)`` when empty), read
+    with :class:`StrictLoader`. Raises :class:`YamlSyntaxError`."""
+    try:
+        loader = StrictLoader(text)
+        try:
+            root = loader.get_single_node()
+            data = None if root is None else loader.construct_document(root)
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise YamlSyntaxError(problem, None if mark is None else mark.line + 1) from exc
+    return data, root

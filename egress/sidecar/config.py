@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from egress.errors import ConfigError
 from egress.signatures.units import parse_rate
-from egress.yaml_lines import FieldPath, StrictLoader, line_of
+from egress.yaml_lines import FieldPath, YamlSyntaxError, line_of, parse_document
 
 INPUT_KINDS = ("zeek", "objectstore", "drives", "copylog")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -200,19 +200,12 @@ def load_config(path: Path) -> SidecarConfig:
     """
     name = str(path)
     try:
-        loader = StrictLoader(path.read_text(encoding="utf-8"))
-        try:
-            root = loader.get_single_node()
-            data = None if root is None else loader.construct_document(root)
-        finally:
-            loader.dispose()
+        data, root = parse_document(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the sidecar config: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{name}:{mark.line + 1}" if mark is not None else name
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{where}: not valid YAML: {problem}") from exc
+    except YamlSyntaxError as exc:
+        where = f"{name}:{exc.line}" if exc.line is not None else name
+        raise ConfigError(f"{where}: not valid YAML: {exc.problem}") from exc
     if root is None or not isinstance(data, dict):
         raise ConfigError(f"{name}:1: the config must be a mapping of settings")
     try:

@@ -13,7 +13,6 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from egress.errors import SignatureError
@@ -24,25 +23,18 @@ from egress.signatures.compile import (
     compile_signature,
 )
 from egress.signatures.schema import STEP_TAGS, SignatureModel
-from egress.yaml_lines import FieldPath, StrictLoader, line_of
+from egress.yaml_lines import FieldPath, YamlSyntaxError, line_of, parse_document
 
 
 def read_yaml(path: Path) -> tuple[Any, Source]:
     """Parse one YAML document; returns its data and a :class:`Source` to locate paths."""
     try:
-        loader = StrictLoader(path.read_text(encoding="utf-8"))
-        try:
-            root = loader.get_single_node()
-            data = None if root is None else loader.construct_document(root)
-        finally:
-            loader.dispose()
+        data, root = parse_document(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise SignatureError(f"cannot read: {exc.strerror}", path=path) from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc)
-        line = mark.line + 1 if mark is not None else None
-        raise SignatureError(f"not valid YAML: {problem}", path=path, line=line) from exc
+    except YamlSyntaxError as exc:
+        raise SignatureError(f"not valid YAML: {exc.problem}", path=path,
+                             line=exc.line) from exc
     if root is None:
         raise SignatureError("the file is empty", path=path)
     node = root
