@@ -29,6 +29,7 @@ from egress.formats.parquet import FlowParquetWriter, write_records_parquet
 from egress.formats.records_json import record_json_line
 from egress.formats.report import human_bytes, issue_line
 from egress.formats.zeek_conn import conn_footer, conn_header, conn_line, json_line
+from egress.pipeline import expand_inputs
 from egress.records import Flow, Issue, ReadStats
 from egress.sources.deep import inspect_flows
 from egress.sources.pcap import CaptureReader, FlowOptions
@@ -183,7 +184,7 @@ def inspect(capture: Path, top: int, tshark_path: str | None) -> None:
 
 @cli.command()
 @click.argument("inputs", nargs=-1, required=True,
-                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+                type=click.Path(exists=True, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "parquet"]), default="jsonl",
               show_default=True, help="jsonl: one JSON object per record.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
@@ -194,7 +195,8 @@ def inspect(capture: Path, top: int, tshark_path: str | None) -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No report on stderr.")
 def read(inputs: tuple[Path, ...], fmt: str, out: Path | None, station: str | None,
          boot_time: datetime | None, quiet: bool) -> None:
-    """Show what egress understands of INPUTS: their detected type and normalized records.
+    """Show what egress understands of INPUTS (files or directories): their detected type and
+    normalized records.
 
     Any input egress reads: captures, Zeek conn/long-connection/ssl/http logs,
     object-store access logs (S3, MinIO, Ceph RGW),
@@ -208,8 +210,10 @@ def read(inputs: tuple[Path, ...], fmt: str, out: Path | None, station: str | No
     if boot_time is not None and boot_time.tzinfo is None:
         boot_time = boot_time.replace(tzinfo=UTC)
     options = ReadOptions(station=station, boot_time=boot_time)
-    detected = [detect(path, kinds) for path in inputs]
+    files, left_out = expand_inputs(list(inputs))
+    detected = [detect(path, kinds) for path in files]
     report: list[str] = [f"{d.path}: {d.kind} ({d.format})" for d in detected]
+    report += [f"{p}: left out (not an input: notes, inventory or geo data)" for p in left_out]
     counts: dict[str, int] = {}
     issues: list[Issue] = []
     errors: list[SourceError] = []

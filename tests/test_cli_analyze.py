@@ -180,3 +180,11 @@ def test_alerts_delivered_to_sinks_through_the_spool(tmp_path: Path) -> None:
     bad = CliRunner().invoke(cli, [*args[:-4], "--sink", f"file://{sink}?format=xml"])
     assert isinstance(bad.exception, ConfigError)
     assert "unknown format 'xml'" in str(bad.exception)
+
+
+def test_read_takes_directories(tmp_path: Path) -> None:
+    out = tmp_path / "records.jsonl"
+    result = CliRunner().invoke(cli, ["read", str(SCENARIO / "storage"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    kinds = Counter(json.loads(line)["record"] for line in out.read_text().splitlines())
+    assert kinds == {"CopyRecord": 2710, "DriveAttach": 31, "ObjectStoreRequest": 4551}
