@@ -11,6 +11,8 @@ import json
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from egress.findings import Case, Finding
 
 
@@ -37,8 +39,19 @@ def case_dict(case: Case) -> dict[str, Any]:
 
 
 def finding_json_line(finding: Finding) -> str:
-    """One finding as one JSON line (with the trailing newline)."""
-    return json.dumps(finding_dict(finding), separators=(",", ":"), ensure_ascii=False) + "\n"
+    """One finding as one JSON line (with the trailing newline).
+
+    orjson serializes the dataclasses directly (the same bytes as :func:`finding_dict`
+    through the stdlib: field order, ``Z`` times, UTF-8); a finding it refuses (a lone
+    surrogate, an integer beyond 64 bits) goes the stdlib way."""
+    try:
+        return orjson.dumps(finding, option=_ORJSON_OPTIONS).decode() + "\n"
+    except orjson.JSONEncodeError:
+        return json.dumps(finding_dict(finding), separators=(",", ":"),
+                          ensure_ascii=False) + "\n"
+
+
+_ORJSON_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_PASSTHROUGH_SUBCLASS
 
 
 def cases_json(cases: list[Case]) -> str:
