@@ -33,6 +33,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from egress._wincore import ipv4_numbers
 from egress.attribution import (
     ATTRIBUTION_FIELDS,
     INBOUND,
@@ -309,15 +310,13 @@ class ConnBatchAttributor:
         valid = np.zeros(size, np.bool_)
         site = np.zeros(size, np.bool_)
         private = np.zeros(size, np.bool_)
-        quad = pc.fill_null(pc.match_substring_regex(uniques, _DOTTED_QUAD), False)
-        is_quad = np.asarray(quad.to_numpy(zero_copy_only=False), np.bool_)
+        parsed = _dotted_quads(uniques)
+        is_quad = parsed >= 0
         at = np.flatnonzero(is_quad)
         levels: list[Ints] = []
         numbers_all = np.zeros(size, np.uint64)
         if len(at):
-            octets = pc.cast(pc.split_pattern(uniques.filter(quad), ".").flatten(), pa.uint64())
-            parts = octets.to_numpy().reshape(-1, 4)
-            numbers = (parts[:, 0] << 24) | (parts[:, 1] << 16) | (parts[:, 2] << 8) | parts[:, 3]
+            numbers = parsed[at].astype(np.uint64)
             valid[at] = True
             numbers_all[at] = numbers
             site[at] = self._site_v4.contains(numbers)
@@ -517,6 +516,19 @@ class ConnBatchAttributor:
             pa.array(asn, mask=no_remote | ~has_asn.astype(np.bool_)),
             pa.array(cross == 1, mask=no_remote | (cross < 0)),
         ]
+
+
+def _dotted_quads(strings: pa.Array) -> Ints:
+    """The IPv4 address of each dotted quad (:data:`_DOTTED_QUAD`), else -1 (null too)."""
+    strings = strings.cast(pa.string())
+    validity, offsets, data = strings.buffers()
+    if offsets is None or len(strings) == 0:
+        return np.full(len(strings), -1, np.int64)
+    numbers = np.frombuffer(ipv4_numbers(offsets, b"" if data is None else data,
+                                         strings.offset, len(strings)), np.int64)
+    if validity is not None:
+        numbers = np.where(_valid(strings), numbers, -1)
+    return numbers
 
 
 def _valid(column: pa.Array) -> Bools:

@@ -54,6 +54,7 @@ import pyarrow.compute as pc
 from egress.columns import batch_path
 from egress.quality import batch_quality, flow_quality
 from egress.records import Attributed, CopyRecord, DriveAttach, Flow, ObjectStoreRequest
+from egress.windows_network import NetworkReduction, Retired, TenantCodes
 from egress.windows_sql import (
     ADDITIVE,
     BASES_SQL,
@@ -215,6 +216,8 @@ class WindowAggregator:
             self._con.execute(
                 f"SET temp_directory = '{_plain(self._params.temp_directory)}'")
         self._con.execute(CREATE_ACCUMULATORS)
+        self._network = NetworkReduction(self._params.evidence_per_day)
+        self._tenants = TenantCodes()
         self._pending: list[pa.Table] = []
         self._pending_rows = 0
         self._appended = dict.fromkeys(COMPACT_SQL, 0)
@@ -230,6 +233,7 @@ class WindowAggregator:
         table = _conform(transfers)
         if table.num_rows == 0:
             return
+        table = table.set_column(0, "tenant", self._tenants.encode(table.column(0)))
         self._pending.append(table)
         self._pending_rows += table.num_rows
         self.rows += table.num_rows
@@ -259,6 +263,52 @@ class WindowAggregator:
             running.result()
 
     def _reduce(self, table: pa.Table) -> None:
+        network = pc.equal(table.column("kind"), NETWORK)
+        if pc.any(network).as_py():
+            self._reduce_network(table.filter(network))
+            table = table.filter(pc.invert(network))
+        if table.num_rows:
+            self._reduce_sql(table)
+        for name, count in self._appended.items():
+            if count >= max(self._compact_rows, self._compacted[name] * self._slack[name]):
+                self._compact(name)
+
+    def _reduce_network(self, table: pa.Table | None, *, everything: bool = False) -> None:
+        """Network rows through the compiled reduction; what it retires into the
+        accumulators, its evidence candidates into ``evidence_acc``."""
+        if table is not None and table.num_rows:
+            candidates = self._network.add(table)
+            if candidates.num_rows and self._params.evidence_per_day > 0:
+                self._append("evidence_acc", f"SELECT {EVIDENCE_COLUMNS} FROM rows",
+                             candidates)
+        self._append_retired(self._network.retired(everything=everything))
+
+    def _append_retired(self, retired: Retired) -> None:
+        wide = " + ".join  # a 128-bit sum from its halves
+        for name, rows, statement in (
+            ("hours_acc", retired.hours, f"""
+                SELECT tenant, t, country, cross_border, 'network', crossing,
+                       {wide(["in_lo::HUGEINT", f"in_hi::HUGEINT * {1 << 64}"])},
+                       {wide(["out_lo::HUGEINT", f"out_hi::HUGEINT * {1 << 64}"])},
+                       starts, quality_marked, NULL, max_duration_us FROM rows"""),
+            ("cells_acc", retired.cells, f"""
+                SELECT tenant, cell,
+                       {wide(["in_lo::HUGEINT", f"in_hi::HUGEINT * {1 << 64}"])},
+                       {wide(["out_lo::HUGEINT", f"out_hi::HUGEINT * {1 << 64}"])} FROM rows"""),
+            ("presence_acc", retired.presence, "SELECT tenant, t, addr, asn, country FROM rows"),
+        ):
+            if rows.num_rows:
+                self._append(name, statement, rows)
+
+    def _append(self, name: str, query: str, rows: pa.Table) -> None:
+        self._con.register("rows", rows)
+        try:
+            [(count,)] = self._con.execute(f"INSERT INTO {name} {query}").fetchall()
+        finally:
+            self._con.unregister("rows")
+        self._appended[name] += int(count)
+
+    def _reduce_sql(self, table: pa.Table) -> None:
         # The statements for transfers over several windows see only those (the ones
         # they select anyway), so they do not scan the whole batch.
         start = _micros_of(table.column("start"))
@@ -274,9 +324,6 @@ class WindowAggregator:
                 self._appended[name] += self._insert(name, several, split[unit])
         if self._params.evidence_per_day > 0:
             self._evidence(table)
-        for name, count in self._appended.items():
-            if count >= max(self._compact_rows, self._compacted[name] * self._slack[name]):
-                self._compact(name)
 
     def _insert(self, name: str, statement: str, transfers: pa.Table) -> int:
         self._con.register("transfers", transfers)
@@ -317,8 +364,10 @@ class WindowAggregator:
         """Roll the accumulators up into every span; the aggregator is closed afterwards."""
         try:
             self.flush()
+            self._reduce_network(None, everything=True)
             registrations = pa.table({
-                "tenant": pa.array(list(self._params.registrations), pa.string()),
+                "tenant": pa.array([self._tenants.code_of(t) for t in self._params.registrations],
+                                   pa.int32()),
                 "registered_us": pa.array(
                     [_micros(t) for t in self._params.registrations.values()], pa.int64()),
             })
@@ -338,9 +387,16 @@ class WindowAggregator:
             ).to_arrow_table()
         finally:
             self.close()
-        return WindowTables(windows=windows.cast(WINDOWS_SCHEMA),
-                            countries=countries.cast(COUNTRIES_SCHEMA),
-                            evidence=evidence.cast(EVIDENCE_SCHEMA))
+        return WindowTables(
+            windows=self._named(windows, WINDOWS_SCHEMA, ["span", "window_start", "window_end"]),
+            countries=self._named(countries, COUNTRIES_SCHEMA,
+                                  ["span", "window_start", "window_end", "country"]),
+            evidence=self._named(evidence, EVIDENCE_SCHEMA, ["start", "ref"]))
+
+    def _named(self, table: pa.Table, schema: pa.Schema, order: list[str]) -> pa.Table:
+        """A result with tenant ids for codes, in the order of the ids, then ``order``."""
+        named = self._tenants.decode(table).cast(schema)
+        return named.sort_by([(name, "ascending") for name in ["tenant", *order]])
 
     def close(self) -> None:
         """Drop the accumulators (and close an own connection)."""

@@ -269,24 +269,25 @@ FROM cells_acc GROUP BY tenant, cell""",
     "evidence_acc": EVIDENCE_RESULT_SQL,
 }
 
-#: Accumulator tables the per-batch statements append to.
+#: Accumulator tables the per-batch statements append to (``tenant``: an integer code
+#: of the tenant id, mapped back on output).
 CREATE_ACCUMULATORS = """
 CREATE OR REPLACE TEMP TABLE hours_acc (
-    tenant VARCHAR, t BIGINT, country VARCHAR, cross_border BOOLEAN, kind VARCHAR,
+    tenant INTEGER, t BIGINT, country VARCHAR, cross_border BOOLEAN, kind VARCHAR,
     crossing BOOLEAN, bytes_in HUGEINT, bytes_out HUGEINT, starts BIGINT,
     quality_marked BIGINT, capacity_bytes HUGEINT, max_duration_us BIGINT
 );
 CREATE OR REPLACE TEMP TABLE cells_acc (
-    tenant VARCHAR, cell BIGINT, bytes_in HUGEINT, bytes_out HUGEINT
+    tenant INTEGER, cell BIGINT, bytes_in HUGEINT, bytes_out HUGEINT
 );
 CREATE OR REPLACE TEMP TABLE presence_acc (
-    tenant VARCHAR, t BIGINT, addr UBIGINT, asn BIGINT, country VARCHAR
+    tenant INTEGER, t BIGINT, addr UBIGINT, asn BIGINT, country VARCHAR
 );
 CREATE OR REPLACE TEMP TABLE evidence_floor (
-    tenant VARCHAR, kind VARCHAR, day BIGINT, floor UBIGINT
+    tenant INTEGER, kind VARCHAR, day BIGINT, floor UBIGINT
 );
 CREATE OR REPLACE TEMP TABLE evidence_acc (
-    tenant VARCHAR, kind VARCHAR, "start" TIMESTAMPTZ, "end" TIMESTAMPTZ, bytes_in UBIGINT,
+    tenant INTEGER, kind VARCHAR, "start" TIMESTAMPTZ, "end" TIMESTAMPTZ, bytes_in UBIGINT,
     bytes_out UBIGINT, remote_addr VARCHAR, remote_country VARCHAR, "where" VARCHAR,
     ref VARCHAR, quality BOOLEAN, community_id VARCHAR
 );
@@ -396,8 +397,14 @@ SELECT
     coalesce(p.addrs, 0) AS remote_addrs, coalesce(p.asns, 0) AS remote_asns
 FROM {base} b
 LEFT JOIN (
-    SELECT tenant, t, count(DISTINCT addr) AS addrs, count(DISTINCT asn) AS asns
-    FROM {presence} GROUP BY tenant, t
+    SELECT tenant, t, sum(addrs) AS addrs, sum(asns) AS asns FROM (
+        SELECT tenant, t, count(*) AS addrs, 0 AS asns
+        FROM (SELECT DISTINCT tenant, t, addr FROM {presence}) GROUP BY ALL
+        UNION ALL
+        SELECT tenant, t, 0, count(*)
+        FROM (SELECT DISTINCT tenant, t, asn FROM {presence} WHERE asn IS NOT NULL)
+        GROUP BY ALL
+    ) GROUP BY ALL
 ) p USING (tenant, t)"""
 
 
@@ -505,8 +512,8 @@ SELECT b.tenant, '{span}' AS span, b.t AS ws, b.t + {size_us} AS we, b.country,
        b.bytes_in, b.bytes_out, coalesce(p.addrs, 0) AS remote_addrs
 FROM {base} b
 LEFT JOIN (
-    SELECT tenant, t, country, count(DISTINCT addr) AS addrs
-    FROM {presence} GROUP BY tenant, t, country
+    SELECT tenant, t, country, count(*) AS addrs
+    FROM (SELECT DISTINCT tenant, t, country, addr FROM {presence}) GROUP BY ALL
 ) p USING (tenant, t, country)"""
 
 

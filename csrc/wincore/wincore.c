@@ -1,0 +1,687 @@
+/* wincore.c: egress._wincore, the compiled pre-reduction of network transfers.
+ *
+ * NetworkReducer.add() takes one batch of network transfers as flat columns and reduces it,
+ * with the GIL released, into three accumulators whose meaning is the SQL of
+ * egress/windows_sql.py (HOURS_SQL, CELLS_SQL, PRESENCE_SQL, with the same cumulative-floor
+ * apportioning in exact 128-bit arithmetic):
+ *   hours    (tenant, hour, country, cross_border, crossing) -> bytes in/out, starts,
+ *            quality-marked starts, longest duration;
+ *   cells    (tenant, 5-minute cell) -> boundary-crossing bytes in/out;
+ *   presence (tenant, hour, address hash, asn, country), a set.
+ * It also selects evidence candidates: a row is one when its size reaches the n-th largest
+ * size seen so far for its (tenant, day) (heaps of n sizes), so the candidates hold the n
+ * largest under any tie order.
+ *
+ * Entries whose time lies more than a horizon before the latest time seen are moved to
+ * output buffers (retired) that take_*() hands over as packed little-endian records, so
+ * memory follows tenants x recent time, not transfers, on time-ordered input. A key that
+ * reappears after its entry was retired starts a new entry: the consumer sums (or, for
+ * presence, de-duplicates) across outputs, as the SQL compaction does.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+__extension__ typedef unsigned __int128 u128;
+
+#define HOUR_US 3600000000LL
+#define CELL_US 300000000LL
+#define DAY_US 86400000000LL
+#define EMPTY UINT64_MAX
+
+enum { F_CROSSING = 1, F_CROSS_BORDER = 2, F_QUALITY = 4, F_REMOTE = 8, F_ASN = 16 };
+
+static inline int64_t floor_to(int64_t t, int64_t unit) {
+    int64_t r = t % unit;
+    return t - (r < 0 ? r + unit : r);
+}
+
+/* floor(bytes * elapsed / d), exactly (0 <= elapsed <= d, d > 0) */
+static inline uint64_t part(uint64_t bytes, int64_t elapsed, int64_t d) {
+    return (uint64_t)(((u128)bytes * (u128)elapsed) / (u128)d);
+}
+
+/* ------------------------------------------------------------------ hash table */
+
+typedef struct {
+    uint8_t *ents;      /* dense entries, key first */
+    size_t esize, ksize, tpos; /* entry and key size, offset of the int64 time in the key */
+    size_t n, cap;      /* entries used, allocated */
+    uint64_t *idx;      /* open addressing: hash upper half | entry number */
+    size_t mask;
+} table;
+
+typedef struct {
+    uint8_t *p;
+    size_t len, cap;
+} outbuf;
+
+static uint64_t hash_words(const void *key, size_t size) {
+    const uint64_t *w = key;
+    uint64_t h = 0x9E3779B97F4A7C15ULL ^ size;
+    for (size_t i = 0; i < size / 8; i++) {
+        h ^= w[i];
+        h *= 0xBF58476D1CE4E5B9ULL;
+        h ^= h >> 29;
+    }
+    h *= 0x94D049BB133111EBULL;
+    return h ^ (h >> 32);
+}
+
+static int t_init(table *t, size_t esize, size_t ksize, size_t tpos) {
+    memset(t, 0, sizeof *t);
+    t->esize = esize, t->ksize = ksize, t->tpos = tpos;
+    t->mask = 1023;
+    t->idx = malloc((t->mask + 1) * sizeof *t->idx);
+    if (!t->idx) return -1;
+    memset(t->idx, 0xff, (t->mask + 1) * sizeof *t->idx);
+    return 0;
+}
+
+static void t_free(table *t) {
+    free(t->ents);
+    free(t->idx);
+    t->ents = NULL, t->idx = NULL;
+}
+
+static void t_reindex(table *t) {
+    memset(t->idx, 0xff, (t->mask + 1) * sizeof *t->idx);
+    for (size_t e = 0; e < t->n; e++) {
+        uint64_t h = hash_words(t->ents + e * t->esize, t->ksize);
+        size_t i = h & t->mask;
+        while (t->idx[i] != EMPTY) i = (i + 1) & t->mask;
+        t->idx[i] = (h & 0xFFFFFFFF00000000ULL) | e;
+    }
+}
+
+static inline int same_key(const uint8_t *p, const void *key, size_t size) {
+    const uint64_t *a = (const uint64_t *)p, *b = key;
+    for (size_t i = 0; i < size / 8; i++)
+        if (a[i] != b[i]) return 0;
+    return 1;
+}
+
+/* The entry of key (zeroed but for the key when new, and *fresh set); NULL when out of
+ * memory. The index holds the hash's upper half beside each entry number, so a probe
+ * touches an entry only when the halves agree. */
+static uint8_t *t_get(table *t, const void *key, int *fresh) {
+    *fresh = 0;
+    if ((t->n + 1) * 2 > t->mask + 1) {
+        size_t size = (t->mask + 1) * 2;
+        uint64_t *idx = realloc(t->idx, size * sizeof *idx);
+        if (!idx) return NULL;
+        t->idx = idx, t->mask = size - 1;
+        t_reindex(t);
+    }
+    uint64_t h = hash_words(key, t->ksize);
+    uint64_t tag = h & 0xFFFFFFFF00000000ULL;
+    size_t i = h & t->mask;
+    for (;;) {
+        uint64_t slot = t->idx[i];
+        if (slot == EMPTY) break;
+        if ((slot & 0xFFFFFFFF00000000ULL) == tag) {
+            uint8_t *p = t->ents + (slot & 0xFFFFFFFFULL) * t->esize;
+            if (same_key(p, key, t->ksize)) return p;
+        }
+        i = (i + 1) & t->mask;
+    }
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 1024;
+        uint8_t *ents = realloc(t->ents, cap * t->esize);
+        if (!ents) return NULL;
+        t->ents = ents, t->cap = cap;
+    }
+    if (t->n >= 0xFFFFFFFEULL) return NULL;
+    uint8_t *p = t->ents + t->n * t->esize;
+    memset(p, 0, t->esize);
+    memcpy(p, key, t->ksize);
+    t->idx[i] = tag | t->n++;
+    *fresh = 1;
+    return p;
+}
+
+static int out_append(outbuf *o, const void *p, size_t size) {
+    if (o->len + size > o->cap) {
+        size_t cap = o->cap ? o->cap * 2 : 1 << 16;
+        while (cap < o->len + size) cap *= 2;
+        uint8_t *q = realloc(o->p, cap);
+        if (!q) return -1;
+        o->p = q, o->cap = cap;
+    }
+    memcpy(o->p + o->len, p, size);
+    o->len += size;
+    return 0;
+}
+
+/* Move the entries whose time is before cutoff to o (o NULL: drop them). */
+static int t_retire(table *t, outbuf *o, int64_t cutoff) {
+    size_t kept = 0;
+    for (size_t e = 0; e < t->n; e++) {
+        uint8_t *p = t->ents + e * t->esize;
+        int64_t when;
+        memcpy(&when, p + t->tpos, sizeof when);
+        if (when < cutoff) {
+            if (o && out_append(o, p, t->esize) < 0) return -1;
+        } else {
+            if (kept != e) memmove(t->ents + kept * t->esize, p, t->esize);
+            kept++;
+        }
+    }
+    if (kept != t->n) {
+        t->n = kept;
+        t_reindex(t);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ records */
+
+typedef struct {  /* hours key: 24 bytes */
+    int32_t tenant;
+    int16_t country;  /* -1: unknown */
+    uint8_t cross_border, crossing;
+    int64_t t;
+    int64_t pad;
+} hkey;
+
+typedef struct {
+    hkey k;
+    uint64_t in_lo, in_hi, out_lo, out_hi;
+    int64_t starts, quality, max_duration;
+} hent;
+
+typedef struct {  /* cells key: 16 bytes */
+    int32_t tenant, pad;
+    int64_t t;
+} ckey;
+
+typedef struct {
+    ckey k;
+    uint64_t in_lo, in_hi, out_lo, out_hi;
+} cent;
+
+typedef struct {  /* presence key: 32 bytes */
+    int32_t tenant;
+    int16_t country;
+    uint8_t has_asn, pad;
+    int64_t t;
+    uint64_t addr;
+    int64_t asn;
+} pkey;
+
+typedef struct {  /* evidence heap of one (tenant, day) */
+    int32_t tenant, pad;
+    int64_t t;
+    int64_t used;
+    int64_t at;  /* offset of its sizes in the pool */
+} ekey;
+
+static inline void add128(uint64_t *lo, uint64_t *hi, uint64_t v) {
+    uint64_t before = *lo;
+    *lo += v;
+    *hi += *lo < before;
+}
+
+typedef struct {
+    PyObject_HEAD
+    table hours, cells, presence, heaps;
+    outbuf hours_out, cells_out, presence_out;
+    uint64_t *pool;
+    size_t pool_len, pool_cap;
+    int64_t top, horizon_us;
+    int64_t latest;  /* latest hour seen, INT64_MIN before any */
+    int64_t retired_at;
+} Reducer;
+
+static int reducer_init(Reducer *r, PyObject *args, PyObject *kw) {
+    static char *names[] = {"evidence_top", "horizon_s", NULL};
+    long long top = 10, horizon_s = 7200;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|LL", names, &top, &horizon_s)) return -1;
+    if (top < 0 || horizon_s < 0) {
+        PyErr_SetString(PyExc_ValueError, "evidence_top and horizon_s must not be negative");
+        return -1;
+    }
+    r->top = top, r->horizon_us = horizon_s * 1000000LL;
+    r->latest = r->retired_at = INT64_MIN;
+    if (t_init(&r->hours, sizeof(hent), sizeof(hkey), offsetof(hkey, t)) < 0 ||
+        t_init(&r->cells, sizeof(cent), sizeof(ckey), offsetof(ckey, t)) < 0 ||
+        t_init(&r->presence, sizeof(pkey), sizeof(pkey), offsetof(pkey, t)) < 0 ||
+        t_init(&r->heaps, sizeof(ekey), offsetof(ekey, used), offsetof(ekey, t)) < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+static void reducer_dealloc(Reducer *r) {
+    t_free(&r->hours), t_free(&r->cells), t_free(&r->presence), t_free(&r->heaps);
+    free(r->hours_out.p), free(r->cells_out.p), free(r->presence_out.p), free(r->pool);
+    Py_TYPE(r)->tp_free((PyObject *)r);
+}
+
+/* Add one piece of a transfer to the hours. */
+static int add_hour(Reducer *r, const hkey *k, uint64_t in, uint64_t out, int first,
+                    int quality, int64_t duration) {
+    int fresh;
+    hent *h = (hent *)t_get(&r->hours, k, &fresh);
+    if (!h) return -1;
+    if (fresh) h->max_duration = INT64_MIN;
+    add128(&h->in_lo, &h->in_hi, in);
+    add128(&h->out_lo, &h->out_hi, out);
+    h->starts += first;
+    h->quality += first && quality;
+    if (duration > h->max_duration) h->max_duration = duration;
+    return 0;
+}
+
+static int add_cell(Reducer *r, int32_t tenant, int64_t cell, uint64_t in, uint64_t out) {
+    ckey k = {tenant, 0, cell};
+    int fresh;
+    cent *c = (cent *)t_get(&r->cells, &k, &fresh);
+    if (!c) return -1;
+    add128(&c->in_lo, &c->in_hi, in);
+    add128(&c->out_lo, &c->out_hi, out);
+    return 0;
+}
+
+/* Is a transfer of this size an evidence candidate of its (tenant, day)? -1: no memory. */
+static int candidate(Reducer *r, int32_t tenant, int64_t day, uint64_t size) {
+    if (r->top == 0) return 0;
+    ekey k = {tenant, 0, day, 0, 0};
+    int fresh;
+    ekey *e = (ekey *)t_get(&r->heaps, &k, &fresh);
+    if (!e) return -1;
+    if (fresh) {  /* its sizes at the pool's end */
+        if (r->pool_len + (size_t)r->top > r->pool_cap) {
+            size_t cap = r->pool_cap ? r->pool_cap * 2 : 4096;
+            while (cap < r->pool_len + (size_t)r->top) cap *= 2;
+            uint64_t *pool = realloc(r->pool, cap * sizeof *pool);
+            if (!pool) return -1;
+            r->pool = pool, r->pool_cap = cap;
+        }
+        e->at = (int64_t)r->pool_len + 1;  /* 1-based */
+        r->pool_len += (size_t)r->top;
+    }
+    uint64_t *heap = r->pool + (e->at - 1);
+    int64_t n = e->used;
+    if (n < r->top) {  /* sift up */
+        int64_t i = n;
+        while (i > 0 && heap[(i - 1) / 2] > size) {
+            heap[i] = heap[(i - 1) / 2];
+            i = (i - 1) / 2;
+        }
+        heap[i] = size;
+        e->used = n + 1;
+        return 1;
+    }
+    if (size < heap[0]) return 0;
+    if (size > heap[0]) {  /* replace the least, sift down */
+        int64_t i = 0;
+        for (;;) {
+            int64_t c = 2 * i + 1;
+            if (c >= n) break;
+            if (c + 1 < n && heap[c + 1] < heap[c]) c++;
+            if (heap[c] >= size) break;
+            heap[i] = heap[c];
+            i = c;
+        }
+        heap[i] = size;
+    }
+    return 1;
+}
+
+typedef struct {
+    Py_buffer tenant, start, end, opened, bytes_in, bytes_out, flags, country, addr, asn;
+} columns;
+
+static int get(PyObject *o, Py_buffer *b, Py_ssize_t itemsize, Py_ssize_t n, const char *name) {
+    if (PyObject_GetBuffer(o, b, PyBUF_C_CONTIGUOUS) < 0) return -1;
+    if (b->len != itemsize * n) {
+        PyErr_Format(PyExc_ValueError, "column %s: %zd bytes, expected %zd", name, b->len,
+                     itemsize * n);
+        PyBuffer_Release(b);
+        b->obj = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* Compact the pool of heaps after retiring some (their sizes are dropped). */
+static int retire_heaps(Reducer *r, int64_t cutoff) {
+    if (t_retire(&r->heaps, NULL, cutoff) < 0) return -1;
+    size_t len = 0;
+    for (size_t e = 0; e < r->heaps.n; e++) {
+        ekey *k = (ekey *)(r->heaps.ents + e * r->heaps.esize);
+        memmove(r->pool + len, r->pool + (k->at - 1), (size_t)r->top * sizeof *r->pool);
+        k->at = (int64_t)len + 1;
+        len += (size_t)r->top;
+    }
+    r->pool_len = len;
+    return 0;
+}
+
+static int retire(Reducer *r, int64_t cutoff, int64_t day_cutoff) {
+    if (t_retire(&r->hours, &r->hours_out, cutoff) < 0 ||
+        t_retire(&r->cells, &r->cells_out, cutoff) < 0 ||
+        t_retire(&r->presence, &r->presence_out, cutoff) < 0 ||
+        retire_heaps(r, day_cutoff) < 0)
+        return -1;
+    return 0;
+}
+
+static PyObject *reducer_add(Reducer *r, PyObject *args) {
+    PyObject *objs[10];
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOO", &objs[0], &objs[1], &objs[2], &objs[3],
+                          &objs[4], &objs[5], &objs[6], &objs[7], &objs[8], &objs[9]))
+        return NULL;
+    columns c;
+    memset(&c, 0, sizeof c);
+    Py_buffer *bufs[10] = {&c.tenant, &c.start, &c.end, &c.opened, &c.bytes_in,
+                           &c.bytes_out, &c.flags, &c.country, &c.addr, &c.asn};
+    static const Py_ssize_t sizes[10] = {4, 8, 8, 8, 8, 8, 1, 2, 8, 8};
+    static const char *names[10] = {"tenant", "start", "end", "opened", "bytes_in",
+                                    "bytes_out", "flags", "country", "addr", "asn"};
+    PyObject *result = NULL;
+    int64_t *chosen = NULL;
+    Py_ssize_t n = -1, got = 0, chosen_n = 0;
+    if (PyObject_GetBuffer(objs[0], &c.tenant, PyBUF_C_CONTIGUOUS) < 0) return NULL;
+    got = 1;
+    n = c.tenant.len / 4;
+    PyBuffer_Release(&c.tenant);
+    got = 0;
+    for (; got < 10; got++)
+        if (get(objs[got], bufs[got], sizes[got], n, names[got]) < 0) goto done;
+    chosen = malloc((size_t)(n ? n : 1) * sizeof *chosen);
+    if (!chosen) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    const int32_t *tenant = c.tenant.buf;
+    const int64_t *start = c.start.buf, *end = c.end.buf, *opened = c.opened.buf;
+    const uint64_t *bin = c.bytes_in.buf, *bout = c.bytes_out.buf, *addr = c.addr.buf;
+    const uint8_t *flags = c.flags.buf;
+    const int16_t *country = c.country.buf;
+    const int64_t *asn = c.asn.buf;
+    int failed = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n && !failed; i++) {
+        int32_t who = tenant[i];
+        if (who < 0) continue;
+        int64_t s = start[i], e = end[i] > s ? end[i] : s;
+        int64_t since = opened[i] < s ? opened[i] : s;
+        int64_t age = e - since;
+        uint8_t f = flags[i];
+        uint64_t in = bin[i], out = bout[i];
+        int64_t first_h = floor_to(s, HOUR_US), last_h = floor_to(e - 1 > s ? e - 1 : s, HOUR_US);
+        hkey k;
+        memset(&k, 0, sizeof k);
+        k.tenant = who, k.country = country[i];
+        k.cross_border = (f & F_CROSS_BORDER) != 0, k.crossing = (f & F_CROSSING) != 0;
+        int quality = (f & F_QUALITY) != 0;
+        if (first_h > r->latest) {
+            r->latest = first_h;
+            if (r->horizon_us > 0 && r->latest - r->horizon_us >= r->retired_at + HOUR_US) {
+                r->retired_at = r->latest - r->horizon_us;
+                if (retire(r, r->retired_at, floor_to(r->retired_at, DAY_US) - DAY_US) < 0) {
+                    failed = 1;
+                    break;
+                }
+            }
+        }
+        if (first_h == last_h) {
+            k.t = first_h;
+            failed |= add_hour(r, &k, in, out, 1, quality, age) < 0;
+        } else {
+            int64_t d = e - s;
+            for (int64_t ws = first_h; ws <= last_h && !failed; ws += HOUR_US) {
+                int64_t lo = ws > s ? ws - s : 0, hi = (ws + HOUR_US < e ? ws + HOUR_US : e) - s;
+                k.t = ws;
+                failed |= add_hour(r, &k, part(in, hi, d) - part(in, lo, d),
+                                   part(out, hi, d) - part(out, lo, d), ws == first_h,
+                                   quality, age) < 0;
+            }
+        }
+        if (f & F_CROSSING) {
+            int64_t first_c = floor_to(s, CELL_US), last_c = floor_to(e - 1 > s ? e - 1 : s, CELL_US);
+            if (first_c == last_c) {
+                failed |= add_cell(r, who, first_c, in, out) < 0;
+            } else {
+                int64_t d = e - s;
+                for (int64_t ws = first_c; ws <= last_c && !failed; ws += CELL_US) {
+                    int64_t lo = ws > s ? ws - s : 0, hi = (ws + CELL_US < e ? ws + CELL_US : e) - s;
+                    failed |= add_cell(r, who, ws, part(in, hi, d) - part(in, lo, d),
+                                       part(out, hi, d) - part(out, lo, d)) < 0;
+                }
+            }
+        }
+        if (f & F_REMOTE) {
+            pkey p;
+            memset(&p, 0, sizeof p);
+            p.tenant = who, p.country = country[i], p.addr = addr[i];
+            if (f & F_ASN) p.has_asn = 1, p.asn = asn[i];
+            for (int64_t ws = first_h; ws <= last_h && !failed; ws += HOUR_US) {
+                p.t = ws;
+                int fresh;
+                failed |= t_get(&r->presence, &p, &fresh) == NULL;
+            }
+        }
+        int pick = candidate(r, who, floor_to(s, DAY_US), in > out ? in : out);
+        if (pick < 0) failed = 1;
+        else if (pick) chosen[chosen_n++] = i;
+    }
+    Py_END_ALLOW_THREADS
+    if (failed) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    result = PyBytes_FromStringAndSize((const char *)chosen, chosen_n * (Py_ssize_t)sizeof *chosen);
+done:
+    for (Py_ssize_t j = 0; j < got; j++) PyBuffer_Release(bufs[j]);
+    free(chosen);
+    return result;
+}
+
+static PyObject *take(outbuf *o) {
+    PyObject *b = PyBytes_FromStringAndSize((const char *)o->p, (Py_ssize_t)o->len);
+    o->len = 0;
+    return b;
+}
+
+static PyObject *reducer_take(Reducer *r, PyObject *args) {
+    int all = 0;
+    if (!PyArg_ParseTuple(args, "|p", &all)) return NULL;
+    if (all) {
+        int failed;
+        Py_BEGIN_ALLOW_THREADS
+        failed = retire(r, INT64_MAX, INT64_MAX) < 0;
+        Py_END_ALLOW_THREADS
+        if (failed) return PyErr_NoMemory();
+    }
+    PyObject *h = take(&r->hours_out), *c = take(&r->cells_out), *p = take(&r->presence_out);
+    if (!h || !c || !p) {
+        Py_XDECREF(h), Py_XDECREF(c), Py_XDECREF(p);
+        return NULL;
+    }
+    return Py_BuildValue("(NNN)", h, c, p);
+}
+
+static PyObject *reducer_sizes(Reducer *r, PyObject *unused) {
+    (void)unused;
+    return Py_BuildValue("(nnnn)", (Py_ssize_t)r->hours.n, (Py_ssize_t)r->cells.n,
+                         (Py_ssize_t)r->presence.n, (Py_ssize_t)r->heaps.n);
+}
+
+/* ------------------------------------------------------------------ string hashing */
+
+static inline uint64_t hash_bytes(const uint8_t *p, size_t len) {
+    uint64_t h = 0xCBF29CE484222325ULL ^ (len * 0x9E3779B97F4A7C15ULL);
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * 0xBF58476D1CE4E5B9ULL;
+        h ^= h >> 31;
+    }
+    uint64_t tail = 0;
+    memcpy(&tail, p + i, len - i);
+    h = (h ^ tail) * 0x94D049BB133111EBULL;
+    h ^= h >> 29;
+    h *= 0xBF58476D1CE4E5B9ULL;
+    return h ^ (h >> 32);
+}
+
+static PyObject *hash_strings(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *offsets_o, *data_o;
+    Py_ssize_t offset, length;
+    if (!PyArg_ParseTuple(args, "OOnn", &offsets_o, &data_o, &offset, &length)) return NULL;
+    Py_buffer offs, data;
+    if (PyObject_GetBuffer(offsets_o, &offs, PyBUF_SIMPLE) < 0) return NULL;
+    if (PyObject_GetBuffer(data_o, &data, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&offs);
+        return NULL;
+    }
+    PyObject *out = NULL;
+    if (offset < 0 || length < 0 || (offset + length + 1) * 4 > offs.len) {
+        PyErr_SetString(PyExc_ValueError, "offsets buffer too short");
+        goto done;
+    }
+    const int32_t *o = (const int32_t *)offs.buf + offset;
+    for (Py_ssize_t i = 0; i <= length; i++) {
+        if (o[i] < 0 || o[i] > data.len || (i && o[i] < o[i - 1])) {
+            PyErr_SetString(PyExc_ValueError, "bad string offsets");
+            goto done;
+        }
+    }
+    out = PyBytes_FromStringAndSize(NULL, length * 8);
+    if (!out) goto done;
+    uint64_t *h = (uint64_t *)PyBytes_AS_STRING(out);
+    const uint8_t *d = data.buf;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < length; i++) h[i] = hash_bytes(d + o[i], (size_t)(o[i + 1] - o[i]));
+    Py_END_ALLOW_THREADS
+done:
+    PyBuffer_Release(&offs);
+    PyBuffer_Release(&data);
+    return out;
+}
+
+
+/* ------------------------------------------------------------------ IPv4 text */
+
+/* The address of a dotted quad exactly as Python's ipaddress accepts it (four decimal
+ * octets 0-255, no sign, no leading zero but in "0"); -1 otherwise. */
+static int64_t dotted_quad(const uint8_t *p, size_t len) {
+    uint32_t value = 0;
+    size_t i = 0;
+    for (int octet = 0; octet < 4; octet++) {
+        if (octet) {
+            if (i >= len || p[i] != '.') return -1;
+            i++;
+        }
+        size_t begin = i;
+        uint32_t v = 0;
+        while (i < len && p[i] >= '0' && p[i] <= '9' && i - begin < 3) v = v * 10 + (p[i++] - '0');
+        size_t digits = i - begin;
+        if (digits == 0 || v > 255 || (digits > 1 && p[begin] == '0')) return -1;
+        value = value << 8 | v;
+    }
+    return i == len ? (int64_t)value : -1;
+}
+
+static PyObject *ipv4_numbers(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *offsets_o, *data_o;
+    Py_ssize_t offset, length;
+    if (!PyArg_ParseTuple(args, "OOnn", &offsets_o, &data_o, &offset, &length)) return NULL;
+    Py_buffer offs, data;
+    if (PyObject_GetBuffer(offsets_o, &offs, PyBUF_SIMPLE) < 0) return NULL;
+    if (PyObject_GetBuffer(data_o, &data, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&offs);
+        return NULL;
+    }
+    PyObject *out = NULL;
+    if (offset < 0 || length < 0 || (offset + length + 1) * 4 > offs.len) {
+        PyErr_SetString(PyExc_ValueError, "offsets buffer too short");
+        goto done;
+    }
+    const int32_t *o = (const int32_t *)offs.buf + offset;
+    for (Py_ssize_t i = 0; i <= length; i++) {
+        if (o[i] < 0 || o[i] > data.len || (i && o[i] < o[i - 1])) {
+            PyErr_SetString(PyExc_ValueError, "bad string offsets");
+            goto done;
+        }
+    }
+    out = PyBytes_FromStringAndSize(NULL, length * 8);
+    if (!out) goto done;
+    int64_t *v = (int64_t *)PyBytes_AS_STRING(out);
+    const uint8_t *d = data.buf;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < length; i++) v[i] = dotted_quad(d + o[i], (size_t)(o[i + 1] - o[i]));
+    Py_END_ALLOW_THREADS
+done:
+    PyBuffer_Release(&offs);
+    PyBuffer_Release(&data);
+    return out;
+}
+
+/* ------------------------------------------------------------------ module */
+
+static PyMethodDef reducer_methods[] = {
+    {"add", (PyCFunction)reducer_add, METH_VARARGS,
+     PyDoc_STR("add(tenant, start, end, opened, bytes_in, bytes_out, flags, country, addr, asn)"
+               " -> bytes: int64 row numbers of the evidence candidates")},
+    {"take", (PyCFunction)reducer_take, METH_VARARGS,
+     PyDoc_STR("take(all=False) -> (hours, cells, presence) retired records as bytes; "
+               "all: retire everything first")},
+    {"sizes", (PyCFunction)reducer_sizes, METH_NOARGS,
+     PyDoc_STR("sizes() -> entries held: (hours, cells, presence, evidence heaps)")},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject ReducerType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "egress._wincore.NetworkReducer",
+    .tp_doc = PyDoc_STR("NetworkReducer(evidence_top=10, horizon_s=7200): see module doc."),
+    .tp_basicsize = sizeof(Reducer),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)reducer_init,
+    .tp_dealloc = (destructor)reducer_dealloc,
+    .tp_methods = reducer_methods,
+};
+
+static PyMethodDef module_methods[] = {
+    {"hash_strings", hash_strings, METH_VARARGS,
+     PyDoc_STR("hash_strings(offsets, data, offset, length) -> bytes: a 64-bit hash of each "
+               "string of an Arrow string array (int32 offsets)")},
+    {"ipv4_numbers", ipv4_numbers, METH_VARARGS,
+     PyDoc_STR("ipv4_numbers(offsets, data, offset, length) -> bytes: int64 per string of an "
+               "Arrow string array: the IPv4 address of a dotted quad, else -1")},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "egress._wincore",
+    .m_doc = PyDoc_STR("Compiled pre-reduction of network transfers into window accumulators."),
+    .m_size = -1,
+    .m_methods = module_methods,
+};
+
+PyMODINIT_FUNC PyInit__wincore(void) {
+    if (PyType_Ready(&ReducerType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (!m) return NULL;
+    Py_INCREF(&ReducerType);
+    if (PyModule_AddObject(m, "NetworkReducer", (PyObject *)&ReducerType) < 0) {
+        Py_DECREF(&ReducerType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

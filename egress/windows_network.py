@@ -1,0 +1,213 @@
+"""Network transfers reduced in compiled code before the window SQL.
+
+Network flows are nearly all the rows a window run sees. :class:`NetworkReduction` hands
+them, as flat integer columns, to :class:`egress._wincore.NetworkReducer`, which computes
+exactly what the per-batch statements of :mod:`egress.windows_sql` compute for them
+(:data:`~egress.windows_sql.HOURS_SQL`, :data:`~egress.windows_sql.CELLS_SQL`,
+:data:`~egress.windows_sql.PRESENCE_SQL`: same keys, same cumulative-floor apportioning) and
+keeps the accumulators in memory while their time is recent. Entries older than a horizon
+(2 h behind the latest hour seen) are handed back as Arrow tables in the accumulators'
+layout, to be appended to them; a key seen again later starts a new entry, which the SQL
+sums or de-duplicates like any other appended row. Evidence candidates are chosen in the
+same pass (a row whose size reaches the ``top``-th largest of its tenant and day so far),
+so only those rows reach the evidence ranking.
+
+The remote address is kept as a 64-bit hash (:func:`egress._wincore.hash_strings`), as the
+SQL keeps DuckDB's ``hash``: distinct counts are per tenant, and two of a tenant's ``n``
+addresses collide with probability about ``n^2 / 2^65``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from egress._wincore import NetworkReducer, hash_strings
+
+#: Flag bits of a row, as ``wincore.c`` reads them.
+_CROSSING, _CROSS_BORDER, _QUALITY, _REMOTE, _ASN = 1, 2, 4, 8, 16
+_HOUR_US = 3_600_000_000
+#: The transfer columns the reduction reads.
+_USED = ("tenant", "start", "end", "opened", "bytes_in", "bytes_out", "direction",
+         "remote_addr", "remote_asn", "remote_country", "cross_border", "quality")
+
+_HOURS = np.dtype([
+    ("tenant", "<i4"), ("country", "<i2"), ("cross_border", "u1"), ("crossing", "u1"),
+    ("t", "<i8"), ("pad", "<i8"), ("in_lo", "<u8"), ("in_hi", "<u8"), ("out_lo", "<u8"),
+    ("out_hi", "<u8"), ("starts", "<i8"), ("quality_marked", "<i8"), ("max_duration_us", "<i8"),
+])
+_CELLS = np.dtype([
+    ("tenant", "<i4"), ("pad", "<i4"), ("cell", "<i8"), ("in_lo", "<u8"), ("in_hi", "<u8"),
+    ("out_lo", "<u8"), ("out_hi", "<u8"),
+])
+_PRESENCE = np.dtype([
+    ("tenant", "<i4"), ("country", "<i2"), ("has_asn", "u1"), ("pad", "u1"), ("t", "<i8"),
+    ("addr", "<u8"), ("asn", "<i8"),
+])
+
+
+@dataclass(frozen=True, slots=True)
+class Retired:
+    """Accumulator rows handed back: ``hours`` and ``cells`` with 128-bit byte sums as
+    ``*_lo``/``*_hi`` halves, ``presence`` as in ``presence_acc``."""
+
+    hours: pa.Table
+    cells: pa.Table
+    presence: pa.Table
+
+
+class TenantCodes:
+    """Small integer codes for tenant ids, handed out as tenants appear (the window
+    accumulators key on these; the results are mapped back to the ids)."""
+
+    def __init__(self) -> None:
+        self._codes: dict[str, int] = {}
+
+    def encode(self, tenants: pa.ChunkedArray | pa.Array) -> pa.Array:
+        """The code of each tenant id (``int32``; null stays null)."""
+        codes = _codes(tenants, self._codes, np.int32)
+        return pa.array(codes, mask=codes < 0)
+
+    def code_of(self, tenant: str) -> int:
+        return self._codes.setdefault(tenant, len(self._codes))
+
+    def decode(self, table: pa.Table) -> pa.Table:
+        """``table`` with its ``tenant`` column of codes replaced by the ids."""
+        names = pa.array(list(self._codes), pa.string())
+        index = table.schema.get_field_index("tenant")
+        return table.set_column(index, "tenant", names.take(table.column(index)))
+
+
+class NetworkReduction:
+    """Compiled pre-reduction of network transfers (module doc); not thread-safe.
+
+    Rows come with their ``tenant`` as :class:`TenantCodes` codes (``int32``), and
+    the accumulator rows handed back carry the same codes."""
+
+    def __init__(self, evidence_top: int, *, horizon_s: int = 7200) -> None:
+        self._reducer = NetworkReducer(evidence_top, horizon_s)
+        self._countries: dict[str, int] = {}
+
+    def add(self, network: pa.Table) -> pa.Table:
+        """Reduce ``network`` (network rows of the transfers schema); return its evidence
+        candidates (rows of ``network``)."""
+        n = network.num_rows
+        table = network.select(_USED).combine_chunks()
+        if n == 0:
+            return network
+        start = _micros(table.column("start"))
+        end = _micros(table.column("end"))
+        opened_col = table.column("opened")
+        opened = np.where(_valid(opened_col), _micros(opened_col, fill=0), start)
+        remote = table.column("remote_addr").chunk(0) if n else pa.array([], pa.string())
+        has_remote = _valid(remote)
+        internal = _true(pc.equal(table.column("direction"), "internal"))
+        asn_col = table.column("remote_asn")
+        flags = (
+            (~(internal & ~has_remote)) * _CROSSING
+            | _true(table.column("cross_border")) * _CROSS_BORDER
+            | _true(table.column("quality")) * _QUALITY
+            | has_remote * _REMOTE
+            | _valid(asn_col) * _ASN
+        ).astype(np.uint8)
+        columns = [
+            np.ascontiguousarray(table.column("tenant").to_numpy(), np.int32),
+            start, end, opened,
+            _uint64(table.column("bytes_in")), _uint64(table.column("bytes_out")),
+            flags,
+            _codes(table.column("remote_country"), self._countries, np.int16),
+            _hashes(remote),
+            pc.fill_null(asn_col, 0).to_numpy().astype(np.int64, copy=False),
+        ]
+        # by hour, then tenant: a tenant's entries stay in cache while its rows pass
+        order = np.argsort((start // _HOUR_US) * (1 << 24) + columns[0], kind="stable")
+        chosen = np.frombuffer(self._reducer.add(*(c[order] for c in columns)), np.int64)
+        return network.take(pa.array(order[chosen]))
+
+    def retired(self, *, everything: bool = False) -> Retired:
+        """The accumulator rows retired so far (``everything``: retire all first)."""
+        hours, cells, presence = self._reducer.take(everything)
+        countries = pa.array(list(self._countries), pa.string())
+        h = np.frombuffer(hours, _HOURS)
+        c = np.frombuffer(cells, _CELLS)
+        p = np.frombuffer(presence, _PRESENCE)
+        return Retired(
+            hours=pa.table({
+                "tenant": h["tenant"],
+                "t": h["t"],
+                "country": _names(countries, h["country"]),
+                "cross_border": h["cross_border"].astype(np.bool_),
+                "crossing": h["crossing"].astype(np.bool_),
+                **{name: h[name] for name in (
+                    "in_lo", "in_hi", "out_lo", "out_hi", "starts", "quality_marked",
+                    "max_duration_us")},
+            }),
+            cells=pa.table({
+                "tenant": c["tenant"], "cell": c["cell"],
+                **{name: c[name] for name in ("in_lo", "in_hi", "out_lo", "out_hi")},
+            }),
+            presence=pa.table({
+                "tenant": p["tenant"], "t": p["t"], "addr": p["addr"],
+                "asn": pa.array(p["asn"], mask=p["has_asn"] == 0),
+                "country": _names(countries, p["country"]),
+            }),
+        )
+
+    def sizes(self) -> tuple[int, int, int, int]:
+        """Entries held: hours, cells, presence, evidence heaps."""
+        hours, cells, presence, heaps = self._reducer.sizes()
+        return int(hours), int(cells), int(presence), int(heaps)
+
+
+def _micros(column: pa.ChunkedArray, fill: int | None = None) -> npt.NDArray[np.int64]:
+    values = column.cast(pa.int64())
+    if fill is not None:
+        values = pc.fill_null(values, fill)
+    return np.ascontiguousarray(values.to_numpy(), np.int64)
+
+
+def _uint64(column: pa.ChunkedArray) -> npt.NDArray[np.uint64]:
+    return np.ascontiguousarray(pc.fill_null(column, 0).to_numpy(), np.uint64)
+
+
+def _valid(column: pa.ChunkedArray | pa.Array) -> npt.NDArray[np.bool_]:
+    if column.null_count == 0:
+        return np.ones(len(column), np.bool_)
+    return np.asarray(pc.is_valid(column).to_numpy(zero_copy_only=False), np.bool_)
+
+
+def _true(column: pa.ChunkedArray | pa.Array) -> npt.NDArray[np.bool_]:
+    """Which entries are true (null counts as false)."""
+    return np.asarray(pc.fill_null(column, False).to_numpy(zero_copy_only=False), np.bool_)
+
+
+def _codes(column: pa.ChunkedArray | pa.Array, known: dict[str, int],
+           kind: type[np.integer[Any]]) -> npt.NDArray[np.integer[Any]]:
+    """Stable small-integer codes of a string column (null: -1); ``known`` grows."""
+    encoded = pc.dictionary_encode(column).combine_chunks()
+    mapping = np.array([known.setdefault(name, len(known))
+                        for name in encoded.dictionary.to_pylist()] + [-1], kind)
+    indices = pc.fill_null(encoded.indices, -1).to_numpy().astype(np.int64, copy=False)
+    return np.ascontiguousarray(mapping[indices], kind)
+
+
+def _hashes(strings: pa.Array) -> npt.NDArray[np.uint64]:
+    """64-bit hash of each string (anything for a null)."""
+    strings = strings.cast(pa.string())
+    _, offsets, data = strings.buffers()
+    if offsets is None:
+        return np.zeros(len(strings), np.uint64)
+    return np.frombuffer(
+        hash_strings(offsets, b"" if data is None else data, strings.offset, len(strings)),
+        np.uint64)
+
+
+def _names(names: pa.Array, codes: npt.NDArray[np.integer[Any]]) -> pa.Array:
+    missing = codes < 0
+    return names.take(pa.array(np.where(missing, 0, codes).astype(np.int64), mask=missing)) \
+        if len(names) else pa.nulls(len(codes), pa.string())
