@@ -47,10 +47,12 @@ from egress.geo import GeoLookup, load_geo
 from egress.inventory import load_inventory
 from egress.pipeline import expand_inputs
 from egress.records import Attributed, DriveAttach
-from egress.sidecar.config import SidecarConfig
+from egress.sidecar.config import InputConfig, JournalConfig, SidecarConfig
 from egress.sidecar.follow import Chunk, Follower
 from egress.sidecar.http import Metrics
+from egress.sidecar.inputs import LiveInputs
 from egress.sidecar.state import AlertLedger, Checkpoint, StateDirectory
+from egress.sidecar.webhook import chunk_records
 from egress.signatures.compile import Signature
 from egress.signatures.evaluate import evaluate
 from egress.signatures.load import load_signatures, shipped_directory
@@ -126,7 +128,14 @@ class Sidecar:
         self._transports: dict[str, Transport] = {}
         self.ledger = AlertLedger.open(config.state_directory / "alerted.json")
         self.ledger.recover(self.spool.event_ids())
-        self._followers = {i.name: self._follower(i.kind, i.path) for i in config.inputs}
+        try:
+            self.live = LiveInputs(config, self.metrics)
+        except BaseException:
+            self.spool.close()
+            self.state.close()
+            raise
+        self._followers = {i.name: self.live.follower(i.name) or self._follower(i)
+                           for i in config.inputs}
         self._readers: dict[str, ZeekLogReader] = {
             name: pickle.loads(blob) for name, blob in self.checkpoint.readers.items()}
         self._evaluate_next = True  # always evaluate once after a start
@@ -134,6 +143,7 @@ class Sidecar:
         now = clock()
         for i in config.inputs:
             self.metrics.caught_up_at.setdefault(i.name, now)
+        self.live.start(self.checkpoint.marks)
 
     # -- reloading ------------------------------------------------------------------------
 
@@ -180,12 +190,17 @@ class Sidecar:
                          unlisted=dict(checkpoint.unlisted), issues=dict(checkpoint.issues))
         dropped: list[str] = []
         records: Counter[str] = Counter()
+        self._pump(new, records)
         for spec in self.config.inputs:
             polled = self._followers[spec.name].poll(checkpoint.marks.get(spec.name, {}))
             for chunk in polled.chunks:
                 if chunk.whole:
-                    dropped += self._read_whole(spec.name, spec.kind, spec.station, chunk, new,
-                                                records)
+                    kind = spec.kind if isinstance(spec, InputConfig) else "drives"
+                    station = spec.station if isinstance(spec, InputConfig | JournalConfig) \
+                        else None
+                    dropped += self._read_whole(spec.name, kind, station, chunk, new, records)
+                elif spec.kind == "minio_webhook":
+                    self._read_audit(spec.name, chunk, new, records)
                 else:
                     self._read_zeek(spec.name, chunk, new, records)
             if spec.name in self._readers:
@@ -198,6 +213,7 @@ class Sidecar:
         self.state.commit(new, dropped=dropped)
         self.checkpoint = new
         self._reach("commit")
+        self.live.discard_read(new.marks)
         changed = bool(records) or bool(dropped) or self._evaluate_next
         new_ids: tuple[str, ...] = ()
         if changed:
@@ -234,6 +250,34 @@ class Sidecar:
             tables.append(conn_transfers(attributed))
         self._count_unattributed(name, unattributed)
         self._store(tables, owner="", new=new)
+
+    def _pump(self, new: Checkpoint, records: Counter[str]) -> None:
+        """Take what the journal and packet commands gave since the last tick."""
+        for journal in self.live.journals.values():
+            journal.pump()
+        for name, packets in self.live.packets.items():
+            flows = packets.pump()
+            self.metrics.caught_up_at[name] = self._clock()
+            if not flows:
+                continue
+            records[name] += len(flows)
+            items = [self._attributor.attribute(f) for f in flows]
+            self._count_unattributed(name, sum(1 for i in items if i.tenant is None))
+            self._store([packets.increments.table(items)], owner="", new=new)
+            new.issues[f"{name}/streams"] = sum(i.count for i in packets.issues)
+
+    def _read_audit(self, name: str, chunk: Chunk, new: Checkpoint,
+                    records: Counter[str]) -> None:
+        """New lines of a webhook input's file: its records, attributed and stored."""
+        found, issues = chunk_records(chunk, self.state.scratch)
+        records[name] += len(found)
+        items = [self._attributor.attribute(r) for r in found]
+        self._count_unattributed(name, sum(1 for i in items if i.tenant is None))
+        key = f"{name}/lines"
+        new.issues[key] = new.issues.get(key, 0) + sum(
+            i.count for i in issues if i.kind != "upload_size_unknown")
+        self._store([pa.Table.from_batches(list(transfer_batches(items)),
+                                           schema=TRANSFERS_SCHEMA)], owner="", new=new)
 
     def _read_whole(self, name: str, kind: str, station: str | None, chunk: Chunk,
                     new: Checkpoint, records: Counter[str]) -> list[str]:
@@ -391,11 +435,13 @@ class Sidecar:
     def _recover(self) -> None:
         self.checkpoint = self.state.load()
         self._readers = {n: pickle.loads(b) for n, b in self.checkpoint.readers.items()}
+        self.live.recover(self.checkpoint.marks)
         self.ledger.recover(self.spool.event_ids())
         self._evaluate_next = True
 
     def close(self) -> None:
-        """Close the sinks and the spool."""
+        """Stop the inputs' endpoints and commands; close the sinks and the spool."""
+        self.live.close()
         for transport in self._transports.values():
             transport.close()
         self._transports.clear()
@@ -404,7 +450,9 @@ class Sidecar:
 
     # -- inputs ---------------------------------------------------------------------------
 
-    def _follower(self, kind: str, path: Path) -> Follower:
+    def _follower(self, spec: object) -> Follower:
+        assert isinstance(spec, InputConfig)
+        kind, path = spec.kind, spec.path
         if kind == "zeek":
             # A missing input is no error: the sensor may not have written it yet.
             return Follower(lambda: log_files(path, CONN_LOGS) if path.is_dir()
