@@ -39,7 +39,8 @@ def test_defaults_and_relative_paths(tmp_path: Path) -> None:
 
 def test_example_config_loads() -> None:
     config = load_config(REPO / "examples" / "sidecar.yaml")
-    assert [i.kind for i in config.inputs] == ["zeek", "objectstore", "drives", "copylog"]
+    assert [i.kind for i in config.inputs] == [
+        "zeek", "objectstore", "drives", "copylog", "minio_webhook", "journal", "packets"]
     assert config.retention_days == 35
 
 
