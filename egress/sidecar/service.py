@@ -4,7 +4,9 @@ One :meth:`Sidecar.tick`:
 
 1. reload the inventory if its file changed, the signatures if :meth:`Sidecar.request_reload`
    was called (SIGHUP) and they load (a bad set keeps the old one and logs why);
-2. poll every input (:mod:`egress.sidecar.follow`); read the new Zeek conn and
+2. take what the journal and packet commands printed (:mod:`egress.sidecar.inputs`), then
+   poll every input (:mod:`egress.sidecar.follow`; webhook entries and journal lines are
+   in files of the state directory by then); read the new Zeek conn and
    long-connection lines with the Zeek reader (one per input, its long-connection totals
    kept in the checkpoint), and read files of the other kinds again in whole when they
    changed (their readers correlate lines: a drive attachment, an rsync run); attribute;

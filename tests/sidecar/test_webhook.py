@@ -208,3 +208,26 @@ def test_config_errors(tmp_path: Path, entry: str, message: str) -> None:
     path.write_text(f"inventory: i.yaml\ninputs:\n  - {entry}\nstate_directory: s\n")
     with pytest.raises(ConfigError, match=r"sidecar\.yaml:3: " + message):
         load_config(path)
+
+
+def test_files_rotate_and_are_removed_once_read(tmp_path: Path) -> None:
+    (tmp_path / "token").write_text(TOKEN)
+    (tmp_path / "token").chmod(0o600)
+    (tmp_path / "sidecar.yaml").write_text(config_text(tmp_path).replace(
+        "token_file: token", "token_file: token, rotate_bytes: 1024"))
+    sidecar = Sidecar(load_config(tmp_path / "sidecar.yaml"), clock=lambda: 1.8e9)
+    try:
+        port = port_of(sidecar)
+        store = sidecar.live.stores["minio"]
+        for n in range(6):
+            assert post(port, json.dumps(put_entry(n, size=TB)).encode())[0] == 200
+        size = len(entry_lines(json.dumps(put_entry(0, size=TB)).encode())[0][0])
+        assert size == 365  # three entries pass 1024 bytes: two files of three
+        assert [p.name for p in store.files()] == ["audit-000001.jsonl", "audit-000002.jsonl"]
+        assert sidecar.tick().records == {"minio": 6}
+        assert [p.name for p in store.files()] == ["audit-000002.jsonl"]  # the current one
+        assert post(port, json.dumps(put_entry(6, size=TB)).encode())[0] == 200
+        report = sidecar.tick()
+        assert (report.records, report.transfers) == ({"minio": 1}, 7)
+    finally:
+        sidecar.close()
