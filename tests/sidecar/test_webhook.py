@@ -5,6 +5,10 @@ from __future__ import annotations
 import dataclasses
 import http.client
 import json
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +22,7 @@ from egress.sidecar.service import Sidecar
 from egress.sidecar.webhook import chunk_records, entry_lines
 from egress.sources.objectstore import MinioAuditLogReader
 from tests.sidecar.replay import GEO, SCENARIO
+from tests.sidecar.test_service import REPO, Lines
 
 DOCS = Path(__file__).resolve().parents[1] / "data" / "objectstore" / \
     "minio_audit_docs_example.jsonl"
@@ -231,3 +236,34 @@ def test_files_rotate_and_are_removed_once_read(tmp_path: Path) -> None:
         assert (report.records, report.transfers) == ({"minio": 1}, 7)
     finally:
         sidecar.close()
+
+
+def test_acknowledged_entries_survive_sigkill(tmp_path: Path) -> None:
+    """Entries answered 200 are on disk: SIGKILL right after, and a restart reads them."""
+    (tmp_path / "token").write_text(TOKEN)
+    (tmp_path / "token").chmod(0o600)
+    (tmp_path / "sidecar.yaml").write_text(
+        config_text(tmp_path) + "interval_s: 3600\n")  # no tick reads them before the kill
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from egress.cli_sidecar import sidecar_command; "
+         "sidecar_command()", "--config", str(tmp_path / "sidecar.yaml")],
+        env={**os.environ, "PYTHONPATH": str(REPO)}, stderr=subprocess.PIPE, text=True)
+    lines = Lines(process)
+    try:
+        port = int(lines.wait_for(r"minio: MinIO audit webhook on 127\.0\.0\.1:(\d+)")[1])
+        for n in range(5):
+            assert post(port, json.dumps(put_entry(n, size=5 * TB)).encode()) == \
+                (200, {"accepted": 1})
+        process.kill()
+        assert process.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        lines.close()
+    sidecar = Sidecar(load_config(tmp_path / "sidecar.yaml"), clock=lambda: 1.8e9)
+    try:
+        report = sidecar.tick()
+    finally:
+        sidecar.close()
+    assert (report.records, report.transfers, len(report.new_alerts)) == ({"minio": 5}, 5, 1)
