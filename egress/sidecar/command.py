@@ -39,6 +39,7 @@ class Command:
         self._process: subprocess.Popen[bytes] | None = None
         self._threads: list[threading.Thread] = []
         self._running = False
+        self._stopping = False
         self.started = 0
         """How many times the command was started."""
         self.ended_at: float | None = None
@@ -66,6 +67,7 @@ class Command:
         self.started += 1
         self.last_argv = tuple(argv)
         self._running = True
+        self._stopping = False
         try:
             process = subprocess.Popen(
                 list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -116,7 +118,7 @@ class Command:
             self._on_end(status)
         finally:
             self._running = False
-        if status:
+        if status and not self._stopping:
             log.warning("%s: the command ended with status %d", self.name, status)
         else:
             log.info("%s: the command ended (status %s)", self.name, status)
@@ -131,6 +133,7 @@ class Command:
     def stop(self) -> None:
         """Stop the command (SIGTERM, then SIGKILL after :data:`STOP_WAIT_S`) and wait."""
         process = self._process
+        self._stopping = True
         if process is not None and process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGTERM)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from egress.sidecar.command import Command
 from egress.sidecar.config import JournalConfig
+from egress.sidecar.state import sync_directory
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +70,16 @@ class JournalInput:
 
     def _recover(self, committed_bytes: int) -> None:
         """Cut the file back to ``committed_bytes`` and take the cursor of its last line."""
-        with self.path.open("a+b") as fh:
-            if os.fstat(fh.fileno()).st_size != committed_bytes:
+        if not self.path.exists():
+            self.path.touch()
+            sync_directory(self.path.parent)
+        with self.path.open("r+b") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size < committed_bytes:  # never extend it with zeros; read it again as it is
+                log.warning("%s: %s is shorter than committed (%d < %d bytes)",
+                            self.spec.name, self.path, size, committed_bytes)
+                committed_bytes = size
+            if size != committed_bytes:
                 log.info("%s: dropping the journal lines after byte %d (not committed)",
                          self.spec.name, committed_bytes)
                 fh.truncate(committed_bytes)

@@ -40,6 +40,7 @@ from egress.records import Issue, ObjectStoreRequest, Provenance
 from egress.sidecar.config import MinioWebhookConfig, listen_address
 from egress.sidecar.follow import Chunk
 from egress.sidecar.http import bind
+from egress.sidecar.state import sync_directory
 from egress.sources.objectstore import MinioAuditLogReader, parse_minio_webhook_body
 from egress.sources.objectstore_logfile import MalformedLine, json_values
 from egress.sources.objectstore_minio import MALFORMED_MINIO_ENTRY
@@ -133,11 +134,15 @@ class AuditStore:
                 fh.close()
                 fh = self._fh = None
                 self._number += 1
+            created = False
             if fh is None:
+                created = not self.current.exists()
                 fh = self._fh = self.current.open("ab")
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+            if created:  # the file's name must survive a crash as well
+                sync_directory(self.folder)
 
     def discard(self, done: Callable[[Path], bool]) -> None:
         """Remove the files before the current one for which ``done`` (read to the end and
