@@ -94,6 +94,8 @@ class AuditStore:
         self.folder = folder
         self._rotate = rotate_bytes
         self._lock = threading.Lock()
+        self._sync_lock = threading.Lock()
+        self._written = self._synced = 0  # appends made, appends known to be on disk
         files = self.files()
         self._number = int(_FILE.match(files[-1].name)[1]) if files else 1  # type: ignore[index]
         self._fh: BinaryIO | None = None
@@ -124,25 +126,43 @@ class AuditStore:
                 os.fsync(fh.fileno())
 
     def append(self, lines: list[bytes]) -> None:
-        """Append ``lines`` and fsync them (the caller answers 200 after)."""
+        """Append ``lines`` and return once they are on disk (the caller answers 200 after).
+
+        Concurrent requests share an fsync (group commit): each waits until an fsync that
+        began after its write has finished.
+        """
         if not lines:
             return
         data = b"".join(lines)
         with self._lock:
             fh = self._fh
             if fh is not None and fh.tell() >= self._rotate:
+                os.fsync(fh.fileno())  # what the old file holds is durable before it closes
                 fh.close()
                 fh = self._fh = None
+                self._synced = self._written
                 self._number += 1
-            created = False
             if fh is None:
                 created = not self.current.exists()
                 fh = self._fh = self.current.open("ab")
+                if created:  # the file's name must survive a crash as well
+                    sync_directory(self.folder)
             fh.write(data)
             fh.flush()
-            os.fsync(fh.fileno())
-            if created:  # the file's name must survive a crash as well
-                sync_directory(self.folder)
+            self._written += 1
+            mine = self._written
+        with self._sync_lock:
+            if self._synced >= mine:
+                return  # an fsync that began after this write covered it
+            with self._lock:  # the file being appended to now holds every later write
+                target = self._written
+                fd = None if self._fh is None else os.dup(self._fh.fileno())
+            if fd is not None:  # None: closed, and fsynced when it was
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            self._synced = max(self._synced, target)
 
     def discard(self, done: Callable[[Path], bool]) -> None:
         """Remove the files before the current one for which ``done`` (read to the end and
@@ -155,11 +175,13 @@ class AuditStore:
                 path.unlink(missing_ok=True)
 
     def close(self) -> None:
-        """Close the current file."""
+        """fsync and close the current file."""
         with self._lock:
             if self._fh is not None:
+                os.fsync(self._fh.fileno())
                 self._fh.close()
                 self._fh = None
+                self._synced = self._written
 
 
 class WebhookServer:

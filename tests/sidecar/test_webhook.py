@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -267,3 +268,26 @@ def test_acknowledged_entries_survive_sigkill(tmp_path: Path) -> None:
     finally:
         sidecar.close()
     assert (report.records, report.transfers, len(report.new_alerts)) == ({"minio": 5}, 5, 1)
+
+
+def test_concurrent_posts_are_all_stored_once(sidecar: Sidecar) -> None:
+    port = port_of(sidecar)
+    answers: list[tuple[int, dict[str, object]]] = []
+
+    def client(k: int) -> None:
+        for n in range(20):
+            answers.append(post(port, json.dumps(put_entry(n, size=k + 1)).encode()))
+
+    clients = [threading.Thread(target=client, args=(k,)) for k in range(8)]
+    for thread in clients:
+        thread.start()
+    for thread in clients:
+        thread.join(30)
+    assert answers == [(200, {"accepted": 1})] * 160
+    stored = [json.loads(line) for line in
+              sidecar.live.stores["minio"].current.read_bytes().splitlines()]
+    assert sorted((e["api"]["object"], e["requestHeader"]["Content-Length"])
+                  for e in stored) == sorted(
+        (f"shard-{n:04d}.tar", str(k + 1)) for k in range(8) for n in range(20))
+    report = sidecar.tick()
+    assert (report.records, report.transfers) == ({"minio": 160}, 160)
