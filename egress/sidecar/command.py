@@ -40,6 +40,8 @@ class Command:
         self._threads: list[threading.Thread] = []
         self._running = False
         self._stopping = False
+        self.retired = False
+        """Set by :meth:`retire`: the command is not started again."""
         self.started = 0
         """How many times the command was started."""
         self.ended_at: float | None = None
@@ -52,8 +54,9 @@ class Command:
         return self._running
 
     def due(self, restart_after_s: float | None) -> bool:
-        """Whether to start the command now: never started, or ended long enough ago."""
-        if self._running:
+        """Whether to start the command now: never started, or ended long enough ago (and
+        not retired)."""
+        if self._running or self.retired:
             return False
         if self.started == 0:
             return True
@@ -129,6 +132,11 @@ class Command:
         while self._running and time.monotonic() < deadline:
             time.sleep(0.01)
         return not self._running
+
+    def retire(self) -> None:
+        """Stop the command for good (the sidecar is stopping)."""
+        self.retired = True
+        self.stop()
 
     def stop(self) -> None:
         """Stop the command (SIGTERM, then SIGKILL after :data:`STOP_WAIT_S`) and wait."""

@@ -99,6 +99,14 @@ class LiveInputs:
 
             store.discard(read)
 
+    def retire_commands(self) -> None:
+        """Stop the journal and packet commands for good; what they printed until then
+        (the final records of the flows still open) is taken by the next tick."""
+        for journal in self.journals.values():
+            journal.command.retire()
+        for packets in self.packets.values():
+            packets.command.retire()
+
     def close(self) -> None:
         """Stop the endpoints and the commands."""
         for server in self.servers.values():

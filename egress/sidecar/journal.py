@@ -114,7 +114,7 @@ class JournalInput:
         """Append the lines received since the last call to the file (fsynced), start or
         restart the command when due; return the number of lines appended."""
         # Asked first: a command that ended has handed on every line before it is due.
-        restart = not self.command.running and (
+        restart = not self.command.running and not self.command.retired and (
             self._start_now or self.command.due(self.spec.restart_after_s))
         with self._lock:
             lines, self._lines = self._lines, []

@@ -416,7 +416,9 @@ class Sidecar:
     # -- running --------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
-        """Tick every ``interval_s`` until ``stop`` is set; a tick under way finishes first.
+        """Tick every ``interval_s`` until ``stop`` is set; a tick under way finishes first,
+        then (with journal or packets inputs) :meth:`drain` stores what the commands gave
+        until they stopped.
 
         A tick that fails with an :class:`~egress.errors.EgressError` or an ``OSError``
         (disk full) is logged and counted; the next tick starts from the last checkpoint.
@@ -433,6 +435,19 @@ class Sidecar:
                     self.metrics.tick_errors += 1
                 self._recover()
             stop.wait(max(0.0, self.config.interval_s - (time.monotonic() - began)))
+        if self.live.journals or self.live.packets:
+            self.drain()
+
+    def drain(self) -> TickReport | None:
+        """Stop the journal and packet commands, then store what they gave in a last tick
+        (flows still open get their final records); ``None`` when that tick failed."""
+        self.live.retire_commands()
+        try:
+            return self.tick()
+        except (EgressError, OSError) as exc:
+            log.error("last tick failed; the next start goes on from the last checkpoint: "
+                      "%s", exc)
+            return None
 
     def _recover(self) -> None:
         self.checkpoint = self.state.load()

@@ -225,3 +225,36 @@ def test_config_errors(tmp_path: Path, entry: str, message: str) -> None:
     path.write_text(f"inventory: i.yaml\ninputs:\n  - {entry}\nstate_directory: s\n")
     with pytest.raises(ConfigError, match=r"sidecar\.yaml:3: " + message):
         load_config(path)
+
+
+def test_drain_ends_the_open_flows_and_stores_them(tmp_path: Path) -> None:
+    """A capture that keeps running (as tcpdump does): flows still open when the sidecar
+    stops get their final records and are stored by the last tick."""
+    (tmp_path / "inventory.yaml").write_text(INVENTORY)
+    (tmp_path / "sidecar.yaml").write_text("\n".join([
+        "inventory: inventory.yaml",
+        "inputs:",
+        f"  - {{name: wire, kind: packets, command: [sh, -c, 'zcat {UPLOAD}; exec sleep 600'],"
+        " interim_s: null}",
+        "state_directory: state",
+        "listen: null",
+    ]) + "\n")
+    sidecar = Sidecar(load_config(tmp_path / "sidecar.yaml"), clock=lambda: 1.8e9)
+    try:
+        sidecar.tick()
+        deadline = time.monotonic() + 20
+        before = 0
+        while before < 32 and time.monotonic() < deadline:  # flows ended by packet time
+            time.sleep(0.05)
+            before += sidecar.tick().records.get("wire", 0)
+        assert sidecar.live.packets["wire"].command.running
+        report = sidecar.drain()
+        assert report is not None
+        assert not sidecar.live.packets["wire"].command.running
+        assert sidecar.live.packets["wire"].pump() == []  # retired: not started again
+        table = pa.concat_tables(sidecar.state.transfers(sidecar.checkpoint))
+    finally:
+        sidecar.close()
+    assert (before, report.records, report.transfers) == (32, {"wire": 2}, 34)
+    assert pa.compute.sum(table["bytes_in"]).as_py() + \
+        pa.compute.sum(table["bytes_out"]).as_py() == 2250548333
