@@ -206,6 +206,14 @@ class WebhookServer:
                               {"error": "POST audit entries here"})
 
             def do_POST(self) -> None:
+                try:
+                    self._post()
+                except Exception:  # a bug here must not kill the endpoint, nor leak a trace
+                    log.exception("%s: a request failed", spec.name)
+                    owner._answer(self, 500, {"error": "internal error (see the log)"},
+                                  close=True)
+
+            def _post(self) -> None:
                 if self._path() != spec.url_path:
                     owner._answer(self, 404, {"error": "not found"}, close=True)
                     return

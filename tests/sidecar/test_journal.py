@@ -30,13 +30,16 @@ def cursor_at(n: int) -> str:
     return str(json.loads(LINES[n - 1])["__CURSOR"])
 
 
-def config_text(root: Path, *, follow: bool = True, restart: str = "10") -> str:
+def config_text(root: Path, *, follow: bool = True, restart: str = "10",
+                entry: str | None = None) -> str:
+    """A config with one input: the journal through the fake, or ``entry``."""
     command = [sys.executable, str(FAKE), *(["-f"] if follow else []), "-k", "-o", "json"]
+    entry = entry or (f"{{name: kernel, kind: journal, command: {json.dumps(command)}, "
+                      f"restart_after_s: {restart}}}")
     return "\n".join([
         f"inventory: {SCENARIO / 'inventory.yaml'}",
         "inputs:",
-        f"  - {{name: kernel, kind: journal, command: {json.dumps(command)}, "
-        f"restart_after_s: {restart}}}",
+        f"  - {entry}",
         f"sinks: ['file://{root / 'alerts.log'}?format=ecs']",
         f"state_directory: {root / 'state'}",
         "listen: null",
@@ -112,10 +115,7 @@ def test_lines_records_and_alert_equal_a_file(tmp_path: Path, fake: tuple[Path, 
     other = tmp_path / "other"
     other.mkdir()
     (other / "sidecar.yaml").write_text(
-        config_text(other).replace(
-            "kind: journal, command:", f"kind: drives, path: {FIXTURE}, x:")
-        .replace(", x: " + json.dumps([sys.executable, str(FAKE), "-f", "-k", "-o", "json"])
-                 + ", restart_after_s: 10", ""))
+        config_text(other, entry=f"{{name: kernel, kind: drives, path: {FIXTURE}}}"))
     batch = Sidecar(load_config(other / "sidecar.yaml"), clock=lambda: 1.8e9)
     try:
         batch.tick()

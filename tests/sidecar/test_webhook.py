@@ -291,3 +291,22 @@ def test_concurrent_posts_are_all_stored_once(sidecar: Sidecar) -> None:
         (f"shard-{n:04d}.tar", str(k + 1)) for k in range(8) for n in range(20))
     report = sidecar.tick()
     assert (report.records, report.transfers) == ({"minio": 160}, 160)
+
+
+def test_too_large_and_unstorable_bodies(tmp_path: Path) -> None:
+    (tmp_path / "token").write_text(TOKEN)
+    (tmp_path / "token").chmod(0o600)
+    (tmp_path / "sidecar.yaml").write_text(config_text(tmp_path).replace(
+        "token_file: token", "token_file: token, max_body_bytes: 1024"))
+    sidecar = Sidecar(load_config(tmp_path / "sidecar.yaml"), clock=lambda: 1.8e9)
+    try:
+        port = port_of(sidecar)
+        big = json.dumps(put_entry(1, size=TB) | {"userAgent": "x" * 2000}).encode()
+        assert post(port, big) == (413, {"error": "body over 1024 bytes"})
+        store = sidecar.live.stores["minio"]
+        store.current.mkdir()  # the entries cannot be written: MinIO must send them again
+        assert post(port, json.dumps(put_entry(1, size=TB)).encode()) == \
+            (503, {"error": "cannot store the entries now"})
+        assert sidecar.tick().records == {}
+    finally:
+        sidecar.close()
