@@ -150,6 +150,13 @@ class MinioWebhookConfig(_Input):
         return token
 
 
+def _argv(value: object) -> object:
+    if isinstance(value, str):
+        raise ValueError("expected a list of arguments such as [journalctl, -f, -k] (the "
+                         "command is run without a shell)")
+    return value
+
+
 class JournalConfig(_Input):
     """Kernel messages from ``journalctl -f -k -o json`` (drive attachments)."""
 
@@ -160,6 +167,8 @@ class JournalConfig(_Input):
     """Station name when entries carry no ``_HOSTNAME``."""
     restart_after_s: float | None = Field(default=10.0, gt=0)
     """Start the command again this long after it ended; null: never."""
+
+    _command = field_validator("command", mode="before")(_argv)
 
 
 class PacketsConfig(_Input):
@@ -177,6 +186,8 @@ class PacketsConfig(_Input):
     null: only final records."""
     restart_after_s: float | None = Field(default=10.0, gt=0)
     """Start the command again this long after it ended; null: never."""
+
+    _command = field_validator("command", mode="before")(_argv)
 
     @field_validator("interface")
     @classmethod

@@ -207,6 +207,8 @@ def test_a_command_that_cannot_run_is_logged(tmp_path: Path,
     ("{name: k, kind: journal, command: []}",
      r"inputs\[0\]\.command: Tuple should have at least 1 item"),
     ("{name: k, kind: journal, path: /var/log/kern.log}", r"inputs\[0\]\.path: unknown key"),
+    ("{name: k, kind: journal, command: journalctl -f}",
+     r"inputs\[0\]\.command: expected a list of arguments .*without a shell\)$"),
     ("{name: k, kind: journal, restart_after_s: 0}",
      r"inputs\[0\]\.restart_after_s: Input should be greater than 0"),
 ])
