@@ -28,6 +28,8 @@ _HELP = {
     "egress_sidecar_unattributed_total": (
         "counter", "Records attributed to no tenant since the process started, per input."),
     "egress_sidecar_alerts_total": ("counter", "Alerts spooled by this process, per severity."),
+    "egress_sidecar_webhook_requests_total": (
+        "counter", "Webhook requests answered, per input and HTTP status."),
     "egress_sidecar_spool_depth": ("gauge", "Alerts held in the spool."),
     "egress_sidecar_transfers": ("gauge", "Transfers retained for the windows."),
     "egress_sidecar_ticks_total": ("counter", "Ticks completed."),
@@ -47,6 +49,7 @@ class Metrics:
     malformed: dict[str, int] = field(default_factory=dict)
     unattributed: Counter[str] = field(default_factory=Counter)
     alerts: Counter[str] = field(default_factory=Counter)
+    webhook: Counter[tuple[str, int]] = field(default_factory=Counter)
     spool_depth: int = 0
     transfers: int = 0
     ticks: int = 0
@@ -68,6 +71,9 @@ class Metrics:
                 "egress_sidecar_malformed_lines": _by("input", self.malformed),
                 "egress_sidecar_unattributed_total": _by("input", self.unattributed),
                 "egress_sidecar_alerts_total": _by("severity", self.alerts),
+                "egress_sidecar_webhook_requests_total": [
+                    (f'input="{_esc(k)}",status="{code}"', float(v))
+                    for (k, code), v in sorted(self.webhook.items())],
                 "egress_sidecar_spool_depth": [("", self.spool_depth)],
                 "egress_sidecar_transfers": [("", self.transfers)],
                 "egress_sidecar_ticks_total": [("", self.ticks)],
@@ -112,6 +118,14 @@ class _Server6(ThreadingHTTPServer):
     address_family = socket.AF_INET6
 
 
+def bind(host: str, port: int, handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
+    """A threading HTTP server bound to ``host:port`` (IPv4 or IPv6), daemon threads."""
+    server_class = _Server6 if ":" in host else ThreadingHTTPServer
+    server = server_class((host, port), handler)
+    server.daemon_threads = True
+    return server
+
+
 class MetricsServer:
     """Serves ``/healthz`` and ``/metrics`` of ``metrics`` in a daemon thread."""
 
@@ -133,9 +147,7 @@ class MetricsServer:
             def log_message(self, format: str, *args: object) -> None:
                 log.debug("http: " + format, *args)
 
-        server_class = _Server6 if ":" in host else ThreadingHTTPServer
-        self._server = server_class((host, port), Handler)
-        self._server.daemon_threads = True
+        self._server = bind(host, port, Handler)
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         name="egress-sidecar-http", daemon=True)
 

@@ -4,7 +4,9 @@ One :meth:`Sidecar.tick`:
 
 1. reload the inventory if its file changed, the signatures if :meth:`Sidecar.request_reload`
    was called (SIGHUP) and they load (a bad set keeps the old one and logs why);
-2. poll every input (:mod:`egress.sidecar.follow`); read the new Zeek conn and
+2. take what the journal and packet commands printed (:mod:`egress.sidecar.inputs`), then
+   poll every input (:mod:`egress.sidecar.follow`; webhook entries and journal lines are
+   in files of the state directory by then); read the new Zeek conn and
    long-connection lines with the Zeek reader (one per input, its long-connection totals
    kept in the checkpoint), and read files of the other kinds again in whole when they
    changed (their readers correlate lines: a drive attachment, an rsync run); attribute;
@@ -47,10 +49,12 @@ from egress.geo import GeoLookup, load_geo
 from egress.inventory import load_inventory
 from egress.pipeline import expand_inputs
 from egress.records import Attributed, DriveAttach
-from egress.sidecar.config import SidecarConfig
+from egress.sidecar.config import InputConfig, JournalConfig, SidecarConfig
 from egress.sidecar.follow import Chunk, Follower
 from egress.sidecar.http import Metrics
+from egress.sidecar.inputs import LiveInputs
 from egress.sidecar.state import AlertLedger, Checkpoint, StateDirectory
+from egress.sidecar.webhook import chunk_records
 from egress.signatures.compile import Signature
 from egress.signatures.evaluate import evaluate
 from egress.signatures.load import load_signatures, shipped_directory
@@ -126,7 +130,14 @@ class Sidecar:
         self._transports: dict[str, Transport] = {}
         self.ledger = AlertLedger.open(config.state_directory / "alerted.json")
         self.ledger.recover(self.spool.event_ids())
-        self._followers = {i.name: self._follower(i.kind, i.path) for i in config.inputs}
+        try:
+            self.live = LiveInputs(config, self.metrics)
+        except BaseException:
+            self.spool.close()
+            self.state.close()
+            raise
+        self._followers = {i.name: self.live.follower(i.name) or self._follower(i)
+                           for i in config.inputs}
         self._readers: dict[str, ZeekLogReader] = {
             name: pickle.loads(blob) for name, blob in self.checkpoint.readers.items()}
         self._evaluate_next = True  # always evaluate once after a start
@@ -134,6 +145,7 @@ class Sidecar:
         now = clock()
         for i in config.inputs:
             self.metrics.caught_up_at.setdefault(i.name, now)
+        self.live.start(self.checkpoint.marks)
 
     # -- reloading ------------------------------------------------------------------------
 
@@ -180,12 +192,17 @@ class Sidecar:
                          unlisted=dict(checkpoint.unlisted), issues=dict(checkpoint.issues))
         dropped: list[str] = []
         records: Counter[str] = Counter()
+        self._pump(new, records)
         for spec in self.config.inputs:
             polled = self._followers[spec.name].poll(checkpoint.marks.get(spec.name, {}))
             for chunk in polled.chunks:
                 if chunk.whole:
-                    dropped += self._read_whole(spec.name, spec.kind, spec.station, chunk, new,
-                                                records)
+                    kind = spec.kind if isinstance(spec, InputConfig) else "drives"
+                    station = spec.station if isinstance(spec, InputConfig | JournalConfig) \
+                        else None
+                    dropped += self._read_whole(spec.name, kind, station, chunk, new, records)
+                elif spec.kind == "minio_webhook":
+                    self._read_audit(spec.name, chunk, new, records)
                 else:
                     self._read_zeek(spec.name, chunk, new, records)
             if spec.name in self._readers:
@@ -198,6 +215,7 @@ class Sidecar:
         self.state.commit(new, dropped=dropped)
         self.checkpoint = new
         self._reach("commit")
+        self.live.discard_read(new.marks)
         changed = bool(records) or bool(dropped) or self._evaluate_next
         new_ids: tuple[str, ...] = ()
         if changed:
@@ -234,6 +252,34 @@ class Sidecar:
             tables.append(conn_transfers(attributed))
         self._count_unattributed(name, unattributed)
         self._store(tables, owner="", new=new)
+
+    def _pump(self, new: Checkpoint, records: Counter[str]) -> None:
+        """Take what the journal and packet commands gave since the last tick."""
+        for journal in self.live.journals.values():
+            journal.pump()
+        for name, packets in self.live.packets.items():
+            flows = packets.pump()
+            self.metrics.caught_up_at[name] = self._clock()
+            if not flows:
+                continue
+            records[name] += len(flows)
+            items = [self._attributor.attribute(f) for f in flows]
+            self._count_unattributed(name, sum(1 for i in items if i.tenant is None))
+            self._store([packets.increments.table(items)], owner="", new=new)
+            new.issues[f"{name}/streams"] = sum(i.count for i in packets.issues)
+
+    def _read_audit(self, name: str, chunk: Chunk, new: Checkpoint,
+                    records: Counter[str]) -> None:
+        """New lines of a webhook input's file: its records, attributed and stored."""
+        found, issues = chunk_records(chunk, self.state.scratch)
+        records[name] += len(found)
+        items = [self._attributor.attribute(r) for r in found]
+        self._count_unattributed(name, sum(1 for i in items if i.tenant is None))
+        key = f"{name}/lines"
+        new.issues[key] = new.issues.get(key, 0) + sum(
+            i.count for i in issues if i.kind != "upload_size_unknown")
+        self._store([pa.Table.from_batches(list(transfer_batches(items)),
+                                           schema=TRANSFERS_SCHEMA)], owner="", new=new)
 
     def _read_whole(self, name: str, kind: str, station: str | None, chunk: Chunk,
                     new: Checkpoint, records: Counter[str]) -> list[str]:
@@ -370,7 +416,9 @@ class Sidecar:
     # -- running --------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
-        """Tick every ``interval_s`` until ``stop`` is set; a tick under way finishes first.
+        """Tick every ``interval_s`` until ``stop`` is set; a tick under way finishes first,
+        then (with journal or packets inputs) :meth:`drain` stores what the commands gave
+        until they stopped.
 
         A tick that fails with an :class:`~egress.errors.EgressError` or an ``OSError``
         (disk full) is logged and counted; the next tick starts from the last checkpoint.
@@ -387,15 +435,30 @@ class Sidecar:
                     self.metrics.tick_errors += 1
                 self._recover()
             stop.wait(max(0.0, self.config.interval_s - (time.monotonic() - began)))
+        if self.live.journals or self.live.packets:
+            self.drain()
+
+    def drain(self) -> TickReport | None:
+        """Stop the journal and packet commands, then store what they gave in a last tick
+        (flows still open get their final records); ``None`` when that tick failed."""
+        self.live.retire_commands()
+        try:
+            return self.tick()
+        except (EgressError, OSError) as exc:
+            log.error("last tick failed; the next start goes on from the last checkpoint: "
+                      "%s", exc)
+            return None
 
     def _recover(self) -> None:
         self.checkpoint = self.state.load()
         self._readers = {n: pickle.loads(b) for n, b in self.checkpoint.readers.items()}
+        self.live.recover(self.checkpoint.marks)
         self.ledger.recover(self.spool.event_ids())
         self._evaluate_next = True
 
     def close(self) -> None:
-        """Close the sinks and the spool."""
+        """Stop the inputs' endpoints and commands; close the sinks and the spool."""
+        self.live.close()
         for transport in self._transports.values():
             transport.close()
         self._transports.clear()
@@ -404,7 +467,9 @@ class Sidecar:
 
     # -- inputs ---------------------------------------------------------------------------
 
-    def _follower(self, kind: str, path: Path) -> Follower:
+    def _follower(self, spec: object) -> Follower:
+        assert isinstance(spec, InputConfig)
+        kind, path = spec.kind, spec.path
         if kind == "zeek":
             # A missing input is no error: the sensor may not have written it yet.
             return Follower(lambda: log_files(path, CONN_LOGS) if path.is_dir()

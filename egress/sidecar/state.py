@@ -79,10 +79,11 @@ def write_atomically(path: Path, data: bytes) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-    _sync_dir(path.parent)
+    sync_directory(path.parent)
 
 
-def _sync_dir(path: Path) -> None:
+def sync_directory(path: Path) -> None:
+    """fsync a directory, so that the names of files created in it survive a crash."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -154,7 +155,7 @@ class StateDirectory:
 
     def commit(self, checkpoint: Checkpoint, *, dropped: Iterable[str] = ()) -> None:
         """Make ``checkpoint`` the state; then remove the ``dropped`` segment files."""
-        _sync_dir(self.segments)  # the new segments are named before the checkpoint is
+        sync_directory(self.segments)  # the new segments are named before the checkpoint is
         write_atomically(self.checkpoint_path,
                          pickle.dumps(checkpoint, protocol=pickle.HIGHEST_PROTOCOL))
         for name in dropped:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from egress.errors import ConfigError
-from egress.sidecar.config import listen_address, load_config
+from egress.sidecar.config import InputConfig, listen_address, load_config
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -28,7 +28,9 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_defaults_and_relative_paths(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, GOOD))
     assert config.inventory == tmp_path / "inventory.yaml"
-    assert config.inputs[0].path == tmp_path / "logs" / "zeek"
+    zeek = config.inputs[0]
+    assert isinstance(zeek, InputConfig)
+    assert zeek.path == tmp_path / "logs" / "zeek"
     assert config.listen == "127.0.0.1:9740"
     assert config.interval_s == 5.0
     assert config.spool_path == Path("/var/lib/egress/sidecar/spool.db")
@@ -37,14 +39,16 @@ def test_defaults_and_relative_paths(tmp_path: Path) -> None:
 
 def test_example_config_loads() -> None:
     config = load_config(REPO / "examples" / "sidecar.yaml")
-    assert [i.kind for i in config.inputs] == ["zeek", "objectstore", "drives", "copylog"]
+    assert [i.kind for i in config.inputs] == [
+        "zeek", "objectstore", "drives", "copylog", "minio_webhook", "journal", "packets"]
     assert config.retention_days == 35
 
 
 @pytest.mark.parametrize(("text", "message"), [
     (GOOD + "intervall_s: 5\n", r"sidecar\.yaml:5: intervall_s: unknown key"),
     (GOOD.replace("kind: zeek", "kind: pcap"),
-     r"sidecar\.yaml:3: inputs\[0\]\.kind: Input should be 'zeek', 'objectstore'"),
+     r"sidecar\.yaml:3: inputs\[0\]\.kind: unknown input kind 'pcap' \(known: zeek, "
+     r"objectstore, drives, copylog, minio_webhook, journal, packets\)$"),
     (GOOD + "listen: 0.0.0.0:9740\n",
      r"sidecar\.yaml:5: listen: .*'0\.0\.0\.0' is not a loopback address"),
     (GOOD + "interval_s: 0\n", r"sidecar\.yaml:5: interval_s: Input should be greater than 0"),
