@@ -29,6 +29,7 @@ Field choices (issue 6, point 4):
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 from collections.abc import Callable
@@ -117,29 +118,43 @@ def _metric(m: MetricEvidence) -> dict[str, Any]:
     return out
 
 
-def transfer_dict(t: Transfer) -> dict[str, Any]:
-    """An evidence transfer; unset address, country, position or reference are omitted."""
-    out: dict[str, Any] = {"kind": t.kind, "start": iso(t.start), "end": iso(t.end),
+#: How a builder writes a time: :func:`iso` (a string), or :func:`_native_time` (the
+#: datetime itself when orjson writes it as :func:`iso` would, see :func:`_encode`).
+_When = Callable[[datetime], "str | datetime"]
+
+
+def _native_time(moment: datetime) -> str | datetime:
+    """``moment`` itself when UTC (orjson's ``OPT_UTC_Z`` writes it byte for byte as
+    :func:`iso`, tested), else :func:`iso` of it."""
+    tz = moment.tzinfo
+    return moment if tz is UTC or tz is _ZONE_UTC else iso(moment)
+
+
+def _transfer(t: Transfer, when: _When) -> dict[str, Any]:
+    out: dict[str, Any] = {"kind": t.kind, "start": when(t.start), "end": when(t.end),
                            "bytes_in": t.bytes_in, "bytes_out": t.bytes_out}
-    if t.remote_addr is not None:
-        out["remote_addr"] = t.remote_addr
-    if t.remote_country is not None:
-        out["remote_country"] = t.remote_country
-    if t.where is not None:
-        out["where"] = t.where
-    if t.ref is not None:
-        out["ref"] = t.ref
+    if (value := t.remote_addr) is not None:
+        out["remote_addr"] = value
+    if (value := t.remote_country) is not None:
+        out["remote_country"] = value
+    if (value := t.where) is not None:
+        out["where"] = value
+    if (value := t.ref) is not None:
+        out["ref"] = value
     if t.quality:
         out["quality"] = True
-    if t.community_id is not None:
-        out["community_id"] = t.community_id
+    if (value := t.community_id) is not None:
+        out["community_id"] = value
     return out
 
 
-def egress_fields(finding: Finding, case: Case | None = None, *, transfers: bool = True
-                  ) -> dict[str, Any]:
-    """The documented custom ``egress`` object (module doc); ``transfers=False`` leaves the
-    evidence transfers out (OCSF carries them as ``evidences``)."""
+def transfer_dict(t: Transfer) -> dict[str, Any]:
+    """An evidence transfer; unset address, country, position or reference are omitted."""
+    return _transfer(t, iso)
+
+
+def _egress(finding: Finding, case: Case | None, transfers: bool, when: _When
+            ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if case is not None:
         out["case_id"] = case.id
@@ -161,9 +176,9 @@ def egress_fields(finding: Finding, case: Case | None = None, *, transfers: bool
     out["facts"] = facts
     steps = []
     for s in finding.steps:
-        step: dict[str, Any] = {"name": s.name, "kind": s.kind, "start": iso(s.start)}
+        step: dict[str, Any] = {"name": s.name, "kind": s.kind, "start": when(s.start)}
         if s.end != s.start:
-            step["end"] = iso(s.end)
+            step["end"] = when(s.end)
         if s.detail is not None:
             step["detail"] = s.detail
         steps.append(step)
@@ -171,37 +186,60 @@ def egress_fields(finding: Finding, case: Case | None = None, *, transfers: bool
     out["countries"] = [{"country": c.country, "bytes_in": c.bytes_in, "bytes_out": c.bytes_out,
                          "remote_addrs": c.remote_addrs} for c in finding.countries]
     if transfers:
-        out["transfers"] = [transfer_dict(t) for t in finding.transfers]
+        out["transfers"] = [_transfer(t, when) for t in finding.transfers]
     return out
 
 
-def ecs_dict(finding: Finding, case: Case | None = None) -> dict[str, Any]:
-    """One finding as an ECS document (nested objects, module doc for the choices)."""
+def egress_fields(finding: Finding, case: Case | None = None, *, transfers: bool = True
+                  ) -> dict[str, Any]:
+    """The documented custom ``egress`` object (module doc); ``transfers=False`` leaves the
+    evidence transfers out (OCSF carries them as ``evidences``)."""
+    return _egress(finding, case, transfers, iso)
+
+
+def _threat(attack: tuple[str, ...]) -> dict[str, Any]:
+    known = [ATTACK.get(t.split(".", maxsplit=1)[0]) for t in attack]
+    tactics = dict.fromkeys((k[1], k[2]) for k in known if k is not None)
+    threat: dict[str, Any] = {"framework": "MITRE ATT&CK", "technique": {
+        "id": list(attack),
+        "name": [k[0] if k is not None else t for t, k in zip(attack, known, strict=True)],
+        "reference": [technique_url(t) for t in attack]}}
+    if tactics:
+        threat["tactic"] = {
+            "id": [t for t, _ in tactics], "name": [n for _, n in tactics],
+            "reference": [f"https://attack.mitre.org/tactics/{t}/" for t, _ in tactics]}
+    return threat
+
+
+def _document(finding: Finding, case: Case | None, when: _When,
+              threat: Callable[[tuple[str, ...]], Any]) -> dict[str, Any]:
+    """The ECS document; ``threat`` builds (or recalls) the ``threat`` object."""
     main = main_metric(finding)
-    network = main is not None and main.metric in _NETWORK_METRICS
-    start, end = iso(finding.window_start), iso(finding.window_end)
-    event: dict[str, Any] = {
-        "kind": "alert",
-        "category": ["intrusion_detection", "network"] if network else ["intrusion_detection"],
-        "type": ["info"],
-        "id": finding.id,
-        "severity": severity_id(finding.severity),
-        "risk_score": float(finding.risk_score),
-        "start": start,
-        "end": end,
-        "duration": int((finding.window_end - finding.window_start).total_seconds()) * 10**9,
-        "dataset": "egress.finding",
-        "module": "egress",
-    }
+    start, end = when(finding.window_start), when(finding.window_end)
+    tenant_name = finding.tenant_name
     doc: dict[str, Any] = {
         "@timestamp": end,
         "ecs": {"version": ECS_VERSION},
-        "event": event,
+        "event": {
+            "kind": "alert",
+            "category": (["intrusion_detection", "network"]
+                         if main is not None and main.metric in _NETWORK_METRICS
+                         else ["intrusion_detection"]),
+            "type": ["info"],
+            "id": finding.id,
+            "severity": severity_id(finding.severity),
+            "risk_score": float(finding.risk_score),
+            "start": start,
+            "end": end,
+            "duration": int((finding.window_end - finding.window_start).total_seconds()) * 10**9,
+            "dataset": "egress.finding",
+            "module": "egress",
+        },
         "rule": {"id": finding.signature_id, "name": finding.title,
                  "version": str(finding.signature_version), "ruleset": "egress"},
         "message": finding.message,
-        "cloud": {"account": {"id": finding.tenant, **(
-            {"name": finding.tenant_name} if finding.tenant_name is not None else {})}},
+        "cloud": {"account": {"id": finding.tenant} if tenant_name is None
+                  else {"id": finding.tenant, "name": tenant_name}},
         "observer": {"vendor": "egress", "product": "egress", "type": "ids"},
     }
     net: dict[str, Any] = {"direction": finding.direction}
@@ -209,28 +247,23 @@ def ecs_dict(finding: Finding, case: Case | None = None) -> dict[str, Any]:
         net["bytes"] = int(main.value)
     doc["network"] = net
     top = dominant_transfer(finding, main)
-    if top is not None and top.community_id is not None:
-        net["community_id"] = top.community_id
-    if top is not None and top.remote_addr is not None:
-        peer: dict[str, Any] = {"ip": top.remote_addr}
-        if top.remote_country is not None:
-            peer["geo"] = {"country_iso_code": top.remote_country}
-        doc["destination" if finding.direction == "outbound" else "source"] = peer
+    if top is not None:
+        if top.community_id is not None:
+            net["community_id"] = top.community_id
+        if top.remote_addr is not None:
+            peer: dict[str, Any] = {"ip": top.remote_addr}
+            if top.remote_country is not None:
+                peer["geo"] = {"country_iso_code": top.remote_country}
+            doc["destination" if finding.direction == "outbound" else "source"] = peer
     if finding.attack:
-        known = [ATTACK.get(t.split(".", maxsplit=1)[0]) for t in finding.attack]
-        tactics = dict.fromkeys((k[1], k[2]) for k in known if k is not None)
-        threat: dict[str, Any] = {"framework": "MITRE ATT&CK", "technique": {
-            "id": list(finding.attack),
-            "name": [k[0] if k is not None else t for t, k in zip(finding.attack, known,
-                                                                   strict=True)],
-            "reference": [technique_url(t) for t in finding.attack]}}
-        if tactics:
-            threat["tactic"] = {
-                "id": [t for t, _ in tactics], "name": [n for _, n in tactics],
-                "reference": [f"https://attack.mitre.org/tactics/{t}/" for t, _ in tactics]}
-        doc["threat"] = threat
-    doc["egress"] = egress_fields(finding, case)
+        doc["threat"] = threat(finding.attack)
+    doc["egress"] = _egress(finding, case, True, when)
     return doc
+
+
+def ecs_dict(finding: Finding, case: Case | None = None) -> dict[str, Any]:
+    """One finding as an ECS document (nested objects, module doc for the choices)."""
+    return _document(finding, case, iso, _threat)
 
 
 #: Compact UTF-8 JSON; the documents are trees, so the circular-reference check is skipped.
@@ -244,24 +277,60 @@ def _encoder() -> Callable[[Any], str]:
     Both write the same compact UTF-8 JSON for alert documents (floats may differ in form,
     ``1e+16`` against ``1e16``, never in value); a document orjson refuses (a lone surrogate,
     an integer beyond 64 bits) goes to the stdlib encoder."""
-    try:
-        orjson = importlib.import_module("orjson")
-    except ImportError:
+    if _dumps is None:
         return stdlib_encode_json
-    dumps, refused = orjson.dumps, orjson.JSONEncodeError
+    dumps = _dumps
 
     def encode(doc: Any) -> str:
         try:
-            return str(dumps(doc).decode())
-        except refused:
+            return dumps(doc).decode()
+        except _Refused:
             return stdlib_encode_json(doc)
     return encode
 
+
+class _NoOrjson(Exception):
+    """Never raised: stands for orjson's ``JSONEncodeError`` when orjson is absent."""
+
+
+try:
+    _orjson: Any = importlib.import_module("orjson")
+except ImportError:  # pragma: no cover - orjson is a dependency
+    _orjson = None
+_dumps: Callable[..., bytes] | None = None if _orjson is None else _orjson.dumps
+_Refused: type[Exception] = _NoOrjson if _orjson is None else _orjson.JSONEncodeError
+#: orjson options of the native path: UTC datetimes as ``...Z`` (what :func:`iso` writes).
+_TEXT = 0 if _orjson is None else _orjson.OPT_UTC_Z
+_LINE = 0 if _orjson is None else _orjson.OPT_UTC_Z | _orjson.OPT_APPEND_NEWLINE
 
 #: The JSON encoder of the alert formats (:func:`_encoder`).
 encode_json = _encoder()
 
 
-def ecs_json(finding: Finding, case: Case | None = None) -> str:
-    """One finding as one ECS JSON line (no trailing newline; no newline inside)."""
-    return encode_json(ecs_dict(finding, case))
+def native_json(doc: Any, *, newline: bool) -> str | None:
+    """``doc`` (a document whose times may be UTC datetimes, :func:`_native_time`) as compact
+    JSON, ``newline`` appending one; ``None`` when orjson is absent or refuses the document
+    (the caller then encodes the plain document with :data:`stdlib_encode_json`)."""
+    if _dumps is None:
+        return None
+    try:
+        return _dumps(doc, option=_LINE if newline else _TEXT).decode()
+    except _Refused:
+        return None
+
+
+@functools.lru_cache(maxsize=1024)
+def _threat_fragment(attack: tuple[str, ...]) -> Any:
+    """The ``threat`` object of ``attack`` as an ``orjson.Fragment`` (encoded once)."""
+    return _orjson.Fragment(_orjson.dumps(_threat(attack)))
+
+
+def ecs_json(finding: Finding, case: Case | None = None, *, newline: bool = False) -> str:
+    """One finding as one ECS JSON line (no newline inside; one at the end if ``newline``)."""
+    if _dumps is not None:
+        text = native_json(_document(finding, case, _native_time, _threat_fragment),
+                           newline=newline)
+        if text is not None:
+            return text
+    text = stdlib_encode_json(ecs_dict(finding, case))
+    return text + "\n" if newline else text
