@@ -34,7 +34,7 @@ import importlib
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeAlias
 from zoneinfo import ZoneInfo
 
 from egress.findings import SEVERITY_ORDER, Case, Finding, Transfer
@@ -118,19 +118,19 @@ def _metric(m: MetricEvidence) -> dict[str, Any]:
     return out
 
 
-#: How a builder writes a time: :func:`iso` (a string), or :func:`_native_time` (the
-#: datetime itself when orjson writes it as :func:`iso` would, see :func:`_encode`).
-_When = Callable[[datetime], "str | datetime"]
+#: How a builder writes a time: :func:`iso` (a string), or :func:`native_time` (the
+#: datetime itself when orjson writes it as :func:`iso` would, for :func:`native_json`).
+When: TypeAlias = Callable[[datetime], str | datetime]
 
 
-def _native_time(moment: datetime) -> str | datetime:
+def native_time(moment: datetime) -> str | datetime:
     """``moment`` itself when UTC (orjson's ``OPT_UTC_Z`` writes it byte for byte as
     :func:`iso`, tested), else :func:`iso` of it."""
     tz = moment.tzinfo
     return moment if tz is UTC or tz is _ZONE_UTC else iso(moment)
 
 
-def _transfer(t: Transfer, when: _When) -> dict[str, Any]:
+def _transfer(t: Transfer, when: When) -> dict[str, Any]:
     out: dict[str, Any] = {"kind": t.kind, "start": when(t.start), "end": when(t.end),
                            "bytes_in": t.bytes_in, "bytes_out": t.bytes_out}
     if (value := t.remote_addr) is not None:
@@ -153,7 +153,7 @@ def transfer_dict(t: Transfer) -> dict[str, Any]:
     return _transfer(t, iso)
 
 
-def _egress(finding: Finding, case: Case | None, transfers: bool, when: _When
+def _egress(finding: Finding, case: Case | None, transfers: bool, when: When
             ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if case is not None:
@@ -190,11 +190,11 @@ def _egress(finding: Finding, case: Case | None, transfers: bool, when: _When
     return out
 
 
-def egress_fields(finding: Finding, case: Case | None = None, *, transfers: bool = True
-                  ) -> dict[str, Any]:
+def egress_fields(finding: Finding, case: Case | None = None, *, transfers: bool = True,
+                  when: When = iso) -> dict[str, Any]:
     """The documented custom ``egress`` object (module doc); ``transfers=False`` leaves the
-    evidence transfers out (OCSF carries them as ``evidences``)."""
-    return _egress(finding, case, transfers, iso)
+    evidence transfers out (OCSF carries them as ``evidences``); ``when`` writes its times."""
+    return _egress(finding, case, transfers, when)
 
 
 def _threat(attack: tuple[str, ...]) -> dict[str, Any]:
@@ -211,7 +211,7 @@ def _threat(attack: tuple[str, ...]) -> dict[str, Any]:
     return threat
 
 
-def _document(finding: Finding, case: Case | None, when: _When,
+def _document(finding: Finding, case: Case | None, when: When,
               threat: Callable[[tuple[str, ...]], Any]) -> dict[str, Any]:
     """The ECS document; ``threat`` builds (or recalls) the ``threat`` object."""
     main = main_metric(finding)
@@ -299,6 +299,8 @@ except ImportError:  # pragma: no cover - orjson is a dependency
     _orjson = None
 _dumps: Callable[..., bytes] | None = None if _orjson is None else _orjson.dumps
 _Refused: type[Exception] = _NoOrjson if _orjson is None else _orjson.JSONEncodeError
+#: Whether orjson is importable (:func:`native_json`, :func:`ecs_native` work).
+HAS_NATIVE = _dumps is not None
 #: orjson options of the native path: UTC datetimes as ``...Z`` (what :func:`iso` writes).
 _TEXT = 0 if _orjson is None else _orjson.OPT_UTC_Z
 _LINE = 0 if _orjson is None else _orjson.OPT_UTC_Z | _orjson.OPT_APPEND_NEWLINE
@@ -308,7 +310,7 @@ encode_json = _encoder()
 
 
 def native_json(doc: Any, *, newline: bool) -> str | None:
-    """``doc`` (a document whose times may be UTC datetimes, :func:`_native_time`) as compact
+    """``doc`` (a document whose times may be UTC datetimes, :func:`native_time`) as compact
     JSON, ``newline`` appending one; ``None`` when orjson is absent or refuses the document
     (the caller then encodes the plain document with :data:`stdlib_encode_json`)."""
     if _dumps is None:
@@ -325,11 +327,16 @@ def _threat_fragment(attack: tuple[str, ...]) -> Any:
     return _orjson.Fragment(_orjson.dumps(_threat(attack)))
 
 
+def ecs_native(finding: Finding, case: Case | None = None) -> dict[str, Any]:
+    """The ECS document for :func:`native_json` only: UTC times left as datetimes, ``threat``
+    an ``orjson.Fragment`` (shared between documents: never modify it). Requires orjson."""
+    return _document(finding, case, native_time, _threat_fragment)
+
+
 def ecs_json(finding: Finding, case: Case | None = None, *, newline: bool = False) -> str:
     """One finding as one ECS JSON line (no newline inside; one at the end if ``newline``)."""
-    if _dumps is not None:
-        text = native_json(_document(finding, case, _native_time, _threat_fragment),
-                           newline=newline)
+    if HAS_NATIVE:
+        text = native_json(ecs_native(finding, case), newline=newline)
         if text is not None:
             return text
     text = stdlib_encode_json(ecs_dict(finding, case))

@@ -21,16 +21,22 @@ finding's severity; ``risk_score`` the risk score, ``risk_level_id`` its severit
 
 from __future__ import annotations
 
+import functools
+import importlib
+from collections.abc import Callable
 from typing import Any
 
 from egress import __version__ as _egress_version
 from egress.findings import SEVERITY_ORDER, Case, Finding, Transfer
 from egress.formats.ecs import (
     ATTACK,
+    HAS_NATIVE,
+    When,
     egress_fields,
-    encode_json,
     iso,
-    severity_id,
+    native_json,
+    native_time,
+    stdlib_encode_json,
     technique_url,
 )
 
@@ -58,8 +64,19 @@ def _attack(technique: str) -> dict[str, Any]:
     return out
 
 
-def _evidence(t: Transfer, outbound: bool) -> dict[str, Any]:
-    data: dict[str, Any] = {"start": iso(t.start), "end": iso(t.end),
+def _attacks(attack: tuple[str, ...]) -> list[dict[str, Any]]:
+    return [_attack(t) for t in attack]
+
+
+@functools.lru_cache(maxsize=1024)
+def _attacks_fragment(attack: tuple[str, ...]) -> Any:
+    """``finding_info.attacks`` of ``attack`` as an ``orjson.Fragment`` (encoded once)."""
+    orjson = importlib.import_module("orjson")
+    return orjson.Fragment(orjson.dumps(_attacks(attack)))
+
+
+def _evidence(t: Transfer, outbound: bool, when: When) -> dict[str, Any]:
+    data: dict[str, Any] = {"start": when(t.start), "end": when(t.end),
                             "bytes_in": t.bytes_in, "bytes_out": t.bytes_out}
     if t.where is not None:
         data["where"] = t.where
@@ -76,8 +93,9 @@ def _evidence(t: Transfer, outbound: bool) -> dict[str, Any]:
     return out
 
 
-def ocsf_dict(finding: Finding, case: Case | None = None) -> dict[str, Any]:
-    """One finding as an OCSF Detection Finding (module doc for the mapping)."""
+def _document(finding: Finding, case: Case | None, when: When,
+              attacks: Callable[[tuple[str, ...]], Any]) -> dict[str, Any]:
+    """The OCSF event; ``attacks`` builds (or recalls) ``finding_info.attacks``."""
     start = _ms(finding.window_start.timestamp())
     end = _ms(finding.window_end.timestamp())
     level = SEVERITY_ORDER.index(finding.severity)
@@ -93,7 +111,7 @@ def ocsf_dict(finding: Finding, case: Case | None = None) -> dict[str, Any]:
         "first_seen_time": start, "last_seen_time": end,
     }
     if finding.attack:
-        info["attacks"] = [_attack(t) for t in finding.attack]
+        info["attacks"] = attacks(finding.attack)
     resource: dict[str, Any] = {"uid": finding.tenant, "type": "tenant"}
     if finding.tenant_name is not None:
         resource["name"] = finding.tenant_name
@@ -102,7 +120,7 @@ def ocsf_dict(finding: Finding, case: Case | None = None) -> dict[str, Any]:
         "category_uid": CATEGORY_UID, "category_name": "Findings",
         "class_uid": CLASS_UID, "class_name": "Detection Finding",
         "type_uid": CLASS_UID * 100 + ACTIVITY_CREATE, "type_name": "Detection Finding: Create",
-        "severity_id": severity_id(finding.severity),
+        "severity_id": level + 1,
         "severity": _SEVERITY_CAPTION[finding.severity],
         "status_id": 1, "status": "New", "is_alert": True,
         "time": end, "start_time": start, "end_time": end, "duration": end - start,
@@ -114,11 +132,22 @@ def ocsf_dict(finding: Finding, case: Case | None = None) -> dict[str, Any]:
     }
     if finding.transfers:
         outbound = finding.direction == "outbound"
-        out["evidences"] = [_evidence(t, outbound) for t in finding.transfers]
-    out["unmapped"] = {"egress": egress_fields(finding, case, transfers=False)}
+        out["evidences"] = [_evidence(t, outbound, when) for t in finding.transfers]
+    out["unmapped"] = {"egress": egress_fields(finding, case, transfers=False, when=when)}
     return out
 
 
-def ocsf_json(finding: Finding, case: Case | None = None) -> str:
-    """One finding as one OCSF JSON line (no trailing newline)."""
-    return encode_json(ocsf_dict(finding, case))
+def ocsf_dict(finding: Finding, case: Case | None = None) -> dict[str, Any]:
+    """One finding as an OCSF Detection Finding (module doc for the mapping)."""
+    return _document(finding, case, iso, _attacks)
+
+
+def ocsf_json(finding: Finding, case: Case | None = None, *, newline: bool = False) -> str:
+    """One finding as one OCSF JSON line (no newline inside; one at the end if ``newline``)."""
+    if HAS_NATIVE:
+        text = native_json(_document(finding, case, native_time, _attacks_fragment),
+                           newline=newline)
+        if text is not None:
+            return text
+    text = stdlib_encode_json(ocsf_dict(finding, case))
+    return text + "\n" if newline else text
