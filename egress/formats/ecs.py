@@ -29,6 +29,7 @@ Field choices (issue 6, point 4):
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import json
@@ -38,7 +39,7 @@ from typing import Any, TypeAlias
 from zoneinfo import ZoneInfo
 
 from egress.findings import SEVERITY_ORDER, Case, Finding, Transfer
-from egress.signatures.match import MetricEvidence
+from egress.signatures.match import CountryShare, MetricEvidence
 
 #: The ECS release the documents follow (``../shared/schemas/ecs_flat.yml``).
 ECS_VERSION = "9.4.0"
@@ -95,7 +96,10 @@ def technique_url(technique: str) -> str:
 def main_metric(finding: Finding) -> MetricEvidence | None:
     """The first held metric of the final step (the one the message leads with)."""
     final = finding.steps[-1].name if finding.steps else "match"
-    return next((m for m in finding.metrics if m.held and m.step == final), None)
+    for m in finding.metrics:
+        if m.held and m.step == final:
+            return m
+    return None
 
 
 def dominant_transfer(finding: Finding, main: MetricEvidence | None = None
@@ -110,14 +114,6 @@ def dominant_transfer(finding: Finding, main: MetricEvidence | None = None
     return top if moved * 2 > main.value else None
 
 
-def _metric(m: MetricEvidence) -> dict[str, Any]:
-    out = {"step": m.step, "metric": m.metric, "op": m.op, "value": m.value, "kind": m.kind,
-           "threshold": m.threshold, "threshold_text": m.threshold_text, "held": m.held}
-    if m.threshold_name is not None:
-        out["threshold_name"] = m.threshold_name
-    return out
-
-
 #: How a builder writes a time: :func:`iso` (a string), or :func:`native_time` (the
 #: datetime itself when orjson writes it as :func:`iso` would, for :func:`native_json`).
 When: TypeAlias = Callable[[datetime], str | datetime]
@@ -130,31 +126,41 @@ def native_time(moment: datetime) -> str | datetime:
     return moment if tz is UTC or tz is _ZONE_UTC else iso(moment)
 
 
-def _transfer(t: Transfer, when: When) -> dict[str, Any]:
-    out: dict[str, Any] = {"kind": t.kind, "start": when(t.start), "end": when(t.end),
-                           "bytes_in": t.bytes_in, "bytes_out": t.bytes_out}
-    if (value := t.remote_addr) is not None:
-        out["remote_addr"] = value
-    if (value := t.remote_country) is not None:
-        out["remote_country"] = value
-    if (value := t.where) is not None:
-        out["where"] = value
-    if (value := t.ref) is not None:
-        out["ref"] = value
-    if t.quality:
-        out["quality"] = True
-    if (value := t.community_id) is not None:
-        out["community_id"] = value
-    return out
+def _transfers(transfers: tuple[Transfer, ...], when: When) -> list[dict[str, Any]]:
+    rows = []
+    for t in transfers:  # one loop, no call per transfer: the bulk of a document
+        row: dict[str, Any] = {"kind": t.kind, "start": when(t.start), "end": when(t.end),
+                               "bytes_in": t.bytes_in, "bytes_out": t.bytes_out}
+        if (value := t.remote_addr) is not None:
+            row["remote_addr"] = value
+        if (value := t.remote_country) is not None:
+            row["remote_country"] = value
+        if (value := t.where) is not None:
+            row["where"] = value
+        if (value := t.ref) is not None:
+            row["ref"] = value
+        if t.quality:
+            row["quality"] = True
+        if (value := t.community_id) is not None:
+            row["community_id"] = value
+        rows.append(row)
+    return rows
 
 
 def transfer_dict(t: Transfer) -> dict[str, Any]:
     """An evidence transfer; unset address, country, position or reference are omitted."""
-    return _transfer(t, iso)
+    return _transfers((t,), iso)[0]
 
 
-def _egress(finding: Finding, case: Case | None, transfers: bool, when: When
+#: ``CountryShare`` has exactly the fields of ``egress.countries[]`` in their order, so
+#: orjson may write the records themselves (checked here, the plain dicts otherwise).
+_COUNTRIES_AS_RECORDS = [f.name for f in dataclasses.fields(CountryShare)] == [
+    "country", "bytes_in", "bytes_out", "remote_addrs"]
+
+
+def _egress(finding: Finding, case: Case | None, transfers: bool, native: bool
             ) -> dict[str, Any]:
+    when = native_time if native else iso
     out: dict[str, Any] = {}
     if case is not None:
         out["case_id"] = case.id
@@ -165,7 +171,15 @@ def _egress(finding: Finding, case: Case | None, transfers: bool, when: When
     out["dedup_key"] = finding.dedup_key
     out["suppressed"] = finding.suppressed
     out["risk_factors"] = [{"name": r.name, "points": r.points} for r in finding.risk_factors]
-    out["metrics"] = [_metric(m) for m in finding.metrics]
+    metrics = []
+    for m in finding.metrics:
+        metric = {"step": m.step, "metric": m.metric, "op": m.op, "value": m.value,
+                  "kind": m.kind, "threshold": m.threshold,
+                  "threshold_text": m.threshold_text, "held": m.held}
+        if m.threshold_name is not None:
+            metric["threshold_name"] = m.threshold_name
+        metrics.append(metric)
+    out["metrics"] = metrics
     facts = []
     for f in finding.facts:
         fact: dict[str, Any] = {"step": f.step, "fact": f.fact, "test": f.test,
@@ -183,18 +197,27 @@ def _egress(finding: Finding, case: Case | None, transfers: bool, when: When
             step["detail"] = s.detail
         steps.append(step)
     out["steps"] = steps
-    out["countries"] = [{"country": c.country, "bytes_in": c.bytes_in, "bytes_out": c.bytes_out,
-                         "remote_addrs": c.remote_addrs} for c in finding.countries]
+    out["countries"] = (finding.countries if native and _COUNTRIES_AS_RECORDS else
+                        [{"country": c.country, "bytes_in": c.bytes_in,
+                          "bytes_out": c.bytes_out, "remote_addrs": c.remote_addrs}
+                         for c in finding.countries])
     if transfers:
-        out["transfers"] = [_transfer(t, when) for t in finding.transfers]
+        out["transfers"] = _transfers(finding.transfers, when)
     return out
 
 
-def egress_fields(finding: Finding, case: Case | None = None, *, transfers: bool = True,
-                  when: When = iso) -> dict[str, Any]:
+def egress_fields(finding: Finding, case: Case | None = None, *, transfers: bool = True
+                  ) -> dict[str, Any]:
     """The documented custom ``egress`` object (module doc); ``transfers=False`` leaves the
-    evidence transfers out (OCSF carries them as ``evidences``); ``when`` writes its times."""
-    return _egress(finding, case, transfers, when)
+    evidence transfers out (OCSF carries them as ``evidences``)."""
+    return _egress(finding, case, transfers, False)
+
+
+def egress_native(finding: Finding, case: Case | None = None, *, transfers: bool = True
+                  ) -> dict[str, Any]:
+    """:func:`egress_fields` for :func:`native_json` only: UTC times left as datetimes,
+    records orjson writes as they are left as records. Requires orjson."""
+    return _egress(finding, case, transfers, True)
 
 
 def _threat(attack: tuple[str, ...]) -> dict[str, Any]:
@@ -211,9 +234,9 @@ def _threat(attack: tuple[str, ...]) -> dict[str, Any]:
     return threat
 
 
-def _document(finding: Finding, case: Case | None, when: When,
-              threat: Callable[[tuple[str, ...]], Any]) -> dict[str, Any]:
-    """The ECS document; ``threat`` builds (or recalls) the ``threat`` object."""
+def _document(finding: Finding, case: Case | None, native: bool) -> dict[str, Any]:
+    """The ECS document, plain (:func:`ecs_dict`) or native (:func:`ecs_native`)."""
+    when = native_time if native else iso
     main = main_metric(finding)
     start, end = when(finding.window_start), when(finding.window_end)
     tenant_name = finding.tenant_name
@@ -256,14 +279,14 @@ def _document(finding: Finding, case: Case | None, when: When,
                 peer["geo"] = {"country_iso_code": top.remote_country}
             doc["destination" if finding.direction == "outbound" else "source"] = peer
     if finding.attack:
-        doc["threat"] = threat(finding.attack)
-    doc["egress"] = _egress(finding, case, True, when)
+        doc["threat"] = (_threat_fragment if native else _threat)(finding.attack)
+    doc["egress"] = _egress(finding, case, True, native)
     return doc
 
 
 def ecs_dict(finding: Finding, case: Case | None = None) -> dict[str, Any]:
     """One finding as an ECS document (nested objects, module doc for the choices)."""
-    return _document(finding, case, iso, _threat)
+    return _document(finding, case, False)
 
 
 #: Compact UTF-8 JSON; the documents are trees, so the circular-reference check is skipped.
@@ -330,7 +353,7 @@ def _threat_fragment(attack: tuple[str, ...]) -> Any:
 def ecs_native(finding: Finding, case: Case | None = None) -> dict[str, Any]:
     """The ECS document for :func:`native_json` only: UTC times left as datetimes, ``threat``
     an ``orjson.Fragment`` (shared between documents: never modify it). Requires orjson."""
-    return _document(finding, case, native_time, _threat_fragment)
+    return _document(finding, case, True)
 
 
 def ecs_json(finding: Finding, case: Case | None = None, *, newline: bool = False) -> str:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import functools
 import importlib
-from collections.abc import Callable
 from typing import Any
 
 from egress import __version__ as _egress_version
@@ -33,6 +32,7 @@ from egress.formats.ecs import (
     HAS_NATIVE,
     When,
     egress_fields,
+    egress_native,
     iso,
     native_json,
     native_time,
@@ -93,9 +93,8 @@ def _evidence(t: Transfer, outbound: bool, when: When) -> dict[str, Any]:
     return out
 
 
-def _document(finding: Finding, case: Case | None, when: When,
-              attacks: Callable[[tuple[str, ...]], Any]) -> dict[str, Any]:
-    """The OCSF event; ``attacks`` builds (or recalls) ``finding_info.attacks``."""
+def _document(finding: Finding, case: Case | None, native: bool) -> dict[str, Any]:
+    """The OCSF event, plain (:func:`ocsf_dict`) or for :func:`native_json`."""
     start = _ms(finding.window_start.timestamp())
     end = _ms(finding.window_end.timestamp())
     level = SEVERITY_ORDER.index(finding.severity)
@@ -111,7 +110,7 @@ def _document(finding: Finding, case: Case | None, when: When,
         "first_seen_time": start, "last_seen_time": end,
     }
     if finding.attack:
-        info["attacks"] = attacks(finding.attack)
+        info["attacks"] = (_attacks_fragment if native else _attacks)(finding.attack)
     resource: dict[str, Any] = {"uid": finding.tenant, "type": "tenant"}
     if finding.tenant_name is not None:
         resource["name"] = finding.tenant_name
@@ -132,21 +131,22 @@ def _document(finding: Finding, case: Case | None, when: When,
     }
     if finding.transfers:
         outbound = finding.direction == "outbound"
+        when = native_time if native else iso
         out["evidences"] = [_evidence(t, outbound, when) for t in finding.transfers]
-    out["unmapped"] = {"egress": egress_fields(finding, case, transfers=False, when=when)}
+    out["unmapped"] = {"egress": (egress_native if native else egress_fields)(
+        finding, case, transfers=False)}
     return out
 
 
 def ocsf_dict(finding: Finding, case: Case | None = None) -> dict[str, Any]:
     """One finding as an OCSF Detection Finding (module doc for the mapping)."""
-    return _document(finding, case, iso, _attacks)
+    return _document(finding, case, False)
 
 
 def ocsf_json(finding: Finding, case: Case | None = None, *, newline: bool = False) -> str:
     """One finding as one OCSF JSON line (no newline inside; one at the end if ``newline``)."""
     if HAS_NATIVE:
-        text = native_json(_document(finding, case, native_time, _attacks_fragment),
-                           newline=newline)
+        text = native_json(_document(finding, case, True), newline=newline)
         if text is not None:
             return text
     text = stdlib_encode_json(ocsf_dict(finding, case))
