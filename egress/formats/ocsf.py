@@ -46,11 +46,8 @@ CATEGORY_UID = 2
 ACTIVITY_CREATE = 1
 _SEVERITY_CAPTION = {"informational": "Informational", "low": "Low", "medium": "Medium",
                      "high": "High", "critical": "Critical"}
+_TYPE_UID = CLASS_UID * 100 + ACTIVITY_CREATE
 _RISK_CAPTION = ("Info", "Low", "Medium", "High", "Critical")
-
-
-def _ms(finding_time: float) -> int:
-    return round(finding_time * 1000)
 
 
 def _attack(technique: str) -> dict[str, Any]:
@@ -98,8 +95,8 @@ def _evidences(transfers: tuple[Transfer, ...], outbound: bool, when: When
 
 def _document(finding: Finding, case: Case | None, native: bool) -> dict[str, Any]:
     """The OCSF event, plain (:func:`ocsf_dict`) or for :func:`native_json`."""
-    start = _ms(finding.window_start.timestamp())
-    end = _ms(finding.window_end.timestamp())
+    start = round(finding.window_start.timestamp() * 1000)  # epoch ms
+    end = round(finding.window_end.timestamp() * 1000)
     level = SEVERITY_ORDER.index(finding.severity)
     metadata: dict[str, Any] = {
         "version": OCSF_VERSION, "uid": finding.id, "log_name": "findings",
@@ -121,7 +118,7 @@ def _document(finding: Finding, case: Case | None, native: bool) -> dict[str, An
         "activity_id": ACTIVITY_CREATE, "activity_name": "Create",
         "category_uid": CATEGORY_UID, "category_name": "Findings",
         "class_uid": CLASS_UID, "class_name": "Detection Finding",
-        "type_uid": CLASS_UID * 100 + ACTIVITY_CREATE, "type_name": "Detection Finding: Create",
+        "type_uid": _TYPE_UID, "type_name": "Detection Finding: Create",
         "severity_id": level + 1,
         "severity": _SEVERITY_CAPTION[finding.severity],
         "status_id": 1, "status": "New", "is_alert": True,
