@@ -206,18 +206,13 @@ def _egress(finding: Finding, case: Case | None, transfers: bool, native: bool
     return out
 
 
-def egress_fields(finding: Finding, case: Case | None = None, *, transfers: bool = True
-                  ) -> dict[str, Any]:
+def egress_fields(finding: Finding, case: Case | None = None, *, transfers: bool = True,
+                  native: bool = False) -> dict[str, Any]:
     """The documented custom ``egress`` object (module doc); ``transfers=False`` leaves the
-    evidence transfers out (OCSF carries them as ``evidences``)."""
-    return _egress(finding, case, transfers, False)
-
-
-def egress_native(finding: Finding, case: Case | None = None, *, transfers: bool = True
-                  ) -> dict[str, Any]:
-    """:func:`egress_fields` for :func:`native_json` only: UTC times left as datetimes,
-    records orjson writes as they are left as records. Requires orjson."""
-    return _egress(finding, case, transfers, True)
+    evidence transfers out (OCSF carries them as ``evidences``). ``native=True``: for
+    :func:`native_json` only, UTC times left as datetimes and records orjson writes as they
+    are left as records (requires orjson)."""
+    return _egress(finding, case, transfers, native)
 
 
 def _threat(attack: tuple[str, ...]) -> dict[str, Any]:

@@ -32,7 +32,6 @@ from egress.formats.ecs import (
     HAS_NATIVE,
     When,
     egress_fields,
-    egress_native,
     iso,
     native_json,
     native_time,
@@ -132,8 +131,7 @@ def _document(finding: Finding, case: Case | None, native: bool) -> dict[str, An
     if finding.transfers:
         out["evidences"] = _evidences(finding.transfers, finding.direction == "outbound",
                                       native_time if native else iso)
-    out["unmapped"] = {"egress": (egress_native if native else egress_fields)(
-        finding, case, transfers=False)}
+    out["unmapped"] = {"egress": egress_fields(finding, case, transfers=False, native=native)}
     return out
 
 
