@@ -73,7 +73,8 @@ def iso(moment: datetime) -> str:
     """ISO 8601 with ``Z`` for UTC (microseconds only when not zero); other offsets kept.
 
     Alerts carry a dozen times each; building the date part once per day halves the cost of
-    ``datetime.isoformat`` (see benchmarks/README.md)."""
+    ``datetime.isoformat`` (see benchmarks/README.md). The orjson path of the JSON formats
+    leaves UTC times to orjson, which writes them as this does (:func:`native_time`)."""
     tz = moment.tzinfo
     if tz is not _ZONE_UTC and tz is not UTC:
         if tz is None:
