@@ -30,7 +30,6 @@ from egress.findings import SEVERITY_ORDER, Case, Finding, Transfer
 from egress.formats.ecs import (
     ATTACK,
     HAS_NATIVE,
-    When,
     egress_fields,
     iso,
     native_json,
@@ -46,6 +45,7 @@ ACTIVITY_CREATE = 1
 _SEVERITY_CAPTION = {"informational": "Informational", "low": "Low", "medium": "Medium",
                      "high": "High", "critical": "Critical"}
 _TYPE_UID = CLASS_UID * 100 + ACTIVITY_CREATE
+_PRODUCT = {"name": "egress", "vendor_name": "egress", "version": _egress_version}
 _RISK_CAPTION = ("Info", "Low", "Medium", "High", "Critical")
 
 
@@ -71,9 +71,25 @@ def _attacks_fragment(attack: tuple[str, ...]) -> Any:
     return orjson.Fragment(orjson.dumps(_attacks(attack)))
 
 
-def _evidences(transfers: tuple[Transfer, ...], outbound: bool, when: When
+_LOCATIONS: dict[str, Any] = {}  # country -> its ``location`` as an orjson.Fragment
+
+
+def _location(country: str, native: bool) -> Any:
+    if not native:
+        return {"country": country}
+    location = _LOCATIONS.get(country)
+    if location is None:
+        if len(_LOCATIONS) > 10_000:
+            _LOCATIONS.clear()
+        orjson = importlib.import_module("orjson")
+        location = _LOCATIONS[country] = orjson.Fragment(orjson.dumps({"country": country}))
+    return location
+
+
+def _evidences(transfers: tuple[Transfer, ...], outbound: bool, native: bool
                ) -> list[dict[str, Any]]:
     side = "dst_endpoint" if outbound else "src_endpoint"
+    when = native_time if native else iso
     out = []
     for t in transfers:  # one loop, no call per transfer: the bulk of an event
         data: dict[str, Any] = {"start": when(t.start), "end": when(t.end),
@@ -87,7 +103,8 @@ def _evidences(transfers: tuple[Transfer, ...], outbound: bool, when: When
             evidence["uid"] = t.ref
         if t.remote_addr is not None:
             evidence[side] = ({"ip": t.remote_addr} if t.remote_country is None else
-                              {"ip": t.remote_addr, "location": {"country": t.remote_country}})
+                              {"ip": t.remote_addr,
+                               "location": _location(t.remote_country, native)})
         out.append(evidence)
     return out
 
@@ -99,7 +116,7 @@ def _document(finding: Finding, case: Case | None, native: bool) -> dict[str, An
     level = SEVERITY_ORDER.index(finding.severity)
     metadata: dict[str, Any] = {
         "version": OCSF_VERSION, "uid": finding.id, "log_name": "findings",
-        "product": {"name": "egress", "vendor_name": "egress", "version": _egress_version}}
+        "product": _PRODUCT_JSON if native else dict(_PRODUCT)}
     if case is not None:
         metadata["correlation_uid"] = case.id
     info: dict[str, Any] = {
@@ -130,9 +147,13 @@ def _document(finding: Finding, case: Case | None, native: bool) -> dict[str, An
     }
     if finding.transfers:
         out["evidences"] = _evidences(finding.transfers, finding.direction == "outbound",
-                                      native_time if native else iso)
+                                      native)
     out["unmapped"] = {"egress": egress_fields(finding, case, transfers=False, native=native)}
     return out
+
+
+_PRODUCT_JSON: Any = (importlib.import_module("orjson").Fragment(stdlib_encode_json(_PRODUCT))
+                      if HAS_NATIVE else None)  # metadata.product, encoded once
 
 
 def ocsf_dict(finding: Finding, case: Case | None = None) -> dict[str, Any]:
