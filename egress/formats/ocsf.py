@@ -46,6 +46,9 @@ _SEVERITY_CAPTION = {"informational": "Informational", "low": "Low", "medium": "
                      "high": "High", "critical": "Critical"}
 _TYPE_UID = CLASS_UID * 100 + ACTIVITY_CREATE
 _PRODUCT = {"name": "egress", "vendor_name": "egress", "version": _egress_version}
+_orjson: Any = importlib.import_module("orjson") if HAS_NATIVE else None
+#: ``metadata.product`` of the native path, encoded once.
+_PRODUCT_JSON: Any = _orjson.Fragment(_orjson.dumps(_PRODUCT)) if HAS_NATIVE else None
 _RISK_CAPTION = ("Info", "Low", "Medium", "High", "Critical")
 
 
@@ -67,22 +70,21 @@ def _attacks(attack: tuple[str, ...]) -> list[dict[str, Any]]:
 @functools.lru_cache(maxsize=1024)
 def _attacks_fragment(attack: tuple[str, ...]) -> Any:
     """``finding_info.attacks`` of ``attack`` as an ``orjson.Fragment`` (encoded once)."""
-    orjson = importlib.import_module("orjson")
-    return orjson.Fragment(orjson.dumps(_attacks(attack)))
+    return _orjson.Fragment(_orjson.dumps(_attacks(attack)))
 
 
 _LOCATIONS: dict[str, Any] = {}  # country -> its ``location`` as an orjson.Fragment
 
 
 def _location(country: str, native: bool) -> Any:
+    """An evidence endpoint's ``location``: a new dict, or (``native``) a shared fragment."""
     if not native:
         return {"country": country}
     location = _LOCATIONS.get(country)
     if location is None:
         if len(_LOCATIONS) > 10_000:
             _LOCATIONS.clear()
-        orjson = importlib.import_module("orjson")
-        location = _LOCATIONS[country] = orjson.Fragment(orjson.dumps({"country": country}))
+        location = _LOCATIONS[country] = _orjson.Fragment(_orjson.dumps({"country": country}))
     return location
 
 
@@ -150,10 +152,6 @@ def _document(finding: Finding, case: Case | None, native: bool) -> dict[str, An
                                       native)
     out["unmapped"] = {"egress": egress_fields(finding, case, transfers=False, native=native)}
     return out
-
-
-_PRODUCT_JSON: Any = (importlib.import_module("orjson").Fragment(stdlib_encode_json(_PRODUCT))
-                      if HAS_NATIVE else None)  # metadata.product, encoded once
 
 
 def ocsf_dict(finding: Finding, case: Case | None = None) -> dict[str, Any]:
