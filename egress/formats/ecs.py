@@ -346,7 +346,7 @@ def ecs_native(finding: Finding, case: Case | None = None) -> dict[str, Any]:
 def ecs_json(finding: Finding, case: Case | None = None, *, newline: bool = False) -> str:
     """One finding as one ECS JSON line (no newline inside; one at the end if ``newline``)."""
     if HAS_NATIVE:
-        text = native_json(ecs_native(finding, case), newline=newline)
+        text = native_json(_document(finding, case, True), newline=newline)
         if text is not None:
             return text
     text = stdlib_encode_json(ecs_dict(finding, case))

@@ -123,3 +123,16 @@ def test_what_orjson_refuses_goes_to_the_stdlib() -> None:
         assert lines == plain_lines(finding, None)
     assert json.loads(ecs_json(dataclasses.replace(first, metrics=(huge,))))[
         "network"]["bytes"] == 2**70
+
+
+def test_without_orjson_the_lines_are_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    from egress.formats import ecs, ocsf, splunk_hec
+
+    findings, cases = sample()
+    native = [(ecs_json(f, cases[0], newline=True), ocsf_json(f, cases[0], newline=True),
+               hec_json(f, cases[0], newline=True)) for f in findings]
+    for module in (ecs, ocsf, splunk_hec):
+        monkeypatch.setattr(module, "HAS_NATIVE", False)
+    assert [(ecs_json(f, cases[0], newline=True), ocsf_json(f, cases[0], newline=True),
+             hec_json(f, cases[0], newline=True)) for f in findings] == native
+    assert all(line.endswith("}\n") for lines in native for line in lines)
