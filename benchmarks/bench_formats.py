@@ -6,8 +6,10 @@ techniques. Each format renders ``--alerts`` findings (distinct ids) to one line
 figures are alerts per second of CPU time (``time.process_time``) and of wall time, best of
 ``--repeat`` runs. Peers in the same run: ``json.dumps`` of a prebuilt dict of the same
 size as the ECS document (serialization alone, the floor any stdlib-JSON format pays), the
-native ``json`` format, and, when orjson is importable (it is not an egress dependency),
-``orjson.dumps`` of the prebuilt dict and of the ECS dict built per finding. The target
+native ``json`` format, and, when orjson is importable (an egress dependency; without it the
+formats fall back to the stdlib), ``orjson.dumps`` of the prebuilt dict (encoding alone) and
+of the plain ECS dict built per finding (``ecs_dict``: times as strings, every object built;
+the ``ecs`` row leaves UTC times and the ATT&CK object to orjson). The target
 (>= 50,000 alerts/s per format, issue 7) is printed as PASS/MISS, never asserted.
 
     python benchmarks/bench_formats.py               # 100,000 alerts per format
@@ -116,7 +118,7 @@ def main() -> None:
         ("peer: json.dumps(prebuilt ECS dict)",
          lambda f: json.dumps(prebuilt, separators=(",", ":"), ensure_ascii=False)),
     ]
-    try:  # not a dependency of egress: measured when installed, to show what it would buy
+    try:  # a dependency of egress; the peers are skipped if it is absent
         orjson = importlib.import_module("orjson")
     except ImportError:
         print("(orjson not installed: its peer rows are skipped)")

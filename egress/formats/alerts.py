@@ -9,6 +9,7 @@ for ``notice``, whose header and ``#close`` line are Zeek's). Names: ``ecs`` (EC
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -48,12 +49,12 @@ def _newline(render: Callable[[Finding, Case | None], str]) -> Callable[[Finding
 
 
 FORMATS: dict[str, AlertFormat] = {
-    "ecs": AlertFormat(name="ecs", line=_newline(ecs_json)),
-    "ocsf": AlertFormat(name="ocsf", line=_newline(ocsf_json)),
+    "ecs": AlertFormat(name="ecs", line=functools.partial(ecs_json, newline=True)),
+    "ocsf": AlertFormat(name="ocsf", line=functools.partial(ocsf_json, newline=True)),
     "cef": AlertFormat(name="cef", line=_newline(cef_line), media_type="text/plain"),
     "notice": AlertFormat(name="notice", line=notice_line, header=notice_header,
                           footer=notice_footer, media_type="text/tab-separated-values"),
-    "hec": AlertFormat(name="hec", line=_newline(hec_json)),
+    "hec": AlertFormat(name="hec", line=functools.partial(hec_json, newline=True)),
     "json": AlertFormat(name="json", line=lambda finding, case: finding_json_line(finding)),
 }
 

@@ -45,13 +45,13 @@ def finding_json_line(finding: Finding) -> str:
     through the stdlib: field order, ``Z`` times, UTF-8); a finding it refuses (a lone
     surrogate, an integer beyond 64 bits) goes the stdlib way."""
     try:
-        return orjson.dumps(finding, option=_ORJSON_OPTIONS).decode() + "\n"
+        return orjson.dumps(finding, option=_ORJSON_OPTIONS).decode()
     except orjson.JSONEncodeError:
         return json.dumps(finding_dict(finding), separators=(",", ":"),
                           ensure_ascii=False) + "\n"
 
 
-_ORJSON_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_PASSTHROUGH_SUBCLASS
+_ORJSON_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_APPEND_NEWLINE
 
 
 def cases_json(cases: list[Case]) -> str:

@@ -21,16 +21,20 @@ finding's severity; ``risk_score`` the risk score, ``risk_level_id`` its severit
 
 from __future__ import annotations
 
+import functools
+import importlib
 from typing import Any
 
 from egress import __version__ as _egress_version
 from egress.findings import SEVERITY_ORDER, Case, Finding, Transfer
 from egress.formats.ecs import (
     ATTACK,
+    HAS_NATIVE,
     egress_fields,
-    encode_json,
     iso,
-    severity_id,
+    native_json,
+    native_time,
+    stdlib_encode_json,
     technique_url,
 )
 
@@ -40,11 +44,12 @@ CATEGORY_UID = 2
 ACTIVITY_CREATE = 1
 _SEVERITY_CAPTION = {"informational": "Informational", "low": "Low", "medium": "Medium",
                      "high": "High", "critical": "Critical"}
+_TYPE_UID = CLASS_UID * 100 + ACTIVITY_CREATE
+_PRODUCT = {"name": "egress", "vendor_name": "egress", "version": _egress_version}
+_orjson: Any = importlib.import_module("orjson") if HAS_NATIVE else None
+#: ``metadata.product`` of the native path, encoded once.
+_PRODUCT_JSON: Any = _orjson.Fragment(_orjson.dumps(_PRODUCT)) if HAS_NATIVE else None
 _RISK_CAPTION = ("Info", "Low", "Medium", "High", "Critical")
-
-
-def _ms(finding_time: float) -> int:
-    return round(finding_time * 1000)
 
 
 def _attack(technique: str) -> dict[str, Any]:
@@ -58,32 +63,62 @@ def _attack(technique: str) -> dict[str, Any]:
     return out
 
 
-def _evidence(t: Transfer, outbound: bool) -> dict[str, Any]:
-    data: dict[str, Any] = {"start": iso(t.start), "end": iso(t.end),
-                            "bytes_in": t.bytes_in, "bytes_out": t.bytes_out}
-    if t.where is not None:
-        data["where"] = t.where
-    if t.quality:
-        data["quality"] = True
-    out: dict[str, Any] = {"name": t.kind, "data": data}
-    if t.ref is not None:
-        out["uid"] = t.ref
-    if t.remote_addr is not None:
-        endpoint: dict[str, Any] = {"ip": t.remote_addr}
-        if t.remote_country is not None:
-            endpoint["location"] = {"country": t.remote_country}
-        out["dst_endpoint" if outbound else "src_endpoint"] = endpoint
+def _attacks(attack: tuple[str, ...]) -> list[dict[str, Any]]:
+    return [_attack(t) for t in attack]
+
+
+@functools.lru_cache(maxsize=1024)
+def _attacks_fragment(attack: tuple[str, ...]) -> Any:
+    """``finding_info.attacks`` of ``attack`` as an ``orjson.Fragment`` (encoded once)."""
+    return _orjson.Fragment(_orjson.dumps(_attacks(attack)))
+
+
+_LOCATIONS: dict[str, Any] = {}  # country -> its ``location`` as an orjson.Fragment
+
+
+def _location(country: str, native: bool) -> Any:
+    """An evidence endpoint's ``location``: a new dict, or (``native``) a shared fragment."""
+    if not native:
+        return {"country": country}
+    location = _LOCATIONS.get(country)
+    if location is None:
+        if len(_LOCATIONS) > 10_000:
+            _LOCATIONS.clear()
+        location = _LOCATIONS[country] = _orjson.Fragment(_orjson.dumps({"country": country}))
+    return location
+
+
+def _evidences(transfers: tuple[Transfer, ...], outbound: bool, native: bool
+               ) -> list[dict[str, Any]]:
+    side = "dst_endpoint" if outbound else "src_endpoint"
+    when = native_time if native else iso
+    out = []
+    for t in transfers:  # one loop, no call per transfer: the bulk of an event
+        data: dict[str, Any] = {"start": when(t.start), "end": when(t.end),
+                                "bytes_in": t.bytes_in, "bytes_out": t.bytes_out}
+        if t.where is not None:
+            data["where"] = t.where
+        if t.quality:
+            data["quality"] = True
+        evidence: dict[str, Any] = {"name": t.kind, "data": data}
+        if t.ref is not None:
+            evidence["uid"] = t.ref
+        if t.remote_addr is not None:
+            evidence[side] = ({"ip": t.remote_addr} if t.remote_country is None else
+                              {"ip": t.remote_addr,
+                               "location": _location(t.remote_country, native)})
+        out.append(evidence)
     return out
 
 
-def ocsf_dict(finding: Finding, case: Case | None = None) -> dict[str, Any]:
-    """One finding as an OCSF Detection Finding (module doc for the mapping)."""
-    start = _ms(finding.window_start.timestamp())
-    end = _ms(finding.window_end.timestamp())
+def _document(finding: Finding, case: Case | None, native: bool) -> dict[str, Any]:
+    """The OCSF event, plain (:func:`ocsf_dict`) or for :func:`native_json`."""
+    start = round(finding.window_start.timestamp() * 1000)  # epoch ms
+    end = round(finding.window_end.timestamp() * 1000)
     level = SEVERITY_ORDER.index(finding.severity)
     metadata: dict[str, Any] = {
         "version": OCSF_VERSION, "uid": finding.id, "log_name": "findings",
-        "product": {"name": "egress", "vendor_name": "egress", "version": _egress_version}}
+        "product": _PRODUCT_JSON if native else dict(_PRODUCT)}
     if case is not None:
         metadata["correlation_uid"] = case.id
     info: dict[str, Any] = {
@@ -93,7 +128,7 @@ def ocsf_dict(finding: Finding, case: Case | None = None) -> dict[str, Any]:
         "first_seen_time": start, "last_seen_time": end,
     }
     if finding.attack:
-        info["attacks"] = [_attack(t) for t in finding.attack]
+        info["attacks"] = (_attacks_fragment if native else _attacks)(finding.attack)
     resource: dict[str, Any] = {"uid": finding.tenant, "type": "tenant"}
     if finding.tenant_name is not None:
         resource["name"] = finding.tenant_name
@@ -101,8 +136,8 @@ def ocsf_dict(finding: Finding, case: Case | None = None) -> dict[str, Any]:
         "activity_id": ACTIVITY_CREATE, "activity_name": "Create",
         "category_uid": CATEGORY_UID, "category_name": "Findings",
         "class_uid": CLASS_UID, "class_name": "Detection Finding",
-        "type_uid": CLASS_UID * 100 + ACTIVITY_CREATE, "type_name": "Detection Finding: Create",
-        "severity_id": severity_id(finding.severity),
+        "type_uid": _TYPE_UID, "type_name": "Detection Finding: Create",
+        "severity_id": level + 1,
         "severity": _SEVERITY_CAPTION[finding.severity],
         "status_id": 1, "status": "New", "is_alert": True,
         "time": end, "start_time": start, "end_time": end, "duration": end - start,
@@ -113,12 +148,22 @@ def ocsf_dict(finding: Finding, case: Case | None = None) -> dict[str, Any]:
         "metadata": metadata, "finding_info": info, "resources": [resource],
     }
     if finding.transfers:
-        outbound = finding.direction == "outbound"
-        out["evidences"] = [_evidence(t, outbound) for t in finding.transfers]
-    out["unmapped"] = {"egress": egress_fields(finding, case, transfers=False)}
+        out["evidences"] = _evidences(finding.transfers, finding.direction == "outbound",
+                                      native)
+    out["unmapped"] = {"egress": egress_fields(finding, case, transfers=False, native=native)}
     return out
 
 
-def ocsf_json(finding: Finding, case: Case | None = None) -> str:
-    """One finding as one OCSF JSON line (no trailing newline)."""
-    return encode_json(ocsf_dict(finding, case))
+def ocsf_dict(finding: Finding, case: Case | None = None) -> dict[str, Any]:
+    """One finding as an OCSF Detection Finding (module doc for the mapping)."""
+    return _document(finding, case, False)
+
+
+def ocsf_json(finding: Finding, case: Case | None = None, *, newline: bool = False) -> str:
+    """One finding as one OCSF JSON line (no newline inside; one at the end if ``newline``)."""
+    if HAS_NATIVE:
+        text = native_json(_document(finding, case, True), newline=newline)
+        if text is not None:
+            return text
+    text = stdlib_encode_json(ocsf_dict(finding, case))
+    return text + "\n" if newline else text
