@@ -363,15 +363,25 @@ class WindowAggregator:
     def result(self) -> WindowTables:
         """Roll the accumulators up into every span; the aggregator is closed afterwards."""
         try:
-            self.flush()
-            self._reduce_network(None, everything=True)
-            registrations = pa.table({
-                "tenant": pa.array([self._tenants.code_of(t) for t in self._params.registrations],
-                                   pa.int32()),
-                "registered_us": pa.array(
-                    [_micros(t) for t in self._params.registrations.values()], pa.int64()),
-            })
-            self._con.register("registrations", registrations)
+            return self.snapshot()
+        finally:
+            self.close()
+
+    def snapshot(self) -> WindowTables:
+        """Roll the accumulators up into every span and keep them: more batches may be
+        added afterwards, and a later snapshot covers everything added (incremental use,
+        e.g. the sidecar). The cost follows the accumulators (tenants x time cells), not
+        the transfers added so far."""
+        self.flush()
+        self._reduce_network(None, everything=True)
+        registrations = pa.table({
+            "tenant": pa.array([self._tenants.code_of(t) for t in self._params.registrations],
+                               pa.int32()),
+            "registered_us": pa.array(
+                [_micros(t) for t in self._params.registrations.values()], pa.int64()),
+        })
+        self._con.register("registrations", registrations)
+        try:
             rate = self._params.sustained_rate_bps * 3600 / 8
             for statement in BASES_SQL:
                 params: dict[str, object] = {}
@@ -386,7 +396,7 @@ class WindowAggregator:
                 EVIDENCE_RESULT_SQL, params={"top": self._params.evidence_per_day}
             ).to_arrow_table()
         finally:
-            self.close()
+            self._con.unregister("registrations")
         return WindowTables(
             windows=self._named(windows, WINDOWS_SCHEMA, ["span", "window_start", "window_end"]),
             countries=self._named(countries, COUNTRIES_SCHEMA,

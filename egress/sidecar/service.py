@@ -12,15 +12,16 @@ One :meth:`Sidecar.tick`:
    changed (their readers correlate lines: a drive attachment, an rsync run); attribute;
 3. store the new transfers as segments and commit them with the new file marks in one
    checkpoint (:mod:`egress.sidecar.state`);
-4. aggregate every retained transfer with a fresh :class:`~egress.windows.WindowAggregator`,
-   evaluate the signatures and build the findings exactly as ``egress analyze`` does, and
+4. add the new segments to the :class:`~egress.windows.WindowAggregator` kept across ticks
+   and take a snapshot of its windows (:meth:`Sidecar.windows`), evaluate the signatures and build the findings exactly as ``egress analyze`` does, and
    spool the findings whose ids were never spooled (:class:`~egress.sidecar.state.AlertLedger`);
 5. drain the spool to the sinks.
 
-Because step 4 re-aggregates everything retained, the windows are those of
-``egress analyze`` over the same lines by construction; the cost is that each tick's time
-and memory grow with the retained transfers (``retention_days`` bounds them). Incremental
-windows are the next step. An alert is raised once per finding id, with the figures of
+The windows are those of ``egress analyze`` over the retained lines: the accumulators are
+sums, maxima and distinct sets, whatever order and grouping the transfers arrive in. A
+tick's cost follows the new transfers plus the snapshot, whose cost follows tenants x time
+cells; after a start (or an inventory reload, or retention dropping a segment) the
+aggregator is built again from the retained segments. An alert is raised once per finding id, with the figures of
 the tick that first found it.
 """
 
@@ -141,6 +142,9 @@ class Sidecar:
         self._readers: dict[str, ZeekLogReader] = {
             name: pickle.loads(blob) for name, blob in self.checkpoint.readers.items()}
         self._evaluate_next = True  # always evaluate once after a start
+        self._aggregator: WindowAggregator | None = None
+        self._aggregator_params: WindowParams | None = None
+        self._aggregated: set[str] = set()
         self.last_findings: tuple[Finding, ...] = ()
         now = clock()
         for i in config.inputs:
@@ -356,15 +360,32 @@ class Sidecar:
             memory_limit=w.memory_limit)
 
     def windows(self) -> WindowTables:
-        """Aggregate every retained transfer into the windows."""
-        aggregator = WindowAggregator(self.window_params())
+        """The windows of every retained transfer, kept incrementally: one aggregator lives
+        across ticks and takes each new segment once; it is built again from the retained
+        segments after a start, when the window parameters change (inventory reload) or
+        when retention drops a segment it holds."""
+        params = self.window_params()
+        segments = self.checkpoint.segments
+        if (self._aggregator is None or params != self._aggregator_params
+                or not self._aggregated <= segments.keys()):
+            self._drop_aggregator()
+            self._aggregator = WindowAggregator(params)
+            self._aggregator_params = params
         try:
-            for table in self.state.transfers(self.checkpoint):
-                aggregator.add(table)
+            for name in segments:
+                if name not in self._aggregated:
+                    self._aggregator.add(self.state.segment(name))
+                    self._aggregated.add(name)
+            return self._aggregator.snapshot()
         except BaseException:
-            aggregator.close()
+            self._drop_aggregator()
             raise
-        return aggregator.result()
+
+    def _drop_aggregator(self) -> None:
+        if self._aggregator is not None:
+            self._aggregator.close()
+        self._aggregator, self._aggregator_params = None, None
+        self._aggregated = set()
 
     def _findings(self) -> tuple[tuple[Finding, ...], dict[str, Case]]:
         tables = self.windows()
@@ -462,6 +483,7 @@ class Sidecar:
         for transport in self._transports.values():
             transport.close()
         self._transports.clear()
+        self._drop_aggregator()
         self.spool.close()
         self.state.close()
 

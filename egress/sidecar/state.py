@@ -164,7 +164,11 @@ class StateDirectory:
     def transfers(self, checkpoint: Checkpoint) -> Iterator[pa.Table]:
         """The transfers of the checkpoint's segments, one table per segment."""
         for name in checkpoint.segments:
-            yield pq.read_table(self.segments / name)
+            yield self.segment(name)
+
+    def segment(self, name: str) -> pa.Table:
+        """The transfers of one segment."""
+        return pq.read_table(self.segments / name)
 
 
 @dataclass(slots=True, kw_only=True)
