@@ -41,6 +41,7 @@ remote country is in ``concern_countries``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -148,6 +149,10 @@ _FLUSH_ROWS = 1 << 20
 #: repeat, e.g. time-ordered input: compacting would gain little).
 _COMPACT_ROWS = 4 << 20
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: Accumulators a ``changed_only`` snapshot reads through copies limited to the tenants in
+#: scope (``<name>_scope``); the final statements read only these and their own tables.
+_SCOPED = ("hours_acc", "cells_acc", "presence_acc", "evidence_acc")
+_SCOPED_NAMES = re.compile(r"\b(?:" + "|".join(_SCOPED) + r")\b")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -218,6 +223,7 @@ class WindowAggregator:
         self._con.execute(CREATE_ACCUMULATORS)
         self._network = NetworkReduction(self._params.evidence_per_day)
         self._tenants = TenantCodes()
+        self._touched: set[int] = set()
         self._pending: list[pa.Table] = []
         self._pending_rows = 0
         self._appended = dict.fromkeys(COMPACT_SQL, 0)
@@ -233,7 +239,9 @@ class WindowAggregator:
         table = _conform(transfers)
         if table.num_rows == 0:
             return
-        table = table.set_column(0, "tenant", self._tenants.encode(table.column(0)))
+        codes = self._tenants.encode(table.column(0))
+        table = table.set_column(0, "tenant", codes)
+        self._touched.update(pc.unique(codes).to_pylist())
         self._pending.append(table)
         self._pending_rows += table.num_rows
         self.rows += table.num_rows
@@ -367,13 +375,26 @@ class WindowAggregator:
         finally:
             self.close()
 
-    def snapshot(self) -> WindowTables:
+    def snapshot(self, *, changed_only: bool = False) -> WindowTables:
         """Roll the accumulators up into every span and keep them: more batches may be
         added afterwards, and a later snapshot covers everything added (incremental use,
         e.g. the sidecar). The cost follows the accumulators (tenants x time cells), not
-        the transfers added so far."""
+        the transfers added so far. ``changed_only``: only the tenants with transfers
+        added since the previous snapshot (all their windows; the others' are unchanged).
+        """
         self.flush()
         self._reduce_network(None, everything=True)
+        scope = sorted(self._touched) if changed_only else None
+        self._touched = set()
+        if scope is not None:
+            self._con.register("scope", pa.table({"tenant": pa.array(scope, pa.int32())}))
+            try:
+                for name in _SCOPED:
+                    self._con.execute(f"CREATE OR REPLACE TEMP TABLE {name}_scope AS "
+                                      f"SELECT * FROM {name} WHERE tenant IN "
+                                      f"(SELECT tenant FROM scope)")
+            finally:
+                self._con.unregister("scope")
         registrations = pa.table({
             "tenant": pa.array([self._tenants.code_of(t) for t in self._params.registrations],
                                pa.int32()),
@@ -383,17 +404,22 @@ class WindowAggregator:
         self._con.register("registrations", registrations)
         try:
             rate = self._params.sustained_rate_bps * 3600 / 8
+            def scoped(statement: str) -> str:
+                return statement if scope is None else _SCOPED_NAMES.sub(
+                    lambda m: f"{m[0]}_scope", statement)
+
             for statement in BASES_SQL:
                 params: dict[str, object] = {}
                 if "$rate" in statement:
                     params["rate_bytes_per_hour"] = rate
                 if "$concern" in statement:
                     params["concern"] = list(self._params.concern_countries)
-                self._con.execute(statement, params or None)
+                self._con.execute(scoped(statement), params or None)
             windows = self._con.sql(WINDOWS_SQL).to_arrow_table()
             countries = self._con.sql(COUNTRIES_SQL).to_arrow_table()
+            self._compact("evidence_acc")  # the ranked evidence: what the result holds
             evidence = self._con.sql(
-                EVIDENCE_RESULT_SQL, params={"top": self._params.evidence_per_day}
+                scoped(EVIDENCE_RESULT_SQL), params={"top": self._params.evidence_per_day}
             ).to_arrow_table()
         finally:
             self._con.unregister("registrations")
@@ -421,7 +447,8 @@ class WindowAggregator:
         else:
             self._con.execute("; ".join(
                 f"DROP TABLE IF EXISTS {name}; DROP TABLE IF EXISTS {name}_new"
-                for name in (*COMPACT_SQL, "evidence_floor", "evidence_batch")))
+                for name in (*COMPACT_SQL, *(f"{n}_scope" for n in _SCOPED), "evidence_floor",
+                             "evidence_batch")))
 
 
 def compute_windows(

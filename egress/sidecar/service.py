@@ -13,16 +13,20 @@ One :meth:`Sidecar.tick`:
 3. store the new transfers as segments and commit them with the new file marks in one
    checkpoint (:mod:`egress.sidecar.state`);
 4. add the new segments to the :class:`~egress.windows.WindowAggregator` kept across ticks
-   and take a snapshot of its windows (:meth:`Sidecar.windows`), evaluate the signatures and build the findings exactly as ``egress analyze`` does, and
-   spool the findings whose ids were never spooled (:class:`~egress.sidecar.state.AlertLedger`);
+   and take a snapshot of the windows of the tenants with new transfers
+   (:meth:`Sidecar.windows`), evaluate the signatures over them and build the findings
+   exactly as ``egress analyze`` does (the other tenants keep their findings: their windows
+   did not change), and spool the findings whose ids were never spooled
+   (:class:`~egress.sidecar.state.AlertLedger`);
 5. drain the spool to the sinks.
 
 The windows are those of ``egress analyze`` over the retained lines: the accumulators are
 sums, maxima and distinct sets, whatever order and grouping the transfers arrive in. A
 tick's cost follows the new transfers plus the snapshot, whose cost follows tenants x time
-cells; after a start (or an inventory reload, or retention dropping a segment) the
-aggregator is built again from the retained segments. An alert is raised once per finding id, with the figures of
-the tick that first found it.
+cells of the tenants in it; after a start (or an inventory reload, or retention dropping a
+segment) the aggregator is built again from the retained segments and every tenant is
+evaluated. An alert is raised once per finding id, with the figures of the tick that first
+found it.
 """
 
 from __future__ import annotations
@@ -145,6 +149,9 @@ class Sidecar:
         self._aggregator: WindowAggregator | None = None
         self._aggregator_params: WindowParams | None = None
         self._aggregated: set[str] = set()
+        self._matched: dict[str, tuple[Finding, ...]] = {}  # per tenant, at the last snapshot
+        self._snapshot_full = True
+        self._written: dict[str, pa.Table] = {}  # segments stored by this process, not added
         self.last_findings: tuple[Finding, ...] = ()
         now = clock()
         for i in config.inputs:
@@ -223,8 +230,8 @@ class Sidecar:
         changed = bool(records) or bool(dropped) or self._evaluate_next
         new_ids: tuple[str, ...] = ()
         if changed:
-            self._evaluate_next = False
-            findings, cases = self._findings()
+            everything, self._evaluate_next = self._evaluate_next, False
+            findings, cases = self._findings(everything=everything)
             self.last_findings = findings
             new_ids = self._spool(findings, cases)
         self._deliver()
@@ -320,6 +327,7 @@ class Sidecar:
         newest = pc.max(table.column("end")).cast(pa.int64()).as_py() if table.num_rows else None
         segment = self.state.write_segment(table, owner=owner, newest_end_us=newest)
         new.segments[segment.name] = segment
+        self._written[segment.name] = table  # the aggregator takes it without reading it back
 
     def _retain(self, new: Checkpoint) -> list[str]:
         """Drop the segments wholly older than ``retention_days`` behind the newest end."""
@@ -359,11 +367,13 @@ class Sidecar:
             registrations={t.id: t.registered for t in self.inventory.tenants},
             memory_limit=w.memory_limit)
 
-    def windows(self) -> WindowTables:
+    def windows(self, *, changed_only: bool = False) -> WindowTables:
         """The windows of every retained transfer, kept incrementally: one aggregator lives
         across ticks and takes each new segment once; it is built again from the retained
         segments after a start, when the window parameters change (inventory reload) or
-        when retention drops a segment it holds."""
+        when retention drops a segment it holds. ``changed_only``: only the tenants with
+        new transfers since the last call (all tenants when the aggregator was built
+        again)."""
         params = self.window_params()
         segments = self.checkpoint.segments
         if (self._aggregator is None or params != self._aggregator_params
@@ -371,12 +381,16 @@ class Sidecar:
             self._drop_aggregator()
             self._aggregator = WindowAggregator(params)
             self._aggregator_params = params
+            changed_only = False
+        self._snapshot_full = not changed_only
         try:
             for name in segments:
                 if name not in self._aggregated:
-                    self._aggregator.add(self.state.segment(name))
+                    table = self._written.pop(name, None)
+                    self._aggregator.add(self.state.segment(name) if table is None else table)
                     self._aggregated.add(name)
-            return self._aggregator.snapshot()
+            self._written.clear()
+            return self._aggregator.snapshot(changed_only=changed_only)
         except BaseException:
             self._drop_aggregator()
             raise
@@ -387,12 +401,24 @@ class Sidecar:
         self._aggregator, self._aggregator_params = None, None
         self._aggregated = set()
 
-    def _findings(self) -> tuple[tuple[Finding, ...], dict[str, Case]]:
-        tables = self.windows()
+    def _findings(self, *, everything: bool) -> tuple[tuple[Finding, ...], dict[str, Case]]:
+        """Evaluate the signatures over the windows of the tenants with new transfers
+        (``everything``: of all tenants; after a start or a reload); the other tenants'
+        findings are those of their last evaluation, as their windows did not change."""
+        tables = self.windows(changed_only=not everything)
         matches = tuple(evaluate(self.signatures, tables.windows, self.inventory,
                                  countries=tables.countries))
+        fresh: dict[str, list[Finding]] = {}
+        for finding in build_findings(matches, self.signatures, self.inventory,
+                                      tables.evidence):
+            fresh.setdefault(finding.tenant, []).append(finding)
+        if self._snapshot_full:
+            self._matched = {}
+        for tenant in set(tables.windows.column("tenant").to_pylist()):
+            self._matched.pop(tenant, None)
+        self._matched.update({tenant: tuple(items) for tenant, items in fresh.items()})
         drives = [d for ds in self.checkpoint.unlisted.values() for d in ds]
-        findings = (*build_findings(matches, self.signatures, self.inventory, tables.evidence),
+        findings = (*(f for items in self._matched.values() for f in items),
                     *unlisted_drive_findings(drives))
         cases = build_cases(findings, self.inventory)
         return findings, {fid: case for case in cases for fid in case.findings}

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pyarrow import feather
 
 from egress.errors import ConfigError
 from egress.records import DriveAttach
@@ -144,10 +145,11 @@ class StateDirectory:
 
     def write_segment(self, table: pa.Table, *, owner: str, newest_end_us: int | None) -> Segment:
         """Store ``table`` (:data:`~egress.windows.TRANSFERS_SCHEMA`) as a new segment."""
-        name = f"{uuid.uuid4().hex}.parquet"
+        name = f"{uuid.uuid4().hex}.arrow"
         tmp = self.segments / f".{name}.tmp"
-        pq.write_table(table.cast(TRANSFERS_SCHEMA), tmp)
-        with tmp.open("rb") as fh:
+        with tmp.open("wb") as fh:
+            feather.write_feather(table.cast(TRANSFERS_SCHEMA), fh, compression="lz4")
+            fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, self.segments / name)
         return Segment(name=name, owner=owner, rows=table.num_rows,
@@ -167,8 +169,11 @@ class StateDirectory:
             yield self.segment(name)
 
     def segment(self, name: str) -> pa.Table:
-        """The transfers of one segment."""
-        return pq.read_table(self.segments / name)
+        """The transfers of one segment (Arrow IPC; Parquet as earlier versions wrote)."""
+        path = self.segments / name
+        if name.endswith(".parquet"):
+            return pq.read_table(path)
+        return feather.read_table(path)
 
 
 @dataclass(slots=True, kw_only=True)
