@@ -284,11 +284,17 @@ void zs_note(zs_scan *s, int kind, int64_t line) {
 size_t zs_count_byte(const uint8_t *p, size_t n, uint8_t byte) {
     size_t count = 0, i = 0;
 #ifdef __SSE2__
+    /* per-byte counters (cmpeq gives -1 per hit) for up to 255 blocks, then summed */
     __m128i needle = _mm_set1_epi8((char)byte);
-    for (; i + 16 <= n; i += 16) {
-        __m128i block = _mm_loadu_si128((const __m128i *)(p + i));
-        unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(block, needle));
-        while (m) { count++; m &= m - 1; }
+    while (i + 16 <= n) {
+        __m128i acc = _mm_setzero_si128();
+        size_t stop = n - i >= 255 * 16 ? i + 255 * 16 : i + (n - i) / 16 * 16;
+        for (; i < stop; i += 16) {
+            __m128i block = _mm_loadu_si128((const __m128i *)(p + i));
+            acc = _mm_sub_epi8(acc, _mm_cmpeq_epi8(block, needle));
+        }
+        __m128i sums = _mm_sad_epu8(acc, _mm_setzero_si128());
+        count += (size_t)_mm_cvtsi128_si32(sums) + (size_t)_mm_extract_epi16(sums, 4);
     }
 #endif
     for (; i < n; i++) count += p[i] == byte;

@@ -65,6 +65,29 @@ static inline int parse_uint(const zs_scan *s, const zs_column *c, const uint8_t
     return zs_parse_uint(p, n, c->max_digits, c->umax, out);
 }
 
+/* zs_parse_time for seconds with exactly six decimals (as Zeek writes them), 8 digits at a time:
+ * the same microseconds; other shapes go to zs_parse_time. */
+static inline int parse_time(const zs_scan *s, const uint8_t *p, size_t n, int64_t *out) {
+#ifdef ZS_SWAR
+    if (n >= 8 && n <= 17 && p[n - 7] == '.' && s->limit - (p + n) >= 2) {
+        size_t k = n - 7; /* 1..10 digits of seconds */
+        int64_t sec = k <= 8 ? digits8(p, k) : digits8(p, k - 8), lo = 0;
+        if (k > 8) {
+            lo = digits8(p + k - 8, 8);
+            sec = (sec | lo) < 0 ? -1 : sec * 100000000 + lo;
+        }
+        int64_t frac = digits8(p + k + 1, 6);
+        if ((sec | frac) >= 0 && sec < 4000000000LL) {
+            *out = sec * 1000000 + frac;
+            return 1;
+        }
+    }
+#else
+    (void)s;
+#endif
+    return zs_parse_time(p, n, out);
+}
+
 static const double POW10[16] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
                                  1e12, 1e13, 1e14, 1e15};
 
@@ -118,8 +141,9 @@ static inline int addr_ok(const zs_scan *s, const uint8_t *p, size_t n) {
 /* ------------------------------------------------------------------ values */
 
 /* Append a string value (raw or unescaped); BAD_VALUE if not UTF-8, STOP if out of memory. */
-static int put_string(zs_scan *s, zs_column *c, int64_t r, const uint8_t *p, size_t n,
-                      int decode) {
+static inline __attribute__((always_inline)) int put_string(zs_scan *s, zs_column *c, int64_t r,
+                                                           const uint8_t *p, size_t n,
+                                                           int decode) {
     if (zs_buf_reserve(&c->data, n + SLACK) < 0) { s->oom = 1; return STOP; }
     size_t at = c->data.len;
     uint8_t *out = c->data.p + at;
@@ -198,14 +222,19 @@ static int put_set(zs_scan *s, zs_column *c, int64_t r, const uint8_t *p, size_t
 static int put_value(zs_scan *s, zs_column *c, int64_t r, const uint8_t *p, size_t n) {
     int32_t *off32 = (int32_t *)c->offsets.p;
     if (n == s->unset_len && (n == 0 || (p[0] == s->unset[0] &&
-                                         memcmp(p + 1, s->unset + 1, n - 1) == 0))) {
-        zs_put_null(c, r);
+                                         (n == 1 || memcmp(p + 1, s->unset + 1, n - 1) == 0)))) {
+        zs_bit_put(c->validity.p, r, 0);
+        switch (c->kind) { /* zs_put_null */
+        case ZK_STRING: case ZK_ADDR: case ZK_SET: off32[r + 1] = off32[r]; break;
+        case ZK_BOOL: zs_bit_put(c->values.p, r, 0); break;
+        default: memset(c->values.p + (size_t)r * (size_t)c->width, 0, (size_t)c->width);
+        }
         return OK;
     }
     switch (c->kind) {
     case ZK_TIME: {
         int64_t us = 0;
-        int rc = zs_parse_time(p, n, &us);
+        int rc = parse_time(s, p, n, &us);
         ((int64_t *)c->values.p)[r] = us;
         if (rc == 2) { zs_bit_put(c->validity.p, r, 0); return MASKED; }
         return rc ? OK : BAD_VALUE;
