@@ -47,7 +47,6 @@ typedef struct {
     const uint8_t *empty; size_t empty_len;
     const uint8_t *set_sep; size_t set_sep_len;
     const uint8_t *sep; size_t sep_len; /* TSV field separator, one byte or more */
-    const uint8_t *limit; /* TSV: end of the input (fast paths read ahead, never past it) */
     int nfields;
     const uint8_t **names; /* JSON: the key of each planned column */
     size_t *name_lens;

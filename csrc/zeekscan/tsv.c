@@ -9,7 +9,7 @@
  * a time, times and doubles of a few digits in integers, short strings and addresses checked and
  * copied 16 bytes at a time) that fall back to the general rules of column.c for anything else,
  * so the result is the same. A fast path may read up to SLACK bytes past a field, never past the
- * end of the input (s->limit), and write up to SLACK bytes past a string (reserved).
+ * end of the input (limit), and write up to SLACK bytes past a string (reserved).
  * Validity bits start set; a null clears its bit, a dropped row sets them again.
  */
 #include "column.h"
@@ -44,10 +44,10 @@ static inline int64_t digits8(const uint8_t *p, size_t n) {
 #endif
 
 /* zs_parse_uint, up to 16 digits 8 at a time. */
-static inline int parse_uint(const zs_scan *s, const zs_column *c, const uint8_t *p, size_t n,
-                             uint64_t *out) {
+static inline int parse_uint(const uint8_t *limit, const zs_column *c, const uint8_t *p,
+                             size_t n, uint64_t *out) {
 #ifdef ZS_SWAR
-    if (n >= 1 && n <= 16 && n <= (size_t)c->max_digits && (n >= 8 || s->limit - p >= 8)) {
+    if (n >= 1 && n <= 16 && n <= (size_t)c->max_digits && (n >= 8 || limit - p >= 8)) {
         int64_t v;
         if (n <= 8) {
             v = digits8(p, n);
@@ -60,16 +60,16 @@ static inline int parse_uint(const zs_scan *s, const zs_column *c, const uint8_t
         return 1;
     }
 #else
-    (void)s;
+    (void)limit;
 #endif
     return zs_parse_uint(p, n, c->max_digits, c->umax, out);
 }
 
 /* zs_parse_time for seconds with exactly six decimals (as Zeek writes them), 8 digits at a time:
  * the same microseconds; other shapes go to zs_parse_time. */
-static inline int parse_time(const zs_scan *s, const uint8_t *p, size_t n, int64_t *out) {
+static inline int parse_time(const uint8_t *limit, const uint8_t *p, size_t n, int64_t *out) {
 #ifdef ZS_SWAR
-    if (n >= 8 && n <= 17 && p[n - 7] == '.' && s->limit - (p + n) >= 2) {
+    if (n >= 8 && n <= 17 && p[n - 7] == '.' && limit - (p + n) >= 2) {
         size_t k = n - 7; /* 1..10 digits of seconds */
         int64_t sec = k <= 8 ? digits8(p, k) : digits8(p, k - 8), lo = 0;
         if (k > 8) {
@@ -83,7 +83,7 @@ static inline int parse_time(const zs_scan *s, const uint8_t *p, size_t n, int64
         }
     }
 #else
-    (void)s;
+    (void)limit;
 #endif
     return zs_parse_time(p, n, out);
 }
@@ -111,9 +111,9 @@ static inline int parse_double(const uint8_t *p, size_t n, double *out) {
 }
 
 /* zs_addr_ok, 16 bytes at a time. */
-static inline int addr_ok(const zs_scan *s, const uint8_t *p, size_t n) {
+static inline int addr_ok(const uint8_t *limit, const uint8_t *p, size_t n) {
 #ifdef __SSE2__
-    if (n >= 2 && n <= 32 && s->limit - p >= 32) {
+    if (n >= 2 && n <= 32 && limit - p >= 32) {
         uint32_t ok = 0, sep = 0;
         for (size_t h = 0; h < n; h += 16) {
             __m128i x = _mm_loadu_si128((const __m128i *)(p + h));
@@ -133,7 +133,7 @@ static inline int addr_ok(const zs_scan *s, const uint8_t *p, size_t n) {
         return (ok & want) == want && (sep & 0x1F);
     }
 #else
-    (void)s;
+    (void)limit;
 #endif
     return zs_addr_ok(p, n);
 }
@@ -143,14 +143,14 @@ static inline int addr_ok(const zs_scan *s, const uint8_t *p, size_t n) {
 /* Append a string value (raw or unescaped); BAD_VALUE if not UTF-8, STOP if out of memory. */
 static inline __attribute__((always_inline)) int put_string(zs_scan *s, zs_column *c, int64_t r,
                                                            const uint8_t *p, size_t n,
-                                                           int decode) {
+                                                           int decode, const uint8_t *limit) {
     if (zs_buf_reserve(&c->data, n + SLACK) < 0) { s->oom = 1; return STOP; }
     size_t at = c->data.len;
     uint8_t *out = c->data.p + at;
     size_t w = n;
     int check = decode; /* decode and look again: a backslash or a non-ASCII byte may be here */
 #ifdef __SSE2__
-    if (n <= 32 && s->limit - p >= 32) { /* copy 32 bytes; flag '\\' and bytes >= 0x80 */
+    if (n <= 32 && limit - p >= 32) { /* copy 32 bytes; flag '\\' and bytes >= 0x80 */
         __m128i x = _mm_loadu_si128((const __m128i *)p);
         __m128i y = _mm_loadu_si128((const __m128i *)(p + 16));
         _mm_storeu_si128((__m128i *)out, x);
@@ -219,9 +219,19 @@ static int put_set(zs_scan *s, zs_column *c, int64_t r, const uint8_t *p, size_t
 }
 
 /* Convert field p[0:n) into row r of column c (whose validity bit is already set). */
-static int put_value(zs_scan *s, zs_column *c, int64_t r, const uint8_t *p, size_t n) {
+/* The scan's constants, passed by value: kept in registers (a byte store through any uint8_t *
+ * might change what a pointer to them reads). */
+typedef struct {
+    const uint8_t *limit;
+    size_t unset_len;
+    uint8_t unset0;
+} consts;
+
+static inline int put_value(zs_scan *s, zs_column *c, int64_t r, const uint8_t *p, size_t n,
+                            consts k) {
+    const uint8_t *limit = k.limit;
     int32_t *off32 = (int32_t *)c->offsets.p;
-    if (n == s->unset_len && (n == 0 || (p[0] == s->unset[0] &&
+    if (n == k.unset_len && (n == 0 || (p[0] == k.unset0 &&
                                          (n == 1 || memcmp(p + 1, s->unset + 1, n - 1) == 0)))) {
         zs_bit_put(c->validity.p, r, 0);
         switch (c->kind) { /* zs_put_null */
@@ -234,14 +244,14 @@ static int put_value(zs_scan *s, zs_column *c, int64_t r, const uint8_t *p, size
     switch (c->kind) {
     case ZK_TIME: {
         int64_t us = 0;
-        int rc = parse_time(s, p, n, &us);
+        int rc = parse_time(limit, p, n, &us);
         ((int64_t *)c->values.p)[r] = us;
         if (rc == 2) { zs_bit_put(c->validity.p, r, 0); return MASKED; }
         return rc ? OK : BAD_VALUE;
     }
     case ZK_UINT: {
         uint64_t v;
-        if (!parse_uint(s, c, p, n, &v)) return BAD_VALUE;
+        if (!parse_uint(limit, c, p, n, &v)) return BAD_VALUE;
         zs_put_uint(c, r, v);
         return OK;
     }
@@ -273,10 +283,10 @@ static int put_value(zs_scan *s, zs_column *c, int64_t r, const uint8_t *p, size
             off32[r + 1] = off32[r];
             return OK;
         }
-        return put_string(s, c, r, p, n, 1);
+        return put_string(s, c, r, p, n, 1, limit);
     case ZK_ADDR:
-        if (!addr_ok(s, p, n)) return BAD_ADDRESS;
-        return put_string(s, c, r, p, n, 0);
+        if (!addr_ok(limit, p, n)) return BAD_ADDRESS;
+        return put_string(s, c, r, p, n, 0, limit);
     case ZK_SET:
         if (zs_same(p, n, s->empty, s->empty_len)) {
             off32[r + 1] = off32[r];
@@ -370,12 +380,15 @@ void zs_scan_tsv(zs_scan *s, const uint8_t *data, size_t len, int64_t first_line
                  int64_t n_lines) {
     if (n_lines < 0 || s->nfields < 1 || s->sep_len < 1) { s->fallback = 1; return; }
     if (zs_setup(s, n_lines) < 0) { s->oom = 1; return; }
-    s->limit = data + len;
     for (int k = 0; k < s->ncols; k++) {
         zs_column *c = &s->cols[k];
         memset(c->validity.p, 0xFF, c->validity.len);
-        /* no string column holds more than the input: no growing (copying) on the way */
-        if (c->data.p && zs_buf_reserve(&c->data, len + SLACK) < 0) { s->oom = 1; return; }
+        /* room for 8 bytes a row: short strings need no growing (copying) on the way; not
+         * more, since untouched reserved pages would still be faulted in as the heap reuses them */
+        if (c->data.p && zs_buf_reserve(&c->data, (size_t)n_lines * 8 + SLACK) < 0) {
+            s->oom = 1;
+            return;
+        }
     }
     size_t cap = (size_t)s->nfields - 1;
     /* bounds[f] + sep_len is where field f starts, bounds[f + 1] where it ends */
@@ -385,6 +398,10 @@ void zs_scan_tsv(zs_scan *s, const uint8_t *data, size_t len, int64_t first_line
     size_t *seps = bounds + 1;
     int one = s->sep_len == 1 && s->sep[0] != '\n' && s->sep[0] != '\r';
     int64_t *lines_out = (int64_t *)s->lines.p;
+    const consts env = {data + len, s->unset_len, s->unset_len ? s->unset[0] : 0};
+    const size_t sep_len = s->sep_len;
+    zs_column *const cols = s->cols;
+    const int ncols = s->ncols;
     int64_t r = 0, line = first_line, seen = 0;
     size_t pos = 0;
     while (pos < len && seen < n_lines) {
@@ -412,10 +429,10 @@ void zs_scan_tsv(zs_scan *s, const uint8_t *data, size_t len, int64_t first_line
         }
         seps[cap] = n;
         int fault = OK;
-        for (int k = 0; k < s->ncols; k++) {
-            zs_column *c = &s->cols[k];
-            size_t a = bounds[c->field] + s->sep_len;
-            int rc = put_value(s, c, r, p + a, bounds[c->field + 1] - a);
+        for (int k = 0; k < ncols; k++) {
+            zs_column *c = cols + k;
+            size_t a = bounds[c->field] + sep_len;
+            int rc = put_value(s, c, r, p + a, bounds[c->field + 1] - a, env);
             if (rc == MASKED) { zs_note(s, ZI_MASKED, this_line); continue; }
             if (rc != OK) { fault = rc; break; }
         }
@@ -429,14 +446,6 @@ void zs_scan_tsv(zs_scan *s, const uint8_t *data, size_t len, int64_t first_line
         lines_out[r++] = this_line;
     }
     free(bounds);
-    /* give back what the string columns did not use */
-    for (int k = 0; k < s->ncols; k++) {
-        zs_buf *d = &s->cols[k].data;
-        if (d->p && d->cap > d->len + 4096) {
-            uint8_t *q = realloc(d->p, d->len ? d->len : 1);
-            if (q) { d->p = q; d->cap = d->len ? d->len : 1; }
-        }
-    }
     /* lines the caller counted but the buffer did not hold (cannot happen with its framing) */
     if (seen < n_lines && !s->fallback && !s->oom) s->fallback = 1;
     zs_finish(s, r);
