@@ -43,11 +43,11 @@ static inline int64_t digits8(const uint8_t *p, size_t n) {
 }
 #endif
 
-/* zs_parse_uint, up to 16 digits 8 at a time. */
+/* zs_parse_uint; 5 to 16 digits 8 at a time (fewer are quicker one by one). */
 static inline int parse_uint(const uint8_t *limit, const zs_column *c, const uint8_t *p,
                              size_t n, uint64_t *out) {
 #ifdef ZS_SWAR
-    if (n >= 1 && n <= 16 && n <= (size_t)c->max_digits && (n >= 8 || limit - p >= 8)) {
+    if (n >= 5 && n <= 16 && n <= (size_t)c->max_digits && (n >= 8 || limit - p >= 8)) {
         int64_t v;
         if (n <= 8) {
             v = digits8(p, n);
@@ -219,6 +219,14 @@ static int put_set(zs_scan *s, zs_column *c, int64_t r, const uint8_t *p, size_t
 }
 
 /* Convert field p[0:n) into row r of column c (whose validity bit is already set). */
+/* Column ops: the kinds, with ZK_UINT split by width (one switch per value). */
+enum { OP_U8 = ZK_NKINDS, OP_U16, OP_U32, OP_U64 };
+
+static int op_of(const zs_column *c) {
+    if (c->kind != ZK_UINT) return c->kind;
+    return c->width == 1 ? OP_U8 : c->width == 2 ? OP_U16 : c->width == 4 ? OP_U32 : OP_U64;
+}
+
 /* The scan's constants, passed by value: kept in registers (a byte store through any uint8_t *
  * might change what a pointer to them reads). */
 typedef struct {
@@ -241,7 +249,7 @@ static inline int put_value(zs_scan *s, zs_column *c, int64_t r, const uint8_t *
         }
         return OK;
     }
-    switch (c->kind) {
+    switch (c->op) {
     case ZK_TIME: {
         int64_t us = 0;
         int rc = parse_time(limit, p, n, &us);
@@ -249,12 +257,18 @@ static inline int put_value(zs_scan *s, zs_column *c, int64_t r, const uint8_t *
         if (rc == 2) { zs_bit_put(c->validity.p, r, 0); return MASKED; }
         return rc ? OK : BAD_VALUE;
     }
-    case ZK_UINT: {
-        uint64_t v;
-        if (!parse_uint(limit, c, p, n, &v)) return BAD_VALUE;
-        zs_put_uint(c, r, v);
-        return OK;
+#define PUT_UINT(T)                                              \
+    {                                                            \
+        uint64_t v;                                              \
+        if (!parse_uint(limit, c, p, n, &v)) return BAD_VALUE;   \
+        ((T *)c->values.p)[r] = (T)v;                            \
+        return OK;                                               \
     }
+    case OP_U8: PUT_UINT(uint8_t)
+    case OP_U16: PUT_UINT(uint16_t)
+    case OP_U32: PUT_UINT(uint32_t)
+    case OP_U64: PUT_UINT(uint64_t)
+#undef PUT_UINT
     case ZK_INT: {
         int64_t v;
         if (!zs_parse_int(p, n, c->imin, c->imax, &v)) return BAD_VALUE;
@@ -382,6 +396,7 @@ void zs_scan_tsv(zs_scan *s, const uint8_t *data, size_t len, int64_t first_line
     if (zs_setup(s, n_lines) < 0) { s->oom = 1; return; }
     for (int k = 0; k < s->ncols; k++) {
         zs_column *c = &s->cols[k];
+        c->op = op_of(c);
         memset(c->validity.p, 0xFF, c->validity.len);
         /* room for 8 bytes a row: short strings need no growing (copying) on the way; not
          * more, since untouched reserved pages would still be faulted in as the heap reuses them */
