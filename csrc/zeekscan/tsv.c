@@ -24,7 +24,8 @@
 
 #define SLACK 32
 
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+/* -DZS_NO_SWAR builds the byte-by-byte paths (as on a big-endian CPU), for testing them */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && !defined(ZS_NO_SWAR)
 #define ZS_SWAR 1
 /* The number p[0:n) writes (n in 1..8, p[0:8) readable), or -1 if a byte is not a digit. */
 static inline int64_t digits8(const uint8_t *p, size_t n) {
@@ -149,6 +150,7 @@ static inline __attribute__((always_inline)) int put_string(zs_scan *s, zs_colum
     uint8_t *out = c->data.p + at;
     size_t w = n;
     int check = decode; /* decode and look again: a backslash or a non-ASCII byte may be here */
+    (void)limit;
 #ifdef __SSE2__
     if (n <= 32 && limit - p >= 32) { /* copy 32 bytes; flag '\\' and bytes >= 0x80 */
         __m128i x = _mm_loadu_si128((const __m128i *)p);
