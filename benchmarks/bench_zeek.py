@@ -20,6 +20,11 @@ Targets are printed as PASS/MISS lines, never asserted.
 
     python benchmarks/bench_zeek.py                 # 5 M rows
     python benchmarks/bench_zeek.py --rows 500000   # a quicker run
+    python benchmarks/bench_zeek.py --instructions 200000   # instructions per row (valgrind)
+
+``--instructions N`` runs the egress workers under ``valgrind --tool=callgrind`` on
+the first 1,000 and the first N rows of the files and prints the difference per
+row: a figure that, unlike time, other jobs on the machine do not change.
 
 ``--worker NAME FILE`` is the child side: it prints one JSON line.
 """
@@ -332,6 +337,57 @@ def run_child(name: str, path: Path) -> dict[str, Any]:
     return result
 
 
+def _head(src: Path, n: int) -> Path:
+    """The header, the first ``n`` data rows and (TSV) a ``#close`` line of ``src``, as a file."""
+    out = src.with_name(f"{src.stem}.head{n}{src.suffix}")
+    if out.exists():
+        return out
+    tsv = False
+    part = out.with_name(f"{out.name}.{os.getpid()}.part")  # renamed when complete
+    with src.open("rb") as fi, part.open("wb") as fo:
+        kept = 0
+        for raw in fi:
+            if raw.startswith(b"#"):
+                tsv = True
+                fo.write(raw)
+                continue
+            if kept == n:
+                break
+            fo.write(raw)
+            kept += 1
+        if tsv:
+            fo.write(b"#close\t2024-05-02-00-00-00\n")
+    part.replace(out)
+    return out
+
+
+def count_instructions(name: str, path: Path) -> int:
+    """Instructions one worker executes on ``path``, counted by callgrind (all threads)."""
+    import re
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/out",
+               sys.executable, str(Path(__file__).resolve()), "--worker", name, str(path)]
+        env = dict(os.environ, PYTHONPATH=str(HERE.parent), PYTHONHASHSEED="0")
+        proc = subprocess.run(cmd, capture_output=True, env=env, check=True)
+    found = re.search(rb"Collected : (\d+)", proc.stderr)
+    if found is None:
+        raise RuntimeError(f"no callgrind total for {name} on {path}")
+    return int(found.group(1))
+
+
+def instructions(tsv: Path, jsonl: Path, rows: int) -> None:
+    """Print instructions per row of the egress workers between 1,000 and ``rows`` rows."""
+    base = 1000
+    if rows <= base:
+        raise SystemExit(f"--instructions needs more than {base} rows")
+    for name, src in (("egress-tsv", tsv), ("egress-json", jsonl)):
+        small, large = (count_instructions(name, _head(src, n)) for n in (base, rows))
+        print(f"{name:16s} {(large - small) / (rows - base):8.0f} instructions per row "
+              f"(callgrind: {small:,} for {base:,} rows, {large:,} for {rows:,})")
+
+
 def _installed(module: str) -> bool:
     import importlib.util
 
@@ -344,6 +400,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=WORKDIR)
     parser.add_argument("--worker", nargs=2, metavar=("NAME", "FILE"))
     parser.add_argument("--only", nargs="*", help="run only these workers")
+    parser.add_argument("--instructions", type=int, metavar="N",
+                        help="count instructions per row on the first N rows (valgrind)")
     parser.add_argument("--generate", nargs=3, metavar=("ROWS", "TSV", "JSON"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -363,6 +421,9 @@ def main(argv: list[str] | None = None) -> int:
         subprocess.run([sys.executable, str(Path(__file__).resolve()), "--generate",
                         str(args.rows), str(tsv), str(jsonl)], check=True)
         print(f"generated {args.rows:,} rows in {time.perf_counter() - t0:.1f} s")
+    if args.instructions:
+        instructions(tsv, jsonl, args.instructions)
+        return 0
     print(f"python {platform.python_version()}, {os.cpu_count()} CPUs, load average "
           f"{os.getloadavg()[0]:.2f} (before)")
     print(f"TSV  {tsv} ({tsv.stat().st_size / 1e6:.0f} MB)")

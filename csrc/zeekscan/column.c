@@ -117,6 +117,27 @@ double zs_number_value(const uint8_t *p, size_t n, const zs_num *num) {
 
 /* Epoch seconds -> microseconds. 1 ok, 0 bad, 2 masked (btest's X+.X+). */
 int zs_parse_time(const uint8_t *p, size_t n, int64_t *out) {
+    /* The common shape first: -?[0-9]{1,10}(\.[0-9]{0,6})?, in integers. The general path
+     * below gives the same result for it (mant * 10^(6 - decimals) under 4e9 s). */
+    if (n >= 1 && n <= 18) {
+        size_t neg = p[0] == '-', dot = n, k;
+        uint64_t v = 0;
+        for (k = neg; k < n; k++) {
+            unsigned d = (unsigned)p[k] - '0';
+            if (d <= 9) v = v * 10 + d;
+            else if (p[k] == '.' && dot == n) dot = k;
+            else break;
+        }
+        size_t int_digits = dot - neg, decimals = dot == n ? 0 : n - dot - 1;
+        if (k == n && int_digits >= 1 && int_digits <= 10 && decimals <= 6) {
+            static const int64_t SCALE[7] = {1000000, 100000, 10000, 1000, 100, 10, 1};
+            int64_t us = (int64_t)v * SCALE[decimals];
+            if (us < 4000000000LL * 1000000LL) {
+                *out = neg ? -us : us;
+                return 1;
+            }
+        }
+    }
     zs_num num;
     if (!zs_scan_number(p, n, &num)) {
         size_t i = 0;
@@ -263,11 +284,17 @@ void zs_note(zs_scan *s, int kind, int64_t line) {
 size_t zs_count_byte(const uint8_t *p, size_t n, uint8_t byte) {
     size_t count = 0, i = 0;
 #ifdef __SSE2__
+    /* per-byte counters (cmpeq gives -1 per hit) for up to 255 blocks, then summed */
     __m128i needle = _mm_set1_epi8((char)byte);
-    for (; i + 16 <= n; i += 16) {
-        __m128i block = _mm_loadu_si128((const __m128i *)(p + i));
-        unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(block, needle));
-        while (m) { count++; m &= m - 1; }
+    while (i + 16 <= n) {
+        __m128i acc = _mm_setzero_si128();
+        size_t stop = n - i >= 255 * 16 ? i + 255 * 16 : i + (n - i) / 16 * 16;
+        for (; i < stop; i += 16) {
+            __m128i block = _mm_loadu_si128((const __m128i *)(p + i));
+            acc = _mm_sub_epi8(acc, _mm_cmpeq_epi8(block, needle));
+        }
+        __m128i sums = _mm_sad_epu8(acc, _mm_setzero_si128());
+        count += (size_t)_mm_cvtsi128_si32(sums) + (size_t)_mm_extract_epi16(sums, 4);
     }
 #endif
     for (; i < n; i++) count += p[i] == byte;

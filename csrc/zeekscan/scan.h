@@ -31,6 +31,7 @@ typedef struct {
 typedef struct {
     int field;       /* index among the line's fields */
     int kind;        /* enum zs_kind */
+    int op;          /* TSV: the kind, ZK_UINT split by width (tsv.c) */
     int width;       /* bytes per value for ZK_UINT / ZK_INT */
     int max_digits;  /* ZK_UINT: longest digit string accepted */
     uint64_t umax;   /* ZK_UINT: largest value */

@@ -200,6 +200,75 @@ def test_scanner_checks_its_arguments() -> None:
     assert _zeekscan.count_byte(b"a\nb\n\n", 1, 99, 10) == 3
 
 
+# ------------------------------------------------------------------ fast paths
+
+# Values around the edges of the scanner's fast paths (times of ten digits and six decimals,
+# counts 8 digits at a time, doubles of up to 15 digits, strings and addresses 16 bytes at a
+# time): each must parse as the pyarrow path parses it.
+_EDGES: dict[str, list[str]] = {
+    "ts": ["0.000000", "1.000000", "12345678.123456", "123456789.123456", "1234567890.123456",
+           "3999999999.999999", "4000000000.000000", "4000000000.5", "9999999999.999999",
+           "0000000001.000001", "1714521600.12345", "1714521600.1234567", "1714521600.",
+           "-1714521600.123456", "1714521600.12345x", "17145216x0.123456", "1714521600,123456",
+           "+1.000000", "1.5e3", ".123456", "12345678901.123456", "1714521600.-12345"],
+    "orig_bytes": ["0", "7", "1234", "12345", "99999999", "123456789", "1234567890123456",
+                   "12345678901234567", "18446744073709551615", "18446744073709551616",
+                   "0000000000000000001", "1234x678", "12345678x", "1234567890123x56", "-5",
+                   "+5", " 12345", "12345 ", "9" * 21],
+    "id__orig_p": ["65535", "65536", "00080", "99999", "6553x", "80808", "8080"],
+    "ip_proto": ["255", "256", "00255", "99999999", "000000001"],
+    "vni": ["4294967295", "4294967296", "0004294967295"],
+    "duration": ["0", "0.5", "-0.0", "-0", "123456789012345", "123456789012345.6",
+                 "12345678901234.5", "0.000000000000001", "1.", "00001.5", "1.5.5", "1.5e3",
+                 "-.5", "99999999999999999", "1.0000000000000002", "0.1", "2.675", "-7.25"],
+    "history": ["", "a" * 15, "a" * 16, "a" * 17, "a" * 31, "a" * 32, "a" * 33, "a" * 40,
+                "\\x41" + "b" * 20, "b" * 14 + "\\x41", "b" * 29 + "\\x41", "é" * 16,
+                "b" * 15 + "é", "b" * 31 + "é", "b" * 32 + "é"],
+    "id__resp_h": ["1.2.3.4", "::", "a:", "ab.c", "abcd:", "abcde:", "ABCD::1",
+                   "1234567890123456:", "2001:db8:0:0:0:0:0:1",
+                   "2001:0db8:0000:0000:0000:0000:0000:0001",
+                   "a" * 31 + ":", ":" + "a" * 31, "a:" + "g" * 1, "a:" + "b" * 14 + "g",
+                   "a:" + "b" * 29 + "g", "1.2.3.4 ", "1.2.3.é", "x"],
+}
+
+
+# pyarrow's number parser takes these when no other value of the segment fails, so the
+# reference path is lenient with them alone (a difference of that path, older than the fast
+# paths); in a segment with other bad values it rejects them, as the scanner always does.
+_LENIENT = {"+1.000000", ".123456", " 12345", "12345 ", "-.5"}
+
+
+def test_fast_path_edges_parse_as_the_pyarrow_path_does() -> None:
+    cases = [(value, line(**{field: value})) for field, values in _EDGES.items()
+             for value in values]
+    for n in (0, 14, 15, 16, 30, 31, 32):  # a byte that is not UTF-8, raw and escaped
+        cases += [("", line(uid="b" * n + "@").replace(b"@", b"\xff")),
+                  ("", line(uid="b" * n + "\\xff"))]
+    both(b"".join(case for _, case in cases) + line())  # mid-buffer: the fast paths
+    for value, case in cases:  # the last line of its buffer: fields near its end go the slow way
+        if value in _LENIENT:
+            assert parse(case, header(), compiled=True).issues == {"bad_value": (1, [10])}
+        else:
+            both(case)
+    rows = both(line(ts="3999999999.999999") + line(orig_bytes="18446744073709551615")
+                + line(duration="123456789012345") + line(id__orig_p="00080")
+                + line(history="\\x41" + "b" * 20) + line())
+    assert rows.columns["ts"].cast(pa.int64()).to_pylist()[0] == 3999999999999999
+    assert rows.columns["orig_bytes"].to_pylist()[1] == 2**64 - 1
+    assert rows.columns["duration_s"].to_pylist()[2] == 123456789012345.0
+    assert rows.columns["orig_p"].to_pylist()[3] == 80
+    assert rows.columns["history"].to_pylist()[4] == "A" + "b" * 20
+
+
+def test_count_byte_over_many_blocks() -> None:
+    from egress import _zeekscan
+
+    data = (b"\n" * 5000 + b"ab\ncd") * 3  # more than 255 blocks of 16 bytes between sums
+    for start, end in ((0, len(data)), (1, len(data) - 1), (17, 9000), (4999, 5003)):
+        assert _zeekscan.count_byte(data, start, end, 10) == data.count(b"\n", start, end)
+    assert _zeekscan.count_byte(data, 0, len(data), ord("a")) == 3
+
+
 # ------------------------------------------------------------------ generated
 
 
