@@ -97,7 +97,8 @@ def lines_at(offsets: pa.Array, rests: pa.Array, log_ts: float) -> bytes:
     ts = pc.cast(pc.round(pc.add(offsets, log_ts), 6), pa.string())
     text = pc.binary_join_element_wise(ts, rests, "\t")
     offsets_buf = np.frombuffer(text.buffers()[1], np.int32, len(text) + 1, text.offset * 4)
-    return text.buffers()[2].to_pybytes()[int(offsets_buf[0]):int(offsets_buf[-1])]
+    data: bytes = text.buffers()[2].to_pybytes()
+    return data[int(offsets_buf[0]):int(offsets_buf[-1])]
 
 
 def trigger_line(log_ts: float) -> bytes:
