@@ -309,12 +309,16 @@ class WindowAggregator:
                 self._append(name, statement, rows)
 
     def _append(self, name: str, query: str, rows: pa.Table) -> None:
+        """Append rows the compiled reduction handed back. They are compact already (one
+        per key while the key was recent), so only evidence candidates count towards
+        compacting."""
         self._con.register("rows", rows)
         try:
             [(count,)] = self._con.execute(f"INSERT INTO {name} {query}").fetchall()
         finally:
             self._con.unregister("rows")
-        self._appended[name] += int(count)
+        if name == "evidence_acc":
+            self._appended[name] += int(count)
 
     def _reduce_sql(self, table: pa.Table) -> None:
         # The statements for transfers over several windows see only those (the ones
@@ -514,7 +518,8 @@ def conn_transfers(batch: pa.RecordBatch) -> pa.Table:
     ``ref`` is the ``uid``.
     """
     keep = pc.and_(pc.is_valid(batch.column("tenant")), pc.is_valid(batch.column("ts")))
-    rows = batch.filter(keep)
+    names = set(batch.schema.names)
+    rows = batch.select([n for n in _CONN_USED if n in names]).filter(keep)
     n = rows.num_rows
     duration_us = pc.cast(pc.multiply(pc.fill_null(rows.column("duration_s"), 0.0), 1e6),
                           pa.int64(), safe=False)
@@ -555,6 +560,15 @@ def conn_transfers(batch: pa.RecordBatch) -> pa.Table:
         "community_id": rows.column("community_id"),
     }
     return pa.Table.from_pydict(columns).cast(TRANSFERS_SCHEMA)
+
+
+#: The columns of an attributed conn batch that :func:`conn_transfers` reads.
+_CONN_USED = (
+    "tenant", "ts", "duration_s", "delta_since", "direction", "bytes_in", "bytes_out",
+    "remote_addr", "remote_asn", "remote_country", "cross_border", "uid", "community_id",
+    "line", "orig_bytes", "resp_bytes", "orig_ip_bytes", "resp_ip_bytes", "orig_pkts",
+    "resp_pkts", "missed_bytes",
+)
 
 
 def transfers_table(attributed: Iterable[Attributed]) -> pa.Table:

@@ -3,7 +3,7 @@
 ::
 
     <state>/checkpoint.pickle   Checkpoint: file marks, segments, reader state, tick
-    <state>/segments/*.parquet  attributed transfers (TRANSFERS_SCHEMA), never changed
+    <state>/segments/*.arrow    attributed transfers (TRANSFERS_SCHEMA, Arrow IPC), never changed
     <state>/alerted.json        finding ids already spooled, and those being spooled
     <state>/scratch/            temporary files of one tick
 
@@ -137,7 +137,7 @@ class StateDirectory:
                     checkpoint.version != CHECKPOINT_VERSION:
                 raise ConfigError(f"{self.checkpoint_path}: not a checkpoint of this version "
                                   "of egress (move the state directory away to start over)")
-        for orphan in self.segments.glob("*.parquet"):
+        for orphan in (*self.segments.glob("*.arrow"), *self.segments.glob("*.parquet")):
             if orphan.name not in checkpoint.segments:
                 log.info("removing %s: written by a tick that did not commit", orphan)
                 orphan.unlink()

@@ -61,7 +61,7 @@ def test_sigkill_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     # Segments written by the killed tick were removed; the rest are the checkpoint's.
     sidecar = Sidecar(load_config(config))
     try:
-        segments = sidecar.state.segments.glob("*.parquet")
+        segments = sidecar.state.segments.glob("*.arrow")
         assert {p.name for p in segments} == set(sidecar.checkpoint.segments)
         # Window totals equal an uninterrupted run (egress analyze: the equivalence test
         # shows an uninterrupted sidecar gives the same windows).
