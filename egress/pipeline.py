@@ -132,7 +132,7 @@ def run_windows(
                     for batch in reader.read_conn([path]):
                         counts[kind] += batch.num_rows
                         kept = (batch if zeek_dedup is None
-                                else _deduped_batch(batch, zeek_dedup, sensor))
+                                else deduped_conn_batch(batch, zeek_dedup, sensor))
                         aggregator.add(conn_transfers(attributor.attribute_batch(kept)))
                         report(kind, counts[kind])
                 issues.extend(reader.stats.issues)
@@ -234,7 +234,7 @@ def _zeek_order(conn: Sequence[Path]) -> list[Path]:
                                        str(p.resolve().parent)))
 
 
-def _deduped_batch(batch: pa.RecordBatch, dedup: SensorDeduplicator,
+def deduped_conn_batch(batch: pa.RecordBatch, dedup: SensorDeduplicator,
                    sensor: str) -> pa.RecordBatch:
     """The rows of a conn batch that no other sensor reported first."""
     cols = {name: batch.column(name).to_pylist() for name in (

@@ -204,6 +204,8 @@ class _Entry:
     community_id: str | None
     vni: int | None
     key: tuple[object, ...]
+    seen_s: float = float("-inf")
+    """The latest start seen when a record last matched (keeps long connections alive)."""
 
 
 class SensorDeduplicator:
@@ -220,8 +222,10 @@ class SensorDeduplicator:
     is. Memory is bounded by log time: connections that started more than ``horizon_s``
     seconds before the latest start seen are forgotten (a min-heap by start time). A record
     arriving after its connection was forgotten registers the connection afresh, with its
-    sensor as the owner; keep ``horizon_s`` above the interval at which long connections
-    are re-logged. Raises ``ValueError`` for a naive ``start`` or a bad window.
+    sensor as the owner. A connection whose records keep arriving (a long connection
+    re-logged by ``conn_long.log``) is kept while they do: the horizon counts from the last
+    record that matched it, so keep ``horizon_s`` above the interval at which long
+    connections are re-logged. Raises ``ValueError`` for a naive ``start`` or a bad window.
     """
 
     def __init__(self, window_s: float = 1.0, *, horizon_s: float = 3600.0) -> None:
@@ -264,6 +268,7 @@ class SensorDeduplicator:
         cid = community_id or None
         owned = False
         for entry in self._matches(cid, vni, key, start_s):
+            entry.seen_s = self._latest_s
             if entry.sensor != sensor:
                 self._pairs[entry.sensor, sensor] += 1
                 return True
@@ -289,6 +294,9 @@ class SensorDeduplicator:
         limit = self._latest_s - self._horizon_s
         while self._heap and self._heap[0][0] < limit:
             _, _, entry = heapq.heappop(self._heap)
+            if entry.seen_s >= limit:  # matched since it was filed: file it again
+                heapq.heappush(self._heap, (entry.seen_s, next(self._seq), entry))
+                continue
             self._expired += 1
             if entry.community_id is not None:
                 _remove(self._by_cid, (entry.community_id, entry.vni), entry)

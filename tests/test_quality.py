@@ -226,3 +226,24 @@ def test_dedupe_flows() -> None:
     assert kept == [("a", a1), ("a", a1_final), ("b", b2)]
     assert dedup.stats().pairs == {("a", "b"): 1}
     assert list(dedupe_flows([("a", a1), ("b", a1)])) == [("a", a1)]
+
+
+def test_a_long_connection_still_re_logged_is_not_forgotten() -> None:
+    """The horizon counts from the last record that matched a connection."""
+    dedup = SensorDeduplicator(horizon_s=10.0)
+    t0 = datetime(2026, 5, 1, tzinfo=UTC)
+    long_conn = ("10.0.0.1", 40000, "1.2.3.4", 443, "tcp")
+    assert not dedup.seen("1:long", long_conn, t0, "a")
+    for k in range(1, 8):  # other connections move log time on; "a" re-logs every 8 s
+        at = t0 + timedelta(seconds=8 * k)
+        assert not dedup.seen(None, ("10.0.0.2", 40000 + k, "5.6.7.8", 443, "tcp"), at, "a")
+        assert not dedup.seen("1:long", long_conn, t0, "a")  # interim record, start t0
+    # 56 s after it started, sensor b's copy is still recognized
+    assert dedup.seen("1:long", long_conn, t0, "b")
+    # a connection last matched beyond the horizon is forgotten
+    quiet = SensorDeduplicator(horizon_s=10.0)
+    assert not quiet.seen("1:x", long_conn, t0, "a")
+    assert not quiet.seen(None, ("10.0.0.2", 1, "5.6.7.8", 443, "tcp"),
+                          t0 + timedelta(seconds=30), "a")
+    assert not quiet.seen("1:x", long_conn, t0, "b")
+    assert quiet.stats().expired == 1

@@ -52,7 +52,8 @@ from egress.findings import Case, Finding, build_cases, build_findings, unlisted
 from egress.formats.alerts import FORMATS
 from egress.geo import GeoLookup, load_geo
 from egress.inventory import load_inventory
-from egress.pipeline import expand_inputs
+from egress.pipeline import ZEEK_DEDUP_HORIZON_S, deduped_conn_batch, expand_inputs
+from egress.quality import SensorDeduplicator
 from egress.records import Attributed, DriveAttach
 from egress.sidecar.config import InputConfig, JournalConfig, SidecarConfig
 from egress.sidecar.follow import Chunk, Follower
@@ -145,6 +146,9 @@ class Sidecar:
                            for i in config.inputs}
         self._readers: dict[str, ZeekLogReader] = {
             name: pickle.loads(blob) for name, blob in self.checkpoint.readers.items()}
+        sensors = [i for i in config.inputs if isinstance(i, InputConfig) and i.kind == "zeek"]
+        self._sensors = len(sensors) > 1  # the same connection from two sensors counts once
+        self._dedup = self._deduplicator()
         self._evaluate_next = True  # always evaluate once after a start
         self._aggregator: WindowAggregator | None = None
         self._aggregator_params: WindowParams | None = None
@@ -221,6 +225,8 @@ class Sidecar:
             new.marks[spec.name] = polled.marks
             if not polled.waiting:
                 self.metrics.caught_up_at[spec.name] = self._clock()
+        if self._dedup is not None:
+            new.dedup = pickle.dumps(self._dedup, protocol=pickle.HIGHEST_PROTOCOL)
         dropped += self._retain(new)
         self._reach("segments")
         self.state.commit(new, dropped=dropped)
@@ -257,9 +263,9 @@ class Sidecar:
         unattributed = 0
         for batch in _zeek_batches(reader, chunk, self.state.scratch):
             records[name] += batch.num_rows
-            attributed = self._attributor.attribute_batch(batch)
-            unattributed += attributed.num_rows - pc.sum(
-                pc.is_valid(attributed.column("tenant")).cast(pa.int64())).as_py()
+            kept = batch if self._dedup is None else deduped_conn_batch(batch, self._dedup, name)
+            attributed = self._attributor.attribute_batch(kept)
+            unattributed += attributed.column("tenant").null_count
             tables.append(conn_transfers(attributed))
         self._count_unattributed(name, unattributed)
         self._store(tables, owner="", new=new)
@@ -496,9 +502,22 @@ class Sidecar:
                       "%s", exc)
             return None
 
+    def _deduplicator(self) -> SensorDeduplicator | None:
+        """With two or more Zeek inputs (sensors), the de-duplicator ``egress analyze``
+        applies to conn logs from several directories, as of the checkpoint."""
+        if not self._sensors:
+            return None
+        blob = getattr(self.checkpoint, "dedup", None)  # absent from older checkpoints
+        if blob is None:
+            return SensorDeduplicator(horizon_s=ZEEK_DEDUP_HORIZON_S)
+        dedup = pickle.loads(blob)
+        assert isinstance(dedup, SensorDeduplicator)
+        return dedup
+
     def _recover(self) -> None:
         self.checkpoint = self.state.load()
         self._readers = {n: pickle.loads(b) for n, b in self.checkpoint.readers.items()}
+        self._dedup = self._deduplicator()
         self.live.recover(self.checkpoint.marks)
         self.ledger.recover(self.spool.event_ids())
         self._evaluate_next = True

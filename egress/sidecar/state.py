@@ -70,6 +70,8 @@ class Checkpoint:
     """Per whole-file owner: drives attached that no media-import manifest lists."""
     issues: dict[str, int] = field(default_factory=dict)
     """Per whole-file owner: lines the reader counted as issues."""
+    dedup: bytes | None = None
+    """The pickled sensor de-duplicator (with two or more Zeek inputs)."""
 
 
 def write_atomically(path: Path, data: bytes) -> None:
