@@ -8,7 +8,6 @@
  * time. Packet checksums are not verified (as `zeek -C`).
  */
 #include "engine.h"
-#include <datetime.h>
 #include <stdlib.h>
 #include <time.h>
 #include <sys/mman.h>
@@ -157,132 +156,10 @@ static int set_inactivity(Engine *e, int32_t idx, int64_t timeout) {
     return timer_add(e, f->last_ns + timeout, idx, T_INACTIVITY, f->inact_ver);
 }
 
-/* ------------------------------------------------------------------ output */
-
-static uint64_t tcp_size(const Endpoint *ep) {
-    int64_t sz = ep->last64 > ep->ack64 ? ep->last64 : ep->ack64;
-    if (sz < 0) sz = 0;
-    if (sz) sz--;                       /* the SYN's sequence number carries no data */
-    if (ep->fin_cnt && sz) sz--;        /* nor does the FIN's */
-    return (uint64_t)sz;
-}
-
-static int history_matches_rstos0(const Flow *f) {
-    /* ^?S[^HAFGIQ]*R.* */
-    int i = 0;
-    if (i < f->hlen && f->history[i] == '^') i++;
-    if (i >= f->hlen || f->history[i] != 'S') return 0;
-    for (i++; i < f->hlen; i++) {
-        char c = f->history[i];
-        if (c == 'R') return 1;
-        if (strchr("HAFGIQ", c)) return 0;
-    }
-    return 0;
-}
-
-static const char *conn_state(const Flow *f) {
-    if (f->l4 == L4_UDP) {
-        if (f->plen[0] >= 0) return f->plen[1] >= 0 ? "SF" : "S0";
-        return f->plen[1] >= 0 ? "SHR" : "OTH";
-    }
-    if (f->l4 != L4_TCP) return "OTH";
-    int os = f->ep[0].state, rs = f->ep[1].state;
-    int o_inactive = os == ST_INACTIVE || os == ST_PARTIAL;
-    int r_inactive = rs == ST_INACTIVE || rs == ST_PARTIAL;
-    if (rs == ST_RESET) {
-        if (os == ST_SYN_SENT || os == ST_SYN_ACK_SENT ||
-            (os == ST_RESET && tcp_size(&f->ep[0]) == 0 && tcp_size(&f->ep[1]) == 0))
-            return "REJ";
-        return o_inactive ? "RSTRH" : "RSTR";
-    }
-    if (os == ST_RESET) {
-        if (r_inactive) return history_matches_rstos0(f) ? "RSTOS0" : "OTH";
-        return "RSTO";
-    }
-    if (rs == ST_CLOSED && os == ST_CLOSED) return "SF";
-    if (os == ST_CLOSED) return r_inactive ? "SH" : "S2";
-    if (rs == ST_CLOSED) return o_inactive ? "SHR" : "S3";
-    if (os == ST_SYN_SENT && rs == ST_INACTIVE) return "S0";
-    if (os == ST_ESTABLISHED && rs == ST_ESTABLISHED) return "S1";
-    return "OTH";
-}
-
-static PyObject *utc_datetime(int64_t ns) {
-    if (!PyDateTimeAPI) { PyDateTime_IMPORT; if (!PyDateTimeAPI) return NULL; }
-    int64_t sec = ns / 1000000000LL, rem = ns % 1000000000LL;
-    if (rem < 0) { sec -= 1; rem += 1000000000LL; }  /* floor, without negating INT64_MIN */
-    int us = (int)(rem / 1000);
-    time_t t = (time_t)sec; struct tm tm;
-    if (!gmtime_r(&t, &tm)) { PyErr_SetString(PyExc_OverflowError, "timestamp out of range"); return NULL; }
-    return PyDateTimeAPI->DateTime_FromDateAndTime(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-        tm.tm_hour, tm.tm_min, tm.tm_sec, us, PyDateTime_TimeZone_UTC, PyDateTimeAPI->DateTimeType);
-}
-
-static PyObject *opt_int(int64_t v) {
-    if (v < 0) Py_RETURN_NONE;
-    return PyLong_FromLongLong(v);
-}
-
-static const char *const L4_NAMES[] = {"tcp", "udp", "icmp", "unknown_transport"};
-
-/* Append a flow record (final or interim) to the output list, its text fields made here. */
-static int emit(Engine *e, Flow *f, int interim) {
-    const uint8_t *oa = f->orig_is_a ? f->key.a : f->key.b;
-    const uint8_t *ra = f->orig_is_a ? f->key.b : f->key.a;
-    int op = f->orig_is_a ? f->key.pa : f->key.pb;
-    int rp = f->orig_is_a ? f->key.pb : f->key.pa;
-    PyObject *parents = PyTuple_New(f->nparents);
-    if (!parents) return -1;
-    for (int i = 0; i < f->nparents; i++) {
-        PyObject *v = fc_uid_text(f->parents[i]);
-        if (!v) { Py_DECREF(parents); return -1; }
-        PyTuple_SET_ITEM(parents, i, v);
-    }
-    uint64_t ob, rb;
-    if (f->l4 == L4_TCP) { ob = tcp_size(&f->ep[0]); rb = tcp_size(&f->ep[1]); }
-    else if (f->l4 == L4_OTHER) { ob = rb = 0; }
-    else { ob = f->plen[0] > 0 ? (uint64_t)f->plen[0] : 0; rb = f->plen[1] > 0 ? (uint64_t)f->plen[1] : 0; }
-    PyObject *t = Py_BuildValue(
-        /* the order of egress.records.Flow's fields */
-        "(NNdNiNisiss#KKKKKKNNNNNO)",
-        fc_uid_text(f->uid), utc_datetime(f->first_ns), (double)(f->last_ns - f->first_ns) / 1e9,
-        fc_addr_text(oa, f->key.family), op, fc_addr_text(ra, f->key.family), rp,
-        L4_NAMES[f->l4], (int)f->key.proto, conn_state(f), f->history, (Py_ssize_t)f->hlen,
-        (unsigned long long)f->pkts[0], (unsigned long long)f->ipbytes[0], (unsigned long long)ob,
-        (unsigned long long)f->pkts[1], (unsigned long long)f->ipbytes[1], (unsigned long long)rb,
-        fc_community_id(oa, op, ra, rp, f->key.family, f->key.proto),
-        opt_int(f->key.vni), opt_int(f->vlan), opt_int(f->inner_vlan), parents,
-        interim ? Py_True : Py_False);
-    if (!t) return -1;
-    PyObject *item = t;
-    if (e->record_type) {
-        /* Build the frozen, slotted record directly through its member descriptors:
-         * the generated __init__ goes through object.__setattr__ per field and costs
-         * more than everything else done per flow. */
-        item = e->record_type->tp_alloc(e->record_type, 0);
-        if (!item) { Py_DECREF(t); return -1; }
-        for (int i = 0; i < e->nslots; i++) {
-            PyObject *d = e->record_slots[i];
-            if (Py_TYPE(d)->tp_descr_set(d, item, PyTuple_GET_ITEM(t, i)) < 0) {
-                Py_DECREF(item); Py_DECREF(t); return -1;
-            }
-        }
-        Py_DECREF(t);
-        /* Its fields are strings, numbers, a datetime and a tuple of strings, so a
-         * record can never be part of a reference cycle: keep it out of the cyclic
-         * collector, which otherwise rescans millions of live records. */
-        if (PyObject_GC_IsTracked(item)) PyObject_GC_UnTrack(item);
-    }
-    int rc = PyList_Append(e->out, item);
-    Py_DECREF(item);
-    if (interim) e->interims++; else e->flows_done++;
-    return rc;
-}
-
 static int remove_flow(Engine *e, int32_t idx) {
     Flow *f = &e->flows[idx];
     if (!f->used) return 0;
-    int rc = emit(e, f, 0);
+    int rc = fc_emit(e, f, 0);
     if (rc < 0) e->pyerr = 1;
     htab_delete(e, idx);
     f->used = 0; f->gen++; f->hnext = e->free_head; e->free_head = idx; e->live--;
@@ -739,7 +616,7 @@ int fc_account(Engine *e, IpInfo *ip, Ctx *ctx, uint64_t *uid_out, int *resp_por
     f->pkts[dir]++;
     f->ipbytes[dir] += ip->ip_len;
     if (e->now_ns >= f->next_interim_ns) {
-        if (emit(e, f, 1) < 0) { e->pyerr = 1; return -1; }
+        if (fc_emit(e, f, 1) < 0) { e->pyerr = 1; return -1; }
         f->next_interim_ns = e->now_ns + e->interim_ns;
     }
     *uid_out = f->uid;

@@ -4,7 +4,8 @@
  *
  *   capture.c  pcap / pcapng record framing -> packets
  *   decode.c   link layers, tags, IP, tunnels -> IP packets with their context
- *   conn.c     flow table, timers and Zeek's connection rules -> flow records
+ *   conn.c     flow table, timers and Zeek's connection rules
+ *   record.c   flows -> Python records
  *   module.c   the Python type that drives it all
  *
  * Why C and not numba: the loop is branchy (link layers, tunnels, a hash table
@@ -140,6 +141,7 @@ typedef struct {
     int pyerr;              /* a Python exception is pending (allocation failure) */
     PyTypeObject *record_type;      /* egress.records.Flow, or NULL for plain tuples */
     PyObject *record_slots[32];     /* its member descriptors, in field order */
+    int record_off[32];             /* their slot offsets (0: set through the descriptor) */
     int nslots;
     int32_t *flush_order; int32_t flush_n, flush_pos;  /* an end-of-input flush under way */
 } Engine;
@@ -193,6 +195,18 @@ int fc_advance(Engine *e, int64_t now);
 int fc_flush(Engine *e, Py_ssize_t max_records, int *done);
 /* Count one IP packet into its connection; *uid_out gets the conn's uid (0 if none). */
 int fc_account(Engine *e, IpInfo *ip, Ctx *ctx, uint64_t *uid_out, int *resp_port_out);
+
+/* record.c */
+int fc_record_init(void);
+int fc_record_slot_offset(PyTypeObject *type, PyObject *descr);
+int fc_emit(Engine *e, Flow *f, int interim);
+
+/* A str from ASCII bytes, written in place (no UTF-8 decoding). */
+static inline PyObject *fc_ascii_text(const char *s, Py_ssize_t n) {
+    PyObject *o = PyUnicode_New(n, 127);
+    if (o && n) memcpy(PyUnicode_1BYTE_DATA(o), s, (size_t)n);
+    return o;
+}
 
 /* flowid.c */
 PyObject *fc_community_id(const uint8_t *oa, int op, const uint8_t *ra, int rp, int family, int proto);

@@ -11,20 +11,32 @@
 
 static inline uint32_t rol(uint32_t x, int n) { return (x << n) | (x >> (32 - n)); }
 
+/* One 64-byte block, unrolled: a 16-word rolling message schedule and the
+ * variables renamed per round instead of moved. */
+#define SHA1_W(i) (w[(i) & 15] = rol(w[((i) + 13) & 15] ^ w[((i) + 8) & 15] ^ w[((i) + 2) & 15] ^ w[(i) & 15], 1))
+#define SHA1_R(a, b, c, d, e, f, k, x) \
+    do { e += rol(a, 5) + (f) + (k) + (x); b = rol(b, 30); } while (0)
+#define F1(b, c, d) (d ^ (b & (c ^ d)))
+#define F2(b, c, d) (b ^ c ^ d)
+#define F3(b, c, d) ((b & c) | (d & (b | c)))
+#define R0(a, b, c, d, e, i) SHA1_R(a, b, c, d, e, F1(b, c, d), 0x5A827999u, w[i])
+#define R1(a, b, c, d, e, i) SHA1_R(a, b, c, d, e, F1(b, c, d), 0x5A827999u, SHA1_W(i))
+#define R2(a, b, c, d, e, i) SHA1_R(a, b, c, d, e, F2(b, c, d), 0x6ED9EBA1u, SHA1_W(i))
+#define R3(a, b, c, d, e, i) SHA1_R(a, b, c, d, e, F3(b, c, d), 0x8F1BBCDCu, SHA1_W(i))
+#define R4(a, b, c, d, e, i) SHA1_R(a, b, c, d, e, F2(b, c, d), 0xCA62C1D6u, SHA1_W(i))
+#define FIVE(R, i) R(a, b, c, d, e, i); R(e, a, b, c, d, i + 1); R(d, e, a, b, c, i + 2); \
+                   R(c, d, e, a, b, i + 3); R(b, c, d, e, a, i + 4)
+
 static void sha1_block(uint32_t h[5], const uint8_t *p) {
-    uint32_t w[80];
+    uint32_t w[16];
     for (int i = 0; i < 16; i++) w[i] = rd32be(p + 4 * i);
-    for (int i = 16; i < 80; i++) w[i] = rol(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
     uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
-    for (int i = 0; i < 80; i++) {
-        uint32_t f, k;
-        if (i < 20) { f = (b & c) | (~b & d); k = 0x5A827999; }
-        else if (i < 40) { f = b ^ c ^ d; k = 0x6ED9EBA1; }
-        else if (i < 60) { f = (b & c) | (b & d) | (c & d); k = 0x8F1BBCDC; }
-        else { f = b ^ c ^ d; k = 0xCA62C1D6; }
-        uint32_t t = rol(a, 5) + f + e + k + w[i];
-        e = d; d = c; c = rol(b, 30); b = a; a = t;
-    }
+    FIVE(R0, 0); FIVE(R0, 5); FIVE(R0, 10);
+    R0(a, b, c, d, e, 15); R1(e, a, b, c, d, 16); R1(d, e, a, b, c, 17); R1(c, d, e, a, b, 18);
+    R1(b, c, d, e, a, 19);
+    FIVE(R2, 20); FIVE(R2, 25); FIVE(R2, 30); FIVE(R2, 35);
+    FIVE(R3, 40); FIVE(R3, 45); FIVE(R3, 50); FIVE(R3, 55);
+    FIVE(R4, 60); FIVE(R4, 65); FIVE(R4, 70); FIVE(R4, 75);
     h[0] += a; h[1] += b; h[2] += c; h[3] += d; h[4] += e;
 }
 
@@ -82,7 +94,7 @@ PyObject *fc_community_id(const uint8_t *oa, int op, const uint8_t *ra, int rp, 
         txt[o++] = i + 1 < 20 ? B64[(v >> 6) & 63] : '=';
         txt[o++] = i + 2 < 20 ? B64[v & 63] : '=';
     }
-    return PyUnicode_FromStringAndSize(txt, 2 + 28);
+    return fc_ascii_text(txt, 2 + 28);
 }
 
 PyObject *fc_uid_text(uint64_t uid) {
@@ -93,7 +105,7 @@ PyObject *fc_uid_text(uint64_t uid) {
     txt[o++] = 'C';
     for (int i = n; i < 11; i++) txt[o++] = '0';
     while (n) txt[o++] = tmp[--n];
-    return PyUnicode_FromStringAndSize(txt, o);
+    return fc_ascii_text(txt, o);
 }
 
 PyObject *fc_addr_text(const uint8_t *a, int family) {
@@ -107,8 +119,8 @@ PyObject *fc_addr_text(const uint8_t *a, int family) {
             txt[o++] = (char)('0' + v % 10);
             if (i < 3) txt[o++] = '.';
         }
-        return PyUnicode_FromStringAndSize(txt, o);
+        return fc_ascii_text(txt, o);
     }
     if (!inet_ntop(AF_INET6, a, txt, sizeof txt)) txt[0] = 0;
-    return PyUnicode_FromString(txt);
+    return fc_ascii_text(txt, (Py_ssize_t)strlen(txt));
 }

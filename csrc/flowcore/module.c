@@ -68,6 +68,8 @@ static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
                 PyErr_SetString(PyExc_TypeError, "record fields must be slots");
                 goto done;
             }
+            int off = fc_record_slot_offset((PyTypeObject *)rtype, d);
+            e->record_off[e->nslots] = off > 0 ? off : 0;
             e->record_slots[e->nslots++] = d;
         }
         Py_INCREF(rtype);
@@ -228,7 +230,7 @@ static struct PyModuleDef moduledef = {
 };
 
 PyMODINIT_FUNC PyInit__flowcore(void) {
-    if (PyType_Ready(&EngineType) < 0) return NULL;
+    if (PyType_Ready(&EngineType) < 0 || fc_record_init() < 0) return NULL;
     PyObject *m = PyModule_Create(&moduledef);
     if (!m) return NULL;
     Py_INCREF(&EngineType);
