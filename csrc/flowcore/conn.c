@@ -14,6 +14,9 @@
 
 /* ------------------------------------------------------------------ hashing */
 
+_Static_assert(sizeof(FlowKey) == 48, "FlowKey is compared and hashed as six words");
+
+/* The uid's hash of a key: stronger than the table's, made once per flow. */
 static uint64_t key_hash(const FlowKey *k) {
     uint64_t w[5]; memcpy(w, k, 40);
     uint64_t h = 0x9e3779b97f4a7c15ULL;
@@ -21,44 +24,56 @@ static uint64_t key_hash(const FlowKey *k) {
     return mix64(h ^ (uint64_t)k->vni);
 }
 
+static inline int key_eq(const FlowKey *x, const FlowKey *y) {
+    uint64_t a[6], b[6]; memcpy(a, x, 48); memcpy(b, y, 48);
+    return !((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3]) | (a[4] ^ b[4]) | (a[5] ^ b[5]));
+}
+
+/* Open addressing with linear probing. A slot holds the low 32 bits of the key's
+ * hash (its tag, which also gives its home slot) and the flow's index, so most
+ * probes and all moves need no access to the flow itself. */
+#define SLOT_EMPTY UINT64_MAX
+static inline int32_t slot_flow(uint64_t v) { return (int32_t)(uint32_t)v; }
+static inline uint32_t slot_tag(uint64_t v) { return (uint32_t)(v >> 32); }
+
 static int32_t htab_find(Engine *e, const FlowKey *k, uint64_t h) {
-    uint32_t s = (uint32_t)h & e->hmask;
+    uint32_t tag = (uint32_t)h, s = tag & e->hmask;
     for (;;) {
-        int32_t i = e->htab[s];
-        if (i < 0) return -1;
-        if (memcmp(&e->flows[i].key, k, sizeof(FlowKey)) == 0) return i;
+        uint64_t v = e->htab[s];
+        if (v == SLOT_EMPTY) return -1;
+        if (slot_tag(v) == tag && key_eq(&e->flows[slot_flow(v)].key, k)) return slot_flow(v);
         s = (s + 1) & e->hmask;
     }
 }
 
-static void htab_insert(Engine *e, int32_t idx, uint64_t h) {
-    uint32_t s = (uint32_t)h & e->hmask;
-    while (e->htab[s] >= 0) s = (s + 1) & e->hmask;
-    e->htab[s] = idx;
+static void htab_insert(Engine *e, int32_t idx, uint32_t tag) {
+    uint32_t s = tag & e->hmask;
+    while (e->htab[s] != SLOT_EMPTY) s = (s + 1) & e->hmask;
+    e->htab[s] = ((uint64_t)tag << 32) | (uint32_t)idx;
 }
 
 static void htab_delete(Engine *e, int32_t idx) {
-    uint32_t s = (uint32_t)key_hash(&e->flows[idx].key) & e->hmask;
-    while (e->htab[s] != idx) s = (s + 1) & e->hmask;
+    uint32_t s = (uint32_t)fc_table_hash(&e->flows[idx].key) & e->hmask;
+    while (slot_flow(e->htab[s]) != idx) s = (s + 1) & e->hmask;
     /* backward-shift deletion keeps probe chains intact without tombstones */
     uint32_t j = s;
     for (;;) {
         j = (j + 1) & e->hmask;
-        int32_t k = e->htab[j];
-        if (k < 0) break;
-        uint32_t home = (uint32_t)key_hash(&e->flows[k].key) & e->hmask;
-        if (((j - home) & e->hmask) >= ((j - s) & e->hmask)) { e->htab[s] = k; s = j; }
+        uint64_t v = e->htab[j];
+        if (v == SLOT_EMPTY) break;
+        uint32_t home = slot_tag(v) & e->hmask;
+        if (((j - home) & e->hmask) >= ((j - s) & e->hmask)) { e->htab[s] = v; s = j; }
     }
-    e->htab[s] = -1;
+    e->htab[s] = SLOT_EMPTY;
 }
 
 /* Large tables are touched at random, one flow per packet: back them with huge
  * pages where the kernel offers them, so each access costs one TLB entry less. */
 static void *table_alloc(size_t bytes) {
     const size_t huge = 2u << 20;
-    if (bytes < huge) return PyMem_Malloc(bytes);
-    size_t rounded = (bytes + huge - 1) & ~(huge - 1);
     void *p = NULL;
+    if (bytes < huge) return posix_memalign(&p, 64, bytes) == 0 ? p : NULL;
+    size_t rounded = (bytes + huge - 1) & ~(huge - 1);
     if (posix_memalign(&p, huge, rounded) != 0) return NULL;
 #ifdef MADV_HUGEPAGE
     madvise(p, rounded, MADV_HUGEPAGE);
@@ -66,33 +81,67 @@ static void *table_alloc(size_t bytes) {
     return p;
 }
 
-static void table_free(void *p, size_t bytes) {
-    if (!p) return;
-    if (bytes < (2u << 20)) PyMem_Free(p); else free(p);
+static void table_free(void *p) { free(p); }
+
+/* Free slots form a stack (linked through hnext) that the original table made
+ * by pushing every new slot when it grew. Here the slots never used are handed
+ * out in the same order without being touched beforehand, so a table that grew
+ * to 2^k slots keeps only the slots it used resident: a link FREE_FRESH stands
+ * for "the slots from e->fresh on, then e->fresh_below". */
+#define FREE_FRESH (-2)
+
+static int32_t pop_slot(Engine *e) {
+    for (;;) {
+        int32_t h = e->free_head;
+        if (h >= 0) { e->free_head = e->flows[h].hnext; return h; }
+        if (h != FREE_FRESH) return -1;
+        if (e->fresh < e->cap) {
+            Flow *f = &e->flows[e->fresh];
+            f->used = 0; f->gen = 0;
+            return e->fresh++;
+        }
+        e->free_head = e->fresh_below;
+    }
 }
 
 static int grow_table(Engine *e) {
     int32_t newcap = e->cap ? e->cap * 2 : 4096;
+    /* the table grows with one slot left, which goes under the new ones */
+    int32_t below = e->cap ? pop_slot(e) : -1;
+    if (below >= 0) e->flows[below].hnext = -1;
     Flow *nf = table_alloc(sizeof(Flow) * (size_t)newcap);
     if (!nf) { PyErr_NoMemory(); e->pyerr = 1; return -1; }
     if (e->flows) {
-        memcpy(nf, e->flows, sizeof(Flow) * (size_t)e->cap);
-        table_free(e->flows, sizeof(Flow) * (size_t)e->cap);
+        memcpy(nf, e->flows, sizeof(Flow) * (size_t)e->fresh);
+        table_free(e->flows);
     }
     e->flows = nf;
-    for (int32_t i = newcap - 1; i >= e->cap; i--) {
-        nf[i].used = 0; nf[i].gen = 0; nf[i].hnext = e->free_head; e->free_head = i;
-    }
+    e->fresh_below = below; e->free_head = FREE_FRESH; e->fresh = e->cap;
     e->cap = newcap;
     uint32_t hsize = (uint32_t)newcap * 2;
-    int32_t *nh = table_alloc(sizeof(int32_t) * hsize);
+    uint64_t *nh = table_alloc(sizeof(uint64_t) * hsize);
     if (!nh) { PyErr_NoMemory(); e->pyerr = 1; return -1; }
-    table_free(e->htab, sizeof(int32_t) * (e->hmask + 1));
-    e->htab = nh; e->hmask = hsize - 1;
-    memset(nh, 0xff, sizeof(int32_t) * hsize);
-    for (int32_t i = 0; i < e->cap; i++)
-        if (nf[i].used) htab_insert(e, i, key_hash(&nf[i].key));
+    memset(nh, 0xff, sizeof(uint64_t) * hsize);
+    uint32_t newmask = hsize - 1;
+    if (e->htab) {
+        /* the tags give each flow's home slot: no key is read or hashed again */
+        for (uint32_t s = 0; s <= e->hmask; s++) {
+            uint64_t v = e->htab[s];
+            if (v == SLOT_EMPTY) continue;
+            uint32_t t = slot_tag(v) & newmask;
+            while (nh[t] != SLOT_EMPTY) t = (t + 1) & newmask;
+            nh[t] = v;
+        }
+        table_free(e->htab);
+    }
+    e->htab = nh; e->hmask = newmask;
     return 0;
+}
+
+/* A free slot for a new flow (the table grows first when one slot is left). */
+static int32_t alloc_slot(Engine *e) {
+    if (e->live >= e->cap - 1 && grow_table(e) < 0) return -1;
+    return pop_slot(e);
 }
 
 int fc_conn_init(Engine *e) {
@@ -103,8 +152,8 @@ int fc_conn_init(Engine *e) {
 }
 
 void fc_conn_free(Engine *e) {
-    table_free(e->flows, sizeof(Flow) * (size_t)e->cap);
-    table_free(e->htab, e->htab ? sizeof(int32_t) * (e->hmask + 1) : 0);
+    table_free(e->flows);
+    table_free(e->htab);
     PyMem_Free(e->heap); PyMem_Free(e->frags); PyMem_Free(e->flush_order);
     e->flush_order = NULL;
     e->flows = NULL; e->htab = NULL; e->heap = NULL; e->frags = NULL;
@@ -233,7 +282,7 @@ int fc_flush(Engine *e, Py_ssize_t max_records, int *done) {
         e->flush_order = PyMem_Malloc(sizeof(int32_t) * (size_t)(e->live > 0 ? e->live : 1));
         if (!e->flush_order) { PyErr_NoMemory(); return -1; }
         int32_t n = 0;
-        for (int32_t i = 0; i < e->cap; i++)
+        for (int32_t i = 0; i < e->fresh; i++)
             if (e->flows[i].used) e->flush_order[n++] = i;
         sort_base = e->flows;
         qsort(e->flush_order, (size_t)n, sizeof(int32_t), by_first_seen);
@@ -543,7 +592,7 @@ int fc_account(Engine *e, IpInfo *ip, Ctx *ctx, uint64_t *uid_out, int *resp_por
     if (src_is_a) { memcpy(k.a, ip->src, alen); memcpy(k.b, ip->dst, alen); k.pa = (uint16_t)sport; k.pb = (uint16_t)dport; }
     else { memcpy(k.a, ip->dst, alen); memcpy(k.b, ip->src, alen); k.pa = (uint16_t)dport; k.pb = (uint16_t)sport; }
     k.proto = ip->proto; k.family = (uint8_t)ip->family; k.one_way = (uint8_t)one_way; k.vni = ctx->vni;
-    uint64_t h = key_hash(&k);
+    uint64_t h = fc_table_hash(&k);
     int32_t idx = htab_find(e, &k, h);
     if (idx >= 0 && l4 == L4_TCP && tcp_full && tcp_is_reuse(&e->flows[idx], th[13], rd32be(th + 4))) {
         if (remove_flow(e, idx) < 0) return -1;
@@ -551,10 +600,9 @@ int fc_account(Engine *e, IpInfo *ip, Ctx *ctx, uint64_t *uid_out, int *resp_por
     }
     Flow *f;
     if (idx < 0) {
-        if (e->free_head < 0 || (uint32_t)(e->live + 1) * 2 > e->hmask) {
-            if (grow_table(e) < 0) return -1;
-        }
-        idx = e->free_head; f = &e->flows[idx]; e->free_head = f->hnext;
+        idx = alloc_slot(e);
+        if (idx < 0) return -1;
+        f = &e->flows[idx];
         uint32_t gen = f->gen;
         memset(f, 0, sizeof *f);
         f->gen = gen;
@@ -577,9 +625,9 @@ int fc_account(Engine *e, IpInfo *ip, Ctx *ctx, uint64_t *uid_out, int *resp_por
         if (flip && is_v4_broadcast(ip)) flip = 0;
         f->orig_is_a = (uint8_t)(flip ? !src_is_a : src_is_a);
         if (flip) hist_put(f, '^');
-        f->uid = mix64(h ^ mix64((uint64_t)e->pkt_ns) ^ (++e->uid_seq * 0x9e3779b97f4a7c15ULL));
+        f->uid = mix64(key_hash(&k) ^ mix64((uint64_t)e->pkt_ns) ^ (++e->uid_seq * 0x9e3779b97f4a7c15ULL));
         if (!f->uid) f->uid = 1;
-        htab_insert(e, idx, h);
+        htab_insert(e, idx, (uint32_t)h);
         e->live++;
         if (set_inactivity(e, idx, l4 == L4_TCP ? e->udp_timeout_ns :
                                    l4 == L4_UDP ? e->udp_timeout_ns :

@@ -76,23 +76,27 @@ typedef struct {
     uint32_t rx, rxth, zw, zwth;        /* scaled history counters: retransmits, zero windows */
 } Endpoint;
 
-typedef struct {
+/* A flow's state, laid out by use: a packet of a flow already in the table
+ * reads and writes the first two cache lines (TCP also the next two, its
+ * endpoints); the rest is touched when the flow starts, ends or changes state. */
+typedef struct __attribute__((aligned(64))) {
     FlowKey key;
-    int32_t hnext;          /* free-list link */
-    uint32_t gen;           /* bumped when the slot is reused: stale timers ignore it */
     uint8_t used, orig_is_a, l4, nparents, active, inited;
     uint8_t hmask[2];       /* history letters recorded, per direction at recording time */
-    uint16_t hmask_hi[2];
-    int16_t vlan, inner_vlan;
-    int64_t first_ns, last_ns, next_interim_ns, inact_ns;
-    uint32_t inact_ver;
     uint64_t uid;
-    uint64_t parents[MAX_PARENTS];
+    int64_t last_ns, next_interim_ns;
     uint64_t pkts[2], ipbytes[2];
     int64_t plen[2];        /* UDP/ICMP payload bytes; -1 = that side never sent */
     Endpoint ep[2];         /* index 0 = originator */
-    char history[40];
+    int64_t first_ns, inact_ns;
+    int32_t hnext;          /* free-list link */
+    uint32_t gen;           /* bumped when the slot is reused: stale timers ignore it */
+    uint32_t inact_ver;
+    uint16_t hmask_hi[2];
+    int16_t vlan, inner_vlan;
     uint8_t hlen;
+    uint64_t parents[MAX_PARENTS];
+    char history[40];
 } Flow;
 
 typedef struct { int64_t t; uint64_t seq; int32_t flow; uint32_t gen; uint32_t ver; uint8_t kind; } Timer;
@@ -122,7 +126,8 @@ typedef struct {
     uint8_t lsp_tcp[8192], lsp_udp[8192], dns_ports[8192];
     /* flow storage */
     Flow *flows; int32_t cap; int32_t free_head; int32_t live;
-    int32_t *htab; uint32_t hmask;
+    int32_t fresh, fresh_below;  /* slots from fresh on have never been used (see conn.c) */
+    uint64_t *htab; uint32_t hmask;  /* slots: hash tag << 32 | flow index; empty: all ones */
     Timer *heap; Py_ssize_t nheap, heapcap; uint64_t timer_seq;
     FragEntry *frags;
     PyObject *out;          /* list of finished/interim flow tuples */
@@ -206,6 +211,16 @@ static inline PyObject *fc_ascii_text(const char *s, Py_ssize_t n) {
     PyObject *o = PyUnicode_New(n, 127);
     if (o && n) memcpy(PyUnicode_1BYTE_DATA(o), s, (size_t)n);
     return o;
+}
+
+/* The flow table's hash of a key (the uid is made from a stronger one). */
+static inline uint64_t fc_table_hash(const FlowKey *k) {
+    uint64_t w[6]; memcpy(w, k, sizeof w);
+    uint64_t h = w[0] * 0x9e3779b97f4a7c15ULL + w[1] * 0xc2b2ae3d27d4eb4fULL +
+                 w[2] * 0x165667b19e3779f9ULL + w[3] * 0xd6e8feb86659fd93ULL +
+                 w[4] * 0xff51afd7ed558ccdULL + w[5] * 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 32; h *= 0x94d049bb133111ebULL; h ^= h >> 29;
+    return h;
 }
 
 /* flowid.c */
