@@ -83,6 +83,37 @@ static void *table_alloc(size_t bytes) {
 
 static void table_free(void *p) { free(p); }
 
+/* The flow array grows by doubling. On Linux the pages move, not the bytes
+ * (mremap): copying hundreds of MB into freshly zeroed pages cost more than
+ * the packets that filled them. */
+static Flow *flows_resize(Flow *old, size_t oldcap, size_t newcap, size_t used) {
+#if defined(__linux__) && defined(MREMAP_MAYMOVE)
+    (void)used;
+    size_t nb = sizeof(Flow) * newcap;
+    void *p = old ? mremap(old, sizeof(Flow) * oldcap, nb, MREMAP_MAYMOVE)
+                  : mmap(NULL, nb, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+#ifdef MADV_HUGEPAGE
+    madvise(p, nb, MADV_HUGEPAGE);
+#endif
+    return p;
+#else
+    Flow *p = table_alloc(sizeof(Flow) * newcap);
+    if (p && old) { memcpy(p, old, sizeof(Flow) * used); table_free(old); }
+    (void)oldcap;
+    return p;
+#endif
+}
+
+static void flows_free(Flow *p, size_t cap) {
+    if (!p) return;
+#if defined(__linux__) && defined(MREMAP_MAYMOVE)
+    munmap(p, sizeof(Flow) * cap);
+#else
+    (void)cap; table_free(p);
+#endif
+}
+
 /* Free slots form a stack (linked through hnext) that the original table made
  * by pushing every new slot when it grew. Here the slots never used are handed
  * out in the same order without being touched beforehand, so a table that grew
@@ -109,12 +140,8 @@ static int grow_table(Engine *e) {
     /* the table grows with one slot left, which goes under the new ones */
     int32_t below = e->cap ? pop_slot(e) : -1;
     if (below >= 0) e->flows[below].hnext = -1;
-    Flow *nf = table_alloc(sizeof(Flow) * (size_t)newcap);
+    Flow *nf = flows_resize(e->flows, (size_t)e->cap, (size_t)newcap, (size_t)e->fresh);
     if (!nf) { PyErr_NoMemory(); e->pyerr = 1; return -1; }
-    if (e->flows) {
-        memcpy(nf, e->flows, sizeof(Flow) * (size_t)e->fresh);
-        table_free(e->flows);
-    }
     e->flows = nf;
     e->fresh_below = below; e->free_head = FREE_FRESH; e->fresh = e->cap;
     e->cap = newcap;
@@ -152,7 +179,7 @@ int fc_conn_init(Engine *e) {
 }
 
 void fc_conn_free(Engine *e) {
-    table_free(e->flows);
+    flows_free(e->flows, (size_t)e->cap);
     table_free(e->htab);
     PyMem_Free(e->heap); PyMem_Free(e->frags); PyMem_Free(e->flush_order);
     e->flush_order = NULL;
@@ -586,7 +613,7 @@ int fc_account(Engine *e, IpInfo *ip, Ctx *ctx, uint64_t *uid_out, int *resp_por
     int src_is_a;
     if (one_way) src_is_a = 1;
     else {
-        int c = memcmp(ip->src, ip->dst, alen);
+        int c = fc_addr_cmp(ip->src, ip->dst, alen);
         src_is_a = c < 0 || (c == 0 && sport <= dport);
     }
     if (src_is_a) { memcpy(k.a, ip->src, alen); memcpy(k.b, ip->dst, alen); k.pa = (uint16_t)sport; k.pb = (uint16_t)dport; }

@@ -223,6 +223,42 @@ static inline uint64_t fc_table_hash(const FlowKey *k) {
     return h;
 }
 
+/* Order of two addresses as memcmp gives it (network byte order), without a call. */
+static inline int fc_addr_cmp(const uint8_t *x, const uint8_t *y, size_t alen) {
+    if (alen == 4) {
+        uint32_t a = rd32be(x), b = rd32be(y);
+        return (a > b) - (a < b);
+    }
+    uint64_t a, b;
+    memcpy(&a, x, 8); memcpy(&b, y, 8);
+    a = __builtin_bswap64(a); b = __builtin_bswap64(b);
+    if (a != b) return a < b ? -1 : 1;
+    memcpy(&a, x + 8, 8); memcpy(&b, y + 8, 8);
+    a = __builtin_bswap64(a); b = __builtin_bswap64(b);
+    return (a > b) - (a < b);
+}
+
+/* Ask for the table slot of a key hash, and (next call, once the slot is in
+ * cache) for the flow it names: packets a few records ahead of the one being
+ * handled are looked up this way, so that their cache misses overlap. */
+static inline void fc_prefetch_slot(const Engine *e, uint64_t h) {
+    __builtin_prefetch(&e->htab[(uint32_t)h & e->hmask]);
+}
+static inline void fc_prefetch_flow(const Engine *e, uint64_t h, int tcp) {
+    uint32_t tag = (uint32_t)h, s = tag & e->hmask;
+    for (int i = 0; i < 4; i++) {
+        uint64_t v = e->htab[s];
+        if (v == UINT64_MAX) return;
+        if ((uint32_t)(v >> 32) == tag) {
+            const char *f = (const char *)&e->flows[(int32_t)(uint32_t)v];
+            __builtin_prefetch(f, 1); __builtin_prefetch(f + 64, 1);
+            if (tcp) { __builtin_prefetch(f + 128, 1); __builtin_prefetch(f + 192, 1); }
+            return;
+        }
+        s = (s + 1) & e->hmask;
+    }
+}
+
 /* flowid.c */
 PyObject *fc_community_id(const uint8_t *oa, int op, const uint8_t *ra, int rp, int family, int proto);
 PyObject *fc_uid_text(uint64_t uid);
