@@ -238,25 +238,35 @@ static inline int fc_addr_cmp(const uint8_t *x, const uint8_t *y, size_t alen) {
     return (a > b) - (a < b);
 }
 
+/* A prefetch the compiler keeps: GCC 12 deleted __builtin_prefetch of a flow
+ * found through the table (its only effect), so on x86 it is written out. */
+static inline void fc_prefetch(const void *p) {
+#if defined(__x86_64__) || defined(__i386__)
+    __asm__ volatile("prefetcht0 %0" : : "m"(*(const char *)p));
+#else
+    __builtin_prefetch(p);
+#endif
+}
+
 /* Ask for the table slot of a key hash, and (next call, once the slot is in
  * cache) for the flow it names: packets a few records ahead of the one being
  * handled are looked up this way, so that their cache misses overlap. */
 static inline void fc_prefetch_slot(const Engine *e, uint64_t h) {
-    __builtin_prefetch(&e->htab[(uint32_t)h & e->hmask]);
+    fc_prefetch(&e->htab[(uint32_t)h & e->hmask]);
 }
 static inline void fc_prefetch_flow(const Engine *e, uint64_t h, int tcp) {
     uint32_t tag = (uint32_t)h, s = tag & e->hmask;
+    int32_t idx = -1;
     for (int i = 0; i < 4; i++) {
         uint64_t v = e->htab[s];
-        if (v == UINT64_MAX) return;
-        if ((uint32_t)(v >> 32) == tag) {
-            const char *f = (const char *)&e->flows[(int32_t)(uint32_t)v];
-            __builtin_prefetch(f, 1); __builtin_prefetch(f + 64, 1);
-            if (tcp) { __builtin_prefetch(f + 128, 1); __builtin_prefetch(f + 192, 1); }
-            return;
-        }
+        if (v == UINT64_MAX) break;
+        if ((uint32_t)(v >> 32) == tag) { idx = (int32_t)(uint32_t)v; break; }
         s = (s + 1) & e->hmask;
     }
+    if (idx < 0) return;
+    const char *f = (const char *)&e->flows[idx];
+    fc_prefetch(f); fc_prefetch(f + 64);
+    if (tcp) { fc_prefetch(f + 128); fc_prefetch(f + 192); }
 }
 
 /* flowid.c */
