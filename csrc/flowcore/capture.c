@@ -89,7 +89,8 @@ static int quick_key(const uint8_t *p, uint32_t cap, int linktype, FlowKey *k) {
 
 /* Packets are looked up ahead of time in two steps: PF_SLOT records ahead, the
  * table slot of the packet's key is fetched; PF_FLOW records ahead, the flow
- * that slot names. */
+ * that slot names. The record headers are fetched one record before they are
+ * read: large packets put them pages apart, beyond the hardware's prefetcher. */
 #define PF_SLOT 12
 #define PF_FLOW 6
 #define PF_RING 16
@@ -113,6 +114,8 @@ Py_ssize_t fc_feed_pcap(Engine *e, const uint8_t *b, Py_ssize_t n, int final) {
                 fc_prefetch_slot(e, h);
             }
             ahead += 16 + cl; looked++;
+            /* the next record's header and packet headers, needed one packet later */
+            if (n - ahead >= 128) { fc_prefetch(b + ahead); fc_prefetch(b + ahead + 64); }
         }
         if (done + PF_FLOW < looked && ring_kind[(done + PF_FLOW) % PF_RING])
             fc_prefetch_flow(e, ring_h[(done + PF_FLOW) % PF_RING], ring_kind[(done + PF_FLOW) % PF_RING] == 2);
