@@ -237,7 +237,7 @@ static int remove_flow(Engine *e, int32_t idx) {
     if (!f->used) return 0;
     int rc = fc_emit(e, f, 0);
     if (rc < 0) e->pyerr = 1;
-    htab_delete(e, idx);
+    if (!e->flushing) htab_delete(e, idx);
     f->used = 0; f->gen++; f->hnext = e->free_head; e->free_head = idx; e->live--;
     return rc;
 }
@@ -293,12 +293,24 @@ int fc_advance(Engine *e, int64_t now) {
     return 0;
 }
 
-static const Flow *sort_base;
+typedef struct { int64_t first_ns; int32_t idx; } FlushItem;
 
 static int by_first_seen(const void *a, const void *b) {
-    const Flow *fa = &sort_base[*(const int32_t *)a], *fb = &sort_base[*(const int32_t *)b];
-    if (fa->first_ns != fb->first_ns) return fa->first_ns < fb->first_ns ? -1 : 1;
-    return *(const int32_t *)a < *(const int32_t *)b ? -1 : 1;
+    const FlushItem *x = a, *y = b;
+    if (x->first_ns != y->first_ns) return x->first_ns < y->first_ns ? -1 : 1;
+    return x->idx < y->idx ? -1 : 1;
+}
+
+/* Rebuild the table from the flows in use (after a flush that left it stale). */
+static void rehash(Engine *e) {
+    memset(e->htab, 0xff, sizeof(uint64_t) * ((size_t)e->hmask + 1));
+    for (int32_t i = 0; i < e->fresh; i++)
+        if (e->flows[i].used) htab_insert(e, i, (uint32_t)fc_table_hash(&e->flows[i].key));
+    e->flushing = 0;
+}
+
+void fc_table_settle(Engine *e) {
+    if (e->flushing) rehash(e);
 }
 
 int fc_flush(Engine *e, Py_ssize_t max_records, int *done) {
@@ -306,22 +318,40 @@ int fc_flush(Engine *e, Py_ssize_t max_records, int *done) {
      * so that the caller can hand them on in bounded batches */
     if (!e->flush_order) {
         e->nheap = 0;
-        e->flush_order = PyMem_Malloc(sizeof(int32_t) * (size_t)(e->live > 0 ? e->live : 1));
-        if (!e->flush_order) { PyErr_NoMemory(); return -1; }
+        size_t live = (size_t)(e->live > 0 ? e->live : 1);
+        e->flush_order = PyMem_Malloc(sizeof(int32_t) * live);
+        FlushItem *items = PyMem_Malloc(sizeof(FlushItem) * live);
+        if (!e->flush_order || !items) {
+            PyMem_Free(items); PyMem_Free(e->flush_order); e->flush_order = NULL;
+            PyErr_NoMemory(); return -1;
+        }
         int32_t n = 0;
         for (int32_t i = 0; i < e->fresh; i++)
-            if (e->flows[i].used) e->flush_order[n++] = i;
-        sort_base = e->flows;
-        qsort(e->flush_order, (size_t)n, sizeof(int32_t), by_first_seen);
+            if (e->flows[i].used) { items[n].first_ns = e->flows[i].first_ns; items[n].idx = i; n++; }
+        /* sorted apart from the flows, so that the comparisons touch no flow */
+        qsort(items, (size_t)n, sizeof(FlushItem), by_first_seen);
+        for (int32_t i = 0; i < n; i++) e->flush_order[i] = items[i].idx;
+        PyMem_Free(items);
         e->flush_n = n; e->flush_pos = 0;
     }
+    /* Every flow goes: the table is not kept up to date meanwhile, but rebuilt
+     * if packets come before the flush is done (fc_table_settle), or emptied. */
+    e->flushing = 1;
     Py_ssize_t emitted = 0;
     while (e->flush_pos < e->flush_n && emitted < max_records) {
+        if (e->flush_pos + 8 < e->flush_n) {   /* the flows are in no useful order in memory */
+            const char *f = (const char *)&e->flows[e->flush_order[e->flush_pos + 8]];
+            for (size_t l = 0; l < sizeof(Flow); l += 64) fc_prefetch(f + l);
+        }
         if (remove_flow(e, e->flush_order[e->flush_pos++]) < 0) return -1;
         emitted++;
     }
     *done = e->flush_pos >= e->flush_n;
-    if (*done) { PyMem_Free(e->flush_order); e->flush_order = NULL; }
+    if (*done) {
+        PyMem_Free(e->flush_order); e->flush_order = NULL;
+        if (e->live) rehash(e);  /* (flows that started meanwhile) */
+        else { memset(e->htab, 0xff, sizeof(uint64_t) * ((size_t)e->hmask + 1)); e->flushing = 0; }
+    }
     return 0;
 }
 

@@ -149,6 +149,7 @@ typedef struct {
     int record_off[32];             /* their slot offsets (0: set through the descriptor) */
     int nslots;
     int32_t *flush_order; int32_t flush_n, flush_pos;  /* an end-of-input flush under way */
+    int flushing;           /* flows leave without being taken out of the table (conn.c) */
 } Engine;
 
 /* the context of a (possibly encapsulated) packet */
@@ -198,6 +199,7 @@ int fc_conn_init(Engine *e);
 void fc_conn_free(Engine *e);
 int fc_advance(Engine *e, int64_t now);
 int fc_flush(Engine *e, Py_ssize_t max_records, int *done);
+void fc_table_settle(Engine *e);
 /* Count one IP packet into its connection; *uid_out gets the conn's uid (0 if none). */
 int fc_account(Engine *e, IpInfo *ip, Ctx *ctx, uint64_t *uid_out, int *resp_port_out);
 

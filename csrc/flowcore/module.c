@@ -121,6 +121,7 @@ static PyObject *Engine_feed(Engine *e, PyObject *args) {
     if (!PyArg_ParseTuple(args, "y*|p", &buf, &final)) return NULL;
     const uint8_t *b = buf.buf; Py_ssize_t n = buf.len, o = 0;
     if (e->err) { PyBuffer_Release(&buf); return PyLong_FromSsize_t(0); }
+    fc_table_settle(e);
     if (e->fmt == 0) {
         if (n < 4) {
             if (final) {
