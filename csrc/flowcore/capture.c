@@ -50,7 +50,7 @@ static int64_t scale_ts(uint64_t raw, int64_t mult, int64_t div) {
 /* The flow key of a plain TCP or UDP packet (Ethernet with up to two tags, or
  * raw IP; IPv4 unfragmented or IPv6 without extension headers), as fc_account
  * makes it; 0 for anything else. Only used to prefetch, so it may be wrong. */
-static int quick_key(const uint8_t *p, uint32_t cap, int linktype, FlowKey *k) {
+static int quick_key(const uint8_t *p, uint32_t cap, int linktype, uint64_t k[6]) {
     if (linktype == 1) {
         if (cap < 14) return 0;
         uint16_t t = rd16be(p + 12); p += 14; cap -= 14;
@@ -76,14 +76,9 @@ static int quick_key(const uint8_t *p, uint32_t cap, int linktype, FlowKey *k) {
     }
     if (proto != 6 && proto != 17) return 0;
     uint16_t sport = rd16be(l4), dport = rd16be(l4 + 2);
-    memset(k, 0, sizeof *k);
     int c = fc_addr_cmp(src, dst, alen);
-    if (c < 0 || (c == 0 && sport <= dport)) {
-        memcpy(k->a, src, alen); memcpy(k->b, dst, alen); k->pa = sport; k->pb = dport;
-    } else {
-        memcpy(k->a, dst, alen); memcpy(k->b, src, alen); k->pa = dport; k->pb = sport;
-    }
-    k->proto = proto; k->family = alen == 4 ? 4 : 6; k->vni = -1;
+    if (c < 0 || (c == 0 && sport <= dport)) fc_key_words(k, src, dst, alen == 4 ? 4 : 6, sport, dport, proto, 0, -1);
+    else fc_key_words(k, dst, src, alen == 4 ? 4 : 6, dport, sport, proto, 0, -1);
     return proto == 6 ? 2 : 1;
 }
 
@@ -105,11 +100,11 @@ Py_ssize_t fc_feed_pcap(Engine *e, const uint8_t *b, Py_ssize_t n, int final) {
         while (looked < done + PF_SLOT && n - ahead >= 16) {
             uint32_t cl = rd32(b + ahead + 8, e->swap);
             if (cl > limit || n - ahead - 16 < (Py_ssize_t)cl) break;
-            FlowKey k;
-            int kind = quick_key(b + ahead + 16, cl, e->linktype, &k);
+            uint64_t k[6];
+            int kind = quick_key(b + ahead + 16, cl, e->linktype, k);
             ring_kind[looked % PF_RING] = (uint8_t)kind;
             if (kind) {
-                uint64_t h = fc_table_hash(&k);
+                uint64_t h = fc_hash_words(k);
                 ring_h[looked % PF_RING] = h;
                 fc_prefetch_slot(e, h);
             }

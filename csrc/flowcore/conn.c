@@ -17,15 +17,14 @@
 _Static_assert(sizeof(FlowKey) == 48, "FlowKey is compared and hashed as six words");
 
 /* The uid's hash of a key: stronger than the table's, made once per flow. */
-static uint64_t key_hash(const FlowKey *k) {
-    uint64_t w[5]; memcpy(w, k, 40);
+static uint64_t key_hash(const uint64_t w[6]) {
     uint64_t h = 0x9e3779b97f4a7c15ULL;
     for (int i = 0; i < 5; i++) h = mix64(h ^ w[i]) + 0x632be59bd9b4e019ULL;
-    return mix64(h ^ (uint64_t)k->vni);
+    return mix64(h ^ w[5]);
 }
 
-static inline int key_eq(const FlowKey *x, const FlowKey *y) {
-    uint64_t a[6], b[6]; memcpy(a, x, 48); memcpy(b, y, 48);
+static inline int key_eq(const FlowKey *x, const uint64_t b[6]) {
+    uint64_t a[6]; memcpy(a, x, 48);
     return !((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3]) | (a[4] ^ b[4]) | (a[5] ^ b[5]));
 }
 
@@ -36,7 +35,7 @@ static inline int key_eq(const FlowKey *x, const FlowKey *y) {
 static inline int32_t slot_flow(uint64_t v) { return (int32_t)(uint32_t)v; }
 static inline uint32_t slot_tag(uint64_t v) { return (uint32_t)(v >> 32); }
 
-static int32_t htab_find(Engine *e, const FlowKey *k, uint64_t h) {
+static int32_t htab_find(Engine *e, const uint64_t k[6], uint64_t h) {
     uint32_t tag = (uint32_t)h, s = tag & e->hmask;
     for (;;) {
         uint64_t v = e->htab[s];
@@ -638,7 +637,6 @@ int fc_account(Engine *e, IpInfo *ip, Ctx *ctx, uint64_t *uid_out, int *resp_por
             break;
     }
 
-    FlowKey k; memset(&k, 0, sizeof k);
     size_t alen = ip->family == 4 ? 4 : 16;
     int src_is_a;
     if (one_way) src_is_a = 1;
@@ -646,11 +644,11 @@ int fc_account(Engine *e, IpInfo *ip, Ctx *ctx, uint64_t *uid_out, int *resp_por
         int c = fc_addr_cmp(ip->src, ip->dst, alen);
         src_is_a = c < 0 || (c == 0 && sport <= dport);
     }
-    if (src_is_a) { memcpy(k.a, ip->src, alen); memcpy(k.b, ip->dst, alen); k.pa = (uint16_t)sport; k.pb = (uint16_t)dport; }
-    else { memcpy(k.a, ip->dst, alen); memcpy(k.b, ip->src, alen); k.pa = (uint16_t)dport; k.pb = (uint16_t)sport; }
-    k.proto = ip->proto; k.family = (uint8_t)ip->family; k.one_way = (uint8_t)one_way; k.vni = ctx->vni;
-    uint64_t h = fc_table_hash(&k);
-    int32_t idx = htab_find(e, &k, h);
+    uint64_t k[6];
+    if (src_is_a) fc_key_words(k, ip->src, ip->dst, ip->family, (uint16_t)sport, (uint16_t)dport, ip->proto, (uint8_t)one_way, ctx->vni);
+    else fc_key_words(k, ip->dst, ip->src, ip->family, (uint16_t)dport, (uint16_t)sport, ip->proto, (uint8_t)one_way, ctx->vni);
+    uint64_t h = fc_hash_words(k);
+    int32_t idx = htab_find(e, k, h);
     if (idx >= 0 && l4 == L4_TCP && tcp_full && tcp_is_reuse(&e->flows[idx], th[13], rd32be(th + 4))) {
         if (remove_flow(e, idx) < 0) return -1;
         idx = -1;
@@ -663,7 +661,7 @@ int fc_account(Engine *e, IpInfo *ip, Ctx *ctx, uint64_t *uid_out, int *resp_por
         uint32_t gen = f->gen;
         memset(f, 0, sizeof *f);
         f->gen = gen;
-        f->key = k; f->used = 1; f->l4 = (uint8_t)l4; f->active = 1;
+        memcpy(&f->key, k, sizeof f->key); f->used = 1; f->l4 = (uint8_t)l4; f->active = 1;
         f->first_ns = f->last_ns = e->pkt_ns;
         f->next_interim_ns = e->interim_ns > 0 ? e->now_ns + e->interim_ns : INT64_MAX;
         f->vlan = (int16_t)ctx->vlan; f->inner_vlan = (int16_t)ctx->inner_vlan;
@@ -682,7 +680,7 @@ int fc_account(Engine *e, IpInfo *ip, Ctx *ctx, uint64_t *uid_out, int *resp_por
         if (flip && is_v4_broadcast(ip)) flip = 0;
         f->orig_is_a = (uint8_t)(flip ? !src_is_a : src_is_a);
         if (flip) hist_put(f, '^');
-        f->uid = mix64(key_hash(&k) ^ mix64((uint64_t)e->pkt_ns) ^ (++e->uid_seq * 0x9e3779b97f4a7c15ULL));
+        f->uid = mix64(key_hash(k) ^ mix64((uint64_t)e->pkt_ns) ^ (++e->uid_seq * 0x9e3779b97f4a7c15ULL));
         if (!f->uid) f->uid = 1;
         htab_insert(e, idx, (uint32_t)h);
         e->live++;
@@ -691,7 +689,7 @@ int fc_account(Engine *e, IpInfo *ip, Ctx *ctx, uint64_t *uid_out, int *resp_por
                                    l4 == L4_ICMP ? e->icmp_timeout_ns : e->other_timeout_ns) < 0) return -1;
         if (l4 == L4_TCP && timer_add(e, e->now_ns + e->close_delay_ns, idx, T_EXPIRE, 0) < 0) return -1;
         if (l4 == L4_UDP) {
-            int rp = f->orig_is_a ? k.pb : k.pa;
+            int rp = f->orig_is_a ? f->key.pb : f->key.pa;
             if (port_in(e->dns_ports, rp) && timer_add(e, e->now_ns + 10000000000LL, idx, T_DNS, 0) < 0) return -1;
         }
     } else {

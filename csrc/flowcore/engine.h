@@ -215,14 +215,41 @@ static inline PyObject *fc_ascii_text(const char *s, Py_ssize_t n) {
     return o;
 }
 
+/* A flow key as six words, in FlowKey's layout (on a little-endian host built in
+ * registers, so hashing and comparing it read no bytes just written). */
+static inline void fc_key_words(uint64_t w[6], const uint8_t *x, const uint8_t *y, int family,
+                                uint16_t px, uint16_t py, uint8_t proto, uint8_t one_way, int64_t vni) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (family == 4) {
+        uint32_t a, b; memcpy(&a, x, 4); memcpy(&b, y, 4);
+        w[0] = a; w[1] = 0; w[2] = b; w[3] = 0;
+    } else {
+        memcpy(&w[0], x, 8); memcpy(&w[1], x + 8, 8); memcpy(&w[2], y, 8); memcpy(&w[3], y + 8, 8);
+    }
+    w[4] = (uint64_t)px | (uint64_t)py << 16 | (uint64_t)proto << 32 | (uint64_t)(uint8_t)family << 40 |
+           (uint64_t)one_way << 48;
+    w[5] = (uint64_t)vni;
+#else
+    FlowKey k; memset(&k, 0, sizeof k);
+    size_t alen = family == 4 ? 4 : 16;
+    memcpy(k.a, x, alen); memcpy(k.b, y, alen);
+    k.pa = px; k.pb = py; k.proto = proto; k.family = (uint8_t)family; k.one_way = one_way; k.vni = vni;
+    memcpy(w, &k, sizeof k);
+#endif
+}
+
 /* The flow table's hash of a key (the uid is made from a stronger one). */
-static inline uint64_t fc_table_hash(const FlowKey *k) {
-    uint64_t w[6]; memcpy(w, k, sizeof w);
+static inline uint64_t fc_hash_words(const uint64_t w[6]) {
     uint64_t h = w[0] * 0x9e3779b97f4a7c15ULL + w[1] * 0xc2b2ae3d27d4eb4fULL +
                  w[2] * 0x165667b19e3779f9ULL + w[3] * 0xd6e8feb86659fd93ULL +
                  w[4] * 0xff51afd7ed558ccdULL + w[5] * 0xc4ceb9fe1a85ec53ULL;
     h ^= h >> 32; h *= 0x94d049bb133111ebULL; h ^= h >> 29;
     return h;
+}
+
+static inline uint64_t fc_table_hash(const FlowKey *k) {
+    uint64_t w[6]; memcpy(w, k, sizeof w);
+    return fc_hash_words(w);
 }
 
 /* Order of two addresses as memcmp gives it (network byte order), without a call. */
