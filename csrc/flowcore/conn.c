@@ -9,8 +9,6 @@
  */
 #include "engine.h"
 #include <stdlib.h>
-#include <time.h>
-#include <sys/mman.h>
 
 /* ------------------------------------------------------------------ hashing */
 
@@ -21,168 +19,6 @@ static uint64_t key_hash(const uint64_t w[6]) {
     uint64_t h = 0x9e3779b97f4a7c15ULL;
     for (int i = 0; i < 5; i++) h = mix64(h ^ w[i]) + 0x632be59bd9b4e019ULL;
     return mix64(h ^ w[5]);
-}
-
-static inline int key_eq(const FlowKey *x, const uint64_t b[6]) {
-    uint64_t a[6]; memcpy(a, x, 48);
-    return !((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3]) | (a[4] ^ b[4]) | (a[5] ^ b[5]));
-}
-
-/* Open addressing with linear probing. A slot holds the low 32 bits of the key's
- * hash (its tag, which also gives its home slot) and the flow's index, so most
- * probes and all moves need no access to the flow itself. */
-#define SLOT_EMPTY UINT64_MAX
-static inline int32_t slot_flow(uint64_t v) { return (int32_t)(uint32_t)v; }
-static inline uint32_t slot_tag(uint64_t v) { return (uint32_t)(v >> 32); }
-
-static int32_t htab_find(Engine *e, const uint64_t k[6], uint64_t h) {
-    uint32_t tag = (uint32_t)h, s = tag & e->hmask;
-    for (;;) {
-        uint64_t v = e->htab[s];
-        if (v == SLOT_EMPTY) return -1;
-        if (slot_tag(v) == tag && key_eq(&e->flows[slot_flow(v)].key, k)) return slot_flow(v);
-        s = (s + 1) & e->hmask;
-    }
-}
-
-static void htab_insert(Engine *e, int32_t idx, uint32_t tag) {
-    uint32_t s = tag & e->hmask;
-    while (e->htab[s] != SLOT_EMPTY) s = (s + 1) & e->hmask;
-    e->htab[s] = ((uint64_t)tag << 32) | (uint32_t)idx;
-}
-
-static void htab_delete(Engine *e, int32_t idx) {
-    uint32_t s = (uint32_t)fc_table_hash(&e->flows[idx].key) & e->hmask;
-    while (slot_flow(e->htab[s]) != idx) s = (s + 1) & e->hmask;
-    /* backward-shift deletion keeps probe chains intact without tombstones */
-    uint32_t j = s;
-    for (;;) {
-        j = (j + 1) & e->hmask;
-        uint64_t v = e->htab[j];
-        if (v == SLOT_EMPTY) break;
-        uint32_t home = slot_tag(v) & e->hmask;
-        if (((j - home) & e->hmask) >= ((j - s) & e->hmask)) { e->htab[s] = v; s = j; }
-    }
-    e->htab[s] = SLOT_EMPTY;
-}
-
-/* Large tables are touched at random, one flow per packet: back them with huge
- * pages where the kernel offers them, so each access costs one TLB entry less. */
-static void *table_alloc(size_t bytes) {
-    const size_t huge = 2u << 20;
-    void *p = NULL;
-    if (bytes < huge) return posix_memalign(&p, 64, bytes) == 0 ? p : NULL;
-    size_t rounded = (bytes + huge - 1) & ~(huge - 1);
-    if (posix_memalign(&p, huge, rounded) != 0) return NULL;
-#ifdef MADV_HUGEPAGE
-    madvise(p, rounded, MADV_HUGEPAGE);
-#endif
-    return p;
-}
-
-static void table_free(void *p) { free(p); }
-
-/* The flow array grows by doubling. On Linux the pages move, not the bytes
- * (mremap): copying hundreds of MB into freshly zeroed pages cost more than
- * the packets that filled them. */
-static Flow *flows_resize(Flow *old, size_t oldcap, size_t newcap, size_t used) {
-#if defined(__linux__) && defined(MREMAP_MAYMOVE)
-    (void)used;
-    size_t nb = sizeof(Flow) * newcap;
-    void *p = old ? mremap(old, sizeof(Flow) * oldcap, nb, MREMAP_MAYMOVE)
-                  : mmap(NULL, nb, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) return NULL;
-#ifdef MADV_HUGEPAGE
-    madvise(p, nb, MADV_HUGEPAGE);
-#endif
-    return p;
-#else
-    Flow *p = table_alloc(sizeof(Flow) * newcap);
-    if (p && old) { memcpy(p, old, sizeof(Flow) * used); table_free(old); }
-    (void)oldcap;
-    return p;
-#endif
-}
-
-static void flows_free(Flow *p, size_t cap) {
-    if (!p) return;
-#if defined(__linux__) && defined(MREMAP_MAYMOVE)
-    munmap(p, sizeof(Flow) * cap);
-#else
-    (void)cap; table_free(p);
-#endif
-}
-
-/* Free slots form a stack (linked through hnext) that the original table made
- * by pushing every new slot when it grew. Here the slots never used are handed
- * out in the same order without being touched beforehand, so a table that grew
- * to 2^k slots keeps only the slots it used resident: a link FREE_FRESH stands
- * for "the slots from e->fresh on, then e->fresh_below". */
-#define FREE_FRESH (-2)
-
-static int32_t pop_slot(Engine *e) {
-    for (;;) {
-        int32_t h = e->free_head;
-        if (h >= 0) { e->free_head = e->flows[h].hnext; return h; }
-        if (h != FREE_FRESH) return -1;
-        if (e->fresh < e->cap) {
-            Flow *f = &e->flows[e->fresh];
-            f->used = 0; f->gen = 0;
-            return e->fresh++;
-        }
-        e->free_head = e->fresh_below;
-    }
-}
-
-static int grow_table(Engine *e) {
-    int32_t newcap = e->cap ? e->cap * 2 : 4096;
-    /* the table grows with one slot left, which goes under the new ones */
-    int32_t below = e->cap ? pop_slot(e) : -1;
-    if (below >= 0) e->flows[below].hnext = -1;
-    Flow *nf = flows_resize(e->flows, (size_t)e->cap, (size_t)newcap, (size_t)e->fresh);
-    if (!nf) { PyErr_NoMemory(); e->pyerr = 1; return -1; }
-    e->flows = nf;
-    e->fresh_below = below; e->free_head = FREE_FRESH; e->fresh = e->cap;
-    e->cap = newcap;
-    uint32_t hsize = (uint32_t)newcap * 2;
-    uint64_t *nh = table_alloc(sizeof(uint64_t) * hsize);
-    if (!nh) { PyErr_NoMemory(); e->pyerr = 1; return -1; }
-    memset(nh, 0xff, sizeof(uint64_t) * hsize);
-    uint32_t newmask = hsize - 1;
-    if (e->htab) {
-        /* the tags give each flow's home slot: no key is read or hashed again */
-        for (uint32_t s = 0; s <= e->hmask; s++) {
-            uint64_t v = e->htab[s];
-            if (v == SLOT_EMPTY) continue;
-            uint32_t t = slot_tag(v) & newmask;
-            while (nh[t] != SLOT_EMPTY) t = (t + 1) & newmask;
-            nh[t] = v;
-        }
-        table_free(e->htab);
-    }
-    e->htab = nh; e->hmask = newmask;
-    return 0;
-}
-
-/* A free slot for a new flow (the table grows first when one slot is left). */
-static int32_t alloc_slot(Engine *e) {
-    if (e->live >= e->cap - 1 && grow_table(e) < 0) return -1;
-    return pop_slot(e);
-}
-
-int fc_conn_init(Engine *e) {
-    e->free_head = -1;
-    e->frags = PyMem_Calloc(FRAG_SLOTS, sizeof(FragEntry));
-    if (!e->frags) { PyErr_NoMemory(); return -1; }
-    return grow_table(e);
-}
-
-void fc_conn_free(Engine *e) {
-    flows_free(e->flows, (size_t)e->cap);
-    table_free(e->htab);
-    PyMem_Free(e->heap); PyMem_Free(e->frags); PyMem_Free(e->flush_order);
-    e->flush_order = NULL;
-    e->flows = NULL; e->htab = NULL; e->heap = NULL; e->frags = NULL;
 }
 
 /* ------------------------------------------------------------------ timers */
@@ -236,7 +72,7 @@ static int remove_flow(Engine *e, int32_t idx) {
     if (!f->used) return 0;
     int rc = fc_emit(e, f, 0);
     if (rc < 0) e->pyerr = 1;
-    if (!e->flushing) htab_delete(e, idx);
+    if (!e->flushing) fc_htab_delete(e, idx);
     f->used = 0; f->gen++; f->hnext = e->free_head; e->free_head = idx; e->live--;
     return rc;
 }
@@ -300,18 +136,6 @@ static int by_first_seen(const void *a, const void *b) {
     return x->idx < y->idx ? -1 : 1;
 }
 
-/* Rebuild the table from the flows in use (after a flush that left it stale). */
-static void rehash(Engine *e) {
-    memset(e->htab, 0xff, sizeof(uint64_t) * ((size_t)e->hmask + 1));
-    for (int32_t i = 0; i < e->fresh; i++)
-        if (e->flows[i].used) htab_insert(e, i, (uint32_t)fc_table_hash(&e->flows[i].key));
-    e->flushing = 0;
-}
-
-void fc_table_settle(Engine *e) {
-    if (e->flushing) rehash(e);
-}
-
 int fc_flush(Engine *e, Py_ssize_t max_records, int *done) {
     /* end of input: every open flow ends, oldest first, at most max_records per call
      * so that the caller can hand them on in bounded batches */
@@ -348,8 +172,7 @@ int fc_flush(Engine *e, Py_ssize_t max_records, int *done) {
     *done = e->flush_pos >= e->flush_n;
     if (*done) {
         PyMem_Free(e->flush_order); e->flush_order = NULL;
-        if (e->live) rehash(e);  /* (flows that started meanwhile) */
-        else { memset(e->htab, 0xff, sizeof(uint64_t) * ((size_t)e->hmask + 1)); e->flushing = 0; }
+        fc_table_rehash(e);  /* empty, unless flows started meanwhile */
     }
     return 0;
 }
@@ -648,14 +471,14 @@ int fc_account(Engine *e, IpInfo *ip, Ctx *ctx, uint64_t *uid_out, int *resp_por
     if (src_is_a) fc_key_words(k, ip->src, ip->dst, ip->family, (uint16_t)sport, (uint16_t)dport, ip->proto, (uint8_t)one_way, ctx->vni);
     else fc_key_words(k, ip->dst, ip->src, ip->family, (uint16_t)dport, (uint16_t)sport, ip->proto, (uint8_t)one_way, ctx->vni);
     uint64_t h = fc_hash_words(k);
-    int32_t idx = htab_find(e, k, h);
+    int32_t idx = fc_htab_find(e, k, h);
     if (idx >= 0 && l4 == L4_TCP && tcp_full && tcp_is_reuse(&e->flows[idx], th[13], rd32be(th + 4))) {
         if (remove_flow(e, idx) < 0) return -1;
         idx = -1;
     }
     Flow *f;
     if (idx < 0) {
-        idx = alloc_slot(e);
+        idx = fc_alloc_slot(e);
         if (idx < 0) return -1;
         f = &e->flows[idx];
         uint32_t gen = f->gen;
@@ -682,7 +505,7 @@ int fc_account(Engine *e, IpInfo *ip, Ctx *ctx, uint64_t *uid_out, int *resp_por
         if (flip) hist_put(f, '^');
         f->uid = mix64(key_hash(k) ^ mix64((uint64_t)e->pkt_ns) ^ (++e->uid_seq * 0x9e3779b97f4a7c15ULL));
         if (!f->uid) f->uid = 1;
-        htab_insert(e, idx, (uint32_t)h);
+        fc_htab_insert(e, idx, (uint32_t)h);
         e->live++;
         if (set_inactivity(e, idx, l4 == L4_TCP ? e->udp_timeout_ns :
                                    l4 == L4_UDP ? e->udp_timeout_ns :

@@ -4,7 +4,8 @@
  *
  *   capture.c  pcap / pcapng record framing -> packets
  *   decode.c   link layers, tags, IP, tunnels -> IP packets with their context
- *   conn.c     flow table, timers and Zeek's connection rules
+ *   table.c    flow storage and the hash table over it
+ *   conn.c     timers and Zeek's connection rules
  *   record.c   flows -> Python records
  *   module.c   the Python type that drives it all
  *
@@ -194,12 +195,17 @@ int fc_ether(Engine *e, const uint8_t *p, uint32_t cap, Ctx *ctx);
 /* frag.c: 1 when ip now describes a complete datagram, 0 when it was buffered or dropped */
 int fc_fragment(Engine *e, IpInfo *ip, const Ctx *ctx);
 
-/* conn.c */
+/* table.c: flow storage and the hash table */
 int fc_conn_init(Engine *e);
 void fc_conn_free(Engine *e);
+int32_t fc_alloc_slot(Engine *e);
+void fc_htab_delete(Engine *e, int32_t idx);
+void fc_table_rehash(Engine *e);
+
+/* conn.c */
 int fc_advance(Engine *e, int64_t now);
 int fc_flush(Engine *e, Py_ssize_t max_records, int *done);
-void fc_table_settle(Engine *e);
+void fc_table_settle(Engine *e);  /* table.c */
 /* Count one IP packet into its connection; *uid_out gets the conn's uid (0 if none). */
 int fc_account(Engine *e, IpInfo *ip, Ctx *ctx, uint64_t *uid_out, int *resp_port_out);
 
@@ -250,6 +256,34 @@ static inline uint64_t fc_hash_words(const uint64_t w[6]) {
 static inline uint64_t fc_table_hash(const FlowKey *k) {
     uint64_t w[6]; memcpy(w, k, sizeof w);
     return fc_hash_words(w);
+}
+
+static inline int fc_key_eq(const FlowKey *x, const uint64_t b[6]) {
+    uint64_t a[6]; memcpy(a, x, 48);
+    return !((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3]) | (a[4] ^ b[4]) | (a[5] ^ b[5]));
+}
+
+/* Open addressing with linear probing. A slot holds the low 32 bits of the key's
+ * hash (its tag, which also gives its home slot) and the flow's index, so most
+ * probes and all moves need no access to the flow itself. */
+#define SLOT_EMPTY UINT64_MAX
+static inline int32_t slot_flow(uint64_t v) { return (int32_t)(uint32_t)v; }
+static inline uint32_t slot_tag(uint64_t v) { return (uint32_t)(v >> 32); }
+
+static inline int32_t fc_htab_find(Engine *e, const uint64_t k[6], uint64_t h) {
+    uint32_t tag = (uint32_t)h, s = tag & e->hmask;
+    for (;;) {
+        uint64_t v = e->htab[s];
+        if (v == SLOT_EMPTY) return -1;
+        if (slot_tag(v) == tag && fc_key_eq(&e->flows[slot_flow(v)].key, k)) return slot_flow(v);
+        s = (s + 1) & e->hmask;
+    }
+}
+
+static inline void fc_htab_insert(Engine *e, int32_t idx, uint32_t tag) {
+    uint32_t s = tag & e->hmask;
+    while (e->htab[s] != SLOT_EMPTY) s = (s + 1) & e->hmask;
+    e->htab[s] = ((uint64_t)tag << 32) | (uint32_t)idx;
 }
 
 /* Order of two addresses as memcmp gives it (network byte order), without a call. */
