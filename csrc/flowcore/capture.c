@@ -47,14 +47,76 @@ static int64_t scale_ts(uint64_t raw, int64_t mult, int64_t div) {
     return (int64_t)(raw * (uint64_t)mult);
 }
 
+/* The flow key of a plain TCP or UDP packet (Ethernet with up to two tags, or
+ * raw IP; IPv4 unfragmented or IPv6 without extension headers), as fc_account
+ * makes it; 0 for anything else. Only used to prefetch, so it may be wrong. */
+static int quick_key(const uint8_t *p, uint32_t cap, int linktype, uint64_t k[6]) {
+    if (linktype == 1) {
+        if (cap < 14) return 0;
+        uint16_t t = rd16be(p + 12); p += 14; cap -= 14;
+        for (int i = 0; i < 2 && (t == 0x8100 || t == 0x88A8); i++) {
+            if (cap < 4) return 0;
+            t = rd16be(p + 2); p += 4; cap -= 4;
+        }
+        if (t != 0x0800 && t != 0x86DD) return 0;
+    } else if (linktype != 101 && linktype != 12 && linktype != 14 && linktype != 228 && linktype != 229) {
+        return 0;
+    }
+    if (cap < 20) return 0;
+    const uint8_t *src, *dst, *l4; uint8_t proto; size_t alen;
+    if ((p[0] >> 4) == 4) {
+        uint32_t ihl = (uint32_t)(p[0] & 15) * 4;
+        if (ihl < 20 || cap < ihl + 4 || (rd16be(p + 6) & 0x3fff)) return 0;
+        proto = p[9]; src = p + 12; dst = p + 16; l4 = p + ihl; alen = 4;
+    } else if ((p[0] >> 4) == 6) {
+        if (cap < 44) return 0;
+        proto = p[6]; src = p + 8; dst = p + 24; l4 = p + 40; alen = 16;
+    } else {
+        return 0;
+    }
+    if (proto != 6 && proto != 17) return 0;
+    uint16_t sport = rd16be(l4), dport = rd16be(l4 + 2);
+    int c = fc_addr_cmp(src, dst, alen);
+    if (c < 0 || (c == 0 && sport <= dport)) fc_key_words(k, src, dst, alen == 4 ? 4 : 6, sport, dport, proto, 0, -1);
+    else fc_key_words(k, dst, src, alen == 4 ? 4 : 6, dport, sport, proto, 0, -1);
+    return proto == 6 ? 2 : 1;
+}
+
+/* Packets are looked up ahead of time in two steps: PF_SLOT records ahead, the
+ * table slot of the packet's key is fetched; PF_FLOW records ahead, the flow
+ * that slot names. The record headers are fetched one record before they are
+ * read: large packets put them pages apart, beyond the hardware's prefetcher. */
+#define PF_SLOT 12
+#define PF_FLOW 6
+#define PF_RING 16
+
 Py_ssize_t fc_feed_pcap(Engine *e, const uint8_t *b, Py_ssize_t n, int final) {
-    Py_ssize_t o = 0;
+    Py_ssize_t o = 0, ahead = 0;          /* ahead: the next record to look up */
+    uint64_t done = 0, looked = 0;        /* records handled, records looked up */
+    uint64_t ring_h[PF_RING]; uint8_t ring_kind[PF_RING];
+    /* a record longer than the snaplen (at least 256 KiB, at most 64 MiB) is corrupt */
+    uint32_t limit = e->snaplen > 262144 ? (e->snaplen < 67108864 ? e->snaplen : 67108864) : 262144;
     while (n - o >= 16) {
+        while (looked < done + PF_SLOT && n - ahead >= 16) {
+            uint32_t cl = rd32(b + ahead + 8, e->swap);
+            if (cl > limit || n - ahead - 16 < (Py_ssize_t)cl) break;
+            uint64_t k[6];
+            int kind = quick_key(b + ahead + 16, cl, e->linktype, k);
+            ring_kind[looked % PF_RING] = (uint8_t)kind;
+            if (kind) {
+                uint64_t h = fc_hash_words(k);
+                ring_h[looked % PF_RING] = h;
+                fc_prefetch_slot(e, h);
+            }
+            ahead += 16 + cl; looked++;
+            /* the next record's header and packet headers, needed one packet later */
+            if (n - ahead >= 128) { fc_prefetch(b + ahead); fc_prefetch(b + ahead + 64); }
+        }
+        if (done + PF_FLOW < looked && ring_kind[(done + PF_FLOW) % PF_RING])
+            fc_prefetch_flow(e, ring_h[(done + PF_FLOW) % PF_RING], ring_kind[(done + PF_FLOW) % PF_RING] == 2);
         const uint8_t *h = b + o;
         uint32_t sec = rd32(h, e->swap), frac = rd32(h + 4, e->swap);
         uint32_t incl = rd32(h + 8, e->swap), orig = rd32(h + 12, e->swap);
-        /* a record longer than the snaplen (at least 256 KiB, at most 64 MiB) is corrupt */
-        uint32_t limit = e->snaplen > 262144 ? (e->snaplen < 67108864 ? e->snaplen : 67108864) : 262144;
         if (incl > limit) {
             char msg[160];
             snprintf(msg, sizeof msg, "corrupt packet record: captured length %u exceeds the limit %u", incl, limit);
@@ -65,7 +127,7 @@ Py_ssize_t fc_feed_pcap(Engine *e, const uint8_t *b, Py_ssize_t n, int final) {
         if (n - o < 16 + (Py_ssize_t)incl) break;
         int64_t ts = (int64_t)sec * 1000000000LL + (int64_t)frac * e->ts_mult;
         if (fc_packet(e, e->linktype, h + 16, incl, orig, ts, e->file_offset + o) < 0) return -1;
-        o += 16 + incl;
+        o += 16 + incl; done++;
     }
     if (final && o < n) note_issue(e, ISS_TRUNC_RECORD, e->file_offset + o);
     return o;

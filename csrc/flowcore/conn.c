@@ -8,107 +8,17 @@
  * time. Packet checksums are not verified (as `zeek -C`).
  */
 #include "engine.h"
-#include <datetime.h>
 #include <stdlib.h>
-#include <time.h>
-#include <sys/mman.h>
 
 /* ------------------------------------------------------------------ hashing */
 
-static uint64_t key_hash(const FlowKey *k) {
-    uint64_t w[5]; memcpy(w, k, 40);
+_Static_assert(sizeof(FlowKey) == 48, "FlowKey is compared and hashed as six words");
+
+/* The uid's hash of a key: stronger than the table's, made once per flow. */
+static uint64_t key_hash(const uint64_t w[6]) {
     uint64_t h = 0x9e3779b97f4a7c15ULL;
     for (int i = 0; i < 5; i++) h = mix64(h ^ w[i]) + 0x632be59bd9b4e019ULL;
-    return mix64(h ^ (uint64_t)k->vni);
-}
-
-static int32_t htab_find(Engine *e, const FlowKey *k, uint64_t h) {
-    uint32_t s = (uint32_t)h & e->hmask;
-    for (;;) {
-        int32_t i = e->htab[s];
-        if (i < 0) return -1;
-        if (memcmp(&e->flows[i].key, k, sizeof(FlowKey)) == 0) return i;
-        s = (s + 1) & e->hmask;
-    }
-}
-
-static void htab_insert(Engine *e, int32_t idx, uint64_t h) {
-    uint32_t s = (uint32_t)h & e->hmask;
-    while (e->htab[s] >= 0) s = (s + 1) & e->hmask;
-    e->htab[s] = idx;
-}
-
-static void htab_delete(Engine *e, int32_t idx) {
-    uint32_t s = (uint32_t)key_hash(&e->flows[idx].key) & e->hmask;
-    while (e->htab[s] != idx) s = (s + 1) & e->hmask;
-    /* backward-shift deletion keeps probe chains intact without tombstones */
-    uint32_t j = s;
-    for (;;) {
-        j = (j + 1) & e->hmask;
-        int32_t k = e->htab[j];
-        if (k < 0) break;
-        uint32_t home = (uint32_t)key_hash(&e->flows[k].key) & e->hmask;
-        if (((j - home) & e->hmask) >= ((j - s) & e->hmask)) { e->htab[s] = k; s = j; }
-    }
-    e->htab[s] = -1;
-}
-
-/* Large tables are touched at random, one flow per packet: back them with huge
- * pages where the kernel offers them, so each access costs one TLB entry less. */
-static void *table_alloc(size_t bytes) {
-    const size_t huge = 2u << 20;
-    if (bytes < huge) return PyMem_Malloc(bytes);
-    size_t rounded = (bytes + huge - 1) & ~(huge - 1);
-    void *p = NULL;
-    if (posix_memalign(&p, huge, rounded) != 0) return NULL;
-#ifdef MADV_HUGEPAGE
-    madvise(p, rounded, MADV_HUGEPAGE);
-#endif
-    return p;
-}
-
-static void table_free(void *p, size_t bytes) {
-    if (!p) return;
-    if (bytes < (2u << 20)) PyMem_Free(p); else free(p);
-}
-
-static int grow_table(Engine *e) {
-    int32_t newcap = e->cap ? e->cap * 2 : 4096;
-    Flow *nf = table_alloc(sizeof(Flow) * (size_t)newcap);
-    if (!nf) { PyErr_NoMemory(); e->pyerr = 1; return -1; }
-    if (e->flows) {
-        memcpy(nf, e->flows, sizeof(Flow) * (size_t)e->cap);
-        table_free(e->flows, sizeof(Flow) * (size_t)e->cap);
-    }
-    e->flows = nf;
-    for (int32_t i = newcap - 1; i >= e->cap; i--) {
-        nf[i].used = 0; nf[i].gen = 0; nf[i].hnext = e->free_head; e->free_head = i;
-    }
-    e->cap = newcap;
-    uint32_t hsize = (uint32_t)newcap * 2;
-    int32_t *nh = table_alloc(sizeof(int32_t) * hsize);
-    if (!nh) { PyErr_NoMemory(); e->pyerr = 1; return -1; }
-    table_free(e->htab, sizeof(int32_t) * (e->hmask + 1));
-    e->htab = nh; e->hmask = hsize - 1;
-    memset(nh, 0xff, sizeof(int32_t) * hsize);
-    for (int32_t i = 0; i < e->cap; i++)
-        if (nf[i].used) htab_insert(e, i, key_hash(&nf[i].key));
-    return 0;
-}
-
-int fc_conn_init(Engine *e) {
-    e->free_head = -1;
-    e->frags = PyMem_Calloc(FRAG_SLOTS, sizeof(FragEntry));
-    if (!e->frags) { PyErr_NoMemory(); return -1; }
-    return grow_table(e);
-}
-
-void fc_conn_free(Engine *e) {
-    table_free(e->flows, sizeof(Flow) * (size_t)e->cap);
-    table_free(e->htab, e->htab ? sizeof(int32_t) * (e->hmask + 1) : 0);
-    PyMem_Free(e->heap); PyMem_Free(e->frags); PyMem_Free(e->flush_order);
-    e->flush_order = NULL;
-    e->flows = NULL; e->htab = NULL; e->heap = NULL; e->frags = NULL;
+    return mix64(h ^ w[5]);
 }
 
 /* ------------------------------------------------------------------ timers */
@@ -157,134 +67,12 @@ static int set_inactivity(Engine *e, int32_t idx, int64_t timeout) {
     return timer_add(e, f->last_ns + timeout, idx, T_INACTIVITY, f->inact_ver);
 }
 
-/* ------------------------------------------------------------------ output */
-
-static uint64_t tcp_size(const Endpoint *ep) {
-    int64_t sz = ep->last64 > ep->ack64 ? ep->last64 : ep->ack64;
-    if (sz < 0) sz = 0;
-    if (sz) sz--;                       /* the SYN's sequence number carries no data */
-    if (ep->fin_cnt && sz) sz--;        /* nor does the FIN's */
-    return (uint64_t)sz;
-}
-
-static int history_matches_rstos0(const Flow *f) {
-    /* ^?S[^HAFGIQ]*R.* */
-    int i = 0;
-    if (i < f->hlen && f->history[i] == '^') i++;
-    if (i >= f->hlen || f->history[i] != 'S') return 0;
-    for (i++; i < f->hlen; i++) {
-        char c = f->history[i];
-        if (c == 'R') return 1;
-        if (strchr("HAFGIQ", c)) return 0;
-    }
-    return 0;
-}
-
-static const char *conn_state(const Flow *f) {
-    if (f->l4 == L4_UDP) {
-        if (f->plen[0] >= 0) return f->plen[1] >= 0 ? "SF" : "S0";
-        return f->plen[1] >= 0 ? "SHR" : "OTH";
-    }
-    if (f->l4 != L4_TCP) return "OTH";
-    int os = f->ep[0].state, rs = f->ep[1].state;
-    int o_inactive = os == ST_INACTIVE || os == ST_PARTIAL;
-    int r_inactive = rs == ST_INACTIVE || rs == ST_PARTIAL;
-    if (rs == ST_RESET) {
-        if (os == ST_SYN_SENT || os == ST_SYN_ACK_SENT ||
-            (os == ST_RESET && tcp_size(&f->ep[0]) == 0 && tcp_size(&f->ep[1]) == 0))
-            return "REJ";
-        return o_inactive ? "RSTRH" : "RSTR";
-    }
-    if (os == ST_RESET) {
-        if (r_inactive) return history_matches_rstos0(f) ? "RSTOS0" : "OTH";
-        return "RSTO";
-    }
-    if (rs == ST_CLOSED && os == ST_CLOSED) return "SF";
-    if (os == ST_CLOSED) return r_inactive ? "SH" : "S2";
-    if (rs == ST_CLOSED) return o_inactive ? "SHR" : "S3";
-    if (os == ST_SYN_SENT && rs == ST_INACTIVE) return "S0";
-    if (os == ST_ESTABLISHED && rs == ST_ESTABLISHED) return "S1";
-    return "OTH";
-}
-
-static PyObject *utc_datetime(int64_t ns) {
-    if (!PyDateTimeAPI) { PyDateTime_IMPORT; if (!PyDateTimeAPI) return NULL; }
-    int64_t sec = ns / 1000000000LL, rem = ns % 1000000000LL;
-    if (rem < 0) { sec -= 1; rem += 1000000000LL; }  /* floor, without negating INT64_MIN */
-    int us = (int)(rem / 1000);
-    time_t t = (time_t)sec; struct tm tm;
-    if (!gmtime_r(&t, &tm)) { PyErr_SetString(PyExc_OverflowError, "timestamp out of range"); return NULL; }
-    return PyDateTimeAPI->DateTime_FromDateAndTime(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-        tm.tm_hour, tm.tm_min, tm.tm_sec, us, PyDateTime_TimeZone_UTC, PyDateTimeAPI->DateTimeType);
-}
-
-static PyObject *opt_int(int64_t v) {
-    if (v < 0) Py_RETURN_NONE;
-    return PyLong_FromLongLong(v);
-}
-
-static const char *const L4_NAMES[] = {"tcp", "udp", "icmp", "unknown_transport"};
-
-/* Append a flow record (final or interim) to the output list, its text fields made here. */
-static int emit(Engine *e, Flow *f, int interim) {
-    const uint8_t *oa = f->orig_is_a ? f->key.a : f->key.b;
-    const uint8_t *ra = f->orig_is_a ? f->key.b : f->key.a;
-    int op = f->orig_is_a ? f->key.pa : f->key.pb;
-    int rp = f->orig_is_a ? f->key.pb : f->key.pa;
-    PyObject *parents = PyTuple_New(f->nparents);
-    if (!parents) return -1;
-    for (int i = 0; i < f->nparents; i++) {
-        PyObject *v = fc_uid_text(f->parents[i]);
-        if (!v) { Py_DECREF(parents); return -1; }
-        PyTuple_SET_ITEM(parents, i, v);
-    }
-    uint64_t ob, rb;
-    if (f->l4 == L4_TCP) { ob = tcp_size(&f->ep[0]); rb = tcp_size(&f->ep[1]); }
-    else if (f->l4 == L4_OTHER) { ob = rb = 0; }
-    else { ob = f->plen[0] > 0 ? (uint64_t)f->plen[0] : 0; rb = f->plen[1] > 0 ? (uint64_t)f->plen[1] : 0; }
-    PyObject *t = Py_BuildValue(
-        /* the order of egress.records.Flow's fields */
-        "(NNdNiNisiss#KKKKKKNNNNNO)",
-        fc_uid_text(f->uid), utc_datetime(f->first_ns), (double)(f->last_ns - f->first_ns) / 1e9,
-        fc_addr_text(oa, f->key.family), op, fc_addr_text(ra, f->key.family), rp,
-        L4_NAMES[f->l4], (int)f->key.proto, conn_state(f), f->history, (Py_ssize_t)f->hlen,
-        (unsigned long long)f->pkts[0], (unsigned long long)f->ipbytes[0], (unsigned long long)ob,
-        (unsigned long long)f->pkts[1], (unsigned long long)f->ipbytes[1], (unsigned long long)rb,
-        fc_community_id(oa, op, ra, rp, f->key.family, f->key.proto),
-        opt_int(f->key.vni), opt_int(f->vlan), opt_int(f->inner_vlan), parents,
-        interim ? Py_True : Py_False);
-    if (!t) return -1;
-    PyObject *item = t;
-    if (e->record_type) {
-        /* Build the frozen, slotted record directly through its member descriptors:
-         * the generated __init__ goes through object.__setattr__ per field and costs
-         * more than everything else done per flow. */
-        item = e->record_type->tp_alloc(e->record_type, 0);
-        if (!item) { Py_DECREF(t); return -1; }
-        for (int i = 0; i < e->nslots; i++) {
-            PyObject *d = e->record_slots[i];
-            if (Py_TYPE(d)->tp_descr_set(d, item, PyTuple_GET_ITEM(t, i)) < 0) {
-                Py_DECREF(item); Py_DECREF(t); return -1;
-            }
-        }
-        Py_DECREF(t);
-        /* Its fields are strings, numbers, a datetime and a tuple of strings, so a
-         * record can never be part of a reference cycle: keep it out of the cyclic
-         * collector, which otherwise rescans millions of live records. */
-        if (PyObject_GC_IsTracked(item)) PyObject_GC_UnTrack(item);
-    }
-    int rc = PyList_Append(e->out, item);
-    Py_DECREF(item);
-    if (interim) e->interims++; else e->flows_done++;
-    return rc;
-}
-
 static int remove_flow(Engine *e, int32_t idx) {
     Flow *f = &e->flows[idx];
     if (!f->used) return 0;
-    int rc = emit(e, f, 0);
+    int rc = fc_emit(e, f, 0);
     if (rc < 0) e->pyerr = 1;
-    htab_delete(e, idx);
+    if (!e->flushing) fc_htab_delete(e, idx);
     f->used = 0; f->gen++; f->hnext = e->free_head; e->free_head = idx; e->live--;
     return rc;
 }
@@ -340,12 +128,12 @@ int fc_advance(Engine *e, int64_t now) {
     return 0;
 }
 
-static const Flow *sort_base;
+typedef struct { int64_t first_ns; int32_t idx; } FlushItem;
 
 static int by_first_seen(const void *a, const void *b) {
-    const Flow *fa = &sort_base[*(const int32_t *)a], *fb = &sort_base[*(const int32_t *)b];
-    if (fa->first_ns != fb->first_ns) return fa->first_ns < fb->first_ns ? -1 : 1;
-    return *(const int32_t *)a < *(const int32_t *)b ? -1 : 1;
+    const FlushItem *x = a, *y = b;
+    if (x->first_ns != y->first_ns) return x->first_ns < y->first_ns ? -1 : 1;
+    return x->idx < y->idx ? -1 : 1;
 }
 
 int fc_flush(Engine *e, Py_ssize_t max_records, int *done) {
@@ -353,22 +141,39 @@ int fc_flush(Engine *e, Py_ssize_t max_records, int *done) {
      * so that the caller can hand them on in bounded batches */
     if (!e->flush_order) {
         e->nheap = 0;
-        e->flush_order = PyMem_Malloc(sizeof(int32_t) * (size_t)(e->live > 0 ? e->live : 1));
-        if (!e->flush_order) { PyErr_NoMemory(); return -1; }
+        size_t live = (size_t)(e->live > 0 ? e->live : 1);
+        e->flush_order = PyMem_Malloc(sizeof(int32_t) * live);
+        FlushItem *items = PyMem_Malloc(sizeof(FlushItem) * live);
+        if (!e->flush_order || !items) {
+            PyMem_Free(items); PyMem_Free(e->flush_order); e->flush_order = NULL;
+            PyErr_NoMemory(); return -1;
+        }
         int32_t n = 0;
-        for (int32_t i = 0; i < e->cap; i++)
-            if (e->flows[i].used) e->flush_order[n++] = i;
-        sort_base = e->flows;
-        qsort(e->flush_order, (size_t)n, sizeof(int32_t), by_first_seen);
+        for (int32_t i = 0; i < e->fresh; i++)
+            if (e->flows[i].used) { items[n].first_ns = e->flows[i].first_ns; items[n].idx = i; n++; }
+        /* sorted apart from the flows, so that the comparisons touch no flow */
+        qsort(items, (size_t)n, sizeof(FlushItem), by_first_seen);
+        for (int32_t i = 0; i < n; i++) e->flush_order[i] = items[i].idx;
+        PyMem_Free(items);
         e->flush_n = n; e->flush_pos = 0;
     }
+    /* Every flow goes: the table is not kept up to date meanwhile, but rebuilt
+     * if packets come before the flush is done (fc_table_settle), or emptied. */
+    e->flushing = 1;
     Py_ssize_t emitted = 0;
     while (e->flush_pos < e->flush_n && emitted < max_records) {
+        if (e->flush_pos + 8 < e->flush_n) {   /* the flows are in no useful order in memory */
+            const char *f = (const char *)&e->flows[e->flush_order[e->flush_pos + 8]];
+            for (size_t l = 0; l < sizeof(Flow); l += 64) fc_prefetch(f + l);
+        }
         if (remove_flow(e, e->flush_order[e->flush_pos++]) < 0) return -1;
         emitted++;
     }
     *done = e->flush_pos >= e->flush_n;
-    if (*done) { PyMem_Free(e->flush_order); e->flush_order = NULL; }
+    if (*done) {
+        PyMem_Free(e->flush_order); e->flush_order = NULL;
+        fc_table_rehash(e);  /* empty, unless flows started meanwhile */
+    }
     return 0;
 }
 
@@ -655,33 +460,31 @@ int fc_account(Engine *e, IpInfo *ip, Ctx *ctx, uint64_t *uid_out, int *resp_por
             break;
     }
 
-    FlowKey k; memset(&k, 0, sizeof k);
     size_t alen = ip->family == 4 ? 4 : 16;
     int src_is_a;
     if (one_way) src_is_a = 1;
     else {
-        int c = memcmp(ip->src, ip->dst, alen);
+        int c = fc_addr_cmp(ip->src, ip->dst, alen);
         src_is_a = c < 0 || (c == 0 && sport <= dport);
     }
-    if (src_is_a) { memcpy(k.a, ip->src, alen); memcpy(k.b, ip->dst, alen); k.pa = (uint16_t)sport; k.pb = (uint16_t)dport; }
-    else { memcpy(k.a, ip->dst, alen); memcpy(k.b, ip->src, alen); k.pa = (uint16_t)dport; k.pb = (uint16_t)sport; }
-    k.proto = ip->proto; k.family = (uint8_t)ip->family; k.one_way = (uint8_t)one_way; k.vni = ctx->vni;
-    uint64_t h = key_hash(&k);
-    int32_t idx = htab_find(e, &k, h);
+    uint64_t k[6];
+    if (src_is_a) fc_key_words(k, ip->src, ip->dst, ip->family, (uint16_t)sport, (uint16_t)dport, ip->proto, (uint8_t)one_way, ctx->vni);
+    else fc_key_words(k, ip->dst, ip->src, ip->family, (uint16_t)dport, (uint16_t)sport, ip->proto, (uint8_t)one_way, ctx->vni);
+    uint64_t h = fc_hash_words(k);
+    int32_t idx = fc_htab_find(e, k, h);
     if (idx >= 0 && l4 == L4_TCP && tcp_full && tcp_is_reuse(&e->flows[idx], th[13], rd32be(th + 4))) {
         if (remove_flow(e, idx) < 0) return -1;
         idx = -1;
     }
     Flow *f;
     if (idx < 0) {
-        if (e->free_head < 0 || (uint32_t)(e->live + 1) * 2 > e->hmask) {
-            if (grow_table(e) < 0) return -1;
-        }
-        idx = e->free_head; f = &e->flows[idx]; e->free_head = f->hnext;
+        idx = fc_alloc_slot(e);
+        if (idx < 0) return -1;
+        f = &e->flows[idx];
         uint32_t gen = f->gen;
         memset(f, 0, sizeof *f);
         f->gen = gen;
-        f->key = k; f->used = 1; f->l4 = (uint8_t)l4; f->active = 1;
+        memcpy(&f->key, k, sizeof f->key); f->used = 1; f->l4 = (uint8_t)l4; f->active = 1;
         f->first_ns = f->last_ns = e->pkt_ns;
         f->next_interim_ns = e->interim_ns > 0 ? e->now_ns + e->interim_ns : INT64_MAX;
         f->vlan = (int16_t)ctx->vlan; f->inner_vlan = (int16_t)ctx->inner_vlan;
@@ -700,16 +503,16 @@ int fc_account(Engine *e, IpInfo *ip, Ctx *ctx, uint64_t *uid_out, int *resp_por
         if (flip && is_v4_broadcast(ip)) flip = 0;
         f->orig_is_a = (uint8_t)(flip ? !src_is_a : src_is_a);
         if (flip) hist_put(f, '^');
-        f->uid = mix64(h ^ mix64((uint64_t)e->pkt_ns) ^ (++e->uid_seq * 0x9e3779b97f4a7c15ULL));
+        f->uid = mix64(key_hash(k) ^ mix64((uint64_t)e->pkt_ns) ^ (++e->uid_seq * 0x9e3779b97f4a7c15ULL));
         if (!f->uid) f->uid = 1;
-        htab_insert(e, idx, h);
+        fc_htab_insert(e, idx, (uint32_t)h);
         e->live++;
         if (set_inactivity(e, idx, l4 == L4_TCP ? e->udp_timeout_ns :
                                    l4 == L4_UDP ? e->udp_timeout_ns :
                                    l4 == L4_ICMP ? e->icmp_timeout_ns : e->other_timeout_ns) < 0) return -1;
         if (l4 == L4_TCP && timer_add(e, e->now_ns + e->close_delay_ns, idx, T_EXPIRE, 0) < 0) return -1;
         if (l4 == L4_UDP) {
-            int rp = f->orig_is_a ? k.pb : k.pa;
+            int rp = f->orig_is_a ? f->key.pb : f->key.pa;
             if (port_in(e->dns_ports, rp) && timer_add(e, e->now_ns + 10000000000LL, idx, T_DNS, 0) < 0) return -1;
         }
     } else {
@@ -739,7 +542,7 @@ int fc_account(Engine *e, IpInfo *ip, Ctx *ctx, uint64_t *uid_out, int *resp_por
     f->pkts[dir]++;
     f->ipbytes[dir] += ip->ip_len;
     if (e->now_ns >= f->next_interim_ns) {
-        if (emit(e, f, 1) < 0) { e->pyerr = 1; return -1; }
+        if (fc_emit(e, f, 1) < 0) { e->pyerr = 1; return -1; }
         f->next_interim_ns = e->now_ns + e->interim_ns;
     }
     *uid_out = f->uid;

@@ -4,7 +4,9 @@
  *
  *   capture.c  pcap / pcapng record framing -> packets
  *   decode.c   link layers, tags, IP, tunnels -> IP packets with their context
- *   conn.c     flow table, timers and Zeek's connection rules -> flow records
+ *   table.c    flow storage and the hash table over it
+ *   conn.c     timers and Zeek's connection rules
+ *   record.c   flows -> Python records
  *   module.c   the Python type that drives it all
  *
  * Why C and not numba: the loop is branchy (link layers, tunnels, a hash table
@@ -75,23 +77,27 @@ typedef struct {
     uint32_t rx, rxth, zw, zwth;        /* scaled history counters: retransmits, zero windows */
 } Endpoint;
 
-typedef struct {
+/* A flow's state, laid out by use: a packet of a flow already in the table
+ * reads and writes the first two cache lines (TCP also the next two, its
+ * endpoints); the rest is touched when the flow starts, ends or changes state. */
+typedef struct __attribute__((aligned(64))) {
     FlowKey key;
-    int32_t hnext;          /* free-list link */
-    uint32_t gen;           /* bumped when the slot is reused: stale timers ignore it */
     uint8_t used, orig_is_a, l4, nparents, active, inited;
     uint8_t hmask[2];       /* history letters recorded, per direction at recording time */
-    uint16_t hmask_hi[2];
-    int16_t vlan, inner_vlan;
-    int64_t first_ns, last_ns, next_interim_ns, inact_ns;
-    uint32_t inact_ver;
     uint64_t uid;
-    uint64_t parents[MAX_PARENTS];
+    int64_t last_ns, next_interim_ns;
     uint64_t pkts[2], ipbytes[2];
     int64_t plen[2];        /* UDP/ICMP payload bytes; -1 = that side never sent */
     Endpoint ep[2];         /* index 0 = originator */
-    char history[40];
+    int64_t first_ns, inact_ns;
+    int32_t hnext;          /* free-list link */
+    uint32_t gen;           /* bumped when the slot is reused: stale timers ignore it */
+    uint32_t inact_ver;
+    uint16_t hmask_hi[2];
+    int16_t vlan, inner_vlan;
     uint8_t hlen;
+    uint64_t parents[MAX_PARENTS];
+    char history[40];
 } Flow;
 
 typedef struct { int64_t t; uint64_t seq; int32_t flow; uint32_t gen; uint32_t ver; uint8_t kind; } Timer;
@@ -121,7 +127,8 @@ typedef struct {
     uint8_t lsp_tcp[8192], lsp_udp[8192], dns_ports[8192];
     /* flow storage */
     Flow *flows; int32_t cap; int32_t free_head; int32_t live;
-    int32_t *htab; uint32_t hmask;
+    int32_t fresh, fresh_below;  /* slots from fresh on have never been used (see conn.c) */
+    uint64_t *htab; uint32_t hmask;  /* slots: hash tag << 32 | flow index; empty: all ones */
     Timer *heap; Py_ssize_t nheap, heapcap; uint64_t timer_seq;
     FragEntry *frags;
     PyObject *out;          /* list of finished/interim flow tuples */
@@ -140,8 +147,10 @@ typedef struct {
     int pyerr;              /* a Python exception is pending (allocation failure) */
     PyTypeObject *record_type;      /* egress.records.Flow, or NULL for plain tuples */
     PyObject *record_slots[32];     /* its member descriptors, in field order */
+    int record_off[32];             /* their slot offsets (0: set through the descriptor) */
     int nslots;
     int32_t *flush_order; int32_t flush_n, flush_pos;  /* an end-of-input flush under way */
+    int flushing;           /* flows leave without being taken out of the table (conn.c) */
 } Engine;
 
 /* the context of a (possibly encapsulated) packet */
@@ -186,13 +195,142 @@ int fc_ether(Engine *e, const uint8_t *p, uint32_t cap, Ctx *ctx);
 /* frag.c: 1 when ip now describes a complete datagram, 0 when it was buffered or dropped */
 int fc_fragment(Engine *e, IpInfo *ip, const Ctx *ctx);
 
-/* conn.c */
+/* table.c: flow storage and the hash table */
 int fc_conn_init(Engine *e);
 void fc_conn_free(Engine *e);
+int32_t fc_alloc_slot(Engine *e);
+void fc_htab_delete(Engine *e, int32_t idx);
+void fc_table_rehash(Engine *e);
+
+/* conn.c */
 int fc_advance(Engine *e, int64_t now);
 int fc_flush(Engine *e, Py_ssize_t max_records, int *done);
+void fc_table_settle(Engine *e);  /* table.c */
 /* Count one IP packet into its connection; *uid_out gets the conn's uid (0 if none). */
 int fc_account(Engine *e, IpInfo *ip, Ctx *ctx, uint64_t *uid_out, int *resp_port_out);
+
+/* record.c */
+int fc_record_init(void);
+int fc_record_slot_offset(PyTypeObject *type, PyObject *descr);
+int fc_emit(Engine *e, Flow *f, int interim);
+
+/* A str from ASCII bytes, written in place (no UTF-8 decoding). */
+static inline PyObject *fc_ascii_text(const char *s, Py_ssize_t n) {
+    PyObject *o = PyUnicode_New(n, 127);
+    if (o && n) memcpy(PyUnicode_1BYTE_DATA(o), s, (size_t)n);
+    return o;
+}
+
+/* A flow key as six words, in FlowKey's layout (on a little-endian host built in
+ * registers, so hashing and comparing it read no bytes just written). */
+static inline void fc_key_words(uint64_t w[6], const uint8_t *x, const uint8_t *y, int family,
+                                uint16_t px, uint16_t py, uint8_t proto, uint8_t one_way, int64_t vni) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (family == 4) {
+        uint32_t a, b; memcpy(&a, x, 4); memcpy(&b, y, 4);
+        w[0] = a; w[1] = 0; w[2] = b; w[3] = 0;
+    } else {
+        memcpy(&w[0], x, 8); memcpy(&w[1], x + 8, 8); memcpy(&w[2], y, 8); memcpy(&w[3], y + 8, 8);
+    }
+    w[4] = (uint64_t)px | (uint64_t)py << 16 | (uint64_t)proto << 32 | (uint64_t)(uint8_t)family << 40 |
+           (uint64_t)one_way << 48;
+    w[5] = (uint64_t)vni;
+#else
+    FlowKey k; memset(&k, 0, sizeof k);
+    size_t alen = family == 4 ? 4 : 16;
+    memcpy(k.a, x, alen); memcpy(k.b, y, alen);
+    k.pa = px; k.pb = py; k.proto = proto; k.family = (uint8_t)family; k.one_way = one_way; k.vni = vni;
+    memcpy(w, &k, sizeof k);
+#endif
+}
+
+/* The flow table's hash of a key (the uid is made from a stronger one). */
+static inline uint64_t fc_hash_words(const uint64_t w[6]) {
+    uint64_t h = w[0] * 0x9e3779b97f4a7c15ULL + w[1] * 0xc2b2ae3d27d4eb4fULL +
+                 w[2] * 0x165667b19e3779f9ULL + w[3] * 0xd6e8feb86659fd93ULL +
+                 w[4] * 0xff51afd7ed558ccdULL + w[5] * 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 32; h *= 0x94d049bb133111ebULL; h ^= h >> 29;
+    return h;
+}
+
+static inline uint64_t fc_table_hash(const FlowKey *k) {
+    uint64_t w[6]; memcpy(w, k, sizeof w);
+    return fc_hash_words(w);
+}
+
+static inline int fc_key_eq(const FlowKey *x, const uint64_t b[6]) {
+    uint64_t a[6]; memcpy(a, x, 48);
+    return !((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3]) | (a[4] ^ b[4]) | (a[5] ^ b[5]));
+}
+
+/* Open addressing with linear probing. A slot holds the low 32 bits of the key's
+ * hash (its tag, which also gives its home slot) and the flow's index, so most
+ * probes and all moves need no access to the flow itself. */
+#define SLOT_EMPTY UINT64_MAX
+static inline int32_t slot_flow(uint64_t v) { return (int32_t)(uint32_t)v; }
+static inline uint32_t slot_tag(uint64_t v) { return (uint32_t)(v >> 32); }
+
+static inline int32_t fc_htab_find(Engine *e, const uint64_t k[6], uint64_t h) {
+    uint32_t tag = (uint32_t)h, s = tag & e->hmask;
+    for (;;) {
+        uint64_t v = e->htab[s];
+        if (v == SLOT_EMPTY) return -1;
+        if (slot_tag(v) == tag && fc_key_eq(&e->flows[slot_flow(v)].key, k)) return slot_flow(v);
+        s = (s + 1) & e->hmask;
+    }
+}
+
+static inline void fc_htab_insert(Engine *e, int32_t idx, uint32_t tag) {
+    uint32_t s = tag & e->hmask;
+    while (e->htab[s] != SLOT_EMPTY) s = (s + 1) & e->hmask;
+    e->htab[s] = ((uint64_t)tag << 32) | (uint32_t)idx;
+}
+
+/* Order of two addresses as memcmp gives it (network byte order), without a call. */
+static inline int fc_addr_cmp(const uint8_t *x, const uint8_t *y, size_t alen) {
+    if (alen == 4) {
+        uint32_t a = rd32be(x), b = rd32be(y);
+        return (a > b) - (a < b);
+    }
+    uint64_t a, b;
+    memcpy(&a, x, 8); memcpy(&b, y, 8);
+    a = __builtin_bswap64(a); b = __builtin_bswap64(b);
+    if (a != b) return a < b ? -1 : 1;
+    memcpy(&a, x + 8, 8); memcpy(&b, y + 8, 8);
+    a = __builtin_bswap64(a); b = __builtin_bswap64(b);
+    return (a > b) - (a < b);
+}
+
+/* A prefetch the compiler keeps: GCC 12 deleted __builtin_prefetch of a flow
+ * found through the table (its only effect), so on x86 it is written out. */
+static inline void fc_prefetch(const void *p) {
+#if defined(__x86_64__) || defined(__i386__)
+    __asm__ volatile("prefetcht0 %0" : : "m"(*(const char *)p));
+#else
+    __builtin_prefetch(p);
+#endif
+}
+
+/* Ask for the table slot of a key hash, and (next call, once the slot is in
+ * cache) for the flow it names: packets a few records ahead of the one being
+ * handled are looked up this way, so that their cache misses overlap. */
+static inline void fc_prefetch_slot(const Engine *e, uint64_t h) {
+    fc_prefetch(&e->htab[(uint32_t)h & e->hmask]);
+}
+static inline void fc_prefetch_flow(const Engine *e, uint64_t h, int tcp) {
+    uint32_t tag = (uint32_t)h, s = tag & e->hmask;
+    int32_t idx = -1;
+    for (int i = 0; i < 4; i++) {
+        uint64_t v = e->htab[s];
+        if (v == UINT64_MAX) break;
+        if ((uint32_t)(v >> 32) == tag) { idx = (int32_t)(uint32_t)v; break; }
+        s = (s + 1) & e->hmask;
+    }
+    if (idx < 0) return;
+    const char *f = (const char *)&e->flows[idx];
+    fc_prefetch(f); fc_prefetch(f + 64);
+    if (tcp) { fc_prefetch(f + 128); fc_prefetch(f + 192); }
+}
 
 /* flowid.c */
 PyObject *fc_community_id(const uint8_t *oa, int op, const uint8_t *ra, int rp, int family, int proto);

@@ -68,6 +68,8 @@ static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
                 PyErr_SetString(PyExc_TypeError, "record fields must be slots");
                 goto done;
             }
+            int off = fc_record_slot_offset((PyTypeObject *)rtype, d);
+            e->record_off[e->nslots] = off > 0 ? off : 0;
             e->record_slots[e->nslots++] = d;
         }
         Py_INCREF(rtype);
@@ -119,6 +121,7 @@ static PyObject *Engine_feed(Engine *e, PyObject *args) {
     if (!PyArg_ParseTuple(args, "y*|p", &buf, &final)) return NULL;
     const uint8_t *b = buf.buf; Py_ssize_t n = buf.len, o = 0;
     if (e->err) { PyBuffer_Release(&buf); return PyLong_FromSsize_t(0); }
+    fc_table_settle(e);
     if (e->fmt == 0) {
         if (n < 4) {
             if (final) {
@@ -228,7 +231,7 @@ static struct PyModuleDef moduledef = {
 };
 
 PyMODINIT_FUNC PyInit__flowcore(void) {
-    if (PyType_Ready(&EngineType) < 0) return NULL;
+    if (PyType_Ready(&EngineType) < 0 || fc_record_init() < 0) return NULL;
     PyObject *m = PyModule_Create(&moduledef);
     if (!m) return NULL;
     Py_INCREF(&EngineType);
