@@ -546,7 +546,8 @@ static PyObject *hash_strings(PyObject *self, PyObject *args) {
         return NULL;
     }
     PyObject *out = NULL;
-    if (offset < 0 || length < 0 || (offset + length + 1) * 4 > offs.len) {
+    /* offset + length + 1 <= entries, without overflow for any offset and length */
+    if (offset < 0 || length < 0 || offset > offs.len / 4 || length >= offs.len / 4 - offset) {
         PyErr_SetString(PyExc_ValueError, "offsets buffer too short");
         goto done;
     }
@@ -605,7 +606,8 @@ static PyObject *ipv4_numbers(PyObject *self, PyObject *args) {
         return NULL;
     }
     PyObject *out = NULL;
-    if (offset < 0 || length < 0 || (offset + length + 1) * 4 > offs.len) {
+    /* offset + length + 1 <= entries, without overflow for any offset and length */
+    if (offset < 0 || length < 0 || offset > offs.len / 4 || length >= offs.len / 4 - offset) {
         PyErr_SetString(PyExc_ValueError, "offsets buffer too short");
         goto done;
     }
