@@ -9,8 +9,9 @@ over all rows; the C entry points against bad input.
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from itertools import pairwise
 from typing import Any
 
@@ -426,6 +427,31 @@ def test_reducer_rejects_bad_arguments() -> None:
     with pytest.raises(ValueError, match="not C-contiguous"):
         reducer.add(columns(2)[0], strided, *columns(2)[2:])
     assert reducer.take(True) == (b"", b"", b"")
+
+
+def test_reducer_refuses_a_second_thread() -> None:
+    """While one thread's add() runs without the GIL, calls from another raise instead of
+    corrupting the tables."""
+    reducer = NetworkReducer(3, 0)
+    n = 50_000
+    args = columns(n)
+    args[2] = np.full(n, DAY_US, np.int64)  # each row: 24 hours and 288 cells, same keys
+    args[6] = np.full(n, 1, np.uint8)
+    worker = threading.Thread(target=reducer.add, args=args)
+    calls: dict[str, Callable[[], object]] = {
+        "take": reducer.take, "add": lambda: reducer.add(*columns(0))}
+    refused = dict.fromkeys(calls, 0)
+    worker.start()
+    while worker.is_alive():
+        for name, call in calls.items():
+            try:
+                call()
+            except RuntimeError as exc:
+                assert str(exc) == "NetworkReducer is in use by another thread"
+                refused[name] += 1
+    worker.join()
+    assert min(refused.values()) > 0
+    assert reducer.sizes() == (24, 288, 0, 1)
 
 
 @pytest.mark.parametrize("function", [hash_strings, ipv4_numbers])
