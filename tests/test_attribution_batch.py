@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from ipaddress import IPv4Address, ip_network
+from ipaddress import AddressValueError, IPv4Address, ip_network
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from egress.attribution import ATTRIBUTION_FIELDS, Attributor
+from egress.attribution_batch import _dotted_quads
 from egress.columns import CONN_SCHEMA
 from egress.geo import RangeCsvGeo, ipv4_lookup, load_geo
 from egress.inventory import (
@@ -268,3 +269,52 @@ def test_inventory_spans_of_an_address() -> None:
     assert set(inventory.network_timelines()) == {
         (4, 16, 0x0A2A), (4, 24, 0x0A2A07), (6, 64, 0x20010DB8_01000042)}
     assert inventory.vni_timelines()[4242].owners == ("t-0017", "t-0042")
+
+
+# -- IPv4 text parsed in C (egress._wincore.ipv4_numbers) ---------------------------------
+
+QUAD_EDGES = ["0.0.0.0", "255.255.255.255", "256.1.1.1", "01.2.3.4", "1.2.3", "1.2.3.4.",
+              " 1.2.3.4", "1.2.3.4\n", "\u0661.2.3.4", "", "1.2.3.4", "1.2.3.04", "1.2.3.0",
+              "1..2.3", ".1.2.3", "1.2.3.4.5", "1234.1.1.1", "1.2.3.255", "1.2.3.256",
+              "+1.2.3.4", "-1.2.3.4", "0x1.2.3.4", "1.2.3.4 ", "1.2.3.4/32", "::1",
+              "1.2.3.4\x00", "\uff11.2.3.4", "1.2.3.999", "001.2.3.4", "0.0.0.00",
+              "1,2.3.4", "1.2.3:4"]
+OCTETS = st.one_of(st.integers(0, 300).map(str),
+                   st.sampled_from(["00", "01", "000", "010", "0255", "+1", "-0", " 1", "1 ",
+                                    "\u0661", "\u0663\u0662", "0x1", "", "2550", "1e2"]))
+
+
+def ipv4_reference(text: str | None) -> int:
+    """What Python's ipaddress makes of ``text`` as an IPv4 address (-1: not one)."""
+    if text is None:
+        return -1
+    try:
+        return int(IPv4Address(text))
+    except AddressValueError:
+        return -1
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(texts=st.lists(st.one_of(
+    st.none(), st.sampled_from(QUAD_EDGES),
+    st.lists(OCTETS, min_size=1, max_size=5).map(".".join),
+    st.builds(str.join, st.sampled_from([",", " ", "..", ":", "\u00b7"]),
+              st.lists(OCTETS, min_size=1, max_size=5)),
+    st.text(alphabet="0123456789.\u0661 \n+x", max_size=18), st.text(max_size=8),
+), max_size=30), cut=st.integers(0, 5), large=st.booleans())
+def test_dotted_quads_match_ipaddress(texts: list[str | None], cut: int, large: bool) -> None:
+    """Exactly the strings ``IPv4Address`` accepts, with its value; sliced arrays, nulls
+    and large strings too."""
+    array = pa.array(texts, pa.large_string() if large else pa.string()).slice(cut)
+    expected = [ipv4_reference(text) for text in texts[cut:]]
+    assert _dotted_quads(array).tolist() == expected
+
+
+def test_dotted_quad_edges() -> None:
+    got = _dotted_quads(pa.array([*QUAD_EDGES, None]))
+    assert got.tolist() == [ipv4_reference(text) for text in QUAD_EDGES] + [-1]
+    assert got[:3].tolist() == [0, 2**32 - 1, -1]
+    assert [text for text, number in zip(QUAD_EDGES, got, strict=False) if number >= 0] == [
+        "0.0.0.0", "255.255.255.255", "1.2.3.4", "1.2.3.0", "1.2.3.255"]
+    assert _dotted_quads(pa.array([], pa.string())).tolist() == []
+    assert _dotted_quads(pa.array([None, None], pa.string())).tolist() == [-1, -1]

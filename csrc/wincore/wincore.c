@@ -235,6 +235,7 @@ typedef struct {
     int64_t top, horizon_us;
     int64_t latest;  /* latest hour seen, INT64_MIN before any */
     int64_t retired_at;
+    int busy;  /* add() or take() runs without the GIL: another thread must not enter */
 } Reducer;
 
 static int reducer_init(Reducer *r, PyObject *args, PyObject *kw) {
@@ -261,6 +262,16 @@ static void reducer_dealloc(Reducer *r) {
     t_free(&r->hours), t_free(&r->cells), t_free(&r->presence), t_free(&r->heaps);
     free(r->hours_out.p), free(r->cells_out.p), free(r->presence_out.p), free(r->pool);
     Py_TYPE(r)->tp_free((PyObject *)r);
+}
+
+/* Claim the reducer for a call that releases the GIL (checked and set under the GIL). */
+static int claim(Reducer *r) {
+    if (r->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "NetworkReducer is in use by another thread");
+        return -1;
+    }
+    r->busy = 1;
+    return 0;
 }
 
 /* Add one piece of a transfer to the hours. */
@@ -400,6 +411,7 @@ static PyObject *reducer_add(Reducer *r, PyObject *args) {
         PyErr_NoMemory();
         goto done;
     }
+    if (claim(r) < 0) goto done;
     const int32_t *tenant = c.tenant.buf;
     const int64_t *start = c.start.buf, *end = c.end.buf, *opened = c.opened.buf;
     const uint64_t *bin = c.bytes_in.buf, *bout = c.bytes_out.buf, *addr = c.addr.buf;
@@ -474,6 +486,7 @@ static PyObject *reducer_add(Reducer *r, PyObject *args) {
         else if (pick) chosen[chosen_n++] = i;
     }
     Py_END_ALLOW_THREADS
+    r->busy = 0;
     if (failed) {
         PyErr_NoMemory();
         goto done;
@@ -494,13 +507,15 @@ static PyObject *take(outbuf *o) {
 static PyObject *reducer_take(Reducer *r, PyObject *args) {
     int all = 0;
     if (!PyArg_ParseTuple(args, "|p", &all)) return NULL;
+    if (claim(r) < 0) return NULL;  /* also when not retiring: add() writes the outputs */
+    int failed = 0;
     if (all) {
-        int failed;
         Py_BEGIN_ALLOW_THREADS
         failed = retire(r, INT64_MAX, INT64_MAX) < 0;
         Py_END_ALLOW_THREADS
-        if (failed) return PyErr_NoMemory();
     }
+    r->busy = 0;
+    if (failed) return PyErr_NoMemory();
     PyObject *h = take(&r->hours_out), *c = take(&r->cells_out), *p = take(&r->presence_out);
     if (!h || !c || !p) {
         Py_XDECREF(h), Py_XDECREF(c), Py_XDECREF(p);
@@ -546,7 +561,8 @@ static PyObject *hash_strings(PyObject *self, PyObject *args) {
         return NULL;
     }
     PyObject *out = NULL;
-    if (offset < 0 || length < 0 || (offset + length + 1) * 4 > offs.len) {
+    /* offset + length + 1 <= entries, without overflow for any offset and length */
+    if (offset < 0 || length < 0 || offset > offs.len / 4 || length >= offs.len / 4 - offset) {
         PyErr_SetString(PyExc_ValueError, "offsets buffer too short");
         goto done;
     }
@@ -605,7 +621,8 @@ static PyObject *ipv4_numbers(PyObject *self, PyObject *args) {
         return NULL;
     }
     PyObject *out = NULL;
-    if (offset < 0 || length < 0 || (offset + length + 1) * 4 > offs.len) {
+    /* offset + length + 1 <= entries, without overflow for any offset and length */
+    if (offset < 0 || length < 0 || offset > offs.len / 4 || length >= offs.len / 4 - offset) {
         PyErr_SetString(PyExc_ValueError, "offsets buffer too short");
         goto done;
     }
