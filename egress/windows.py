@@ -5,6 +5,9 @@ network flow, object-store write, drive attachment or copy, built from
 :class:`~egress.records.Attributed` records by :func:`transfer_batches` (or produced
 column-wise by a batch source). The aggregation itself is SQL (:mod:`egress.windows_sql`)
 run by an embedded DuckDB; the same statements are the definitions a Spark engine runs.
+Network transfers, nearly all the rows, are first pre-reduced in compiled code
+(:mod:`egress.windows_network`) into exactly what the per-batch statements would append;
+tenants are small integer codes inside the accumulators and ids again in the results.
 
 Spans (``span`` column of :data:`WINDOWS_SCHEMA`):
 

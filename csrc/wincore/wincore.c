@@ -549,43 +549,69 @@ static inline uint64_t hash_bytes(const uint8_t *p, size_t len) {
     return h ^ (h >> 32);
 }
 
-static PyObject *hash_strings(PyObject *self, PyObject *args) {
-    (void)self;
+/* ------------------------------------------------------------------ string columns */
+
+/* An Arrow string array (int32 offsets) as the Python side passes it: offsets and data
+ * buffers, the array's offset and length, all checked. */
+typedef struct {
+    Py_buffer offs, data;
+    const int32_t *o;  /* length + 1 offsets, ascending, inside data */
+    const uint8_t *d;
+    Py_ssize_t length;
+} strings;
+
+/* Parse (offsets, data, offset, length) into s; -1 with an exception set. */
+static int strings_open(PyObject *args, strings *s) {
     PyObject *offsets_o, *data_o;
     Py_ssize_t offset, length;
-    if (!PyArg_ParseTuple(args, "OOnn", &offsets_o, &data_o, &offset, &length)) return NULL;
-    Py_buffer offs, data;
-    if (PyObject_GetBuffer(offsets_o, &offs, PyBUF_SIMPLE) < 0) return NULL;
-    if (PyObject_GetBuffer(data_o, &data, PyBUF_SIMPLE) < 0) {
-        PyBuffer_Release(&offs);
-        return NULL;
+    if (!PyArg_ParseTuple(args, "OOnn", &offsets_o, &data_o, &offset, &length)) return -1;
+    if (PyObject_GetBuffer(offsets_o, &s->offs, PyBUF_SIMPLE) < 0) return -1;
+    if (PyObject_GetBuffer(data_o, &s->data, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&s->offs);
+        return -1;
     }
-    PyObject *out = NULL;
     /* offset + length + 1 <= entries, without overflow for any offset and length */
-    if (offset < 0 || length < 0 || offset > offs.len / 4 || length >= offs.len / 4 - offset) {
+    if (offset < 0 || length < 0 || offset > s->offs.len / 4 ||
+        length >= s->offs.len / 4 - offset) {
         PyErr_SetString(PyExc_ValueError, "offsets buffer too short");
-        goto done;
+        goto bad;
     }
-    const int32_t *o = (const int32_t *)offs.buf + offset;
+    s->o = (const int32_t *)s->offs.buf + offset;
+    s->d = s->data.buf;
+    s->length = length;
     for (Py_ssize_t i = 0; i <= length; i++) {
-        if (o[i] < 0 || o[i] > data.len || (i && o[i] < o[i - 1])) {
+        if (s->o[i] < 0 || s->o[i] > s->data.len || (i && s->o[i] < s->o[i - 1])) {
             PyErr_SetString(PyExc_ValueError, "bad string offsets");
-            goto done;
+            goto bad;
         }
     }
-    out = PyBytes_FromStringAndSize(NULL, length * 8);
-    if (!out) goto done;
-    uint64_t *h = (uint64_t *)PyBytes_AS_STRING(out);
-    const uint8_t *d = data.buf;
-    Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t i = 0; i < length; i++) h[i] = hash_bytes(d + o[i], (size_t)(o[i + 1] - o[i]));
-    Py_END_ALLOW_THREADS
-done:
-    PyBuffer_Release(&offs);
-    PyBuffer_Release(&data);
-    return out;
+    return 0;
+bad:
+    PyBuffer_Release(&s->offs);
+    PyBuffer_Release(&s->data);
+    return -1;
 }
 
+static void strings_close(strings *s) {
+    PyBuffer_Release(&s->offs);
+    PyBuffer_Release(&s->data);
+}
+
+static PyObject *hash_strings(PyObject *self, PyObject *args) {
+    (void)self;
+    strings s;
+    if (strings_open(args, &s) < 0) return NULL;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, s.length * 8);
+    if (out) {
+        uint64_t *h = (uint64_t *)PyBytes_AS_STRING(out);
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t i = 0; i < s.length; i++)
+            h[i] = hash_bytes(s.d + s.o[i], (size_t)(s.o[i + 1] - s.o[i]));
+        Py_END_ALLOW_THREADS
+    }
+    strings_close(&s);
+    return out;
+}
 
 /* ------------------------------------------------------------------ IPv4 text */
 
@@ -611,38 +637,17 @@ static int64_t dotted_quad(const uint8_t *p, size_t len) {
 
 static PyObject *ipv4_numbers(PyObject *self, PyObject *args) {
     (void)self;
-    PyObject *offsets_o, *data_o;
-    Py_ssize_t offset, length;
-    if (!PyArg_ParseTuple(args, "OOnn", &offsets_o, &data_o, &offset, &length)) return NULL;
-    Py_buffer offs, data;
-    if (PyObject_GetBuffer(offsets_o, &offs, PyBUF_SIMPLE) < 0) return NULL;
-    if (PyObject_GetBuffer(data_o, &data, PyBUF_SIMPLE) < 0) {
-        PyBuffer_Release(&offs);
-        return NULL;
+    strings s;
+    if (strings_open(args, &s) < 0) return NULL;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, s.length * 8);
+    if (out) {
+        int64_t *v = (int64_t *)PyBytes_AS_STRING(out);
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t i = 0; i < s.length; i++)
+            v[i] = dotted_quad(s.d + s.o[i], (size_t)(s.o[i + 1] - s.o[i]));
+        Py_END_ALLOW_THREADS
     }
-    PyObject *out = NULL;
-    /* offset + length + 1 <= entries, without overflow for any offset and length */
-    if (offset < 0 || length < 0 || offset > offs.len / 4 || length >= offs.len / 4 - offset) {
-        PyErr_SetString(PyExc_ValueError, "offsets buffer too short");
-        goto done;
-    }
-    const int32_t *o = (const int32_t *)offs.buf + offset;
-    for (Py_ssize_t i = 0; i <= length; i++) {
-        if (o[i] < 0 || o[i] > data.len || (i && o[i] < o[i - 1])) {
-            PyErr_SetString(PyExc_ValueError, "bad string offsets");
-            goto done;
-        }
-    }
-    out = PyBytes_FromStringAndSize(NULL, length * 8);
-    if (!out) goto done;
-    int64_t *v = (int64_t *)PyBytes_AS_STRING(out);
-    const uint8_t *d = data.buf;
-    Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t i = 0; i < length; i++) v[i] = dotted_quad(d + o[i], (size_t)(o[i + 1] - o[i]));
-    Py_END_ALLOW_THREADS
-done:
-    PyBuffer_Release(&offs);
-    PyBuffer_Release(&data);
+    strings_close(&s);
     return out;
 }
 
