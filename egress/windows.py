@@ -411,22 +411,18 @@ class WindowAggregator:
         self._con.register("registrations", registrations)
         try:
             rate = self._params.sustained_rate_bps * 3600 / 8
-            def scoped(statement: str) -> str:
-                return statement if scope is None else _SCOPED_NAMES.sub(
-                    lambda m: f"{m[0]}_scope", statement)
-
             for statement in BASES_SQL:
                 params: dict[str, object] = {}
                 if "$rate" in statement:
                     params["rate_bytes_per_hour"] = rate
                 if "$concern" in statement:
                     params["concern"] = list(self._params.concern_countries)
-                self._con.execute(scoped(statement), params or None)
+                self._con.execute(_scoped(statement, scope), params or None)
             windows = self._con.sql(WINDOWS_SQL).to_arrow_table()
             countries = self._con.sql(COUNTRIES_SQL).to_arrow_table()
             self._compact("evidence_acc")  # the ranked evidence: what the result holds
             evidence = self._con.sql(
-                scoped(EVIDENCE_RESULT_SQL), params={"top": self._params.evidence_per_day}
+                _scoped(EVIDENCE_RESULT_SQL, scope), params={"top": self._params.evidence_per_day}
             ).to_arrow_table()
         finally:
             self._con.unregister("registrations")
@@ -634,6 +630,12 @@ def _ref(record: Flow | ObjectStoreRequest | DriveAttach | CopyRecord) -> str | 
     if isinstance(record, DriveAttach):
         return record.serial or record.device
     return record.path
+
+
+def _scoped(statement: str, scope: list[int] | None) -> str:
+    """``statement`` reading the ``<accumulator>_scope`` copies when there is a scope."""
+    return statement if scope is None else _SCOPED_NAMES.sub(lambda m: f"{m[0]}_scope",
+                                                             statement)
 
 
 def _conform(transfers: pa.RecordBatch | pa.Table) -> pa.Table:

@@ -527,3 +527,39 @@ def test_evidence_floor_across_flushes() -> None:
 def test_aggregator_rejects_bad_sizes() -> None:
     with pytest.raises(ValueError, match="flush_rows and compact_rows must be positive"):
         WindowAggregator(flush_rows=0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(transfer_rows(), st.integers(1, 4))
+def test_incremental_snapshots_equal_one_aggregation(rows: list[T], parts: int) -> None:
+    """Snapshots taken as parts arrive, each of the tenants with new rows only, add up to
+    the windows of all rows aggregated at once (the sidecar's use)."""
+    params = WindowParams(registrations={"b": T0 - DAY}, concern_countries=("NL",),
+                          evidence_per_day=2)
+    whole = compute_windows(table(rows), params)
+    aggregator = WindowAggregator(params, background=False)
+    latest: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    try:
+        all_rows = table(rows)
+        size = max(1, -(-all_rows.num_rows // parts))
+        for first in range(0, all_rows.num_rows, size):
+            part = all_rows.slice(first, size)
+            aggregator.add(part)
+            snap = aggregator.snapshot(changed_only=True)
+            assert set(snap.windows.column("tenant").to_pylist()) <= set(
+                part.column("tenant").to_pylist())
+            for tenant in set(part.column("tenant").to_pylist()):
+                latest[tenant] = {
+                    name: [r for r in getattr(snap, name).to_pylist() if r["tenant"] == tenant]
+                    for name in ("windows", "countries", "evidence")}
+        full = aggregator.snapshot()
+    finally:
+        aggregator.close()
+    assert full.windows.equals(whole.windows)
+    for name in ("windows", "countries"):
+        merged = [r for tenant in sorted(latest) for r in latest[tenant][name]]
+        assert merged == getattr(whole, name).to_pylist()
+    merged_evidence = pa.Table.from_pylist(
+        [r for tenant in sorted(latest) for r in latest[tenant]["evidence"]],
+        schema=whole.evidence.schema)
+    assert evidence_key(merged_evidence) == evidence_key(whole.evidence)
