@@ -597,20 +597,25 @@ static void strings_close(strings *s) {
     PyBuffer_Release(&s->data);
 }
 
-static PyObject *hash_strings(PyObject *self, PyObject *args) {
-    (void)self;
+/* One 64-bit value per string of the array in args, from f, with the GIL released. */
+static PyObject *map_strings(PyObject *args, uint64_t (*f)(const uint8_t *, size_t)) {
     strings s;
     if (strings_open(args, &s) < 0) return NULL;
     PyObject *out = PyBytes_FromStringAndSize(NULL, s.length * 8);
     if (out) {
-        uint64_t *h = (uint64_t *)PyBytes_AS_STRING(out);
+        uint64_t *v = (uint64_t *)PyBytes_AS_STRING(out);
         Py_BEGIN_ALLOW_THREADS
         for (Py_ssize_t i = 0; i < s.length; i++)
-            h[i] = hash_bytes(s.d + s.o[i], (size_t)(s.o[i + 1] - s.o[i]));
+            v[i] = f(s.d + s.o[i], (size_t)(s.o[i + 1] - s.o[i]));
         Py_END_ALLOW_THREADS
     }
     strings_close(&s);
     return out;
+}
+
+static PyObject *hash_strings(PyObject *self, PyObject *args) {
+    (void)self;
+    return map_strings(args, hash_bytes);
 }
 
 /* ------------------------------------------------------------------ IPv4 text */
@@ -635,20 +640,14 @@ static int64_t dotted_quad(const uint8_t *p, size_t len) {
     return i == len ? (int64_t)value : -1;
 }
 
+/* dotted_quad as the bits of an int64 (-1: not a dotted quad). */
+static uint64_t dotted_quad_bits(const uint8_t *p, size_t len) {
+    return (uint64_t)dotted_quad(p, len);
+}
+
 static PyObject *ipv4_numbers(PyObject *self, PyObject *args) {
     (void)self;
-    strings s;
-    if (strings_open(args, &s) < 0) return NULL;
-    PyObject *out = PyBytes_FromStringAndSize(NULL, s.length * 8);
-    if (out) {
-        int64_t *v = (int64_t *)PyBytes_AS_STRING(out);
-        Py_BEGIN_ALLOW_THREADS
-        for (Py_ssize_t i = 0; i < s.length; i++)
-            v[i] = dotted_quad(s.d + s.o[i], (size_t)(s.o[i + 1] - s.o[i]));
-        Py_END_ALLOW_THREADS
-    }
-    strings_close(&s);
-    return out;
+    return map_strings(args, dotted_quad_bits);
 }
 
 /* ------------------------------------------------------------------ module */

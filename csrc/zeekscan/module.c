@@ -164,6 +164,13 @@ done:
     return res;
 }
 
+/* What a finished scan gives Python: its columns, None for the slow path, or an error. */
+static PyObject *outcome(zs_scan *s) {
+    if (s->oom) return PyErr_NoMemory();
+    if (s->fallback) return Py_NewRef(Py_None);
+    return result_of(s);
+}
+
 static PyObject *scan_tsv(PyObject *self, PyObject *args, PyObject *kw) {
     (void)self;
     static char *kwlist[] = {"data", "start", "end", "first_line", "n_lines", "separator",
@@ -200,13 +207,7 @@ static PyObject *scan_tsv(PyObject *self, PyObject *args, PyObject *kw) {
     Py_BEGIN_ALLOW_THREADS
     zs_scan_tsv(&s, (const uint8_t *)data.buf + start, (size_t)(end - start), first_line, n_lines);
     Py_END_ALLOW_THREADS
-    if (s.oom) {
-        PyErr_NoMemory();
-    } else if (s.fallback) {
-        res = Py_NewRef(Py_None);
-    } else {
-        res = result_of(&s);
-    }
+    res = outcome(&s);
 done:
     zs_scan_free(&s);
     free(s.cols);
@@ -254,13 +255,7 @@ static PyObject *scan_json(PyObject *self, PyObject *args, PyObject *kw) {
     zs_scan_json(&s, (const uint8_t *)data.buf + start, (size_t)(end - start), first_line,
                  n_lines);
     Py_END_ALLOW_THREADS
-    if (s.oom) {
-        PyErr_NoMemory();
-    } else if (s.fallback) {
-        res = Py_NewRef(Py_None);
-    } else {
-        res = result_of(&s);
-    }
+    res = outcome(&s);
 done:
     zs_scan_free(&s);
     free(s.cols);
