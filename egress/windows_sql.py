@@ -408,18 +408,35 @@ LEFT JOIN (
 ) p USING (tenant, t)"""
 
 
-def _week_ends(key: str, source: str) -> str:
-    """One row per (``key``, end of a 7-day window in which ``key`` is seen), from the
-    days ``t`` ``key`` is seen in ``source``: a day ``t`` adds the window ends ``t + 1 d
-    .. t + 7 d`` not already added by the previous day it was seen (``prev``), so each
-    distinct ``key`` counts once per window without a distinct count over 7 copies."""
+def _week_counts(group: str, item: str, source: str) -> str:
+    """Rows (``group``, ``we``, ``n``): for every day ``we`` from the first to the last
+    7-day window end a ``group`` has, how many distinct ``item`` values it saw in the 7
+    days before ``we``, from the days ``t`` they are seen in ``source``. A day ``t`` covers
+    the window ends ``t + 1 d .. t + 7 d``; those not covered already by the previous day
+    the value was seen (``prev``) start a run: +1 where it starts, -1 after ``t + 7 d``,
+    and a running sum over the days gives the counts (no row per window end and value)."""
     return f"""
-        SELECT {key}, t + k * {DAY_US} AS we
-        FROM (
-            SELECT {key}, t, lag(t) OVER (PARTITION BY {key} ORDER BY t) AS prev
-            FROM (SELECT DISTINCT {key}, t FROM {source})
-        ), range(1, 8) AS r(k)
-        WHERE prev IS NULL OR t + k * {DAY_US} > prev + {7 * DAY_US}"""
+        WITH runs AS (
+            SELECT {group}, t, lag(t) OVER (PARTITION BY {group}, {item} ORDER BY t) AS prev
+            FROM (SELECT DISTINCT {group}, {item}, t FROM {source})
+        ),
+        deltas AS (
+            SELECT {group}, we, sum(d) AS d FROM (
+                SELECT {group},
+                       greatest(t + {DAY_US}, coalesce(prev + {8 * DAY_US}, t + {DAY_US}))
+                       AS we, 1 AS d
+                FROM runs
+                UNION ALL
+                SELECT {group}, t + {8 * DAY_US}, -1 FROM runs
+            ) GROUP BY ALL
+        ),
+        days AS (
+            SELECT {group}, unnest(range(lo, hi + {DAY_US}, {DAY_US})) AS we
+            FROM (SELECT {group}, min(we) AS lo, max(we) AS hi FROM deltas GROUP BY ALL)
+        )
+        SELECT {group}, we, sum(coalesce(d, 0)) OVER (
+            PARTITION BY {group} ORDER BY we ROWS UNBOUNDED PRECEDING) AS n
+        FROM days LEFT JOIN deltas USING ({group}, we)"""
 
 
 _SLIDING = f"""
@@ -437,12 +454,11 @@ FROM (
 ) b
 LEFT JOIN (
     SELECT tenant, we, sum(addrs) AS addrs, sum(asns) AS asns FROM (
-        SELECT tenant, we, count(*) AS addrs, 0 AS asns
-        FROM ({_week_ends("tenant, addr", "day_presence")}) GROUP BY ALL
+        SELECT tenant, we, n AS addrs, 0 AS asns
+        FROM ({_week_counts("tenant", "addr", "day_presence")})
         UNION ALL
-        SELECT tenant, we, 0, count(*)
-        FROM ({_week_ends("tenant, asn", "day_presence WHERE asn IS NOT NULL")})
-        GROUP BY ALL
+        SELECT tenant, we, 0, n
+        FROM ({_week_counts("tenant", "asn", "day_presence WHERE asn IS NOT NULL")})
     ) GROUP BY ALL
 ) p USING (tenant, we)
 GROUP BY b.tenant, b.we"""
@@ -531,9 +547,8 @@ FROM (
            sum(b.bytes_in), sum(b.bytes_out), any_value(coalesce(p.addrs, 0))
     FROM (SELECT *, t + k * {DAY_US} AS we FROM country_day, range(1, 8) AS r(k)) b
     LEFT JOIN (
-        SELECT tenant, we, country, count(*) AS addrs
-        FROM ({_week_ends("tenant, country, addr", "day_presence WHERE country IS NOT NULL")})
-        GROUP BY ALL
+        SELECT tenant, we, country, n AS addrs
+        FROM ({_week_counts("tenant, country", "addr", "day_presence WHERE country IS NOT NULL")})
     ) p USING (tenant, we, country)
     GROUP BY b.tenant, b.we, b.country
     UNION ALL
