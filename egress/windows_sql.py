@@ -364,11 +364,11 @@ SELECT d.tenant, coalesce(any_value(r.registered_us), min(d.t)) AS ws
 FROM day_base d LEFT JOIN registrations r USING (tenant)
 GROUP BY d.tenant;
 
-CREATE OR REPLACE TEMP TABLE hour_presence AS SELECT DISTINCT * FROM presence_acc;
+CREATE OR REPLACE TEMP VIEW hour_presence AS SELECT * FROM presence_acc;
 
 CREATE OR REPLACE TEMP TABLE day_presence AS
 SELECT DISTINCT tenant, {floor_to("t", str(DAY_US))} AS t, addr, asn, country
-FROM hour_presence;
+FROM presence_acc;
 
 CREATE OR REPLACE TEMP TABLE country_hour AS
 SELECT tenant, t, country,
