@@ -94,6 +94,7 @@ Py_ssize_t fc_feed_pcap(Engine *e, const uint8_t *b, Py_ssize_t n, int final) {
     Py_ssize_t o = 0, ahead = 0;          /* ahead: the next record to look up */
     uint64_t done = 0, looked = 0;        /* records handled, records looked up */
     uint64_t ring_h[PF_RING]; uint8_t ring_kind[PF_RING];
+    uint32_t prev_cl = 0;                 /* the length of the record before the last looked up */
     /* a record longer than the snaplen (at least 256 KiB, at most 64 MiB) is corrupt */
     uint32_t limit = e->snaplen > 262144 ? (e->snaplen < 67108864 ? e->snaplen : 67108864) : 262144;
     while (n - o >= 16) {
@@ -111,6 +112,12 @@ Py_ssize_t fc_feed_pcap(Engine *e, const uint8_t *b, Py_ssize_t n, int final) {
             ahead += 16 + cl; looked++;
             /* the next record's header and packet headers, needed one packet later */
             if (n - ahead >= 128) { fc_prefetch(b + ahead); fc_prefetch(b + ahead + 64); }
+            /* Reading the headers is a chain of dependent loads, whose misses this
+             * loop waits for on large packets: also fetch the header after that one,
+             * guessing that its record is as long as this one or the one before. */
+            if (n - ahead - 16 - (Py_ssize_t)cl >= 64) fc_prefetch(b + ahead + 16 + cl);
+            if (n - ahead - 16 - (Py_ssize_t)prev_cl >= 64) fc_prefetch(b + ahead + 16 + prev_cl);
+            prev_cl = cl;
         }
         if (done + PF_FLOW < looked && ring_kind[(done + PF_FLOW) % PF_RING])
             fc_prefetch_flow(e, ring_h[(done + PF_FLOW) % PF_RING], ring_kind[(done + PF_FLOW) % PF_RING] == 2);

@@ -113,6 +113,17 @@ static PyObject *utc_datetime(int64_t ns) {
         tm->tm_hour, tm->tm_min, tm->tm_sec, us, PyDateTime_TimeZone_UTC, PyDateTimeAPI->DateTimeType);
 }
 
+/* Ports repeat across flows (servers' above all): one int object per port,
+ * made when first needed and shared by every record after. */
+static PyObject *port_obj[65536];
+
+static PyObject *port_int(int port) {
+    PyObject *o = port_obj[port & 0xffff];
+    if (!o && !(o = port_obj[port & 0xffff] = PyLong_FromLong(port))) return NULL;
+    Py_INCREF(o);
+    return o;
+}
+
 static PyObject *opt_int(int64_t v) {
     if (v < 0) Py_RETURN_NONE;
     return PyLong_FromLongLong(v);
@@ -149,8 +160,8 @@ int fc_emit(Engine *e, Flow *f, int interim) {
     PyObject *v[NFIELDS] = {
         fc_uid_text(f->uid), utc_datetime(f->first_ns),
         PyFloat_FromDouble((double)(f->last_ns - f->first_ns) / 1e9),
-        fc_addr_text(oa, f->key.family), PyLong_FromLong(op),
-        fc_addr_text(ra, f->key.family), PyLong_FromLong(rp),
+        fc_addr_text(oa, f->key.family), port_int(op),
+        fc_addr_text(ra, f->key.family), port_int(rp),
         l4, PyLong_FromLong(f->key.proto), state, fc_ascii_text(f->history, f->hlen),
         PyLong_FromUnsignedLongLong(f->pkts[0]), PyLong_FromUnsignedLongLong(f->ipbytes[0]),
         PyLong_FromUnsignedLongLong(ob),
