@@ -67,10 +67,12 @@ from egress.windows_sql import (
     COMPACT_SQL,
     COUNTRIES_SQL,
     CREATE_ACCUMULATORS,
+    DISTINCT_SUMS_SQL,
     EVIDENCE_COLUMNS,
     EVIDENCE_FLOOR_SQL,
     EVIDENCE_RESULT_SQL,
     EVIDENCE_SQL,
+    EXACT_DISTINCT_SQL,
     HOUR_US,
     HOURS_SQL,
     PRESENCE_SQL,
@@ -167,6 +169,13 @@ class WindowParams:
     ``registrations`` maps tenant ids to registration times (start of ``cumulative``).
     ``memory_limit`` (DuckDB syntax, e.g. ``"3GB"``) and ``temp_directory`` bound memory:
     DuckDB spills to the directory beyond the limit.
+    ``exact_distinct``: count distinct remote addresses and ASNs exactly, from every
+    remote end per tenant and hour (memory and time grow with them); by default they are
+    counted by sketches, exact up to 384 values per window and within about 1.6 %
+    (standard error) beyond (:mod:`egress.windows_network`). ``distinct_late_hours``:
+    how far behind the latest transfer start the sketches of an hour stay open (then
+    their counts are final; a transfer arriving later for that time may count an address
+    twice); more keeps more memory.
     """
 
     sustained_rate_bps: float = 1e9
@@ -175,6 +184,8 @@ class WindowParams:
     registrations: Mapping[str, datetime] = field(default_factory=dict)
     memory_limit: str | None = None
     temp_directory: str | None = None
+    exact_distinct: bool = False
+    distinct_late_hours: int = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,7 +235,9 @@ class WindowAggregator:
             self._con.execute(
                 f"SET temp_directory = '{_plain(self._params.temp_directory)}'")
         self._con.execute(CREATE_ACCUMULATORS)
-        self._network = NetworkReduction(self._params.evidence_per_day)
+        self._network = NetworkReduction(self._params.evidence_per_day,
+                                         sketches=not self._params.exact_distinct,
+                                         late_hours=self._params.distinct_late_hours)
         self._tenants = TenantCodes()
         self._touched: set[int] = set()
         self._pending: list[pa.Table] = []
@@ -418,6 +431,7 @@ class WindowAggregator:
                 if "$concern" in statement:
                     params["concern"] = list(self._params.concern_countries)
                 self._con.execute(_scoped(statement, scope), params or None)
+            self._distinct_counts(scope)
             windows = self._con.sql(WINDOWS_SQL).to_arrow_table()
             countries = self._con.sql(COUNTRIES_SQL).to_arrow_table()
             self._compact("evidence_acc")  # the ranked evidence: what the result holds
@@ -431,6 +445,20 @@ class WindowAggregator:
             countries=self._named(countries, COUNTRIES_SCHEMA,
                                   ["span", "window_start", "window_end", "country"]),
             evidence=self._named(evidence, EVIDENCE_SCHEMA, ["start", "ref"]))
+
+    def _distinct_counts(self, scope: list[int] | None) -> None:
+        """``distinct_sums``: the distinct counts of the tenants in scope, from the
+        sketches or (``exact_distinct``) from the remote ends per hour."""
+        if self._params.exact_distinct:
+            for statement in EXACT_DISTINCT_SQL:
+                self._con.execute(_scoped(statement, scope))
+            self._con.execute(DISTINCT_SUMS_SQL)
+            return
+        self._con.register("distinct_counts", self._network.distinct_counts(scope))
+        try:
+            self._con.execute(DISTINCT_SUMS_SQL)
+        finally:
+            self._con.unregister("distinct_counts")
 
     def _named(self, table: pa.Table, schema: pa.Schema, order: list[str]) -> pa.Table:
         """A result with tenant ids for codes, in the order of the ids, then ``order``."""
@@ -451,7 +479,8 @@ class WindowAggregator:
             self._con.execute("; ".join(
                 f"DROP TABLE IF EXISTS {name}; DROP TABLE IF EXISTS {name}_new"
                 for name in (*COMPACT_SQL, *(f"{n}_scope" for n in _SCOPED), "evidence_floor",
-                             "evidence_batch")))
+                             "evidence_batch", "day_presence", "distinct_counts",
+                             "distinct_sums")))
 
 
 def compute_windows(

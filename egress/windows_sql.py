@@ -364,12 +364,6 @@ SELECT d.tenant, coalesce(any_value(r.registered_us), min(d.t)) AS ws
 FROM day_base d LEFT JOIN registrations r USING (tenant)
 GROUP BY d.tenant;
 
-CREATE OR REPLACE TEMP VIEW hour_presence AS SELECT * FROM presence_acc;
-
-CREATE OR REPLACE TEMP TABLE day_presence AS
-SELECT DISTINCT tenant, {floor_to("t", str(DAY_US))} AS t, addr, asn, country
-FROM presence_acc;
-
 CREATE OR REPLACE TEMP TABLE country_hour AS
 SELECT tenant, t, country,
        sum(CASE WHEN crossing THEN bytes_in ELSE 0 END) AS bytes_in,
@@ -388,7 +382,14 @@ _METRICS_OUT = ", ".join(f"CAST({m} AS {'UBIGINT' if 'bytes' in m else 'BIGINT'}
                          for m in ADDITIVE)
 
 
-def _tumbling(span: str, base: str, presence: str, size_us: int) -> str:
+def _distinct(span: str, keys: str = "t", countries: bool = False) -> str:
+    """The distinct counts of one span from ``distinct_sums`` (``keys``: its time as)."""
+    where = "country IS NOT NULL" if countries else "country IS NULL"
+    return (f"(SELECT tenant, {'country, ' if countries else ''}{keys}, addrs, asns "
+            f"FROM distinct_sums WHERE span = '{span}' AND {where})")
+
+
+def _tumbling(span: str, base: str, size_us: int) -> str:
     return f"""
 SELECT
     b.tenant, '{span}' AS span, b.t AS ws, b.t + {size_us} AS we,
@@ -396,16 +397,7 @@ SELECT
     b.max_duration_us, b.peak_cell_in, b.peak_cell_out, b.hours_above_rate,
     coalesce(p.addrs, 0) AS remote_addrs, coalesce(p.asns, 0) AS remote_asns
 FROM {base} b
-LEFT JOIN (
-    SELECT tenant, t, sum(addrs) AS addrs, sum(asns) AS asns FROM (
-        SELECT tenant, t, count(*) AS addrs, 0 AS asns
-        FROM (SELECT DISTINCT tenant, t, addr FROM {presence}) GROUP BY ALL
-        UNION ALL
-        SELECT tenant, t, 0, count(*)
-        FROM (SELECT DISTINCT tenant, t, asn FROM {presence} WHERE asn IS NOT NULL)
-        GROUP BY ALL
-    ) GROUP BY ALL
-) p USING (tenant, t)"""
+LEFT JOIN {_distinct(span)} p USING (tenant, t)"""
 
 
 def _week_counts(group: str, item: str, source: str) -> str:
@@ -452,15 +444,7 @@ SELECT
 FROM (
     SELECT *, t + k * {DAY_US} AS we FROM day_base, range(1, 8) AS r(k)
 ) b
-LEFT JOIN (
-    SELECT tenant, we, sum(addrs) AS addrs, sum(asns) AS asns FROM (
-        SELECT tenant, we, n AS addrs, 0 AS asns
-        FROM ({_week_counts("tenant", "addr", "day_presence")})
-        UNION ALL
-        SELECT tenant, we, 0, n
-        FROM ({_week_counts("tenant", "asn", "day_presence WHERE asn IS NOT NULL")})
-    ) GROUP BY ALL
-) p USING (tenant, we)
+LEFT JOIN {_distinct("7d", "t AS we")} p USING (tenant, we)
 GROUP BY b.tenant, b.we"""
 
 _CUMULATIVE = f"""
@@ -479,20 +463,10 @@ FROM (
         max(d.peak_cell_in) OVER w AS peak_cell_in,
         max(d.peak_cell_out) OVER w AS peak_cell_out,
         sum(d.hours_above_rate) OVER w AS hours_above_rate,
-        sum(coalesce(a.n, 0)) OVER w AS remote_addrs,
-        sum(coalesce(n.n, 0)) OVER w AS remote_asns
+        sum(coalesce(a.addrs, 0)) OVER w AS remote_addrs,
+        sum(coalesce(a.asns, 0)) OVER w AS remote_asns
     FROM day_base d
-    LEFT JOIN (
-        SELECT tenant, t, count(*) AS n FROM (
-            SELECT tenant, addr, min(t) AS t FROM day_presence GROUP BY tenant, addr
-        ) GROUP BY tenant, t
-    ) a USING (tenant, t)
-    LEFT JOIN (
-        SELECT tenant, t, count(*) AS n FROM (
-            SELECT tenant, asn, min(t) AS t FROM day_presence
-            WHERE asn IS NOT NULL GROUP BY tenant, asn
-        ) GROUP BY tenant, t
-    ) n USING (tenant, t)
+    LEFT JOIN {_distinct("cumulative")} a USING (tenant, t)
     WINDOW w AS (PARTITION BY d.tenant ORDER BY d.t ROWS UNBOUNDED PRECEDING)
 ) b
 JOIN tenant_start r USING (tenant)"""
@@ -510,9 +484,9 @@ SELECT
     CAST(hours_above_rate AS BIGINT) AS hours_above_rate,
     CAST(max_duration_us AS DOUBLE) / 1e6 AS max_transfer_duration_s
 FROM (
-    {_tumbling("1h", "hour_base", "hour_presence", HOUR_US)}
+    {_tumbling("1h", "hour_base", HOUR_US)}
     UNION ALL
-    {_tumbling("24h", "day_base", "day_presence", DAY_US)}
+    {_tumbling("24h", "day_base", DAY_US)}
     UNION ALL
     {_SLIDING}
     UNION ALL
@@ -522,15 +496,12 @@ ORDER BY tenant, span, window_start, window_end
 """
 
 
-def _country_tumbling(span: str, base: str, presence: str, size_us: int) -> str:
+def _country_tumbling(span: str, base: str, size_us: int) -> str:
     return f"""
 SELECT b.tenant, '{span}' AS span, b.t AS ws, b.t + {size_us} AS we, b.country,
        b.bytes_in, b.bytes_out, coalesce(p.addrs, 0) AS remote_addrs
 FROM {base} b
-LEFT JOIN (
-    SELECT tenant, t, country, count(*) AS addrs
-    FROM (SELECT DISTINCT tenant, t, country, addr FROM {presence}) GROUP BY ALL
-) p USING (tenant, t, country)"""
+LEFT JOIN {_distinct(span, countries=True)} p USING (tenant, t, country)"""
 
 
 #: Per remote country, the same spans (bytes and distinct addresses only).
@@ -539,17 +510,14 @@ SELECT tenant, span, make_timestamp(ws) AS window_start, make_timestamp(we) AS w
        country, CAST(bytes_in AS UBIGINT) AS bytes_in, CAST(bytes_out AS UBIGINT) AS bytes_out,
        CAST(remote_addrs AS BIGINT) AS remote_addrs
 FROM (
-    {_country_tumbling("1h", "country_hour", "hour_presence", HOUR_US)}
+    {_country_tumbling("1h", "country_hour", HOUR_US)}
     UNION ALL
-    {_country_tumbling("24h", "country_day", "day_presence", DAY_US)}
+    {_country_tumbling("24h", "country_day", DAY_US)}
     UNION ALL
     SELECT b.tenant, '7d', b.we - {7 * DAY_US}, b.we, b.country,
            sum(b.bytes_in), sum(b.bytes_out), any_value(coalesce(p.addrs, 0))
     FROM (SELECT *, t + k * {DAY_US} AS we FROM country_day, range(1, 8) AS r(k)) b
-    LEFT JOIN (
-        SELECT tenant, we, country, n AS addrs
-        FROM ({_week_counts("tenant, country", "addr", "day_presence WHERE country IS NOT NULL")})
-    ) p USING (tenant, we, country)
+    LEFT JOIN {_distinct("7d", "t AS we", countries=True)} p USING (tenant, we, country)
     GROUP BY b.tenant, b.we, b.country
     UNION ALL
     SELECT b.tenant, 'cumulative',
@@ -558,17 +526,75 @@ FROM (
     FROM (
         SELECT d.tenant, d.t, d.country,
                sum(d.bytes_in) OVER w AS bytes_in, sum(d.bytes_out) OVER w AS bytes_out,
-               sum(coalesce(a.n, 0)) OVER w AS remote_addrs
+               sum(coalesce(a.addrs, 0)) OVER w AS remote_addrs
         FROM country_day d
-        LEFT JOIN (
-            SELECT tenant, t, country, count(*) AS n FROM (
-                SELECT tenant, addr, country, min(t) AS t FROM day_presence
-                WHERE country IS NOT NULL GROUP BY tenant, addr, country
-            ) GROUP BY tenant, t, country
-        ) a USING (tenant, t, country)
+        LEFT JOIN {_distinct("cumulative", countries=True)} a USING (tenant, t, country)
         WINDOW w AS (PARTITION BY d.tenant, d.country ORDER BY d.t ROWS UNBOUNDED PRECEDING)
     ) b
     JOIN tenant_start r USING (tenant)
 )
 ORDER BY tenant, span, window_start, window_end, country
+"""
+
+
+def _exact(span: str, source: str, size_us: int | None = None) -> str:
+    """Distinct counts of one span, overall and per country, from presence rows."""
+    t = "t" if size_us is None else floor_to("t", str(size_us))
+    return f"""
+SELECT tenant, NULL AS country, '{span}' AS span, t, count(*) AS addrs, 0 AS asns
+FROM (SELECT DISTINCT tenant, {t} AS t, addr FROM {source}) GROUP BY ALL
+UNION ALL
+SELECT tenant, NULL, '{span}', t, 0, count(*)
+FROM (SELECT DISTINCT tenant, {t} AS t, asn FROM {source} WHERE asn IS NOT NULL) GROUP BY ALL
+UNION ALL
+SELECT tenant, country, '{span}', t, count(*), 0
+FROM (SELECT DISTINCT tenant, {t} AS t, country, addr FROM {source}
+      WHERE country IS NOT NULL) GROUP BY ALL"""
+
+
+#: The exact distinct counts (``WindowParams.exact_distinct``): the rows of
+#: ``distinct_counts`` (:data:`DISTINCT_COUNTS_SCHEMA` in :mod:`egress.windows`) computed
+#: from the remote ends per hour (``presence_acc``). ``1h``/``24h``: distinct remote
+#: addresses and ASNs per window start ``t``; ``7d``: per window end ``t``; ``cumulative``:
+#: how many are first seen on day ``t`` (a running sum gives the count since the start).
+#: Overall rows have a null ``country``; per-country rows count addresses only.
+EXACT_DISTINCT_SQL = (f"""
+CREATE OR REPLACE TEMP TABLE day_presence AS
+SELECT DISTINCT tenant, {floor_to("t", str(DAY_US))} AS t, addr, asn, country
+FROM presence_acc
+""", f"""
+CREATE OR REPLACE TEMP TABLE distinct_counts AS
+{_exact("1h", "presence_acc")}
+UNION ALL
+{_exact("24h", "day_presence")}
+UNION ALL
+SELECT tenant, NULL, '7d', we, n, 0
+FROM ({_week_counts("tenant", "addr", "day_presence")})
+UNION ALL
+SELECT tenant, NULL, '7d', we, 0, n
+FROM ({_week_counts("tenant", "asn", "day_presence WHERE asn IS NOT NULL")})
+UNION ALL
+SELECT tenant, country, '7d', we, n, 0
+FROM ({_week_counts("tenant, country", "addr", "day_presence WHERE country IS NOT NULL")})
+UNION ALL
+SELECT tenant, NULL, 'cumulative', t, count(*), 0 FROM (
+    SELECT tenant, addr, min(t) AS t FROM day_presence GROUP BY tenant, addr
+) GROUP BY ALL
+UNION ALL
+SELECT tenant, NULL, 'cumulative', t, 0, count(*) FROM (
+    SELECT tenant, asn, min(t) AS t FROM day_presence WHERE asn IS NOT NULL
+    GROUP BY tenant, asn
+) GROUP BY ALL
+UNION ALL
+SELECT tenant, country, 'cumulative', t, count(*), 0 FROM (
+    SELECT tenant, addr, country, min(t) AS t FROM day_presence
+    WHERE country IS NOT NULL GROUP BY tenant, addr, country
+) GROUP BY ALL
+""")
+
+#: ``distinct_counts`` (exact, or from the sketches) summed per key: the windows' source.
+DISTINCT_SUMS_SQL = """
+CREATE OR REPLACE TEMP TABLE distinct_sums AS
+SELECT tenant, country, span, t, sum(addrs) AS addrs, sum(asns) AS asns
+FROM distinct_counts GROUP BY ALL
 """

@@ -26,12 +26,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "distinct.h"
+#include "table.h"
+
 __extension__ typedef unsigned __int128 u128;
 
 #define HOUR_US 3600000000LL
 #define CELL_US 300000000LL
 #define DAY_US 86400000000LL
-#define EMPTY UINT64_MAX
 
 enum { F_CROSSING = 1, F_CROSS_BORDER = 2, F_QUALITY = 4, F_REMOTE = 8, F_ASN = 16 };
 
@@ -43,139 +45,6 @@ static inline int64_t floor_to(int64_t t, int64_t unit) {
 /* floor(bytes * elapsed / d), exactly (0 <= elapsed <= d, d > 0) */
 static inline uint64_t part(uint64_t bytes, int64_t elapsed, int64_t d) {
     return (uint64_t)(((u128)bytes * (u128)elapsed) / (u128)d);
-}
-
-/* ------------------------------------------------------------------ hash table */
-
-typedef struct {
-    uint8_t *ents;      /* dense entries, key first */
-    size_t esize, ksize, tpos; /* entry and key size, offset of the int64 time in the key */
-    size_t n, cap;      /* entries used, allocated */
-    uint64_t *idx;      /* open addressing: hash upper half | entry number */
-    size_t mask;
-} table;
-
-typedef struct {
-    uint8_t *p;
-    size_t len, cap;
-} outbuf;
-
-static uint64_t hash_words(const void *key, size_t size) {
-    const uint64_t *w = key;
-    uint64_t h = 0x9E3779B97F4A7C15ULL ^ size;
-    for (size_t i = 0; i < size / 8; i++) {
-        h ^= w[i];
-        h *= 0xBF58476D1CE4E5B9ULL;
-        h ^= h >> 29;
-    }
-    h *= 0x94D049BB133111EBULL;
-    return h ^ (h >> 32);
-}
-
-static int t_init(table *t, size_t esize, size_t ksize, size_t tpos) {
-    memset(t, 0, sizeof *t);
-    t->esize = esize, t->ksize = ksize, t->tpos = tpos;
-    t->mask = 1023;
-    t->idx = malloc((t->mask + 1) * sizeof *t->idx);
-    if (!t->idx) return -1;
-    memset(t->idx, 0xff, (t->mask + 1) * sizeof *t->idx);
-    return 0;
-}
-
-static void t_free(table *t) {
-    free(t->ents);
-    free(t->idx);
-    t->ents = NULL, t->idx = NULL;
-}
-
-static void t_reindex(table *t) {
-    memset(t->idx, 0xff, (t->mask + 1) * sizeof *t->idx);
-    for (size_t e = 0; e < t->n; e++) {
-        uint64_t h = hash_words(t->ents + e * t->esize, t->ksize);
-        size_t i = h & t->mask;
-        while (t->idx[i] != EMPTY) i = (i + 1) & t->mask;
-        t->idx[i] = (h & 0xFFFFFFFF00000000ULL) | e;
-    }
-}
-
-static inline int same_key(const uint8_t *p, const void *key, size_t size) {
-    const uint64_t *a = (const uint64_t *)p, *b = key;
-    for (size_t i = 0; i < size / 8; i++)
-        if (a[i] != b[i]) return 0;
-    return 1;
-}
-
-/* The entry of key (zeroed but for the key when new, and *fresh set); NULL when out of
- * memory. The index holds the hash's upper half beside each entry number, so a probe
- * touches an entry only when the halves agree. */
-static uint8_t *t_get(table *t, const void *key, int *fresh) {
-    *fresh = 0;
-    if ((t->n + 1) * 2 > t->mask + 1) {
-        size_t size = (t->mask + 1) * 2;
-        uint64_t *idx = realloc(t->idx, size * sizeof *idx);
-        if (!idx) return NULL;
-        t->idx = idx, t->mask = size - 1;
-        t_reindex(t);
-    }
-    uint64_t h = hash_words(key, t->ksize);
-    uint64_t tag = h & 0xFFFFFFFF00000000ULL;
-    size_t i = h & t->mask;
-    for (;;) {
-        uint64_t slot = t->idx[i];
-        if (slot == EMPTY) break;
-        if ((slot & 0xFFFFFFFF00000000ULL) == tag) {
-            uint8_t *p = t->ents + (slot & 0xFFFFFFFFULL) * t->esize;
-            if (same_key(p, key, t->ksize)) return p;
-        }
-        i = (i + 1) & t->mask;
-    }
-    if (t->n == t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 1024;
-        uint8_t *ents = realloc(t->ents, cap * t->esize);
-        if (!ents) return NULL;
-        t->ents = ents, t->cap = cap;
-    }
-    if (t->n >= 0xFFFFFFFEULL) return NULL;
-    uint8_t *p = t->ents + t->n * t->esize;
-    memset(p, 0, t->esize);
-    memcpy(p, key, t->ksize);
-    t->idx[i] = tag | t->n++;
-    *fresh = 1;
-    return p;
-}
-
-static int out_append(outbuf *o, const void *p, size_t size) {
-    if (o->len + size > o->cap) {
-        size_t cap = o->cap ? o->cap * 2 : 1 << 16;
-        while (cap < o->len + size) cap *= 2;
-        uint8_t *q = realloc(o->p, cap);
-        if (!q) return -1;
-        o->p = q, o->cap = cap;
-    }
-    memcpy(o->p + o->len, p, size);
-    o->len += size;
-    return 0;
-}
-
-/* Move the entries whose time is before cutoff to o (o NULL: drop them). */
-static int t_retire(table *t, outbuf *o, int64_t cutoff) {
-    size_t kept = 0;
-    for (size_t e = 0; e < t->n; e++) {
-        uint8_t *p = t->ents + e * t->esize;
-        int64_t when;
-        memcpy(&when, p + t->tpos, sizeof when);
-        if (when < cutoff) {
-            if (o && out_append(o, p, t->esize) < 0) return -1;
-        } else {
-            if (kept != e) memmove(t->ents + kept * t->esize, p, t->esize);
-            kept++;
-        }
-    }
-    if (kept != t->n) {
-        t->n = kept;
-        t_reindex(t);
-    }
-    return 0;
 }
 
 /* ------------------------------------------------------------------ records */
@@ -235,15 +104,25 @@ typedef struct {
     int64_t top, horizon_us;
     int64_t latest;  /* latest hour seen, INT64_MIN before any */
     int64_t retired_at;
+    ds_store *store;  /* distinct counts as sketches, or NULL: presence is handed out */
     int busy;  /* add() or take() runs without the GIL: another thread must not enter */
 } Reducer;
 
 static int reducer_init(Reducer *r, PyObject *args, PyObject *kw) {
-    static char *names[] = {"evidence_top", "horizon_s", NULL};
-    long long top = 10, horizon_s = 7200;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|LL", names, &top, &horizon_s)) return -1;
+    static char *names[] = {"evidence_top", "horizon_s", "sketch_keep_hours", NULL};
+    long long top = 10, horizon_s = 7200, keep_hours = -1;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|LLL", names, &top, &horizon_s, &keep_hours))
+        return -1;
     if (top < 0 || horizon_s < 0) {
         PyErr_SetString(PyExc_ValueError, "evidence_top and horizon_s must not be negative");
+        return -1;
+    }
+    if (r->store) {
+        PyErr_SetString(PyExc_RuntimeError, "NetworkReducer is initialised already");
+        return -1;
+    }
+    if (keep_hours >= 0 && !(r->store = ds_new(keep_hours))) {
+        PyErr_NoMemory();
         return -1;
     }
     r->top = top, r->horizon_us = horizon_s * 1000000LL;
@@ -261,6 +140,7 @@ static int reducer_init(Reducer *r, PyObject *args, PyObject *kw) {
 static void reducer_dealloc(Reducer *r) {
     t_free(&r->hours), t_free(&r->cells), t_free(&r->presence), t_free(&r->heaps);
     free(r->hours_out.p), free(r->cells_out.p), free(r->presence_out.p), free(r->pool);
+    ds_free(r->store);
     Py_TYPE(r)->tp_free((PyObject *)r);
 }
 
@@ -375,10 +255,22 @@ static int retire_heaps(Reducer *r, int64_t cutoff) {
     return 0;
 }
 
+/* Presence entries before cutoff into the sketches (none: handed out like the others). */
+static int retire_presence(Reducer *r, int64_t cutoff) {
+    if (!r->store) return t_retire(&r->presence, &r->presence_out, cutoff);
+    for (size_t e = 0; e < r->presence.n; e++) {
+        const pkey *p = (const pkey *)(r->presence.ents + e * r->presence.esize);
+        if (p->t < cutoff &&
+            ds_add(r->store, p->tenant, p->country, p->t, p->addr, p->has_asn, p->asn) < 0)
+            return -1;
+    }
+    return t_retire(&r->presence, NULL, cutoff);
+}
+
 static int retire(Reducer *r, int64_t cutoff, int64_t day_cutoff) {
     if (t_retire(&r->hours, &r->hours_out, cutoff) < 0 ||
         t_retire(&r->cells, &r->cells_out, cutoff) < 0 ||
-        t_retire(&r->presence, &r->presence_out, cutoff) < 0 ||
+        retire_presence(r, cutoff) < 0 ||
         retire_heaps(r, day_cutoff) < 0)
         return -1;
     return 0;
@@ -438,7 +330,8 @@ static PyObject *reducer_add(Reducer *r, PyObject *args) {
             r->latest = first_h;
             if (r->horizon_us > 0 && r->latest - r->horizon_us >= r->retired_at + HOUR_US) {
                 r->retired_at = r->latest - r->horizon_us;
-                if (retire(r, r->retired_at, floor_to(r->retired_at, DAY_US) - DAY_US) < 0) {
+                if (retire(r, r->retired_at, floor_to(r->retired_at, DAY_US) - DAY_US) < 0 ||
+                    (r->store && ds_retire(r->store, r->latest) < 0)) {
                     failed = 1;
                     break;
                 }
@@ -522,6 +415,49 @@ static PyObject *reducer_take(Reducer *r, PyObject *args) {
         return NULL;
     }
     return Py_BuildValue("(NNN)", h, c, p);
+}
+
+static PyObject *reducer_distinct(Reducer *r, PyObject *args) {
+    PyObject *scope_o = Py_None;
+    if (!PyArg_ParseTuple(args, "|O", &scope_o)) return NULL;
+    if (!r->store) {
+        PyErr_SetString(PyExc_ValueError, "NetworkReducer made without sketch_keep_hours");
+        return NULL;
+    }
+    Py_buffer scope = {0};
+    if (scope_o != Py_None) {
+        if (PyObject_GetBuffer(scope_o, &scope, PyBUF_C_CONTIGUOUS) < 0) return NULL;
+        if (scope.len % 4) {
+            PyBuffer_Release(&scope);
+            PyErr_SetString(PyExc_ValueError, "scope: int32 tenant codes expected");
+            return NULL;
+        }
+    }
+    if (claim(r) < 0) {
+        if (scope.obj) PyBuffer_Release(&scope);
+        return NULL;
+    }
+    ds_row *rows = NULL;
+    size_t n = 0, cap = 0;
+    int failed;
+    Py_BEGIN_ALLOW_THREADS
+    failed = ds_rows(r->store, scope.obj ? scope.buf : NULL, (size_t)scope.len / 4, &rows, &n,
+                     &cap) < 0;
+    Py_END_ALLOW_THREADS
+    r->busy = 0;
+    if (scope.obj) PyBuffer_Release(&scope);
+    PyObject *out = failed ? PyErr_NoMemory()
+                           : PyBytes_FromStringAndSize((const char *)rows,
+                                                       (Py_ssize_t)(n * sizeof *rows));
+    free(rows);
+    return out;
+}
+
+static PyObject *reducer_sketch_sizes(Reducer *r, PyObject *unused) {
+    (void)unused;
+    size_t sketches = 0, bytes = 0;
+    if (r->store) ds_sizes(r->store, &sketches, &bytes);
+    return Py_BuildValue("(nn)", (Py_ssize_t)sketches, (Py_ssize_t)bytes);
 }
 
 static PyObject *reducer_sizes(Reducer *r, PyObject *unused) {
@@ -659,6 +595,12 @@ static PyMethodDef reducer_methods[] = {
     {"take", (PyCFunction)reducer_take, METH_VARARGS,
      PyDoc_STR("take(all=False) -> (hours, cells, presence) retired records as bytes; "
                "all: retire everything first")},
+    {"distinct", (PyCFunction)reducer_distinct, METH_VARARGS,
+     PyDoc_STR("distinct(scope=None) -> bytes: rows of distinct counts (32 bytes each: "
+               "tenant int32, country int16, span uint8, pad, t int64, addrs int64, asns "
+               "int64) of the tenants in scope (int32 codes; None: all), from the sketches")},
+    {"sketch_sizes", (PyCFunction)reducer_sketch_sizes, METH_NOARGS,
+     PyDoc_STR("sketch_sizes() -> (sketches, bytes) held for distinct counts")},
     {"sizes", (PyCFunction)reducer_sizes, METH_NOARGS,
      PyDoc_STR("sizes() -> entries held: (hours, cells, presence, evidence heaps)")},
     {NULL, NULL, 0, NULL},
@@ -667,7 +609,10 @@ static PyMethodDef reducer_methods[] = {
 static PyTypeObject ReducerType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "egress._wincore.NetworkReducer",
-    .tp_doc = PyDoc_STR("NetworkReducer(evidence_top=10, horizon_s=7200): see module doc."),
+    .tp_doc = PyDoc_STR("NetworkReducer(evidence_top=10, horizon_s=7200, sketch_keep_hours=-1): "
+                        "see module doc; sketch_keep_hours >= 0 keeps distinct counts as "
+                        "sketches (hours kept that long behind the latest) instead of "
+                        "handing out presence."),
     .tp_basicsize = sizeof(Reducer),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_new = PyType_GenericNew,

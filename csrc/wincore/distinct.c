@@ -1,0 +1,386 @@
+/* distinct.c: distinct remote ends per tenant and window as sketches (see distinct.h). */
+#include "distinct.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "sketch.h"
+#include "table.h"
+
+#define HOUR 3600000000LL
+#define DAY 86400000000LL
+
+typedef struct {  /* slot key: 16 bytes */
+    int32_t tenant;
+    int16_t country;
+    uint8_t span, pad;
+    int64_t t;
+} skey;
+
+typedef struct {
+    skey k;
+    sketch addrs, asns;
+} slot;
+
+typedef struct {  /* entity key: 8 bytes */
+    int32_t tenant;
+    int16_t country, pad;
+} ekey;
+
+typedef struct {
+    ekey k;
+    int64_t final_we;  /* 7-day windows ending at or before this are final rows */
+    int64_t last_gone;  /* the latest day let go */
+    sketch addrs, asns;  /* union of the days let go */
+} entity;
+
+struct ds_store {
+    table slots, entities;
+    ds_row *final;
+    size_t final_n, final_cap;
+    int64_t keep_us;
+    int64_t hour_cut, day_cut;  /* let go of times before these */
+};
+
+static inline int64_t day_of(int64_t t) {
+    int64_t r = t % DAY;
+    return t - (r < 0 ? r + DAY : r);
+}
+
+ds_store *ds_new(int64_t keep_hours) {
+    ds_store *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->keep_us = keep_hours * HOUR;
+    s->hour_cut = s->day_cut = INT64_MIN;
+    if (t_init(&s->slots, sizeof(slot), sizeof(skey), offsetof(skey, t)) < 0 ||
+        t_init(&s->entities, sizeof(entity), sizeof(ekey), 0) < 0) {
+        ds_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void ds_free(ds_store *s) {
+    if (!s) return;
+    for (size_t i = 0; i < s->slots.n; i++) {
+        slot *p = (slot *)(s->slots.ents + i * sizeof(slot));
+        sk_free(&p->addrs), sk_free(&p->asns);
+    }
+    for (size_t i = 0; i < s->entities.n; i++) {
+        entity *e = (entity *)(s->entities.ents + i * sizeof(entity));
+        sk_free(&e->addrs), sk_free(&e->asns);
+    }
+    t_free(&s->slots), t_free(&s->entities);
+    free(s->final);
+    free(s);
+}
+
+/* The slot of a key, NULL when out of memory; with find_only, NULL when absent. */
+static slot *slot_of(ds_store *s, int32_t tenant, int16_t country, uint8_t span, int64_t t,
+                     int find_only) {
+    skey k = {tenant, country, span, 0, t};
+    if (find_only) {
+        uint64_t h = hash_words(&k, sizeof k), tag = h & 0xFFFFFFFF00000000ULL;
+        for (size_t i = h & s->slots.mask;; i = (i + 1) & s->slots.mask) {
+            uint64_t at = s->slots.idx[i];
+            if (at == EMPTY) return NULL;
+            if ((at & 0xFFFFFFFF00000000ULL) == tag) {
+                slot *p = (slot *)(s->slots.ents + (at & 0xFFFFFFFFULL) * sizeof(slot));
+                if (same_key((const uint8_t *)p, &k, sizeof k)) return p;
+            }
+        }
+    }
+    int fresh;
+    return (slot *)t_get(&s->slots, &k, &fresh);
+}
+
+static entity *entity_of(ds_store *s, int32_t tenant, int16_t country) {
+    ekey k = {tenant, country, 0};
+    int fresh;
+    entity *e = (entity *)t_get(&s->entities, &k, &fresh);
+    if (e && fresh) e->final_we = e->last_gone = INT64_MIN;
+    return e;
+}
+
+static int put(ds_store *s, int32_t tenant, int16_t country, uint8_t span, int64_t t,
+               uint64_t addr, int has_asn, int64_t asn) {
+    slot *p = slot_of(s, tenant, country, span, t, 0);
+    if (!p || sk_add(&p->addrs, addr) < 0) return -1;
+    if (has_asn && sk_add(&p->asns, (uint64_t)asn) < 0) return -1;
+    return 0;
+}
+
+int ds_add(ds_store *s, int32_t tenant, int16_t country, int64_t hour, uint64_t addr,
+           int has_asn, int64_t asn) {
+    int64_t day = day_of(hour);
+    if (put(s, tenant, -1, DS_HOUR, hour, addr, has_asn, asn) < 0 ||
+        put(s, tenant, -1, DS_DAY, day, addr, has_asn, asn) < 0)
+        return -1;
+    if (country >= 0 && (put(s, tenant, country, DS_HOUR, hour, addr, 0, 0) < 0 ||
+                         put(s, tenant, country, DS_DAY, day, addr, 0, 0) < 0))
+        return -1;
+    return 0;
+}
+
+static int row_out(ds_row **rows, size_t *n, size_t *cap, const skey *k, uint8_t span,
+                   int64_t t, int64_t addrs, int64_t asns) {
+    if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 1024;
+        ds_row *r = realloc(*rows, c * sizeof *r);
+        if (!r) return -1;
+        *rows = r, *cap = c;
+    }
+    ds_row *r = *rows + (*n)++;
+    memset(r, 0, sizeof *r);
+    r->tenant = k->tenant, r->country = k->country, r->span = span;
+    r->t = t, r->addrs = addrs, r->asns = asns;
+    return 0;
+}
+
+/* Counts of the union of the day sketches days[lo..hi) (0 where none). */
+static int union_counts(slot *const *days, size_t lo, size_t hi, int64_t *addrs,
+                        int64_t *asns) {
+    if (hi == lo + 1) {
+        *addrs = sk_count(&days[lo]->addrs), *asns = sk_count(&days[lo]->asns);
+        return 0;
+    }
+    sketch a = {0}, b = {0};
+    int failed = 0;
+    for (size_t i = lo; i < hi && !failed; i++)
+        failed = sk_merge(&a, &days[i]->addrs) < 0 || sk_merge(&b, &days[i]->asns) < 0;
+    *addrs = sk_count(&a), *asns = sk_count(&b);
+    sk_free(&a), sk_free(&b);
+    return failed ? -1 : 0;
+}
+
+/* How the cumulative union grows with a day: adds it to cum; -1 when out of memory. */
+static int grow(sketch *cum_addrs, sketch *cum_asns, const slot *day, int64_t *addrs,
+                int64_t *asns) {
+    int64_t a = sk_count(cum_addrs), b = sk_count(cum_asns);
+    if (sk_merge(cum_addrs, &day->addrs) < 0 || sk_merge(cum_asns, &day->asns) < 0) return -1;
+    *addrs = sk_count(cum_addrs) - a, *asns = sk_count(cum_asns) - b;
+    return 0;
+}
+
+/* The 7-day windows after final_we that the sorted days[0..n) of one entity reach, as
+ * rows: each window end we counts the union of the days in [we - 7 d, we). */
+static int week_rows(slot *const *days, size_t n, int64_t final_we, int64_t last_we,
+                     ds_row **rows, size_t *rn, size_t *cap) {
+    size_t lo = 0, hi = 0;
+    for (size_t i = 0; i < n; i++) {
+        int64_t from = days[i]->k.t + DAY;
+        if (i > 0 && days[i - 1]->k.t + 8 * DAY > from) from = days[i - 1]->k.t + 8 * DAY;
+        if (from <= final_we) from = final_we + DAY;
+        for (int64_t we = from; we <= days[i]->k.t + 7 * DAY && we <= last_we; we += DAY) {
+            while (hi < n && days[hi]->k.t < we) hi++;
+            while (lo < hi && days[lo]->k.t < we - 7 * DAY) lo++;
+            int64_t a, b;
+            if (union_counts(days, lo, hi, &a, &b) < 0 ||
+                row_out(rows, rn, cap, &days[i]->k, DS_WEEK, we, a, b) < 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+typedef struct {
+    skey k;
+    slot *p;
+} keyed;
+
+static int by_key(const void *a, const void *b) {
+    const skey *x = &((const keyed *)a)->k, *y = &((const keyed *)b)->k;
+    if (x->tenant != y->tenant) return x->tenant < y->tenant ? -1 : 1;
+    if (x->country != y->country) return x->country < y->country ? -1 : 1;
+    if (x->span != y->span) return x->span < y->span ? -1 : 1;
+    return x->t < y->t ? -1 : x->t > y->t;
+}
+
+/* The slots (of the tenants marked in scope, or all), sorted by key; NULL on no memory. */
+static keyed *sorted_slots(ds_store *s, const uint8_t *scope, size_t scope_n, size_t *n) {
+    keyed *all = malloc((s->slots.n ? s->slots.n : 1) * sizeof *all);
+    if (!all) return NULL;
+    *n = 0;
+    for (size_t i = 0; i < s->slots.n; i++) {
+        slot *p = (slot *)(s->slots.ents + i * sizeof(slot));
+        if (scope && ((size_t)p->k.tenant >= scope_n || !scope[p->k.tenant])) continue;
+        all[*n].k = p->k, all[(*n)++].p = p;
+    }
+    qsort(all, *n, sizeof *all, by_key);
+    return all;
+}
+
+/* Let go of the day slots in sorted[0..n) (all of them old), entity by entity, oldest
+ * first: final 24h and cumulative rows, and the 7-day windows that reach them. */
+static int let_go_days(ds_store *s, keyed *sorted, size_t n) {
+    slot **days = malloc((n ? n : 1) * sizeof *days);
+    if (!days) return -1;
+    int failed = 0;
+    for (size_t g = 0; g < n && !failed;) {
+        const skey *k = &sorted[g].k;
+        size_t end = g;
+        while (end < n && sorted[end].k.tenant == k->tenant && sorted[end].k.country == k->country)
+            end++;
+        /* the entity's days: the old ones, then those kept (windows may reach both) */
+        size_t m = 0;
+        for (size_t i = g; i < end; i++) days[m++] = sorted[i].p;
+        entity *e = entity_of(s, k->tenant, k->country);
+        if (!e) { failed = 1; break; }
+        for (size_t i = 0; i < m && !failed; i++) {
+            slot *d = days[i];
+            int64_t a, b;
+            failed = row_out(&s->final, &s->final_n, &s->final_cap, &d->k, DS_DAY, d->k.t,
+                             sk_count(&d->addrs), sk_count(&d->asns)) < 0;
+            /* a day at or before one let go already (it arrived late) was not in the
+             * windows made final then: they get its own counts */
+            for (int64_t we = d->k.t + DAY; d->k.t <= e->last_gone && we <= d->k.t + 7 * DAY &&
+                 we <= e->final_we && !failed; we += DAY)
+                failed = row_out(&s->final, &s->final_n, &s->final_cap, &d->k, DS_WEEK, we,
+                                 sk_count(&d->addrs), sk_count(&d->asns)) < 0;
+            if (failed) break;
+            if (d->k.t > e->last_gone) e->last_gone = d->k.t;
+            /* the rest reach this day and later ones, old or kept */
+            slot *reach[8];
+            size_t r = 0;
+            for (int64_t t = d->k.t; t < d->k.t + 7 * DAY; t += DAY) {
+                slot *p = slot_of(s, d->k.tenant, d->k.country, DS_DAY, t, 1);
+                if (p) reach[r++] = p;
+            }
+            int64_t from = e->final_we;
+            failed = week_rows(reach, r, from, d->k.t + 7 * DAY, &s->final, &s->final_n,
+                               &s->final_cap) < 0;
+            if (d->k.t + 7 * DAY > e->final_we) e->final_we = d->k.t + 7 * DAY;
+            failed = failed || grow(&e->addrs, &e->asns, d, &a, &b) < 0 ||
+                     row_out(&s->final, &s->final_n, &s->final_cap, &d->k, DS_CUMULATIVE,
+                             d->k.t, a, b) < 0;
+        }
+        g = end;
+    }
+    free(days);
+    return failed ? -1 : 0;
+}
+
+int ds_retire(ds_store *s, int64_t latest_hour) {
+    int64_t hour_cut = latest_hour - s->keep_us;
+    int64_t day_cut = day_of(latest_hour - s->keep_us) - DS_KEEP_DAYS * DAY;
+    if (hour_cut <= s->hour_cut && day_cut <= s->day_cut) return 0;
+    s->hour_cut = hour_cut, s->day_cut = day_cut;
+    keyed *old = malloc((s->slots.n ? s->slots.n : 1) * sizeof *old);
+    if (!old) return -1;
+    size_t n = 0;
+    int failed = 0;
+    for (size_t i = 0; i < s->slots.n && !failed; i++) {
+        slot *p = (slot *)(s->slots.ents + i * sizeof(slot));
+        if (p->k.span == DS_HOUR && p->k.t < hour_cut)
+            failed = row_out(&s->final, &s->final_n, &s->final_cap, &p->k, DS_HOUR, p->k.t,
+                             sk_count(&p->addrs), sk_count(&p->asns)) < 0;
+        else if (p->k.span == DS_DAY && p->k.t < day_cut)
+            old[n].k = p->k, old[n++].p = p;
+    }
+    qsort(old, n, sizeof *old, by_key);
+    failed = failed || let_go_days(s, old, n) < 0;
+    free(old);
+    if (failed) return -1;
+    size_t kept = 0;
+    for (size_t i = 0; i < s->slots.n; i++) {
+        slot *p = (slot *)(s->slots.ents + i * sizeof(slot));
+        int64_t cut = p->k.span == DS_HOUR ? hour_cut : day_cut;
+        if (p->k.t < cut) {
+            sk_free(&p->addrs), sk_free(&p->asns);
+        } else {
+            if (kept != i) memmove(s->slots.ents + kept * sizeof(slot), p, sizeof(slot));
+            kept++;
+        }
+    }
+    if (kept != s->slots.n) {
+        s->slots.n = kept;
+        t_reindex(&s->slots);
+    }
+    return 0;
+}
+
+/* Rows of one entity's live slots sorted[0..n) (hours, then days). */
+static int entity_rows(ds_store *s, const keyed *sorted, size_t n, slot **days, ds_row **rows,
+                       size_t *rn, size_t *cap) {
+    const skey *k = &sorted[0].k;
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        slot *p = sorted[i].p;
+        if (p->k.span == DS_HOUR) {
+            if (row_out(rows, rn, cap, &p->k, DS_HOUR, p->k.t, sk_count(&p->addrs),
+                        sk_count(&p->asns)) < 0)
+                return -1;
+        } else {
+            days[m++] = p;
+            if (row_out(rows, rn, cap, &p->k, DS_DAY, p->k.t, sk_count(&p->addrs),
+                        sk_count(&p->asns)) < 0)
+                return -1;
+        }
+    }
+    if (m == 0) return 0;
+    entity *e = entity_of(s, k->tenant, k->country);
+    if (!e) return -1;
+    sketch a = {0}, b = {0};
+    int failed = sk_merge(&a, &e->addrs) < 0 || sk_merge(&b, &e->asns) < 0;
+    for (size_t i = 0; i < m && !failed; i++) {
+        int64_t da, db;
+        failed = grow(&a, &b, days[i], &da, &db) < 0 ||
+                 row_out(rows, rn, cap, &days[i]->k, DS_CUMULATIVE, days[i]->k.t, da, db) < 0;
+    }
+    sk_free(&a), sk_free(&b);
+    if (failed) return -1;
+    return week_rows(days, m, e->final_we, INT64_MAX, rows, rn, cap);
+}
+
+int ds_rows(ds_store *s, const int32_t *scope, size_t scope_n, ds_row **rows, size_t *n,
+            size_t *cap) {
+    uint8_t *marks = NULL;
+    size_t marks_n = 0;
+    if (scope) {
+        for (size_t i = 0; i < scope_n; i++)
+            if (scope[i] >= 0 && (size_t)scope[i] + 1 > marks_n) marks_n = (size_t)scope[i] + 1;
+        marks = calloc(marks_n ? marks_n : 1, 1);
+        if (!marks) return -1;
+        for (size_t i = 0; i < scope_n; i++)
+            if (scope[i] >= 0) marks[scope[i]] = 1;
+    }
+    int failed = 0;
+    for (size_t i = 0; i < s->final_n && !failed; i++) {
+        const ds_row *r = s->final + i;
+        if (marks && ((size_t)r->tenant >= marks_n || !marks[r->tenant])) continue;
+        if (*n == *cap) {
+            size_t c = *cap ? *cap * 2 : 1024;
+            ds_row *grown = realloc(*rows, c * sizeof *grown);
+            if (!grown) { failed = 1; break; }
+            *rows = grown, *cap = c;
+        }
+        (*rows)[(*n)++] = *r;
+    }
+    size_t live_n = 0;
+    keyed *live = failed ? NULL : sorted_slots(s, marks, marks_n, &live_n);
+    slot **days = live ? malloc((live_n ? live_n : 1) * sizeof *days) : NULL;
+    failed = failed || !days;
+    for (size_t g = 0; g < live_n && !failed;) {
+        size_t end = g;
+        while (end < live_n && live[end].k.tenant == live[g].k.tenant &&
+               live[end].k.country == live[g].k.country)
+            end++;
+        failed = entity_rows(s, live + g, end - g, days, rows, n, cap) < 0;
+        g = end;
+    }
+    free(days), free(live), free(marks);
+    return failed ? -1 : 0;
+}
+
+void ds_sizes(const ds_store *s, size_t *sketches, size_t *bytes) {
+    size_t count = 0, total = 0;
+    for (size_t i = 0; i < s->slots.n; i++) {
+        const slot *p = (const slot *)(s->slots.ents + i * sizeof(slot));
+        count += 2, total += sk_bytes(&p->addrs) + sk_bytes(&p->asns);
+    }
+    for (size_t i = 0; i < s->entities.n; i++) {
+        const entity *e = (const entity *)(s->entities.ents + i * sizeof(entity));
+        count += 2, total += sk_bytes(&e->addrs) + sk_bytes(&e->asns);
+    }
+    *sketches = count, *bytes = total;
+}

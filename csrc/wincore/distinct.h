@@ -1,0 +1,56 @@
+/* distinct.h: distinct remote ends per tenant and window, held as sketches (sketch.h).
+ *
+ * A store takes the remote ends of a tenant's network transfers per hour (address hash,
+ * ASN, country) and keeps, for the tenant overall and per remote country, one sketch of
+ * addresses (and, overall, one of ASNs) per hour and per day, plus the union of the days
+ * it has let go. From these it reports rows of counts:
+ *   1h          per hour:    distinct addresses (and ASNs) seen in the hour;
+ *   24h         per day:     the same over the day;
+ *   7d          per window end we (a day boundary): over the days [we - 7 d, we);
+ *   cumulative  per day:     how much the count since the first day grew with this day
+ *                            (a running sum over the days gives the cumulative count).
+ * Memory follows tenants x countries x retained hours and days, not transfers: hours
+ * more than keep_hours behind the latest hour passed to ds_retire, and days more than
+ * DS_KEEP_DAYS before the day keep_hours behind it, are turned into final rows and let go. A remote end that
+ * arrives for a time already let go is counted in a fresh sketch whose counts are added
+ * to the final rows (it may count an address twice there); with time-ordered input and
+ * transfers shorter than the retention, no count is affected.
+ */
+#ifndef EGRESS_WINCORE_DISTINCT_H
+#define EGRESS_WINCORE_DISTINCT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Days kept before the day keep_hours behind the latest hour (7-day windows reach back 7). */
+#define DS_KEEP_DAYS 8
+
+enum { DS_HOUR = 0, DS_DAY = 1, DS_WEEK = 2, DS_CUMULATIVE = 3 };
+
+/* One row of counts, as handed out: 32 bytes, little-endian as laid out. */
+typedef struct {
+    int32_t tenant;
+    int16_t country;  /* -1: all countries (the tenant overall) */
+    uint8_t span;     /* DS_HOUR .. DS_CUMULATIVE */
+    uint8_t pad;
+    int64_t t;        /* hour or day start; for DS_WEEK the window end */
+    int64_t addrs, asns;
+} ds_row;
+
+typedef struct ds_store ds_store;
+
+ds_store *ds_new(int64_t keep_hours);
+void ds_free(ds_store *s);
+/* Add one remote end of (tenant, hour); -1 when out of memory. */
+int ds_add(ds_store *s, int32_t tenant, int16_t country, int64_t hour, uint64_t addr,
+           int has_asn, int64_t asn);
+/* Let go of the hours and days that are old relative to latest_hour; -1: no memory. */
+int ds_retire(ds_store *s, int64_t latest_hour);
+/* The count rows of the tenants in scope (scope NULL: all), appended to *rows (realloc'd;
+ * *n rows, *cap allocated); -1 when out of memory. */
+int ds_rows(ds_store *s, const int32_t *scope, size_t scope_n, ds_row **rows, size_t *n,
+            size_t *cap);
+/* Sketches held and their bytes. */
+void ds_sizes(const ds_store *s, size_t *sketches, size_t *bytes);
+
+#endif

@@ -1,0 +1,148 @@
+/* table.h: the open-addressing hash table and output buffers of egress._wincore.
+ *
+ * A table keeps fixed-size entries (key first, its int64 time at tpos) densely in one
+ * array and an index of hash tags beside entry numbers; t_get finds or adds an entry,
+ * t_retire moves out the entries older than a cutoff. Not thread-safe.
+ */
+#ifndef EGRESS_WINCORE_TABLE_H
+#define EGRESS_WINCORE_TABLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EMPTY UINT64_MAX
+
+typedef struct {
+    uint8_t *ents;      /* dense entries, key first */
+    size_t esize, ksize, tpos; /* entry and key size, offset of the int64 time in the key */
+    size_t n, cap;      /* entries used, allocated */
+    uint64_t *idx;      /* open addressing: hash upper half | entry number */
+    size_t mask;
+} table;
+
+typedef struct {
+    uint8_t *p;
+    size_t len, cap;
+} outbuf;
+
+static inline uint64_t hash_words(const void *key, size_t size) {
+    const uint64_t *w = key;
+    uint64_t h = 0x9E3779B97F4A7C15ULL ^ size;
+    for (size_t i = 0; i < size / 8; i++) {
+        h ^= w[i];
+        h *= 0xBF58476D1CE4E5B9ULL;
+        h ^= h >> 29;
+    }
+    h *= 0x94D049BB133111EBULL;
+    return h ^ (h >> 32);
+}
+
+static inline int t_init(table *t, size_t esize, size_t ksize, size_t tpos) {
+    memset(t, 0, sizeof *t);
+    t->esize = esize, t->ksize = ksize, t->tpos = tpos;
+    t->mask = 1023;
+    t->idx = malloc((t->mask + 1) * sizeof *t->idx);
+    if (!t->idx) return -1;
+    memset(t->idx, 0xff, (t->mask + 1) * sizeof *t->idx);
+    return 0;
+}
+
+static inline void t_free(table *t) {
+    free(t->ents);
+    free(t->idx);
+    t->ents = NULL, t->idx = NULL;
+}
+
+static inline void t_reindex(table *t) {
+    memset(t->idx, 0xff, (t->mask + 1) * sizeof *t->idx);
+    for (size_t e = 0; e < t->n; e++) {
+        uint64_t h = hash_words(t->ents + e * t->esize, t->ksize);
+        size_t i = h & t->mask;
+        while (t->idx[i] != EMPTY) i = (i + 1) & t->mask;
+        t->idx[i] = (h & 0xFFFFFFFF00000000ULL) | e;
+    }
+}
+
+static inline int same_key(const uint8_t *p, const void *key, size_t size) {
+    const uint64_t *a = (const uint64_t *)p, *b = key;
+    for (size_t i = 0; i < size / 8; i++)
+        if (a[i] != b[i]) return 0;
+    return 1;
+}
+
+/* The entry of key (zeroed but for the key when new, and *fresh set); NULL when out of
+ * memory. The index holds the hash's upper half beside each entry number, so a probe
+ * touches an entry only when the halves agree. */
+static inline uint8_t *t_get(table *t, const void *key, int *fresh) {
+    *fresh = 0;
+    if ((t->n + 1) * 2 > t->mask + 1) {
+        size_t size = (t->mask + 1) * 2;
+        uint64_t *idx = realloc(t->idx, size * sizeof *idx);
+        if (!idx) return NULL;
+        t->idx = idx, t->mask = size - 1;
+        t_reindex(t);
+    }
+    uint64_t h = hash_words(key, t->ksize);
+    uint64_t tag = h & 0xFFFFFFFF00000000ULL;
+    size_t i = h & t->mask;
+    for (;;) {
+        uint64_t slot = t->idx[i];
+        if (slot == EMPTY) break;
+        if ((slot & 0xFFFFFFFF00000000ULL) == tag) {
+            uint8_t *p = t->ents + (slot & 0xFFFFFFFFULL) * t->esize;
+            if (same_key(p, key, t->ksize)) return p;
+        }
+        i = (i + 1) & t->mask;
+    }
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 1024;
+        uint8_t *ents = realloc(t->ents, cap * t->esize);
+        if (!ents) return NULL;
+        t->ents = ents, t->cap = cap;
+    }
+    if (t->n >= 0xFFFFFFFEULL) return NULL;
+    uint8_t *p = t->ents + t->n * t->esize;
+    memset(p, 0, t->esize);
+    memcpy(p, key, t->ksize);
+    t->idx[i] = tag | t->n++;
+    *fresh = 1;
+    return p;
+}
+
+static inline int out_append(outbuf *o, const void *p, size_t size) {
+    if (o->len + size > o->cap) {
+        size_t cap = o->cap ? o->cap * 2 : 1 << 16;
+        while (cap < o->len + size) cap *= 2;
+        uint8_t *q = realloc(o->p, cap);
+        if (!q) return -1;
+        o->p = q, o->cap = cap;
+    }
+    memcpy(o->p + o->len, p, size);
+    o->len += size;
+    return 0;
+}
+
+/* Move the entries whose time is before cutoff to o (o NULL: drop them). */
+static inline int t_retire(table *t, outbuf *o, int64_t cutoff) {
+    size_t kept = 0;
+    for (size_t e = 0; e < t->n; e++) {
+        uint8_t *p = t->ents + e * t->esize;
+        int64_t when;
+        memcpy(&when, p + t->tpos, sizeof when);
+        if (when < cutoff) {
+            if (o && out_append(o, p, t->esize) < 0) return -1;
+        } else {
+            if (kept != e) memmove(t->ents + kept * t->esize, p, t->esize);
+            kept++;
+        }
+    }
+    if (kept != t->n) {
+        t->n = kept;
+        t_reindex(t);
+    }
+    return 0;
+}
+
+#endif
