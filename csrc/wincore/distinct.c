@@ -20,7 +20,10 @@ typedef struct {  /* slot key: 16 bytes */
 typedef struct {
     skey k;
     sketch addrs, asns;
+    int64_t dirty;  /* an hour with values not yet merged into its day */
 } slot;
+
+#define SLOT(t, i) ((slot *)((t)->ents + (i) * sizeof(slot)))
 
 typedef struct {  /* entity key: 8 bytes */
     int32_t tenant;
@@ -34,8 +37,14 @@ typedef struct {
     sketch addrs, asns;  /* union of the days let go */
 } entity;
 
+#define CACHE 512  /* recently used slots: consecutive remote ends share their keys */
+
 struct ds_store {
-    table slots, entities;
+    table hours, days, entities;  /* slots of hours, slots of days */
+    struct {
+        skey k;
+        size_t at;  /* entry number, SIZE_MAX: none */
+    } cache[CACHE];
     ds_row *final;
     size_t final_n, final_cap;
     int64_t keep_us;
@@ -52,7 +61,9 @@ ds_store *ds_new(int64_t keep_hours) {
     if (!s) return NULL;
     s->keep_us = keep_hours * HOUR;
     s->hour_cut = s->day_cut = INT64_MIN;
-    if (t_init(&s->slots, sizeof(slot), sizeof(skey), offsetof(skey, t)) < 0 ||
+    for (size_t i = 0; i < CACHE; i++) s->cache[i].at = SIZE_MAX;
+    if (t_init(&s->hours, sizeof(slot), sizeof(skey), offsetof(skey, t)) < 0 ||
+        t_init(&s->days, sizeof(slot), sizeof(skey), offsetof(skey, t)) < 0 ||
         t_init(&s->entities, sizeof(entity), sizeof(ekey), 0) < 0) {
         ds_free(s);
         return NULL;
@@ -62,15 +73,13 @@ ds_store *ds_new(int64_t keep_hours) {
 
 void ds_free(ds_store *s) {
     if (!s) return;
-    for (size_t i = 0; i < s->slots.n; i++) {
-        slot *p = (slot *)(s->slots.ents + i * sizeof(slot));
-        sk_free(&p->addrs), sk_free(&p->asns);
-    }
+    for (size_t i = 0; i < s->hours.n; i++) sk_free(&SLOT(&s->hours, i)->addrs), sk_free(&SLOT(&s->hours, i)->asns);
+    for (size_t i = 0; i < s->days.n; i++) sk_free(&SLOT(&s->days, i)->addrs), sk_free(&SLOT(&s->days, i)->asns);
     for (size_t i = 0; i < s->entities.n; i++) {
         entity *e = (entity *)(s->entities.ents + i * sizeof(entity));
         sk_free(&e->addrs), sk_free(&e->asns);
     }
-    t_free(&s->slots), t_free(&s->entities);
+    t_free(&s->hours), t_free(&s->days), t_free(&s->entities);
     free(s->final);
     free(s);
 }
@@ -79,19 +88,20 @@ void ds_free(ds_store *s) {
 static slot *slot_of(ds_store *s, int32_t tenant, int16_t country, uint8_t span, int64_t t,
                      int find_only) {
     skey k = {tenant, country, span, 0, t};
+    table *in = span == DS_HOUR ? &s->hours : &s->days;
     if (find_only) {
         uint64_t h = hash_words(&k, sizeof k), tag = h & 0xFFFFFFFF00000000ULL;
-        for (size_t i = h & s->slots.mask;; i = (i + 1) & s->slots.mask) {
-            uint64_t at = s->slots.idx[i];
+        for (size_t i = h & in->mask;; i = (i + 1) & in->mask) {
+            uint64_t at = in->idx[i];
             if (at == EMPTY) return NULL;
             if ((at & 0xFFFFFFFF00000000ULL) == tag) {
-                slot *p = (slot *)(s->slots.ents + (at & 0xFFFFFFFFULL) * sizeof(slot));
+                slot *p = SLOT(in, at & 0xFFFFFFFFULL);
                 if (same_key((const uint8_t *)p, &k, sizeof k)) return p;
             }
         }
     }
     int fresh;
-    return (slot *)t_get(&s->slots, &k, &fresh);
+    return (slot *)t_get(in, &k, &fresh);
 }
 
 static entity *entity_of(ds_store *s, int32_t tenant, int16_t country) {
@@ -104,21 +114,46 @@ static entity *entity_of(ds_store *s, int32_t tenant, int16_t country) {
 
 static int put(ds_store *s, int32_t tenant, int16_t country, uint8_t span, int64_t t,
                uint64_t addr, int has_asn, int64_t asn) {
-    slot *p = slot_of(s, tenant, country, span, t, 0);
+    size_t c = ((size_t)tenant * 8 + (size_t)(country + 1) * 2 + span +
+                (size_t)(t / 3600000000LL) * 4099) % CACHE;
+    slot *p;
+    if (s->cache[c].at != SIZE_MAX && s->cache[c].k.tenant == tenant &&
+        s->cache[c].k.country == country && s->cache[c].k.span == span && s->cache[c].k.t == t) {
+        p = SLOT(&s->hours, s->cache[c].at);
+    } else {
+        p = slot_of(s, tenant, country, span, t, 0);
+        if (p) {
+            s->cache[c].k = p->k;
+            s->cache[c].at = (size_t)((uint8_t *)p - s->hours.ents) / sizeof(slot);
+        }
+    }
     if (!p || sk_add(&p->addrs, addr) < 0) return -1;
     if (has_asn && sk_add(&p->asns, (uint64_t)asn) < 0) return -1;
+    p->dirty = 1;
     return 0;
 }
 
+/* Values go into the hours only; an hour is merged into its day (a union: merging again
+ * changes nothing) before the day is read or let go. */
 int ds_add(ds_store *s, int32_t tenant, int16_t country, int64_t hour, uint64_t addr,
            int has_asn, int64_t asn) {
-    int64_t day = day_of(hour);
-    if (put(s, tenant, -1, DS_HOUR, hour, addr, has_asn, asn) < 0 ||
-        put(s, tenant, -1, DS_DAY, day, addr, has_asn, asn) < 0)
-        return -1;
-    if (country >= 0 && (put(s, tenant, country, DS_HOUR, hour, addr, 0, 0) < 0 ||
-                         put(s, tenant, country, DS_DAY, day, addr, 0, 0) < 0))
-        return -1;
+    if (put(s, tenant, -1, DS_HOUR, hour, addr, has_asn, asn) < 0) return -1;
+    if (country >= 0 && put(s, tenant, country, DS_HOUR, hour, addr, 0, 0) < 0) return -1;
+    return 0;
+}
+
+/* Merge the changed hours (of the tenants marked, or all) into their days. */
+static int merge_hours(ds_store *s, const uint8_t *marks, size_t marks_n) {
+    for (size_t i = 0; i < s->hours.n; i++) {
+        slot *h = SLOT(&s->hours, i);
+        if (!h->dirty) continue;
+        if (marks && ((size_t)h->k.tenant >= marks_n || !marks[h->k.tenant])) continue;
+        slot *day = slot_of(s, h->k.tenant, h->k.country, DS_DAY, day_of(h->k.t), 0);
+        if (!day) return -1;
+        if (sk_merge(&day->addrs, &h->addrs) < 0 || sk_merge(&day->asns, &h->asns) < 0)
+            return -1;
+        h->dirty = 0;
+    }
     return 0;
 }
 
@@ -198,13 +233,16 @@ static int by_key(const void *a, const void *b) {
 
 /* The slots (of the tenants marked in scope, or all), sorted by key; NULL on no memory. */
 static keyed *sorted_slots(ds_store *s, const uint8_t *scope, size_t scope_n, size_t *n) {
-    keyed *all = malloc((s->slots.n ? s->slots.n : 1) * sizeof *all);
+    keyed *all = malloc((s->hours.n + s->days.n + 1) * sizeof *all);
     if (!all) return NULL;
     *n = 0;
-    for (size_t i = 0; i < s->slots.n; i++) {
-        slot *p = (slot *)(s->slots.ents + i * sizeof(slot));
-        if (scope && ((size_t)p->k.tenant >= scope_n || !scope[p->k.tenant])) continue;
-        all[*n].k = p->k, all[(*n)++].p = p;
+    for (int which = 0; which < 2; which++) {
+        table *in = which ? &s->days : &s->hours;
+        for (size_t i = 0; i < in->n; i++) {
+            slot *p = SLOT(in, i);
+            if (scope && ((size_t)p->k.tenant >= scope_n || !scope[p->k.tenant])) continue;
+            all[*n].k = p->k, all[(*n)++].p = p;
+        }
     }
     qsort(all, *n, sizeof *all, by_key);
     return all;
@@ -260,42 +298,55 @@ static int let_go_days(ds_store *s, keyed *sorted, size_t n) {
     return failed ? -1 : 0;
 }
 
-int ds_retire(ds_store *s, int64_t latest_hour) {
-    int64_t hour_cut = latest_hour - s->keep_us;
-    int64_t day_cut = day_of(latest_hour - s->keep_us) - DS_KEEP_DAYS * DAY;
-    if (hour_cut <= s->hour_cut && day_cut <= s->day_cut) return 0;
-    s->hour_cut = hour_cut, s->day_cut = day_cut;
-    keyed *old = malloc((s->slots.n ? s->slots.n : 1) * sizeof *old);
-    if (!old) return -1;
-    size_t n = 0;
-    int failed = 0;
-    for (size_t i = 0; i < s->slots.n && !failed; i++) {
-        slot *p = (slot *)(s->slots.ents + i * sizeof(slot));
-        if (p->k.span == DS_HOUR && p->k.t < hour_cut)
-            failed = row_out(&s->final, &s->final_n, &s->final_cap, &p->k, DS_HOUR, p->k.t,
-                             sk_count(&p->addrs), sk_count(&p->asns)) < 0;
-        else if (p->k.span == DS_DAY && p->k.t < day_cut)
-            old[n].k = p->k, old[n++].p = p;
-    }
-    qsort(old, n, sizeof *old, by_key);
-    failed = failed || let_go_days(s, old, n) < 0;
-    free(old);
-    if (failed) return -1;
+/* Drop the slots of a table before cut (their sketches freed). */
+static void drop_before(table *in, int64_t cut) {
     size_t kept = 0;
-    for (size_t i = 0; i < s->slots.n; i++) {
-        slot *p = (slot *)(s->slots.ents + i * sizeof(slot));
-        int64_t cut = p->k.span == DS_HOUR ? hour_cut : day_cut;
+    for (size_t i = 0; i < in->n; i++) {
+        slot *p = SLOT(in, i);
         if (p->k.t < cut) {
             sk_free(&p->addrs), sk_free(&p->asns);
         } else {
-            if (kept != i) memmove(s->slots.ents + kept * sizeof(slot), p, sizeof(slot));
+            if (kept != i) memmove(SLOT(in, kept), p, sizeof(slot));
             kept++;
         }
     }
-    if (kept != s->slots.n) {
-        s->slots.n = kept;
-        t_reindex(&s->slots);
+    if (kept != in->n) {
+        in->n = kept;
+        t_reindex(in);
     }
+}
+
+int ds_retire(ds_store *s, int64_t latest_hour) {
+    int64_t hour_cut = latest_hour - s->keep_us;
+    int64_t day_cut = day_of(latest_hour - s->keep_us) - DS_KEEP_DAYS * DAY;
+    if (hour_cut <= s->hour_cut) return 0;
+    s->hour_cut = hour_cut;
+    if (merge_hours(s, NULL, 0) < 0) return -1;
+    for (size_t i = 0; i < s->hours.n; i++) {
+        slot *p = SLOT(&s->hours, i);
+        if (p->k.t < hour_cut &&
+            row_out(&s->final, &s->final_n, &s->final_cap, &p->k, DS_HOUR, p->k.t,
+                    sk_count(&p->addrs), sk_count(&p->asns)) < 0)
+            return -1;
+    }
+    drop_before(&s->hours, hour_cut);
+    for (size_t i = 0; i < CACHE; i++) s->cache[i].at = SIZE_MAX;
+    if (day_cut <= s->day_cut) return 0;
+    s->day_cut = day_cut;
+    size_t n = 0;
+    for (size_t i = 0; i < s->days.n; i++) n += SLOT(&s->days, i)->k.t < day_cut;
+    keyed *old = malloc((n ? n : 1) * sizeof *old);
+    if (!old) return -1;
+    n = 0;
+    for (size_t i = 0; i < s->days.n; i++) {
+        slot *p = SLOT(&s->days, i);
+        if (p->k.t < day_cut) old[n].k = p->k, old[n++].p = p;
+    }
+    qsort(old, n, sizeof *old, by_key);
+    int failed = let_go_days(s, old, n) < 0;
+    free(old);
+    if (failed) return -1;
+    drop_before(&s->days, day_cut);
     return 0;
 }
 
@@ -344,7 +395,7 @@ int ds_rows(ds_store *s, const int32_t *scope, size_t scope_n, ds_row **rows, si
         for (size_t i = 0; i < scope_n; i++)
             if (scope[i] >= 0) marks[scope[i]] = 1;
     }
-    int failed = 0;
+    int failed = merge_hours(s, marks, marks_n) < 0;
     for (size_t i = 0; i < s->final_n && !failed; i++) {
         const ds_row *r = s->final + i;
         if (marks && ((size_t)r->tenant >= marks_n || !marks[r->tenant])) continue;
@@ -374,9 +425,12 @@ int ds_rows(ds_store *s, const int32_t *scope, size_t scope_n, ds_row **rows, si
 
 void ds_sizes(const ds_store *s, size_t *sketches, size_t *bytes) {
     size_t count = 0, total = 0;
-    for (size_t i = 0; i < s->slots.n; i++) {
-        const slot *p = (const slot *)(s->slots.ents + i * sizeof(slot));
-        count += 2, total += sk_bytes(&p->addrs) + sk_bytes(&p->asns);
+    for (int which = 0; which < 2; which++) {
+        const table *in = which ? &s->days : &s->hours;
+        for (size_t i = 0; i < in->n; i++) {
+            const slot *p = SLOT(in, i);
+            count += 2, total += sk_bytes(&p->addrs) + sk_bytes(&p->asns);
+        }
     }
     for (size_t i = 0; i < s->entities.n; i++) {
         const entity *e = (const entity *)(s->entities.ents + i * sizeof(entity));

@@ -363,7 +363,11 @@ static PyObject *reducer_add(Reducer *r, PyObject *args) {
                 }
             }
         }
-        if (f & F_REMOTE) {
+        if ((f & F_REMOTE) && r->store) {  /* the hour's sketches de-duplicate */
+            for (int64_t ws = first_h; ws <= last_h && !failed; ws += HOUR_US)
+                failed |= ds_add(r->store, who, country[i], ws, addr[i], (f & F_ASN) != 0,
+                                 asn[i]) < 0;
+        } else if (f & F_REMOTE) {
             pkey p;
             memset(&p, 0, sizeof p);
             p.tenant = who, p.country = country[i], p.addr = addr[i];
