@@ -405,6 +405,8 @@ class WindowAggregator:
         self.flush()
         self._reduce_network(None, everything=True)
         scope = sorted(self._touched) if changed_only else None
+        if scope is not None and len(scope) == self._tenants.count:
+            scope = None  # every tenant: no copies to make
         self._touched = set()
         if scope is not None:
             self._con.register("scope", pa.table({"tenant": pa.array(scope, pa.int32())}))

@@ -96,6 +96,11 @@ class TenantCodes:
         codes = _codes(tenants, self._codes, np.int32)
         return pa.array(codes, mask=codes < 0)
 
+    @property
+    def count(self) -> int:
+        """How many tenants have a code."""
+        return len(self._codes)
+
     def code_of(self, tenant: str) -> int:
         return self._codes.setdefault(tenant, len(self._codes))
 
