@@ -151,7 +151,7 @@ def main() -> None:
         f"inventory: {work / 'inventory.yaml'}", f"geo: [{work / 'geo.csv'}]",
         "inputs:", f"  - {{name: zeek, kind: zeek, path: {work / 'zeek'}}}",
         f"sinks: ['file://{alerts}?format=ecs']", f"state_directory: {work / 'state'}",
-        f"interval_s: {args.interval}", "listen: 127.0.0.1:0", "retention_days: 2",
+        f"interval_s: {args.interval}", "listen: 127.0.0.1:0", "retention_days: 7",
         "windows: {memory_limit: 2GB}", ""]))
     conn = work / "zeek" / "conn.log"
     conn.write_bytes(HEADER.encode())

@@ -6,8 +6,10 @@ network flow, object-store write, drive attachment or copy, built from
 column-wise by a batch source). The aggregation itself is SQL (:mod:`egress.windows_sql`)
 run by an embedded DuckDB; the same statements are the definitions a Spark engine runs.
 Network transfers, nearly all the rows, are first pre-reduced in compiled code
-(:mod:`egress.windows_network`) into exactly what the per-batch statements would append;
-tenants are small integer codes inside the accumulators and ids again in the results.
+(:mod:`egress.windows_network`) into exactly what the per-batch statements would append,
+and their remote ends into distinct-count sketches; tenants are small integer codes inside
+the accumulators and ids again in the results. :meth:`WindowAggregator.forget_before`
+drops the windows before a horizon (the sidecar's retention).
 
 Spans (``span`` column of :data:`WINDOWS_SCHEMA`):
 
@@ -32,7 +34,9 @@ they cross the tenant's boundary (east-west traffic inside one tenant, ``interna
 remote end, is left out of ``bytes_in``/``bytes_out`` though its flows count); ``flows``,
 ``object_puts``, ``drives_attached`` and ``quality_marked`` count the transfers that *start*
 in the window, so no transfer is counted twice across windows; ``remote_addrs`` and
-``remote_asns`` are distinct over the network transfers that *overlap* the window;
+``remote_asns`` are distinct over the network transfers that *overlap* the window (counted
+by sketches: exact up to 384 per window, estimates within about 1.6 % beyond; or exactly,
+with ``WindowParams.exact_distinct``);
 ``peak_rate_*_bps`` is the highest mean rate over an epoch-aligned 5-minute cell inside the
 window; ``hours_above_rate`` counts the epoch-aligned hours whose inbound bytes reach
 ``sustained_rate_bps`` x 1 h; ``max_transfer_duration_s`` is the longest network transfer
@@ -67,12 +71,14 @@ from egress.windows_sql import (
     COMPACT_SQL,
     COUNTRIES_SQL,
     CREATE_ACCUMULATORS,
+    DAY_US,
     DISTINCT_SUMS_SQL,
     EVIDENCE_COLUMNS,
     EVIDENCE_FLOOR_SQL,
     EVIDENCE_RESULT_SQL,
     EVIDENCE_SQL,
     EXACT_DISTINCT_SQL,
+    FORGET_SQL,
     HOUR_US,
     HOURS_SQL,
     PRESENCE_SQL,
@@ -248,6 +254,7 @@ class WindowAggregator:
         self._worker = (ThreadPoolExecutor(1, thread_name_prefix="windows")
                         if (self._own if background is None else background) else None)
         self._running: Future[None] | None = None
+        self._horizon_us: int | None = None
         self.rows = 0
 
     def add(self, transfers: pa.RecordBatch | pa.Table) -> None:
@@ -388,6 +395,30 @@ class WindowAggregator:
             self._slack[name] *= 4  # little to gain (keys seldom repeat): compact less
         self._compacted[name], self._appended[name] = int(count), 0
 
+    def forget_before(self, horizon: datetime) -> bool:
+        """Forget the windows before ``horizon``, rounded up to a day boundary (UTC): the
+        accumulated hours, cells, remote ends and evidence before it are dropped, now and
+        from every later snapshot (rows added later for that time included), so memory
+        follows the time kept. The windows left equal those of an aggregation of the same
+        transfers forgotten up to the same horizon, except that distinct counts from the
+        sketches remember the forgotten days: a 7-day window reaching back before the
+        horizon counts their addresses, and cumulative counts add only addresses not seen
+        before it. Returns whether the horizon moved (it never moves back)."""
+        horizon_us = -(-_micros(horizon) // DAY_US) * DAY_US
+        if self._horizon_us is not None and horizon_us <= self._horizon_us:
+            return False
+        self._horizon_us = horizon_us
+        self.flush()
+        self._forget()
+        return True
+
+    def _forget(self) -> None:
+        """Drop what was added before the horizon (rows that arrived after it moved too)."""
+        if self._horizon_us is not None:
+            for statement in FORGET_SQL:
+                self._con.execute(statement, {"horizon": self._horizon_us})
+            self._network.forget_before(self._horizon_us)
+
     def result(self) -> WindowTables:
         """Roll the accumulators up into every span; the aggregator is closed afterwards."""
         try:
@@ -404,6 +435,7 @@ class WindowAggregator:
         """
         self.flush()
         self._reduce_network(None, everything=True)
+        self._forget()
         scope = sorted(self._touched) if changed_only else None
         if scope is not None and len(scope) == self._tenants.count:
             scope = None  # every tenant: no copies to make

@@ -206,6 +206,12 @@ class NetworkReduction:
             "t": rows["t"], "addrs": rows["addrs"], "asns": rows["asns"],
         })
 
+    def forget_before(self, horizon_us: int) -> None:
+        """Drop the sketches and final counts of hours and days before ``horizon_us``
+        (``sketches`` only; the unions of days let go keep what they hold)."""
+        if self.sketches:
+            self._reducer.forget(horizon_us)
+
     def sketch_sizes(self) -> tuple[int, int]:
         """Sketches held for distinct counts and their bytes."""
         sketches, size = self._reducer.sketch_sizes()

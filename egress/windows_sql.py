@@ -16,7 +16,11 @@ parameters:
 * :data:`COMPACT_SQL` reduces an accumulator to one row per key (same meaning), so
   accumulators stay at tenants x time cells however many batches arrive;
 * :data:`BASES_SQL`, :data:`WINDOWS_SQL`, :data:`COUNTRIES_SQL` turn the accumulators into
-  the per-span windows.
+  the per-span windows; their distinct counts come from ``distinct_counts``, made exactly
+  by :data:`EXACT_DISTINCT_SQL` from ``presence_acc`` or handed in from the compiled
+  sketches (:mod:`egress.windows_network`; on Spark, DataSketches' ``hll_sketch_agg`` and
+  ``hll_union_agg`` would fill the same table) and summed by :data:`DISTINCT_SUMS_SQL`;
+* :data:`FORGET_SQL` drops the accumulated rows before a horizon.
 
 Rounding composes: the cumulative-floor share of a run of consecutive cells equals the
 share computed directly for their union, so an hour's share computed directly equals the
@@ -268,6 +272,15 @@ FROM cells_acc GROUP BY tenant, cell""",
     "presence_acc": "SELECT DISTINCT * FROM presence_acc",
     "evidence_acc": EVIDENCE_RESULT_SQL,
 }
+
+#: Forgetting: the accumulated rows before ``$horizon`` (a day boundary), table by table.
+FORGET_SQL = (
+    "DELETE FROM hours_acc WHERE t < $horizon",
+    "DELETE FROM cells_acc WHERE cell < $horizon",
+    "DELETE FROM presence_acc WHERE t < $horizon",
+    'DELETE FROM evidence_acc WHERE epoch_us("start") < $horizon',
+    "DELETE FROM evidence_floor WHERE day < $horizon",
+)
 
 #: Accumulator tables the per-batch statements append to (``tenant``: an integer code
 #: of the tenant id, mapped back on output).

@@ -573,3 +573,35 @@ def test_incremental_snapshots_equal_one_aggregation(rows: list[T], parts: int,
         [r for tenant in sorted(latest) for r in latest[tenant]["evidence"]],
         schema=whole.evidence.schema)
     assert evidence_key(merged_evidence) == evidence_key(whole.evidence)
+
+
+@settings(max_examples=25, deadline=None)
+@given(transfer_rows(), st.integers(-1, 9), st.booleans())
+def test_forgetting_after_equals_forgetting_before(rows: list[T], day: int,
+                                                   exact_distinct: bool) -> None:
+    """Forgetting the windows before a horizon once the rows are in leaves what forgetting
+    first leaves; the hours and days from the horizon on are those of no forgetting; and
+    a horizon never moves back."""
+    params = WindowParams(registrations={"b": T0 - DAY}, concern_countries=("NL",),
+                          evidence_per_day=2, exact_distinct=exact_distinct,
+                          distinct_late_hours=LATE)
+    cut = T0 + day * DAY
+    whole = compute_windows(table(rows), params)
+    late = WindowAggregator(params, background=False)
+    late.add(table(rows))
+    late.snapshot()
+    assert late.forget_before(cut - HOUR)  # rounded up to the day: cut
+    assert not late.forget_before(cut - DAY)
+    got = late.result()
+    early = WindowAggregator(params, background=False)
+    assert early.forget_before(cut)
+    early.add(table(rows))
+    first = early.result()
+    assert got.windows.equals(first.windows)
+    assert got.countries.equals(first.countries)
+    assert evidence_key(got.evidence) == evidence_key(first.evidence)
+    assert all(r["start"] >= cut for r in got.evidence.to_pylist())
+    for span in ("1h", "24h"):
+        assert [r for r in got.windows.to_pylist() if r["span"] == span] == [
+            r for r in whole.windows.to_pylist()
+            if r["span"] == span and r["window_start"] >= cut]

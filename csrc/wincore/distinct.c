@@ -350,6 +350,19 @@ int ds_retire(ds_store *s, int64_t latest_hour) {
     return 0;
 }
 
+void ds_forget(ds_store *s, int64_t horizon) {
+    size_t kept = 0;
+    for (size_t i = 0; i < s->final_n; i++) {
+        const ds_row *r = s->final + i;
+        if (r->span == DS_WEEK ? r->t <= horizon : r->t < horizon) continue;
+        s->final[kept++] = *r;
+    }
+    s->final_n = kept;
+    drop_before(&s->hours, horizon);
+    drop_before(&s->days, horizon);
+    for (size_t i = 0; i < CACHE; i++) s->cache[i].at = SIZE_MAX;
+}
+
 /* Rows of one entity's live slots sorted[0..n) (hours, then days). */
 static int entity_rows(ds_store *s, const keyed *sorted, size_t n, slot **days, ds_row **rows,
                        size_t *rn, size_t *cap) {

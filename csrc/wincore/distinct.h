@@ -46,6 +46,9 @@ int ds_add(ds_store *s, int32_t tenant, int16_t country, int64_t hour, uint64_t 
            int has_asn, int64_t asn);
 /* Let go of the hours and days that are old relative to latest_hour; -1: no memory. */
 int ds_retire(ds_store *s, int64_t latest_hour);
+/* Drop the hours and days before horizon (sketches and final rows; the 7-day rows of
+ * windows ending at or before it); the unions of days let go stay. */
+void ds_forget(ds_store *s, int64_t horizon);
 /* The count rows of the tenants in scope (scope NULL: all), appended to *rows (realloc'd;
  * *n rows, *cap allocated); -1 when out of memory. */
 int ds_rows(ds_store *s, const int32_t *scope, size_t scope_n, ds_row **rows, size_t *n,

@@ -457,6 +457,19 @@ static PyObject *reducer_distinct(Reducer *r, PyObject *args) {
     return out;
 }
 
+static PyObject *reducer_forget(Reducer *r, PyObject *args) {
+    long long horizon;
+    if (!PyArg_ParseTuple(args, "L", &horizon)) return NULL;
+    if (!r->store) {
+        PyErr_SetString(PyExc_ValueError, "NetworkReducer made without sketch_keep_hours");
+        return NULL;
+    }
+    if (claim(r) < 0) return NULL;
+    ds_forget(r->store, horizon);
+    r->busy = 0;
+    Py_RETURN_NONE;
+}
+
 static PyObject *reducer_sketch_sizes(Reducer *r, PyObject *unused) {
     (void)unused;
     size_t sketches = 0, bytes = 0;
@@ -603,6 +616,8 @@ static PyMethodDef reducer_methods[] = {
      PyDoc_STR("distinct(scope=None) -> bytes: rows of distinct counts (32 bytes each: "
                "tenant int32, country int16, span uint8, pad, t int64, addrs int64, asns "
                "int64) of the tenants in scope (int32 codes; None: all), from the sketches")},
+    {"forget", (PyCFunction)reducer_forget, METH_VARARGS,
+     PyDoc_STR("forget(horizon_us): drop the sketches and final counts before horizon_us")},
     {"sketch_sizes", (PyCFunction)reducer_sketch_sizes, METH_NOARGS,
      PyDoc_STR("sketch_sizes() -> (sketches, bytes) held for distinct counts")},
     {"sizes", (PyCFunction)reducer_sizes, METH_NOARGS,

@@ -40,6 +40,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -83,6 +84,8 @@ from egress.windows import (
 log = logging.getLogger(__name__)
 
 FAILPOINTS = ("segments", "commit", "enqueue")
+_DAY_US = 86_400_000_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 """Where ``failpoint`` kills the process (tests of crash safety): after the segments of
 a tick are written, after its checkpoint is committed, after its alerts are enqueued."""
 
@@ -153,6 +156,7 @@ class Sidecar:
         self._aggregator: WindowAggregator | None = None
         self._aggregator_params: WindowParams | None = None
         self._aggregated: set[str] = set()
+        self._expired: set[str] = set()  # segments retention dropped since the last snapshot
         self._matched: dict[str, tuple[Finding, ...]] = {}  # per tenant, at the last snapshot
         self._snapshot_full = True
         self._written: dict[str, pa.Table] = {}  # segments stored by this process, not added
@@ -204,7 +208,8 @@ class Sidecar:
         checkpoint = self.checkpoint
         new = Checkpoint(tick=checkpoint.tick + 1, marks=dict(checkpoint.marks),
                          segments=dict(checkpoint.segments), readers=dict(checkpoint.readers),
-                         unlisted=dict(checkpoint.unlisted), issues=dict(checkpoint.issues))
+                         unlisted=dict(checkpoint.unlisted), issues=dict(checkpoint.issues),
+                         horizon_us=checkpoint.horizon_us)
         dropped: list[str] = []
         records: Counter[str] = Counter()
         self._pump(new, records)
@@ -336,16 +341,22 @@ class Sidecar:
         self._written[segment.name] = table  # the aggregator takes it without reading it back
 
     def _retain(self, new: Checkpoint) -> list[str]:
-        """Drop the segments wholly older than ``retention_days`` behind the newest end."""
+        """Drop the segments wholly older than ``retention_days`` behind the newest end,
+        and move the horizon of the windows to the retention's (windows before it are
+        forgotten: a dropped segment's transfers end before it)."""
         days = self.config.retention_days
         ends = [s.newest_end_us for s in new.segments.values() if s.newest_end_us is not None]
         if days is None or not ends:
             return []
         cutoff = max(ends) - int(days * 86_400e6)
+        horizon = -(-cutoff // _DAY_US) * _DAY_US
+        if new.horizon_us is None or horizon > new.horizon_us:
+            new.horizon_us = horizon
         old = [s for s in new.segments.values()
                if s.newest_end_us is not None and s.newest_end_us < cutoff]
         for seg in old:
             del new.segments[seg.name]
+        self._expired.update(s.name for s in old)
         return [s.name for s in old]
 
     def _count_unattributed(self, name: str, n: int) -> None:
@@ -374,21 +385,25 @@ class Sidecar:
             memory_limit=w.memory_limit)
 
     def windows(self, *, changed_only: bool = False) -> WindowTables:
-        """The windows of every retained transfer, kept incrementally: one aggregator lives
-        across ticks and takes each new segment once; it is built again from the retained
-        segments after a start, when the window parameters change (inventory reload) or
-        when retention drops a segment it holds. ``changed_only``: only the tenants with
-        new transfers since the last call (all tenants when the aggregator was built
-        again)."""
+        """The windows of every retained transfer after the retention horizon, kept
+        incrementally: one aggregator lives across ticks and takes each new segment once;
+        segments dropped by retention are forgotten with the windows before the horizon
+        (:meth:`~egress.windows.WindowAggregator.forget_before`). It is built again from
+        the retained segments after a start, when the window parameters change (inventory
+        reload) or when a segment it holds was replaced (a whole file read again).
+        ``changed_only``: only the tenants with new transfers since the last call (all
+        tenants when the aggregator was built again or the horizon moved)."""
         params = self.window_params()
         segments = self.checkpoint.segments
+        gone = self._aggregated - segments.keys()
         if (self._aggregator is None or params != self._aggregator_params
-                or not self._aggregated <= segments.keys()):
+                or not gone <= self._expired):
             self._drop_aggregator()
             self._aggregator = WindowAggregator(params)
             self._aggregator_params = params
             changed_only = False
-        self._snapshot_full = not changed_only
+        self._aggregated -= gone
+        self._expired.clear()
         try:
             for name in segments:
                 if name not in self._aggregated:
@@ -396,6 +411,11 @@ class Sidecar:
                     self._aggregator.add(self.state.segment(name) if table is None else table)
                     self._aggregated.add(name)
             self._written.clear()
+            horizon = self.checkpoint.horizon_us
+            if horizon is not None and self._aggregator.forget_before(
+                    _EPOCH + timedelta(microseconds=horizon)):
+                changed_only = False  # every tenant's older windows are gone
+            self._snapshot_full = not changed_only
             return self._aggregator.snapshot(changed_only=changed_only)
         except BaseException:
             self._drop_aggregator()

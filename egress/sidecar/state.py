@@ -72,6 +72,8 @@ class Checkpoint:
     """Per whole-file owner: lines the reader counted as issues."""
     dedup: bytes | None = None
     """The pickled sensor de-duplicator (with two or more Zeek inputs)."""
+    horizon_us: int | None = None
+    """Retention: the windows before this (a day boundary, log time) are forgotten."""
 
 
 def write_atomically(path: Path, data: bytes) -> None:
@@ -139,6 +141,8 @@ class StateDirectory:
                     checkpoint.version != CHECKPOINT_VERSION:
                 raise ConfigError(f"{self.checkpoint_path}: not a checkpoint of this version "
                                   "of egress (move the state directory away to start over)")
+            if not hasattr(checkpoint, "horizon_us"):  # written before retention horizons
+                checkpoint.horizon_us = None
         for orphan in (*self.segments.glob("*.arrow"), *self.segments.glob("*.parquet")):
             if orphan.name not in checkpoint.segments:
                 log.info("removing %s: written by a tick that did not commit", orphan)
