@@ -204,7 +204,7 @@ def work_egress(conn: Path) -> dict[str, Any]:
     geo = load_geo([conn.parent / "geo.csv"])
     started = time.perf_counter()
     result = run_windows([conn], inventory, geo, RunOptions(windows=WindowParams(
-        memory_limit="2GB", temp_directory=str(conn.parent / "spill"))))
+        memory_limit="1GB", temp_directory=str(conn.parent / "spill"))))
     windows = result.tables.windows
     return {"rows": result.records.get("zeek", 0), "windows": windows.num_rows,
             "tenants": len(set(windows.column("tenant").to_pylist())),
@@ -233,7 +233,7 @@ def work_windows(transfers: Path) -> dict[str, Any]:
 
     table = feather.read_table(str(transfers), memory_map=True)
     aggregator = WindowAggregator(WindowParams(
-        memory_limit="2GB", temp_directory=str(transfers.parent / "spill")))
+        memory_limit="1GB", temp_directory=str(transfers.parent / "spill")))
     cpu, wall = time.process_time(), time.perf_counter()
     for batch in table.to_batches(max_chunksize=65_536):
         aggregator.add(batch)

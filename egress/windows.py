@@ -35,7 +35,7 @@ remote end, is left out of ``bytes_in``/``bytes_out`` though its flows count); `
 ``object_puts``, ``drives_attached`` and ``quality_marked`` count the transfers that *start*
 in the window, so no transfer is counted twice across windows; ``remote_addrs`` and
 ``remote_asns`` are distinct over the network transfers that *overlap* the window (counted
-by sketches: exact up to 384 per window, estimates within about 1.6 % beyond; or exactly,
+by sketches: exact up to 768 per window, estimates within about 1.6 % beyond; or exactly,
 with ``WindowParams.exact_distinct``);
 ``peak_rate_*_bps`` is the highest mean rate over an epoch-aligned 5-minute cell inside the
 window; ``hours_above_rate`` counts the epoch-aligned hours whose inbound bytes reach
@@ -177,7 +177,7 @@ class WindowParams:
     DuckDB spills to the directory beyond the limit.
     ``exact_distinct``: count distinct remote addresses and ASNs exactly, from every
     remote end per tenant and hour (memory and time grow with them); by default they are
-    counted by sketches, exact up to 384 values per window and within about 1.6 %
+    counted by sketches, exact up to 768 values per window and within about 1.6 %
     (standard error) beyond (:mod:`egress.windows_network`). ``distinct_late_hours``:
     how far behind the latest transfer start the sketches of an hour stay open (then
     their counts are final; a transfer arriving later for that time may count an address
@@ -422,7 +422,7 @@ class WindowAggregator:
     def result(self) -> WindowTables:
         """Roll the accumulators up into every span; the aggregator is closed afterwards."""
         try:
-            return self.snapshot()
+            return self._snapshot(changed_only=False, last=True)
         finally:
             self.close()
 
@@ -433,6 +433,11 @@ class WindowAggregator:
         the transfers added so far. ``changed_only``: only the tenants with transfers
         added since the previous snapshot (all their windows; the others' are unchanged).
         """
+        return self._snapshot(changed_only=changed_only, last=False)
+
+    def _snapshot(self, *, changed_only: bool, last: bool) -> WindowTables:
+        """:meth:`snapshot`; ``last``: no more batches follow (the sketches are freed as
+        soon as their counts are taken)."""
         self.flush()
         self._reduce_network(None, everything=True)
         self._forget()
@@ -466,6 +471,8 @@ class WindowAggregator:
                     params["concern"] = list(self._params.concern_countries)
                 self._con.execute(_scoped(statement, scope), params or None)
             self._distinct_counts(scope)
+            if last:
+                self._network.drop_sketches()
             windows = self._con.sql(WINDOWS_SQL).to_arrow_table()
             countries = self._con.sql(COUNTRIES_SQL).to_arrow_table()
             self._compact("evidence_acc")  # the ranked evidence: what the result holds

@@ -608,6 +608,10 @@ SELECT tenant, country, 'cumulative', t, count(*), 0 FROM (
 #: ``distinct_counts`` (exact, or from the sketches) summed per key: the windows' source.
 DISTINCT_SUMS_SQL = """
 CREATE OR REPLACE TEMP TABLE distinct_sums AS
-SELECT tenant, country, span, t, sum(addrs) AS addrs, sum(asns) AS asns
-FROM distinct_counts GROUP BY ALL
+SELECT tenant, CAST(country AS VARCHAR) AS country, CAST(span AS VARCHAR) AS span, t,
+       addrs, asns
+FROM (
+    SELECT tenant, country, span, t, sum(addrs) AS addrs, sum(asns) AS asns
+    FROM distinct_counts GROUP BY ALL
+)
 """

@@ -1,4 +1,4 @@
-"""Distinct remote ends counted by sketches: exact sets up to 384 values, HyperLogLog
+"""Distinct remote ends counted by sketches: exact sets up to 768 values, HyperLogLog
 estimates beyond, and what is let go as time moves on (egress.windows_network,
 csrc/wincore/distinct.c)."""
 

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SK_Q (64 - SK_P)
+#define SK_Q (32 - SK_P)
 
 /* splitmix64's finalizer: a bijection of 64-bit values that spreads every input bit. */
 static inline uint64_t mix(uint64_t x) {
@@ -16,16 +16,18 @@ static inline uint64_t mix(uint64_t x) {
     return x ^ (x >> 31);
 }
 
-static inline void reg_put(uint8_t *regs, uint64_t h) {
-    uint64_t w = h << SK_P;
-    uint8_t rank = (uint8_t)(w ? __builtin_clzll(w) + 1 : SK_Q + 1);
+/* A register from a 32-bit fingerprint: the first SK_P bits choose it, the rest give the
+ * rank (at most SK_Q + 1). */
+static inline void reg_put(uint8_t *regs, uint32_t h) {
+    uint32_t w = h << SK_P;
+    uint8_t rank = (uint8_t)(w ? __builtin_clz(w) + 1 : SK_Q + 1);
     uint8_t *r = regs + (h >> SK_Q);
     if (rank > *r) *r = rank;
 }
 
-/* Insert a mixed hash into a set with room for it (cap a power of two). 1 if new. */
-static inline int set_put(uint64_t *slots, uint32_t cap, uint64_t h) {
-    uint32_t i = (uint32_t)h & (cap - 1);
+/* Insert a fingerprint into a set with room for it (cap a power of two). 1 if new. */
+static inline int set_put(uint32_t *slots, uint32_t cap, uint32_t h) {
+    uint32_t i = (h ^ (h >> 16)) & (cap - 1);
     while (slots[i]) {
         if (slots[i] == h) return 0;
         i = (i + 1) & (cap - 1);
@@ -37,7 +39,7 @@ static inline int set_put(uint64_t *slots, uint32_t cap, uint64_t h) {
 static int densify(sketch *s) {
     uint8_t *regs = calloc(SK_M, 1);
     if (!regs) return -1;
-    uint64_t *slots = s->p;
+    uint32_t *slots = s->p;
     for (uint32_t i = 0; i < s->cap; i++)
         if (slots[i]) reg_put(regs, slots[i]);
     free(s->p);
@@ -50,9 +52,9 @@ static int room(sketch *s) {
     if ((uint64_t)(s->n + 1) * 4 <= (uint64_t)s->cap * 3) return 0;
     uint32_t cap = s->cap ? s->cap * 2 : 4;
     if (cap > SK_SET_MAX) return densify(s);
-    uint64_t *slots = calloc(cap, sizeof *slots);
+    uint32_t *slots = calloc(cap, sizeof *slots);
     if (!slots) return -1;
-    uint64_t *old = s->p;
+    uint32_t *old = s->p;
     for (uint32_t i = 0; i < s->cap; i++)
         if (old[i]) set_put(slots, cap, old[i]);
     free(old);
@@ -60,7 +62,7 @@ static int room(sketch *s) {
     return 0;
 }
 
-static int add_hash(sketch *s, uint64_t h) {
+static int add_hash(sketch *s, uint32_t h) {
     if (s->cap != SK_DENSE) {
         if (!h) h = 1;  /* 0 marks a free slot */
         if (room(s) < 0) return -1;
@@ -73,7 +75,7 @@ static int add_hash(sketch *s, uint64_t h) {
     return 0;
 }
 
-int sk_add(sketch *s, uint64_t value) { return add_hash(s, mix(value)); }
+int sk_add(sketch *s, uint64_t value) { return add_hash(s, (uint32_t)(mix(value) >> 32)); }
 
 int sk_merge(sketch *dst, const sketch *src) {
     if (src->cap == SK_DENSE) {
@@ -91,7 +93,7 @@ int sk_merge(sketch *dst, const sketch *src) {
         for (uint32_t i = 0; i < SK_M; i++) d[i] = d[i] > r[i] ? d[i] : r[i];
         return 0;
     }
-    const uint64_t *slots = src->p;
+    const uint32_t *slots = src->p;
     for (uint32_t i = 0; i < src->cap; i++)
         if (slots[i] && add_hash(dst, slots[i]) < 0) return -1;
     return 0;
@@ -141,5 +143,5 @@ void sk_free(sketch *s) {
 }
 
 size_t sk_bytes(const sketch *s) {
-    return s->cap == SK_DENSE ? SK_M : (size_t)s->cap * sizeof(uint64_t);
+    return s->cap == SK_DENSE ? SK_M : (size_t)s->cap * sizeof(uint32_t);
 }

@@ -470,6 +470,15 @@ static PyObject *reducer_forget(Reducer *r, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+static PyObject *reducer_drop_sketches(Reducer *r, PyObject *unused) {
+    (void)unused;
+    if (claim(r) < 0) return NULL;
+    ds_free(r->store);
+    r->store = NULL;
+    r->busy = 0;
+    Py_RETURN_NONE;
+}
+
 static PyObject *reducer_sketch_sizes(Reducer *r, PyObject *unused) {
     (void)unused;
     size_t sketches = 0, bytes = 0;
@@ -618,6 +627,9 @@ static PyMethodDef reducer_methods[] = {
                "int64) of the tenants in scope (int32 codes; None: all), from the sketches")},
     {"forget", (PyCFunction)reducer_forget, METH_VARARGS,
      PyDoc_STR("forget(horizon_us): drop the sketches and final counts before horizon_us")},
+    {"drop_sketches", (PyCFunction)reducer_drop_sketches, METH_NOARGS,
+     PyDoc_STR("drop_sketches(): free the sketches (remote ends are handed out as presence "
+               "afterwards)")},
     {"sketch_sizes", (PyCFunction)reducer_sketch_sizes, METH_NOARGS,
      PyDoc_STR("sketch_sizes() -> (sketches, bytes) held for distinct counts")},
     {"sizes", (PyCFunction)reducer_sizes, METH_NOARGS,
