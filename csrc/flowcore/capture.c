@@ -3,6 +3,16 @@
  * may end mid-record; the caller keeps the unconsumed tail for the next call.
  */
 #include "engine.h"
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22   /* Linux 5.14 */
+#endif
 
 /* ------------------------------------------------------------------ file formats */
 
@@ -226,3 +236,119 @@ Py_ssize_t fc_feed_pcapng(Engine *e, const uint8_t *b, Py_ssize_t n, int final) 
     return o;
 }
 
+
+/* ------------------------------------------------------------------ the file's mapping */
+
+/*
+ * Reading a capture through a memory map costs the kernel about as much as the
+ * parse itself on large packets: every 4 KiB page is mapped on a fault and
+ * dropped again behind the reader (so that the resident size stays flat). A
+ * helper thread does both off the parser's path: while the parser reads one
+ * window, it maps the next (MADV_POPULATE_READ) and drops the pages the parser
+ * has left. It touches no Python object. Without the thread (or without
+ * MADV_POPULATE_READ) the parser faults the pages in itself, as a plain map.
+ * Read-ahead of pages not yet in the page cache stays the kernel's.
+ */
+struct FileMap {
+    const uint8_t *base; size_t size, page; int fd;
+    pthread_t thread; pthread_mutex_t mu; pthread_cond_t cv;
+    int has_thread, stop;
+    size_t pop_from, pop_to;    /* requested: map these bytes ahead of the parser */
+    size_t drop_from, drop_to;  /* requested: drop these bytes behind it */
+    size_t dropped;             /* bytes below this were handed on to be dropped */
+};
+
+static void *filemap_helper(void *arg) {
+    struct FileMap *m = arg;
+    int populate = 1;
+    pthread_mutex_lock(&m->mu);
+    while (!m->stop) {
+        if (m->drop_to > m->drop_from) {
+            size_t a = m->drop_from, b = m->drop_to;
+            m->drop_from = m->drop_to = 0;
+            pthread_mutex_unlock(&m->mu);
+            madvise((void *)(uintptr_t)(m->base + a), b - a, MADV_DONTNEED);
+            pthread_mutex_lock(&m->mu);
+        } else if (m->pop_to > m->pop_from) {
+            size_t a = m->pop_from, b = m->pop_to;
+            m->pop_from = m->pop_to = 0;
+            pthread_mutex_unlock(&m->mu);
+            /* an old kernel refuses the advice: the parser then faults pages in itself */
+            if (populate && madvise((void *)(uintptr_t)(m->base + a), b - a, MADV_POPULATE_READ) != 0 &&
+                errno == EINVAL)
+                populate = 0;
+            pthread_mutex_lock(&m->mu);
+        } else {
+            pthread_cond_wait(&m->cv, &m->mu);
+        }
+    }
+    pthread_mutex_unlock(&m->mu);
+    return NULL;
+}
+
+int fc_map_open(Engine *e, int fd) {
+    struct stat st;
+    if (fstat(fd, &st) != 0) return -1;
+    if (!S_ISREG(st.st_mode) || st.st_size <= 0) { errno = EINVAL; return -1; }
+    size_t size = (size_t)st.st_size;
+    void *base = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+    if (base == MAP_FAILED) return -1;
+    struct FileMap *m = calloc(1, sizeof *m);
+    if (!m) { munmap(base, size); errno = ENOMEM; return -1; }
+    m->base = base; m->size = size; m->fd = fd;
+    long page = sysconf(_SC_PAGESIZE);
+    m->page = page > 0 ? (size_t)page : 4096;
+    if (pthread_mutex_init(&m->mu, NULL) == 0) {
+        if (pthread_cond_init(&m->cv, NULL) == 0) {
+            m->has_thread = pthread_create(&m->thread, NULL, filemap_helper, m) == 0;
+            if (!m->has_thread) pthread_cond_destroy(&m->cv);
+        }
+        if (!m->has_thread) pthread_mutex_destroy(&m->mu);
+    }
+    e->fmap = m;
+    return 0;
+}
+
+/* The bytes [offset, offset + length) of the mapped file (NULL if outside it).
+ * Pages before offset are dropped and the next window is mapped, by the helper. */
+const uint8_t *fc_map_window(Engine *e, int64_t offset, int64_t length, int64_t *size) {
+    struct FileMap *m = e->fmap;
+    *size = (int64_t)m->size;
+    if (offset < 0 || length < 0 || (uint64_t)offset > m->size || (uint64_t)length > m->size - (uint64_t)offset)
+        return NULL;
+    size_t start = (size_t)offset, end = start + (size_t)length;
+    size_t drop = start - start % m->page;
+    if (m->has_thread) {
+        size_t next_to = end + (size_t)length < m->size ? end + (size_t)length : m->size;
+        pthread_mutex_lock(&m->mu);
+        if (drop > m->dropped) {
+            if (m->drop_to <= m->drop_from) m->drop_from = m->dropped;
+            m->drop_to = drop; m->dropped = drop;
+        }
+        if (next_to > end) { m->pop_from = end - end % m->page; m->pop_to = next_to; }
+        pthread_cond_signal(&m->cv);
+        pthread_mutex_unlock(&m->mu);
+    } else if (drop > m->dropped) {
+        madvise((void *)(uintptr_t)(m->base + m->dropped), drop - m->dropped, MADV_DONTNEED);
+        m->dropped = drop;
+    }
+    return m->base + start;
+}
+
+int fc_map_fd(const Engine *e) { return e->fmap ? e->fmap->fd : -1; }
+
+void fc_map_close(Engine *e) {
+    struct FileMap *m = e->fmap;
+    if (!m) return;
+    e->fmap = NULL;
+    if (m->has_thread) {
+        pthread_mutex_lock(&m->mu);
+        m->stop = 1;
+        pthread_cond_signal(&m->cv);
+        pthread_mutex_unlock(&m->mu);
+        pthread_join(m->thread, NULL);
+        pthread_cond_destroy(&m->cv); pthread_mutex_destroy(&m->mu);
+    }
+    munmap((void *)(uintptr_t)m->base, m->size);
+    free(m);
+}

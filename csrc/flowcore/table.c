@@ -129,6 +129,7 @@ int32_t fc_alloc_slot(Engine *e) {
 
 int fc_conn_init(Engine *e) {
     e->free_head = -1;
+    e->parents_free = -1;
     e->frags = PyMem_Calloc(FRAG_SLOTS, sizeof(FragEntry));
     if (!e->frags) { PyErr_NoMemory(); return -1; }
     return grow_table(e);
@@ -136,6 +137,7 @@ int fc_conn_init(Engine *e) {
 
 void fc_conn_free(Engine *e) {
     flows_free(e->flows, (size_t)e->cap);
+    PyMem_Free(e->parents); e->parents = NULL;
     table_free(e->htab);
     PyMem_Free(e->heap); PyMem_Free(e->frags); PyMem_Free(e->flush_order);
     e->flush_order = NULL;
@@ -152,4 +154,33 @@ void fc_table_rehash(Engine *e) {
 
 void fc_table_settle(Engine *e) {
     if (e->flushing) fc_table_rehash(e);
+}
+
+/* Tunnel parents live in a pool beside the flows: few flows have any, and the
+ * four uids would otherwise take a cache line of every flow. */
+uint64_t *fc_parents_of(Engine *e, Flow *f) {
+    if (f->parents_at) return e->parents[f->parents_at - 1].uid;
+    int32_t i;
+    if (e->parents_free >= 0) {
+        i = e->parents_free;
+        e->parents_free = (int32_t)e->parents[i].uid[0];
+    } else {
+        if (e->parents_used == e->parents_cap) {
+            int32_t nc = e->parents_cap ? e->parents_cap * 2 : 256;
+            Parents *np = PyMem_Realloc(e->parents, sizeof(Parents) * (size_t)nc);
+            if (!np) { PyErr_NoMemory(); e->pyerr = 1; return NULL; }
+            e->parents = np; e->parents_cap = nc;
+        }
+        i = e->parents_used++;
+    }
+    f->parents_at = i + 1;
+    return e->parents[i].uid;
+}
+
+void fc_parents_release(Engine *e, Flow *f) {
+    if (!f->parents_at) return;
+    int32_t i = f->parents_at - 1;
+    e->parents[i].uid[0] = (uint64_t)(int64_t)e->parents_free;
+    e->parents_free = i;
+    f->parents_at = 0;
 }
