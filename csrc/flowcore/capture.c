@@ -13,6 +13,9 @@
 #ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ 22   /* Linux 5.14 */
 #endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
 
 /* ------------------------------------------------------------------ file formats */
 
@@ -248,43 +251,68 @@ Py_ssize_t fc_feed_pcapng(Engine *e, const uint8_t *b, Py_ssize_t n, int final) 
  * has left. It touches no Python object. Without the thread (or without
  * MADV_POPULATE_READ) the parser faults the pages in itself, as a plain map.
  * Read-ahead of pages not yet in the page cache stays the kernel's.
+ *
+ * The same thread also faults in the next pages of the flow array and of the
+ * timer heap before the engine reaches them (fc_helper_prefault): the kernel
+ * zeroes each new page, and in a virtual machine that costs about as much per
+ * byte as reading the capture.
  */
 struct FileMap {
     const uint8_t *base; size_t size, page; int fd;
+    pid_t pid;                  /* the process that made the thread (a forked child has none) */
     pthread_t thread; pthread_mutex_t mu; pthread_cond_t cv;
     int has_thread, stop;
-    size_t pop_from, pop_to;    /* requested: map these bytes ahead of the parser */
-    size_t drop_from, drop_to;  /* requested: drop these bytes behind it */
-    size_t dropped;             /* bytes below this were handed on to be dropped */
+    uintptr_t pop_from, pop_to;     /* requested: map these addresses of the file ahead of the parser */
+    uintptr_t drop_from, drop_to;   /* requested: drop these behind it */
+    size_t dropped;                 /* file bytes below this were handed on to be dropped */
+    struct { void *base; uintptr_t from, to; } pf[PF_REGIONS];  /* requested: fault in [from, to) */
+    int pf_busy;                /* 1 + the region whose request is being served; 0: none */
+    pthread_cond_t idle;        /* signalled when it is done */
 };
+
+/* Requests are served a piece at a time, so that a new or cancelled one waits
+ * little, and the address space's lock is held briefly (the parser's own
+ * mappings, Python's arenas among them, wait on it). */
+#define HELPER_PIECE ((uintptr_t)2 << 20)
+
+static uintptr_t take_piece(uintptr_t *from, uintptr_t to) {
+    uintptr_t a = *from;
+    *from = to - a > HELPER_PIECE ? a + HELPER_PIECE : to;
+    return a;
+}
 
 static void *filemap_helper(void *arg) {
     struct FileMap *m = arg;
     int populate = 1;
     pthread_mutex_lock(&m->mu);
     while (!m->stop) {
-        if (m->drop_to > m->drop_from) {
-            size_t a = m->drop_from, b = m->drop_to;
-            m->drop_from = m->drop_to = 0;
-            pthread_mutex_unlock(&m->mu);
-            madvise((void *)(uintptr_t)(m->base + a), b - a, MADV_DONTNEED);
-            pthread_mutex_lock(&m->mu);
-        } else if (m->pop_to > m->pop_from) {
-            size_t a = m->pop_from, b = m->pop_to;
-            m->pop_from = m->pop_to = 0;
-            pthread_mutex_unlock(&m->mu);
-            /* an old kernel refuses the advice: the parser then faults pages in itself */
-            if (populate && madvise((void *)(uintptr_t)(m->base + a), b - a, MADV_POPULATE_READ) != 0 &&
-                errno == EINVAL)
-                populate = 0;
-            pthread_mutex_lock(&m->mu);
+        uintptr_t a, b; int advice, region = -1;
+        if (m->pop_to > m->pop_from) {
+            a = take_piece(&m->pop_from, m->pop_to); b = m->pop_from; advice = MADV_POPULATE_READ;
+        } else if (m->pf[0].to > m->pf[0].from || m->pf[1].to > m->pf[1].from) {
+            region = m->pf[0].to > m->pf[0].from ? 0 : 1;
+            a = take_piece(&m->pf[region].from, m->pf[region].to); b = m->pf[region].from;
+            advice = MADV_POPULATE_WRITE;
+            m->pf_busy = region + 1;
+        } else if (m->drop_to > m->drop_from) {
+            a = take_piece(&m->drop_from, m->drop_to); b = m->drop_from; advice = MADV_DONTNEED;
         } else {
             pthread_cond_wait(&m->cv, &m->mu);
+            continue;
         }
+        pthread_mutex_unlock(&m->mu);
+        /* an old kernel refuses to populate: the parser then faults pages in itself */
+        if ((populate || advice == MADV_DONTNEED) && madvise((void *)a, b - a, advice) != 0 &&
+            advice != MADV_DONTNEED && errno == EINVAL)
+            populate = 0;
+        pthread_mutex_lock(&m->mu);
+        if (region >= 0) { m->pf_busy = 0; pthread_cond_broadcast(&m->idle); }
     }
     pthread_mutex_unlock(&m->mu);
     return NULL;
 }
+
+static int helper_here(const struct FileMap *m) { return m && m->has_thread && m->pid == getpid(); }
 
 int fc_map_open(Engine *e, int fd) {
     struct stat st;
@@ -295,12 +323,15 @@ int fc_map_open(Engine *e, int fd) {
     if (base == MAP_FAILED) return -1;
     struct FileMap *m = calloc(1, sizeof *m);
     if (!m) { munmap(base, size); errno = ENOMEM; return -1; }
-    m->base = base; m->size = size; m->fd = fd;
+    m->base = base; m->size = size; m->fd = fd; m->pid = getpid();
     long page = sysconf(_SC_PAGESIZE);
     m->page = page > 0 ? (size_t)page : 4096;
     if (pthread_mutex_init(&m->mu, NULL) == 0) {
         if (pthread_cond_init(&m->cv, NULL) == 0) {
-            m->has_thread = pthread_create(&m->thread, NULL, filemap_helper, m) == 0;
+            if (pthread_cond_init(&m->idle, NULL) == 0) {
+                m->has_thread = pthread_create(&m->thread, NULL, filemap_helper, m) == 0;
+                if (!m->has_thread) pthread_cond_destroy(&m->idle);
+            }
             if (!m->has_thread) pthread_cond_destroy(&m->cv);
         }
         if (!m->has_thread) pthread_mutex_destroy(&m->mu);
@@ -310,7 +341,9 @@ int fc_map_open(Engine *e, int fd) {
 }
 
 /* The bytes [offset, offset + length) of the mapped file (NULL if outside it).
- * Pages before offset are dropped and the next window is mapped, by the helper. */
+ * The pages before offset are dropped, and the next window is mapped ahead, by
+ * the helper; the parser drops pages itself when the helper has fallen behind,
+ * so that at most two windows stay resident. */
 const uint8_t *fc_map_window(Engine *e, int64_t offset, int64_t length, int64_t *size) {
     struct FileMap *m = e->fmap;
     *size = (int64_t)m->size;
@@ -318,36 +351,68 @@ const uint8_t *fc_map_window(Engine *e, int64_t offset, int64_t length, int64_t 
         return NULL;
     size_t start = (size_t)offset, end = start + (size_t)length;
     size_t drop = start - start % m->page;
-    if (m->has_thread) {
+    uintptr_t base = (uintptr_t)m->base, mine_from = 0, mine_to = 0;
+    if (helper_here(m)) {
         size_t next_to = end + (size_t)length < m->size ? end + (size_t)length : m->size;
         pthread_mutex_lock(&m->mu);
         if (drop > m->dropped) {
-            if (m->drop_to <= m->drop_from) m->drop_from = m->dropped;
-            m->drop_to = drop; m->dropped = drop;
+            if (m->drop_to > m->drop_from) {    /* the last request is still waiting */
+                mine_from = m->drop_from; mine_to = base + drop;
+                m->drop_from = m->drop_to = 0;
+            } else {
+                m->drop_from = base + m->dropped; m->drop_to = base + drop;
+            }
+            m->dropped = drop;
         }
-        if (next_to > end) { m->pop_from = end - end % m->page; m->pop_to = next_to; }
+        if (next_to > end) { m->pop_from = base + end - end % m->page; m->pop_to = base + next_to; }
         pthread_cond_signal(&m->cv);
         pthread_mutex_unlock(&m->mu);
     } else if (drop > m->dropped) {
-        madvise((void *)(uintptr_t)(m->base + m->dropped), drop - m->dropped, MADV_DONTNEED);
+        mine_from = base + m->dropped; mine_to = base + drop;
         m->dropped = drop;
     }
+    if (mine_to > mine_from) madvise((void *)mine_from, mine_to - mine_from, MADV_DONTNEED);
     return m->base + start;
 }
 
 int fc_map_fd(const Engine *e) { return e->fmap ? e->fmap->fd : -1; }
 
+int fc_helper_prefault(Engine *e, int region, void *base, size_t from, size_t to) {
+    struct FileMap *m = e->fmap;
+    if (!helper_here(m)) return 0;
+    uintptr_t a = (uintptr_t)base + from, b = (uintptr_t)base + to;
+    a -= a % m->page;  /* madvise takes whole pages */
+    pthread_mutex_lock(&m->mu);
+    if (m->pf[region].to > m->pf[region].from && m->pf[region].base == base && m->pf[region].to >= a) {
+        if (b > m->pf[region].to) m->pf[region].to = b;   /* still waiting: extend it */
+    } else {
+        m->pf[region].base = base; m->pf[region].from = a; m->pf[region].to = b;
+    }
+    pthread_cond_signal(&m->cv);
+    pthread_mutex_unlock(&m->mu);
+    return 1;
+}
+
+void fc_helper_settle(Engine *e, int region) {
+    struct FileMap *m = e->fmap;
+    if (!helper_here(m)) return;
+    pthread_mutex_lock(&m->mu);
+    m->pf[region].from = m->pf[region].to = 0;
+    while (m->pf_busy == region + 1) pthread_cond_wait(&m->idle, &m->mu);
+    pthread_mutex_unlock(&m->mu);
+}
+
 void fc_map_close(Engine *e) {
     struct FileMap *m = e->fmap;
     if (!m) return;
     e->fmap = NULL;
-    if (m->has_thread) {
+    if (helper_here(m)) {
         pthread_mutex_lock(&m->mu);
         m->stop = 1;
         pthread_cond_signal(&m->cv);
         pthread_mutex_unlock(&m->mu);
         pthread_join(m->thread, NULL);
-        pthread_cond_destroy(&m->cv); pthread_mutex_destroy(&m->mu);
+        pthread_cond_destroy(&m->idle); pthread_cond_destroy(&m->cv); pthread_mutex_destroy(&m->mu);
     }
     munmap((void *)(uintptr_t)m->base, m->size);
     free(m);

@@ -32,12 +32,16 @@ static inline int timer_less(const Timer *a, const Timer *b) {
 static int timer_add(Engine *e, int64_t t, int32_t flow, uint8_t kind, uint32_t ver) {
     if (e->nheap == e->heapcap) {
         Py_ssize_t nc = e->heapcap ? e->heapcap * 2 : 8192;
+        fc_helper_settle(e, PF_TIMERS);  /* the heap may move */
         Timer *nh = PyMem_Realloc(e->heap, sizeof(Timer) * (size_t)nc);
         if (!nh) { PyErr_NoMemory(); e->pyerr = 1; return -1; }
         e->heap = nh; e->heapcap = nc;
+        e->timers_prefaulted = 0;  /* it may have moved */
     }
     Timer tm = { t, e->timer_seq++, flow, e->flows[flow].gen, ver, kind };
     Py_ssize_t i = e->nheap++;
+    if (e->fmap) fc_prefault_ahead(e, PF_TIMERS, e->heap, sizeof(Timer) * (size_t)e->nheap,
+                                   sizeof(Timer) * (size_t)e->heapcap, &e->timers_prefaulted);
     while (i > 0) {
         Py_ssize_t p = (i - 1) / 2;
         if (!timer_less(&tm, &e->heap[p])) break;

@@ -133,6 +133,7 @@ typedef struct {
     Flow *flows; int32_t cap; int32_t free_head; int32_t live;
     Parents *parents; int32_t parents_cap, parents_used, parents_free;  /* pool; free list through uid[0] */
     int32_t fresh, fresh_below;  /* slots from fresh on have never been used (see conn.c) */
+    size_t flows_prefaulted, timers_prefaulted;  /* bytes asked to be faulted in ahead (fc_prefault_ahead) */
     uint64_t *htab; uint32_t hmask;  /* slots: hash tag << 32 | flow index; empty: all ones */
     Timer *heap; Py_ssize_t nheap, heapcap; uint64_t timer_seq;
     FragEntry *frags;
@@ -356,5 +357,20 @@ int fc_map_open(Engine *e, int fd);
 const uint8_t *fc_map_window(Engine *e, int64_t offset, int64_t length, int64_t *size);
 void fc_map_close(Engine *e);
 int fc_map_fd(const Engine *e);
+/* While a file is mapped: fault in bytes [from, to) of a growing array ahead of
+ * use (1: asked), and wait until no request of it is pending or running (before
+ * the array moves). Regions: */
+enum { PF_FLOWS = 0, PF_TIMERS, PF_REGIONS };
+int fc_helper_prefault(Engine *e, int region, void *base, size_t from, size_t to);
+void fc_helper_settle(Engine *e, int region);
+/* The helper faults in the next few MB of the flow array and the timer heap
+ * while the engine fills them (table.c, conn.c). */
+#define PREFAULT_STEP ((size_t)4 << 20)
+static inline void fc_prefault_ahead(Engine *e, int region, void *base, size_t used, size_t limit, size_t *asked) {
+    if (*asked < used) *asked = used;
+    if (*asked - used >= PREFAULT_STEP / 2 || *asked >= limit) return;
+    size_t to = *asked + PREFAULT_STEP < limit ? *asked + PREFAULT_STEP : limit;
+    if (fc_helper_prefault(e, region, base, *asked, to)) *asked = to;
+}
 
 #endif

@@ -83,6 +83,9 @@ static int32_t pop_slot(Engine *e) {
         if (h >= 0) { e->free_head = e->flows[h].hnext; return h; }
         if (h != FREE_FRESH) return -1;
         if (e->fresh < e->cap) {
+            /* fresh slots are taken in order: have the next MB faulted in ahead */
+            if (e->fmap) fc_prefault_ahead(e, PF_FLOWS, e->flows, (size_t)e->fresh * sizeof(Flow),
+                                           (size_t)e->cap * sizeof(Flow), &e->flows_prefaulted);
             Flow *f = &e->flows[e->fresh];
             f->used = 0; f->gen = 0;
             return e->fresh++;
@@ -96,6 +99,7 @@ static int grow_table(Engine *e) {
     /* the table grows with one slot left, which goes under the new ones */
     int32_t below = e->cap ? pop_slot(e) : -1;
     if (below >= 0) e->flows[below].hnext = -1;
+    fc_helper_settle(e, PF_FLOWS);  /* no page of the array is being faulted in while it moves */
     Flow *nf = flows_resize(e->flows, (size_t)e->cap, (size_t)newcap, (size_t)e->fresh);
     if (!nf) { PyErr_NoMemory(); e->pyerr = 1; return -1; }
     e->flows = nf;
