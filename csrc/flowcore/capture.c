@@ -253,9 +253,9 @@ Py_ssize_t fc_feed_pcapng(Engine *e, const uint8_t *b, Py_ssize_t n, int final) 
  * Read-ahead of pages not yet in the page cache stays the kernel's.
  *
  * The same thread also faults in the next pages of the flow array and of the
- * timer heap before the engine reaches them (fc_helper_prefault): the kernel
- * zeroes each new page, and in a virtual machine that costs about as much per
- * byte as reading the capture.
+ * timer heap before the engine reaches them, and the next hash table before the
+ * table grows (fc_helper_prefault): the kernel zeroes each new page, and in a
+ * virtual machine that costs about as much per byte as reading the capture.
  */
 struct FileMap {
     const uint8_t *base; size_t size, page; int fd;
@@ -281,6 +281,11 @@ static uintptr_t take_piece(uintptr_t *from, uintptr_t to) {
     return a;
 }
 
+static int pending_region(const struct FileMap *m) {
+    for (int r = 0; r < PF_REGIONS; r++) if (m->pf[r].to > m->pf[r].from) return r;
+    return -1;
+}
+
 static void *filemap_helper(void *arg) {
     struct FileMap *m = arg;
     int populate = 1;
@@ -289,8 +294,7 @@ static void *filemap_helper(void *arg) {
         uintptr_t a, b; int advice, region = -1;
         if (m->pop_to > m->pop_from) {
             a = take_piece(&m->pop_from, m->pop_to); b = m->pop_from; advice = MADV_POPULATE_READ;
-        } else if (m->pf[0].to > m->pf[0].from || m->pf[1].to > m->pf[1].from) {
-            region = m->pf[0].to > m->pf[0].from ? 0 : 1;
+        } else if ((region = pending_region(m)) >= 0) {
             a = take_piece(&m->pf[region].from, m->pf[region].to); b = m->pf[region].from;
             advice = MADV_POPULATE_WRITE;
             m->pf_busy = region + 1;
@@ -330,6 +334,12 @@ int fc_map_open(Engine *e, int fd) {
         if (pthread_cond_init(&m->cv, NULL) == 0) {
             if (pthread_cond_init(&m->idle, NULL) == 0) {
                 m->has_thread = pthread_create(&m->thread, NULL, filemap_helper, m) == 0;
+#ifdef SCHED_BATCH
+                if (m->has_thread) {
+                    struct sched_param sp = {0};
+                    pthread_setschedparam(m->thread, SCHED_BATCH, &sp);
+                }
+#endif
                 if (!m->has_thread) pthread_cond_destroy(&m->idle);
             }
             if (!m->has_thread) pthread_cond_destroy(&m->cv);

@@ -135,6 +135,7 @@ typedef struct {
     int32_t fresh, fresh_below;  /* slots from fresh on have never been used (see conn.c) */
     size_t flows_prefaulted, timers_prefaulted;  /* bytes asked to be faulted in ahead (fc_prefault_ahead) */
     uint64_t *htab; uint32_t hmask;  /* slots: hash tag << 32 | flow index; empty: all ones */
+    uint64_t *htab_next;    /* the table's next size, made (and faulted in) ahead of growing */
     Timer *heap; Py_ssize_t nheap, heapcap; uint64_t timer_seq;
     FragEntry *frags;
     PyObject *out;          /* list of finished/interim flow tuples */
@@ -360,7 +361,7 @@ int fc_map_fd(const Engine *e);
 /* While a file is mapped: fault in bytes [from, to) of a growing array ahead of
  * use (1: asked), and wait until no request of it is pending or running (before
  * the array moves). Regions: */
-enum { PF_FLOWS = 0, PF_TIMERS, PF_REGIONS };
+enum { PF_FLOWS = 0, PF_TIMERS, PF_HTAB, PF_REGIONS };
 int fc_helper_prefault(Engine *e, int region, void *base, size_t from, size_t to);
 void fc_helper_settle(Engine *e, int region);
 /* The helper faults in the next few MB of the flow array and the timer heap

@@ -106,7 +106,10 @@ static int grow_table(Engine *e) {
     e->fresh_below = below; e->free_head = FREE_FRESH; e->fresh = e->cap;
     e->cap = newcap;
     uint32_t hsize = (uint32_t)newcap * 2;
-    uint64_t *nh = table_alloc(sizeof(uint64_t) * hsize);
+    uint64_t *nh = e->htab_next;
+    if (nh) fc_helper_settle(e, PF_HTAB);
+    else nh = table_alloc(sizeof(uint64_t) * hsize);
+    e->htab_next = NULL;
     if (!nh) { PyErr_NoMemory(); e->pyerr = 1; return -1; }
     memset(nh, 0xff, sizeof(uint64_t) * hsize);
     uint32_t newmask = hsize - 1;
@@ -125,9 +128,17 @@ static int grow_table(Engine *e) {
     return 0;
 }
 
-/* A free slot for a new flow (the table grows first when one slot is left). */
+/* A free slot for a new flow (the table grows first when one slot is left).
+ * While a file is mapped, the next hash table is made at three quarters, and
+ * the helper faults it in meanwhile. */
 int32_t fc_alloc_slot(Engine *e) {
-    if (e->live >= e->cap - 1 && grow_table(e) < 0) return -1;
+    if (e->live >= e->cap - 1) {
+        if (grow_table(e) < 0) return -1;
+    } else if (e->live >= e->cap - e->cap / 4 && !e->htab_next && e->fmap) {
+        size_t bytes = sizeof(uint64_t) * (size_t)e->cap * 4;
+        e->htab_next = table_alloc(bytes);
+        if (e->htab_next) fc_helper_prefault(e, PF_HTAB, e->htab_next, 0, bytes);
+    }
     return pop_slot(e);
 }
 
@@ -142,10 +153,10 @@ int fc_conn_init(Engine *e) {
 void fc_conn_free(Engine *e) {
     flows_free(e->flows, (size_t)e->cap);
     PyMem_Free(e->parents); e->parents = NULL;
-    table_free(e->htab);
+    table_free(e->htab); table_free(e->htab_next);
     PyMem_Free(e->heap); PyMem_Free(e->frags); PyMem_Free(e->flush_order);
     e->flush_order = NULL;
-    e->flows = NULL; e->htab = NULL; e->heap = NULL; e->frags = NULL;
+    e->flows = NULL; e->htab = NULL; e->htab_next = NULL; e->heap = NULL; e->frags = NULL;
 }
 
 /* Rebuild the table from the flows in use (after a flush that left it stale). */
