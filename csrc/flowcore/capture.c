@@ -259,6 +259,7 @@ Py_ssize_t fc_feed_pcapng(Engine *e, const uint8_t *b, Py_ssize_t n, int final) 
  */
 struct FileMap {
     const uint8_t *base; size_t size, page; int fd;
+    dev_t dev; ino_t ino;       /* the file mapped */
     pid_t pid;                  /* the process that made the thread (a forked child has none) */
     pthread_t thread; pthread_mutex_t mu; pthread_cond_t cv;
     int has_thread, stop;
@@ -328,6 +329,7 @@ int fc_map_open(Engine *e, int fd) {
     struct FileMap *m = calloc(1, sizeof *m);
     if (!m) { munmap(base, size); errno = ENOMEM; return -1; }
     m->base = base; m->size = size; m->fd = fd; m->pid = getpid();
+    m->dev = st.st_dev; m->ino = st.st_ino;
     long page = sysconf(_SC_PAGESIZE);
     m->page = page > 0 ? (size_t)page : 4096;
     if (pthread_mutex_init(&m->mu, NULL) == 0) {
@@ -385,7 +387,12 @@ const uint8_t *fc_map_window(Engine *e, int64_t offset, int64_t length, int64_t 
     return m->base + start;
 }
 
-int fc_map_fd(const Engine *e) { return e->fmap ? e->fmap->fd : -1; }
+/* 1 if fd is the file mapped (the same descriptor, still naming the same file). */
+int fc_map_is(const Engine *e, int fd) {
+    struct stat st;
+    const struct FileMap *m = e->fmap;
+    return m && m->fd == fd && fstat(fd, &st) == 0 && st.st_dev == m->dev && st.st_ino == m->ino;
+}
 
 int fc_helper_prefault(Engine *e, int region, void *base, size_t from, size_t to) {
     struct FileMap *m = e->fmap;

@@ -357,7 +357,7 @@ Py_ssize_t fc_feed_pcapng(Engine *e, const uint8_t *b, Py_ssize_t n, int final);
 int fc_map_open(Engine *e, int fd);
 const uint8_t *fc_map_window(Engine *e, int64_t offset, int64_t length, int64_t *size);
 void fc_map_close(Engine *e);
-int fc_map_fd(const Engine *e);
+int fc_map_is(const Engine *e, int fd);
 /* While a file is mapped: fault in bytes [from, to) of a growing array ahead of
  * use (1: asked), and wait until no request of it is pending or running (before
  * the array moves). Regions: */

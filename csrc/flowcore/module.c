@@ -171,7 +171,7 @@ static PyObject *Engine_feed_fd(Engine *e, PyObject *args) {
     if (!ready(e)) return NULL;
     if (!PyArg_ParseTuple(args, "iLL|p", &fd, &offset, &length, &final)) return NULL;
     if (e->err) return PyLong_FromSsize_t(0);
-    if (e->fmap && fc_map_fd(e) != fd) fc_map_close(e);
+    if (e->fmap && !fc_map_is(e, fd)) fc_map_close(e);
     if (!e->fmap && fc_map_open(e, fd) < 0) return PyErr_SetFromErrno(PyExc_OSError);
     int64_t size;
     const uint8_t *b = fc_map_window(e, offset, length, &size);

@@ -301,9 +301,12 @@ class CaptureReader:
             final = end == total
             try:
                 consumed = feed_fd(fd, pos, end - pos, final)
-            except OSError:
+            except ValueError as exc:  # the file shrank since it was opened
+                raise SourceError(f"cannot read capture: {exc}", path=path, offset=pos) from exc
+            except OSError as exc:
                 if pos:
-                    raise
+                    raise SourceError(f"cannot read capture: {exc.strerror}", path=path,
+                                      offset=pos) from exc
                 yield from self._read_stream(path, raw, total, compressed=False)
                 return
             self._check_error(path)
