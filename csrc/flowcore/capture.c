@@ -317,6 +317,16 @@ static void *filemap_helper(void *arg) {
     return NULL;
 }
 
+/* The helper only pays when it gets a processor of its own: with every one busy
+ * it takes time from the parser (or is late), and the work it takes over costs
+ * more than the parser doing it itself. Judged by the load average when a file
+ * is opened: less than one runnable task per processor, with half a one spare. */
+static int cpu_to_spare(void) {
+    double load;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    return cpus > 1 && getloadavg(&load, 1) == 1 && load < (double)cpus - 0.5;
+}
+
 static int helper_here(const struct FileMap *m) { return m && m->has_thread && m->pid == getpid(); }
 
 int fc_map_open(Engine *e, int fd) {
@@ -332,7 +342,7 @@ int fc_map_open(Engine *e, int fd) {
     m->dev = st.st_dev; m->ino = st.st_ino;
     long page = sysconf(_SC_PAGESIZE);
     m->page = page > 0 ? (size_t)page : 4096;
-    if (pthread_mutex_init(&m->mu, NULL) == 0) {
+    if (cpu_to_spare() && pthread_mutex_init(&m->mu, NULL) == 0) {
         if (pthread_cond_init(&m->cv, NULL) == 0) {
             if (pthread_cond_init(&m->idle, NULL) == 0) {
                 m->has_thread = pthread_create(&m->thread, NULL, filemap_helper, m) == 0;
