@@ -359,6 +359,7 @@ int fc_map_open(Engine *e, int fd) {
         if (!m->has_thread) pthread_mutex_destroy(&m->mu);
     }
     e->fmap = m;
+    e->helper_on = m->has_thread;
     return 0;
 }
 
@@ -432,7 +433,7 @@ void fc_helper_settle(Engine *e, int region) {
 void fc_map_close(Engine *e) {
     struct FileMap *m = e->fmap;
     if (!m) return;
-    e->fmap = NULL;
+    e->fmap = NULL; e->helper_on = 0;
     if (helper_here(m)) {
         pthread_mutex_lock(&m->mu);
         m->stop = 1;

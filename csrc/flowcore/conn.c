@@ -40,7 +40,7 @@ static int timer_add(Engine *e, int64_t t, int32_t flow, uint8_t kind, uint32_t 
     }
     Timer tm = { t, e->timer_seq++, flow, e->flows[flow].gen, ver, kind };
     Py_ssize_t i = e->nheap++;
-    if (e->fmap) fc_prefault_ahead(e, PF_TIMERS, e->heap, sizeof(Timer) * (size_t)e->nheap,
+    if (e->helper_on) fc_prefault_ahead(e, PF_TIMERS, e->heap, sizeof(Timer) * (size_t)e->nheap,
                                    sizeof(Timer) * (size_t)e->heapcap, &e->timers_prefaulted);
     while (i > 0) {
         Py_ssize_t p = (i - 1) / 2;

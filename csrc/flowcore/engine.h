@@ -159,6 +159,7 @@ typedef struct {
     int32_t *flush_order; int32_t flush_n, flush_pos;  /* an end-of-input flush under way */
     int flushing;           /* flows leave without being taken out of the table (conn.c) */
     struct FileMap *fmap;   /* the file being read through the engine's own mapping (filemap in capture.c) */
+    int helper_on;          /* it has a helper thread, which takes prefault requests */
 } Engine;
 
 /* the context of a (possibly encapsulated) packet */

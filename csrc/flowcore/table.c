@@ -84,7 +84,7 @@ static int32_t pop_slot(Engine *e) {
         if (h != FREE_FRESH) return -1;
         if (e->fresh < e->cap) {
             /* fresh slots are taken in order: have the next MB faulted in ahead */
-            if (e->fmap) fc_prefault_ahead(e, PF_FLOWS, e->flows, (size_t)e->fresh * sizeof(Flow),
+            if (e->helper_on) fc_prefault_ahead(e, PF_FLOWS, e->flows, (size_t)e->fresh * sizeof(Flow),
                                            (size_t)e->cap * sizeof(Flow), &e->flows_prefaulted);
             Flow *f = &e->flows[e->fresh];
             f->used = 0; f->gen = 0;
@@ -134,7 +134,7 @@ static int grow_table(Engine *e) {
 int32_t fc_alloc_slot(Engine *e) {
     if (e->live >= e->cap - 1) {
         if (grow_table(e) < 0) return -1;
-    } else if (e->live >= e->cap - e->cap / 4 && !e->htab_next && e->fmap) {
+    } else if (e->live >= e->cap - e->cap / 4 && !e->htab_next && e->helper_on) {
         size_t bytes = sizeof(uint64_t) * (size_t)e->cap * 4;
         e->htab_next = table_alloc(bytes);
         if (e->htab_next) fc_helper_prefault(e, PF_HTAB, e->htab_next, 0, bytes);
