@@ -3,6 +3,19 @@
  * may end mid-record; the caller keeps the unconsumed tail for the next call.
  */
 #include "engine.h"
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22   /* Linux 5.14 */
+#endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
 
 /* ------------------------------------------------------------------ file formats */
 
@@ -226,3 +239,209 @@ Py_ssize_t fc_feed_pcapng(Engine *e, const uint8_t *b, Py_ssize_t n, int final) 
     return o;
 }
 
+
+/* ------------------------------------------------------------------ the file's mapping */
+
+/*
+ * Reading a capture through a memory map costs the kernel about as much as the
+ * parse itself on large packets: every 4 KiB page is mapped on a fault and
+ * dropped again behind the reader (so that the resident size stays flat). A
+ * helper thread does both off the parser's path: while the parser reads one
+ * window, it maps the next (MADV_POPULATE_READ) and drops the pages the parser
+ * has left. It touches no Python object. Without the thread (or without
+ * MADV_POPULATE_READ) the parser faults the pages in itself, as a plain map.
+ * Read-ahead of pages not yet in the page cache stays the kernel's.
+ *
+ * The same thread also faults in the next pages of the flow array and of the
+ * timer heap before the engine reaches them, and the next hash table before the
+ * table grows (fc_helper_prefault): the kernel zeroes each new page, and in a
+ * virtual machine that costs about as much per byte as reading the capture.
+ */
+struct FileMap {
+    const uint8_t *base; size_t size, page; int fd;
+    dev_t dev; ino_t ino;       /* the file mapped */
+    pid_t pid;                  /* the process that made the thread (a forked child has none) */
+    pthread_t thread; pthread_mutex_t mu; pthread_cond_t cv;
+    int has_thread, stop;
+    uintptr_t pop_from, pop_to;     /* requested: map these addresses of the file ahead of the parser */
+    uintptr_t drop_from, drop_to;   /* requested: drop these behind it */
+    size_t dropped;                 /* file bytes below this were handed on to be dropped */
+    struct { void *base; uintptr_t from, to; } pf[PF_REGIONS];  /* requested: fault in [from, to) */
+    int pf_busy;                /* 1 + the region whose request is being served; 0: none */
+    pthread_cond_t idle;        /* signalled when it is done */
+};
+
+/* Requests are served a piece at a time, so that a new or cancelled one waits
+ * little, and the address space's lock is held briefly (the parser's own
+ * mappings, Python's arenas among them, wait on it). */
+#define HELPER_PIECE ((uintptr_t)2 << 20)
+
+static uintptr_t take_piece(uintptr_t *from, uintptr_t to) {
+    uintptr_t a = *from;
+    *from = to - a > HELPER_PIECE ? a + HELPER_PIECE : to;
+    return a;
+}
+
+static int pending_region(const struct FileMap *m) {
+    for (int r = 0; r < PF_REGIONS; r++) if (m->pf[r].to > m->pf[r].from) return r;
+    return -1;
+}
+
+static void *filemap_helper(void *arg) {
+    struct FileMap *m = arg;
+    int populate = 1;
+    pthread_mutex_lock(&m->mu);
+    while (!m->stop) {
+        uintptr_t a, b; int advice, region = -1;
+        if (m->pop_to > m->pop_from) {
+            a = take_piece(&m->pop_from, m->pop_to); b = m->pop_from; advice = MADV_POPULATE_READ;
+        } else if ((region = pending_region(m)) >= 0) {
+            a = take_piece(&m->pf[region].from, m->pf[region].to); b = m->pf[region].from;
+            advice = MADV_POPULATE_WRITE;
+            m->pf_busy = region + 1;
+        } else if (m->drop_to > m->drop_from) {
+            a = take_piece(&m->drop_from, m->drop_to); b = m->drop_from; advice = MADV_DONTNEED;
+        } else {
+            pthread_cond_wait(&m->cv, &m->mu);
+            continue;
+        }
+        pthread_mutex_unlock(&m->mu);
+        /* an old kernel refuses to populate: the parser then faults pages in itself */
+        if ((populate || advice == MADV_DONTNEED) && madvise((void *)a, b - a, advice) != 0 &&
+            advice != MADV_DONTNEED && errno == EINVAL)
+            populate = 0;
+        pthread_mutex_lock(&m->mu);
+        if (region >= 0) { m->pf_busy = 0; pthread_cond_broadcast(&m->idle); }
+    }
+    pthread_mutex_unlock(&m->mu);
+    return NULL;
+}
+
+/* The helper only pays when it gets a processor of its own: with every one busy
+ * it takes time from the parser (or is late), and the work it takes over costs
+ * more than the parser doing it itself. Judged by the load average when a file
+ * is opened: less than one runnable task per processor, with half a one spare. */
+static int cpu_to_spare(void) {
+    double load;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    return cpus > 1 && getloadavg(&load, 1) == 1 && load < (double)cpus - 0.5;
+}
+
+static int helper_here(const struct FileMap *m) { return m && m->has_thread && m->pid == getpid(); }
+
+int fc_map_open(Engine *e, int fd) {
+    struct stat st;
+    if (fstat(fd, &st) != 0) return -1;
+    if (!S_ISREG(st.st_mode) || st.st_size <= 0) { errno = EINVAL; return -1; }
+    size_t size = (size_t)st.st_size;
+    void *base = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+    if (base == MAP_FAILED) return -1;
+    struct FileMap *m = calloc(1, sizeof *m);
+    if (!m) { munmap(base, size); errno = ENOMEM; return -1; }
+    m->base = base; m->size = size; m->fd = fd; m->pid = getpid();
+    m->dev = st.st_dev; m->ino = st.st_ino;
+    long page = sysconf(_SC_PAGESIZE);
+    m->page = page > 0 ? (size_t)page : 4096;
+    if (cpu_to_spare() && pthread_mutex_init(&m->mu, NULL) == 0) {
+        if (pthread_cond_init(&m->cv, NULL) == 0) {
+            if (pthread_cond_init(&m->idle, NULL) == 0) {
+                m->has_thread = pthread_create(&m->thread, NULL, filemap_helper, m) == 0;
+#ifdef SCHED_BATCH
+                if (m->has_thread) {
+                    struct sched_param sp = {0};
+                    pthread_setschedparam(m->thread, SCHED_BATCH, &sp);
+                }
+#endif
+                if (!m->has_thread) pthread_cond_destroy(&m->idle);
+            }
+            if (!m->has_thread) pthread_cond_destroy(&m->cv);
+        }
+        if (!m->has_thread) pthread_mutex_destroy(&m->mu);
+    }
+    e->fmap = m;
+    e->helper_on = m->has_thread;
+    return 0;
+}
+
+/* The bytes [offset, offset + length) of the mapped file (NULL if outside it).
+ * The pages before offset are dropped, and the next window is mapped ahead, by
+ * the helper; the parser drops pages itself when the helper has fallen behind,
+ * so that at most two windows stay resident. */
+const uint8_t *fc_map_window(Engine *e, int64_t offset, int64_t length, int64_t *size) {
+    struct FileMap *m = e->fmap;
+    *size = (int64_t)m->size;
+    if (offset < 0 || length < 0 || (uint64_t)offset > m->size || (uint64_t)length > m->size - (uint64_t)offset)
+        return NULL;
+    size_t start = (size_t)offset, end = start + (size_t)length;
+    size_t drop = start - start % m->page;
+    uintptr_t base = (uintptr_t)m->base, mine_from = 0, mine_to = 0;
+    if (helper_here(m)) {
+        size_t next_to = end + (size_t)length < m->size ? end + (size_t)length : m->size;
+        pthread_mutex_lock(&m->mu);
+        if (drop > m->dropped) {
+            if (m->drop_to > m->drop_from) {    /* the last request is still waiting */
+                mine_from = m->drop_from; mine_to = base + drop;
+                m->drop_from = m->drop_to = 0;
+            } else {
+                m->drop_from = base + m->dropped; m->drop_to = base + drop;
+            }
+            m->dropped = drop;
+        }
+        if (next_to > end) { m->pop_from = base + end - end % m->page; m->pop_to = base + next_to; }
+        pthread_cond_signal(&m->cv);
+        pthread_mutex_unlock(&m->mu);
+    } else if (drop > m->dropped) {
+        mine_from = base + m->dropped; mine_to = base + drop;
+        m->dropped = drop;
+    }
+    if (mine_to > mine_from) madvise((void *)mine_from, mine_to - mine_from, MADV_DONTNEED);
+    return m->base + start;
+}
+
+/* 1 if fd is the file mapped (the same descriptor, still naming the same file). */
+int fc_map_is(const Engine *e, int fd) {
+    struct stat st;
+    const struct FileMap *m = e->fmap;
+    return m && m->fd == fd && fstat(fd, &st) == 0 && st.st_dev == m->dev && st.st_ino == m->ino;
+}
+
+int fc_helper_prefault(Engine *e, int region, void *base, size_t from, size_t to) {
+    struct FileMap *m = e->fmap;
+    if (!helper_here(m)) return 0;
+    uintptr_t a = (uintptr_t)base + from, b = (uintptr_t)base + to;
+    a -= a % m->page;  /* madvise takes whole pages */
+    pthread_mutex_lock(&m->mu);
+    if (m->pf[region].to > m->pf[region].from && m->pf[region].base == base && m->pf[region].to >= a) {
+        if (b > m->pf[region].to) m->pf[region].to = b;   /* still waiting: extend it */
+    } else {
+        m->pf[region].base = base; m->pf[region].from = a; m->pf[region].to = b;
+    }
+    pthread_cond_signal(&m->cv);
+    pthread_mutex_unlock(&m->mu);
+    return 1;
+}
+
+void fc_helper_settle(Engine *e, int region) {
+    struct FileMap *m = e->fmap;
+    if (!helper_here(m)) return;
+    pthread_mutex_lock(&m->mu);
+    m->pf[region].from = m->pf[region].to = 0;
+    while (m->pf_busy == region + 1) pthread_cond_wait(&m->idle, &m->mu);
+    pthread_mutex_unlock(&m->mu);
+}
+
+void fc_map_close(Engine *e) {
+    struct FileMap *m = e->fmap;
+    if (!m) return;
+    e->fmap = NULL; e->helper_on = 0;
+    if (helper_here(m)) {
+        pthread_mutex_lock(&m->mu);
+        m->stop = 1;
+        pthread_cond_signal(&m->cv);
+        pthread_mutex_unlock(&m->mu);
+        pthread_join(m->thread, NULL);
+        pthread_cond_destroy(&m->idle); pthread_cond_destroy(&m->cv); pthread_mutex_destroy(&m->mu);
+    }
+    munmap((void *)(uintptr_t)m->base, m->size);
+    free(m);
+}

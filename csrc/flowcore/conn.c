@@ -13,6 +13,8 @@
 /* ------------------------------------------------------------------ hashing */
 
 _Static_assert(sizeof(FlowKey) == 48, "FlowKey is compared and hashed as six words");
+_Static_assert(sizeof(Endpoint) == 56, "two endpoints fill the two lines after a flow's first two");
+_Static_assert(sizeof(Flow) == 320, "a flow is five cache lines");
 
 /* The uid's hash of a key: stronger than the table's, made once per flow. */
 static uint64_t key_hash(const uint64_t w[6]) {
@@ -30,12 +32,16 @@ static inline int timer_less(const Timer *a, const Timer *b) {
 static int timer_add(Engine *e, int64_t t, int32_t flow, uint8_t kind, uint32_t ver) {
     if (e->nheap == e->heapcap) {
         Py_ssize_t nc = e->heapcap ? e->heapcap * 2 : 8192;
+        fc_helper_settle(e, PF_TIMERS);  /* the heap may move */
         Timer *nh = PyMem_Realloc(e->heap, sizeof(Timer) * (size_t)nc);
         if (!nh) { PyErr_NoMemory(); e->pyerr = 1; return -1; }
         e->heap = nh; e->heapcap = nc;
+        e->timers_prefaulted = 0;  /* it may have moved */
     }
     Timer tm = { t, e->timer_seq++, flow, e->flows[flow].gen, ver, kind };
     Py_ssize_t i = e->nheap++;
+    if (e->helper_on) fc_prefault_ahead(e, PF_TIMERS, e->heap, sizeof(Timer) * (size_t)e->nheap,
+                                   sizeof(Timer) * (size_t)e->heapcap, &e->timers_prefaulted);
     while (i > 0) {
         Py_ssize_t p = (i - 1) / 2;
         if (!timer_less(&tm, &e->heap[p])) break;
@@ -73,6 +79,7 @@ static int remove_flow(Engine *e, int32_t idx) {
     int rc = fc_emit(e, f, 0);
     if (rc < 0) e->pyerr = 1;
     if (!e->flushing) fc_htab_delete(e, idx);
+    fc_parents_release(e, f);
     f->used = 0; f->gen++; f->hnext = e->free_head; e->free_head = idx; e->live--;
     return rc;
 }
@@ -193,12 +200,13 @@ static int hist_once(Flow *f, int dir, uint8_t mask, char upper) {
     return seen != 0;
 }
 
-/* Letters recorded at the 1st, 10th, 100th... occurrence. */
-static void hist_scaled(Flow *f, int dir, uint32_t *count, uint32_t *threshold, char upper) {
-    if (*threshold == 0) *threshold = 1;
-    if (++*count == *threshold) {
+/* Letters recorded at the 1st, 10th, 100th... occurrence (up to 10^9, then never). */
+static void hist_scaled(Flow *f, int dir, uint32_t *count, uint8_t *exp, char upper) {
+    static const uint32_t at[11] = {1u, 10u, 100u, 1000u, 10000u, 100000u, 1000000u, 10000000u,
+                                    100000000u, 1000000000u, UINT32_MAX};
+    if (++*count == at[*exp]) {
         hist_put(f, dir == 0 ? upper : (char)(upper + 32));
-        *threshold = *threshold <= 100000000u ? *threshold * 10 : UINT32_MAX;
+        if (*exp < 10) ++*exp;
     }
 }
 
@@ -304,10 +312,10 @@ static int tcp_packet(Engine *e, int32_t idx, int *dirp, const uint8_t *th, uint
         else if (ACK) hist_once(f, dir, HM_ACK, 'A');
     }
     if (win == 0 && !RST && P->state != ST_CLOSED && E->state != ST_RESET && !SYN)
-        hist_scaled(f, dir, &E->zw, &E->zwth, 'W');
+        hist_scaled(f, dir, &E->zw, &E->zw_exp, 'W');
 
     if (!(f->ep[0].did_close && f->ep[1].did_close)) touch(e, f);
-    if (FIN) E->fin_cnt++;
+    if (FIN) E->fin_seen = 1;
     if (ACK) {
         if (P->state == ST_INACTIVE) {
             P->start = P->ack = P->last = ackn - 1;
@@ -326,7 +334,7 @@ static int tcp_packet(Engine *e, int32_t idx, int *dirp, const uint8_t *th, uint
     } else if (dl > 0) {
         E->last64 += dl; E->last = end;
     } else if (dlen > 0) {
-        hist_scaled(f, dir, &E->rx, &E->rxth, 'T');
+        hist_scaled(f, dir, &E->rx, &E->rx_exp, 'T');
     }
 
     /* endpoint state machine */
@@ -412,12 +420,15 @@ static int icmp_counterpart(int v6, int type, int code, int *one_way) {
     }
 }
 
-static void add_parents(Flow *f, const Ctx *ctx) {
+static int add_parents(Engine *e, Flow *f, const Ctx *ctx) {
+    uint64_t *parents = fc_parents_of(e, f);
+    if (!parents) return -1;
     for (int i = 0; i < ctx->nparents; i++) {
         int found = 0;
-        for (int j = 0; j < f->nparents; j++) if (f->parents[j] == ctx->parents[i]) found = 1;
-        if (!found && f->nparents < MAX_PARENTS) f->parents[f->nparents++] = ctx->parents[i];
+        for (int j = 0; j < f->nparents; j++) if (parents[j] == ctx->parents[i]) found = 1;
+        if (!found && f->nparents < MAX_PARENTS) parents[f->nparents++] = ctx->parents[i];
     }
+    return 0;
 }
 
 static int is_v4_broadcast(const IpInfo *ip) {
@@ -519,7 +530,7 @@ int fc_account(Engine *e, IpInfo *ip, Ctx *ctx, uint64_t *uid_out, int *resp_por
         f = &e->flows[idx];
     }
     int dir = (src_is_a == f->orig_is_a) ? 0 : 1;
-    if (ctx->nparents) add_parents(f, ctx);
+    if (ctx->nparents && add_parents(e, f, ctx) < 0) return -1;
     if (l4 == L4_TCP) {
         if (tcp_full) {
             if (tcp_packet(e, idx, &dir, th, dlen) < 0) return -1;

@@ -70,19 +70,23 @@ typedef struct {
 
 typedef struct {
     uint8_t state, prev, did_close;
+    uint8_t fin_seen;                   /* a FIN was sent (its sequence number carries no data) */
     uint32_t start, last, ack;          /* raw 32-bit sequence numbers */
     int64_t last64, ack64;              /* unwrapped, relative to start */
-    uint32_t fin_cnt;
     int32_t hsyn, hfin, hrst;           /* rel. seq of the last SYN/FIN/RST (history repeats) */
-    uint32_t rx, rxth, zw, zwth;        /* scaled history counters: retransmits, zero windows */
+    uint32_t rx, zw;                    /* retransmits and zero windows seen, for the history */
+    uint8_t rx_exp, zw_exp;             /* their next history letter comes at 10^exp (10: never) */
 } Endpoint;
 
-/* A flow's state, laid out by use: a packet of a flow already in the table
- * reads and writes the first two cache lines (TCP also the next two, its
- * endpoints); the rest is touched when the flow starts, ends or changes state. */
+/* A flow's state, laid out by use in five cache lines: a packet of a flow
+ * already in the table reads and writes the first two (TCP also the next two,
+ * its endpoints); the rest is touched when the flow starts, ends or changes
+ * state. Each line less is 64 bytes less per open flow of memory the kernel
+ * must hand over zeroed, and one miss less when a flow starts or ends. The
+ * tunnel parents of the few flows that have them live in a side pool. */
 typedef struct __attribute__((aligned(64))) {
     FlowKey key;
-    uint8_t used, orig_is_a, l4, nparents, active, inited;
+    uint8_t used, orig_is_a, l4, nparents, active, hlen;
     uint8_t hmask[2];       /* history letters recorded, per direction at recording time */
     uint64_t uid;
     int64_t last_ns, next_interim_ns;
@@ -93,12 +97,12 @@ typedef struct __attribute__((aligned(64))) {
     int32_t hnext;          /* free-list link */
     uint32_t gen;           /* bumped when the slot is reused: stale timers ignore it */
     uint32_t inact_ver;
-    uint16_t hmask_hi[2];
     int16_t vlan, inner_vlan;
-    uint8_t hlen;
-    uint64_t parents[MAX_PARENTS];
+    int32_t parents_at;     /* 1 + its entry in the parents pool; 0: none */
     char history[40];
 } Flow;
+
+typedef struct { uint64_t uid[MAX_PARENTS]; } Parents;
 
 typedef struct { int64_t t; uint64_t seq; int32_t flow; uint32_t gen; uint32_t ver; uint8_t kind; } Timer;
 
@@ -127,8 +131,11 @@ typedef struct {
     uint8_t lsp_tcp[8192], lsp_udp[8192], dns_ports[8192];
     /* flow storage */
     Flow *flows; int32_t cap; int32_t free_head; int32_t live;
+    Parents *parents; int32_t parents_cap, parents_used, parents_free;  /* pool; free list through uid[0] */
     int32_t fresh, fresh_below;  /* slots from fresh on have never been used (see conn.c) */
+    size_t flows_prefaulted, timers_prefaulted;  /* bytes asked to be faulted in ahead (fc_prefault_ahead) */
     uint64_t *htab; uint32_t hmask;  /* slots: hash tag << 32 | flow index; empty: all ones */
+    uint64_t *htab_next;    /* the table's next size, made (and faulted in) ahead of growing */
     Timer *heap; Py_ssize_t nheap, heapcap; uint64_t timer_seq;
     FragEntry *frags;
     PyObject *out;          /* list of finished/interim flow tuples */
@@ -151,6 +158,8 @@ typedef struct {
     int nslots;
     int32_t *flush_order; int32_t flush_n, flush_pos;  /* an end-of-input flush under way */
     int flushing;           /* flows leave without being taken out of the table (conn.c) */
+    struct FileMap *fmap;   /* the file being read through the engine's own mapping (filemap in capture.c) */
+    int helper_on;          /* it has a helper thread, which takes prefault requests */
 } Engine;
 
 /* the context of a (possibly encapsulated) packet */
@@ -201,6 +210,8 @@ void fc_conn_free(Engine *e);
 int32_t fc_alloc_slot(Engine *e);
 void fc_htab_delete(Engine *e, int32_t idx);
 void fc_table_rehash(Engine *e);
+uint64_t *fc_parents_of(Engine *e, Flow *f);   /* its pool entry, made on first use; NULL: no memory */
+void fc_parents_release(Engine *e, Flow *f);
 
 /* conn.c */
 int fc_advance(Engine *e, int64_t now);
@@ -342,5 +353,26 @@ void fc_set_error(Engine *e, int64_t off, const char *msg);
 Py_ssize_t fc_pcap_header(Engine *e, const uint8_t *b, Py_ssize_t n);
 Py_ssize_t fc_feed_pcap(Engine *e, const uint8_t *b, Py_ssize_t n, int final);
 Py_ssize_t fc_feed_pcapng(Engine *e, const uint8_t *b, Py_ssize_t n, int final);
+/* A file read from its own mapping, whose pages a helper thread maps ahead of the
+ * parser and drops behind it. fc_map_open: 0, or -1 with errno set. */
+int fc_map_open(Engine *e, int fd);
+const uint8_t *fc_map_window(Engine *e, int64_t offset, int64_t length, int64_t *size);
+void fc_map_close(Engine *e);
+int fc_map_is(const Engine *e, int fd);
+/* While a file is mapped: fault in bytes [from, to) of a growing array ahead of
+ * use (1: asked), and wait until no request of it is pending or running (before
+ * the array moves). Regions: */
+enum { PF_FLOWS = 0, PF_TIMERS, PF_HTAB, PF_REGIONS };
+int fc_helper_prefault(Engine *e, int region, void *base, size_t from, size_t to);
+void fc_helper_settle(Engine *e, int region);
+/* The helper faults in the next few MB of the flow array and the timer heap
+ * while the engine fills them (table.c, conn.c). */
+#define PREFAULT_STEP ((size_t)4 << 20)
+static inline void fc_prefault_ahead(Engine *e, int region, void *base, size_t used, size_t limit, size_t *asked) {
+    if (*asked < used) *asked = used;
+    if (*asked - used >= PREFAULT_STEP / 2 || *asked >= limit) return;
+    size_t to = *asked + PREFAULT_STEP < limit ? *asked + PREFAULT_STEP : limit;
+    if (fc_helper_prefault(e, region, base, *asked, to)) *asked = to;
+}
 
 #endif

@@ -99,6 +99,7 @@ static int ready(Engine *e) {
 }
 
 static void Engine_dealloc(Engine *e) {
+    fc_map_close(e);
     fc_conn_free(e);
     for (int i = 0; i < e->nslots; i++) Py_XDECREF(e->record_slots[i]);
     Py_XDECREF(e->record_type);
@@ -109,18 +110,17 @@ static void Engine_dealloc(Engine *e) {
 static PyObject *Engine_begin_file(Engine *e, PyObject *noargs) {
     (void)noargs;
     if (!ready(e)) return NULL;
+    fc_map_close(e);
     e->fmt = 0; e->nif = 0; e->file_offset = 0; e->err = 0; e->errmsg[0] = 0;
     memset(e->issues, 0, sizeof e->issues);  /* issues are reported per file */
     Py_RETURN_NONE;
 }
 
-/* feed(buffer, final) -> bytes consumed. A fatal format error sets .error. */
-static PyObject *Engine_feed(Engine *e, PyObject *args) {
-    Py_buffer buf; int final = 0;
-    if (!ready(e)) return NULL;
-    if (!PyArg_ParseTuple(args, "y*|p", &buf, &final)) return NULL;
-    const uint8_t *b = buf.buf; Py_ssize_t n = buf.len, o = 0;
-    if (e->err) { PyBuffer_Release(&buf); return PyLong_FromSsize_t(0); }
+/* Parse complete records of b[0:n]; returns bytes consumed, or -1 with a Python
+ * error set. A fatal format error sets e->err and ends the file. */
+static Py_ssize_t feed_bytes(Engine *e, const uint8_t *b, Py_ssize_t n, int final) {
+    Py_ssize_t o = 0;
+    if (e->err) return 0;
     fc_table_settle(e);
     if (e->fmt == 0) {
         if (n < 4) {
@@ -128,16 +128,16 @@ static PyObject *Engine_feed(Engine *e, PyObject *args) {
                 if (n == 0 && e->file_offset == 0) fc_set_error(e, 0, "empty file");
                 else fc_set_error(e, e->file_offset, "file too short for a capture header");
             }
-            PyBuffer_Release(&buf); return PyLong_FromSsize_t(0);
+            return 0;
         }
         uint32_t m; memcpy(&m, b, 4);
         if (m == 0x0A0D0D0A) e->fmt = 2;
         else {
             Py_ssize_t c = fc_pcap_header(e, b, n);
-            if (c < 0) { PyBuffer_Release(&buf); return PyLong_FromSsize_t(0); }
+            if (c < 0) return 0;
             if (c == 0) {
                 if (final) fc_set_error(e, e->file_offset, "file too short for a pcap header");
-                PyBuffer_Release(&buf); return PyLong_FromSsize_t(0);
+                return 0;
             }
             o = c;
         }
@@ -146,13 +146,43 @@ static PyObject *Engine_feed(Engine *e, PyObject *args) {
     Py_ssize_t c;
     if (e->fmt == 1) c = fc_feed_pcap(e, b + o, n - o, final);
     else c = fc_feed_pcapng(e, b + o, n - o, final);
-    PyBuffer_Release(&buf);
-    if (c < 0) {
-        if (PyErr_Occurred()) return NULL;
-        return PyLong_FromSsize_t(o);
-    }
+    if (c < 0) return PyErr_Occurred() ? -1 : o;
     e->file_offset += c;
-    return PyLong_FromSsize_t(o + c);
+    return o + c;
+}
+
+/* feed(buffer, final) -> bytes consumed. A fatal format error sets .error. */
+static PyObject *Engine_feed(Engine *e, PyObject *args) {
+    Py_buffer buf; int final = 0;
+    if (!ready(e)) return NULL;
+    if (!PyArg_ParseTuple(args, "y*|p", &buf, &final)) return NULL;
+    Py_ssize_t c = feed_bytes(e, buf.buf, buf.len, final);
+    PyBuffer_Release(&buf);
+    return c < 0 ? NULL : PyLong_FromSsize_t(c);
+}
+
+/* feed_fd(fd, offset, length, final) -> bytes consumed: feed() on the bytes
+ * [offset, offset + length) of a regular file, read through the engine's own
+ * mapping (see capture.c). The file is mapped at the first call after
+ * begin_file() and unmapped after the final window or a fatal format error.
+ * OSError if the file cannot be mapped. */
+static PyObject *Engine_feed_fd(Engine *e, PyObject *args) {
+    int fd, final = 0; long long offset, length;
+    if (!ready(e)) return NULL;
+    if (!PyArg_ParseTuple(args, "iLL|p", &fd, &offset, &length, &final)) return NULL;
+    if (e->err) return PyLong_FromSsize_t(0);
+    if (e->fmap && !fc_map_is(e, fd)) fc_map_close(e);
+    if (!e->fmap && fc_map_open(e, fd) < 0) return PyErr_SetFromErrno(PyExc_OSError);
+    int64_t size;
+    const uint8_t *b = fc_map_window(e, offset, length, &size);
+    if (!b) {
+        PyErr_Format(PyExc_ValueError, "window %lld+%lld is outside the mapped file (%lld bytes)",
+                     offset, length, (long long)size);
+        return NULL;
+    }
+    Py_ssize_t c = feed_bytes(e, b, (Py_ssize_t)length, final);
+    if (final || e->err || c < 0) fc_map_close(e);
+    return c < 0 ? NULL : PyLong_FromSsize_t(c);
 }
 
 static PyObject *Engine_take(Engine *e, PyObject *noargs) {
@@ -201,6 +231,7 @@ static PyObject *Engine_error(Engine *e, void *closure) {
 static PyMethodDef Engine_methods[] = {
     {"begin_file", (PyCFunction)Engine_begin_file, METH_NOARGS, "Reset the format state for a new file."},
     {"feed", (PyCFunction)Engine_feed, METH_VARARGS, "Parse complete records from a buffer; return bytes consumed."},
+    {"feed_fd", (PyCFunction)Engine_feed_fd, METH_VARARGS, "Parse complete records of a window of a regular file; return bytes consumed."},
     {"take", (PyCFunction)Engine_take, METH_NOARGS, "Return and clear the finished and interim flow tuples."},
     {"flush", (PyCFunction)Engine_flush, METH_VARARGS, "End open flows, oldest first, at most N per call; True when none is left."},
     {"stats", (PyCFunction)Engine_stats, METH_NOARGS, "Counters and issues as a dict."},

@@ -46,7 +46,7 @@ static uint64_t tcp_size(const Endpoint *ep) {
     int64_t sz = ep->last64 > ep->ack64 ? ep->last64 : ep->ack64;
     if (sz < 0) sz = 0;
     if (sz) sz--;                       /* the SYN's sequence number carries no data */
-    if (ep->fin_cnt && sz) sz--;        /* nor does the FIN's */
+    if (ep->fin_seen && sz) sz--;       /* nor does the FIN's */
     return (uint64_t)sz;
 }
 
@@ -129,11 +129,11 @@ static PyObject *opt_int(int64_t v) {
     return PyLong_FromLongLong(v);
 }
 
-static PyObject *parents_tuple(const Flow *f) {
+static PyObject *parents_tuple(const Engine *e, const Flow *f) {
     PyObject *t = PyTuple_New(f->nparents);
     if (!t) return NULL;
     for (int i = 0; i < f->nparents; i++) {
-        PyObject *v = fc_uid_text(f->parents[i]);
+        PyObject *v = fc_uid_text(e->parents[f->parents_at - 1].uid[i]);
         if (!v) { Py_DECREF(t); return NULL; }
         PyTuple_SET_ITEM(t, i, v);
     }
@@ -168,7 +168,7 @@ int fc_emit(Engine *e, Flow *f, int interim) {
         PyLong_FromUnsignedLongLong(f->pkts[1]), PyLong_FromUnsignedLongLong(f->ipbytes[1]),
         PyLong_FromUnsignedLongLong(rb),
         fc_community_id(oa, op, ra, rp, f->key.family, f->key.proto),
-        opt_int(f->key.vni), opt_int(f->vlan), opt_int(f->inner_vlan), parents_tuple(f), fin,
+        opt_int(f->key.vni), opt_int(f->vlan), opt_int(f->inner_vlan), parents_tuple(e, f), fin,
     };
     PyObject *item = NULL;
     for (int i = 0; i < NFIELDS; i++) if (!v[i]) goto fail;

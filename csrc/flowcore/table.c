@@ -83,6 +83,9 @@ static int32_t pop_slot(Engine *e) {
         if (h >= 0) { e->free_head = e->flows[h].hnext; return h; }
         if (h != FREE_FRESH) return -1;
         if (e->fresh < e->cap) {
+            /* fresh slots are taken in order: have the next MB faulted in ahead */
+            if (e->helper_on) fc_prefault_ahead(e, PF_FLOWS, e->flows, (size_t)e->fresh * sizeof(Flow),
+                                           (size_t)e->cap * sizeof(Flow), &e->flows_prefaulted);
             Flow *f = &e->flows[e->fresh];
             f->used = 0; f->gen = 0;
             return e->fresh++;
@@ -96,13 +99,17 @@ static int grow_table(Engine *e) {
     /* the table grows with one slot left, which goes under the new ones */
     int32_t below = e->cap ? pop_slot(e) : -1;
     if (below >= 0) e->flows[below].hnext = -1;
+    fc_helper_settle(e, PF_FLOWS);  /* no page of the array is being faulted in while it moves */
     Flow *nf = flows_resize(e->flows, (size_t)e->cap, (size_t)newcap, (size_t)e->fresh);
     if (!nf) { PyErr_NoMemory(); e->pyerr = 1; return -1; }
     e->flows = nf;
     e->fresh_below = below; e->free_head = FREE_FRESH; e->fresh = e->cap;
     e->cap = newcap;
     uint32_t hsize = (uint32_t)newcap * 2;
-    uint64_t *nh = table_alloc(sizeof(uint64_t) * hsize);
+    uint64_t *nh = e->htab_next;
+    if (nh) fc_helper_settle(e, PF_HTAB);
+    else nh = table_alloc(sizeof(uint64_t) * hsize);
+    e->htab_next = NULL;
     if (!nh) { PyErr_NoMemory(); e->pyerr = 1; return -1; }
     memset(nh, 0xff, sizeof(uint64_t) * hsize);
     uint32_t newmask = hsize - 1;
@@ -121,14 +128,23 @@ static int grow_table(Engine *e) {
     return 0;
 }
 
-/* A free slot for a new flow (the table grows first when one slot is left). */
+/* A free slot for a new flow (the table grows first when one slot is left).
+ * While a file is mapped, the next hash table is made at three quarters, and
+ * the helper faults it in meanwhile. */
 int32_t fc_alloc_slot(Engine *e) {
-    if (e->live >= e->cap - 1 && grow_table(e) < 0) return -1;
+    if (e->live >= e->cap - 1) {
+        if (grow_table(e) < 0) return -1;
+    } else if (e->live >= e->cap - e->cap / 4 && !e->htab_next && e->helper_on) {
+        size_t bytes = sizeof(uint64_t) * (size_t)e->cap * 4;
+        e->htab_next = table_alloc(bytes);
+        if (e->htab_next) fc_helper_prefault(e, PF_HTAB, e->htab_next, 0, bytes);
+    }
     return pop_slot(e);
 }
 
 int fc_conn_init(Engine *e) {
     e->free_head = -1;
+    e->parents_free = -1;
     e->frags = PyMem_Calloc(FRAG_SLOTS, sizeof(FragEntry));
     if (!e->frags) { PyErr_NoMemory(); return -1; }
     return grow_table(e);
@@ -136,10 +152,11 @@ int fc_conn_init(Engine *e) {
 
 void fc_conn_free(Engine *e) {
     flows_free(e->flows, (size_t)e->cap);
-    table_free(e->htab);
+    PyMem_Free(e->parents); e->parents = NULL;
+    table_free(e->htab); table_free(e->htab_next);
     PyMem_Free(e->heap); PyMem_Free(e->frags); PyMem_Free(e->flush_order);
     e->flush_order = NULL;
-    e->flows = NULL; e->htab = NULL; e->heap = NULL; e->frags = NULL;
+    e->flows = NULL; e->htab = NULL; e->htab_next = NULL; e->heap = NULL; e->frags = NULL;
 }
 
 /* Rebuild the table from the flows in use (after a flush that left it stale). */
@@ -152,4 +169,33 @@ void fc_table_rehash(Engine *e) {
 
 void fc_table_settle(Engine *e) {
     if (e->flushing) fc_table_rehash(e);
+}
+
+/* Tunnel parents live in a pool beside the flows: few flows have any, and the
+ * four uids would otherwise take a cache line of every flow. */
+uint64_t *fc_parents_of(Engine *e, Flow *f) {
+    if (f->parents_at) return e->parents[f->parents_at - 1].uid;
+    int32_t i;
+    if (e->parents_free >= 0) {
+        i = e->parents_free;
+        e->parents_free = (int32_t)e->parents[i].uid[0];
+    } else {
+        if (e->parents_used == e->parents_cap) {
+            int32_t nc = e->parents_cap ? e->parents_cap * 2 : 256;
+            Parents *np = PyMem_Realloc(e->parents, sizeof(Parents) * (size_t)nc);
+            if (!np) { PyErr_NoMemory(); e->pyerr = 1; return NULL; }
+            e->parents = np; e->parents_cap = nc;
+        }
+        i = e->parents_used++;
+    }
+    f->parents_at = i + 1;
+    return e->parents[i].uid;
+}
+
+void fc_parents_release(Engine *e, Flow *f) {
+    if (!f->parents_at) return;
+    int32_t i = f->parents_at - 1;
+    e->parents[i].uid[0] = (uint64_t)(int64_t)e->parents_free;
+    e->parents_free = i;
+    f->parents_at = 0;
 }

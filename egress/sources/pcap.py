@@ -12,7 +12,6 @@ import dataclasses
 import io
 import logging
 import math
-import mmap
 import os
 import stat
 import struct
@@ -20,7 +19,7 @@ import zlib
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from egress import _flowcore
 from egress.errors import SourceError
@@ -276,38 +275,50 @@ class CaptureReader:
 
     def _feed(self, view: memoryview, final: bool, path: Path) -> int:
         consumed = self._engine.feed(view, final)
+        self._check_error(path)
+        return consumed
+
+    def _check_error(self, path: Path) -> None:
         err = self._engine.error
         if err is not None:
             raise SourceError(err[0], path=path, offset=err[1])
-        return consumed
 
     def _read_mapped(self, path: Path, raw: io.BufferedReader, total: int) -> _Batches:
-        """Feed an uncompressed file straight from a memory map: no copy.
+        """Feed an uncompressed file from the engine's own memory map: no copy.
 
-        Pages already parsed are dropped from the mapping, so the resident
-        size stays flat however large the capture is.
+        The engine maps the file; a helper thread of its own maps each window's
+        pages ahead of the parser and drops the pages parsed, so the resident
+        size stays flat however large the capture is. A file that cannot be
+        mapped is read as a stream instead.
         """
+        # feed_fd is not in the stub (egress/_flowcore.pyi) yet
+        feed_fd = cast("Callable[[int, int, int, bool], int]", cast(Any, self._engine).feed_fd)
+        fd = raw.fileno()
         window = self._chunk
-        with mmap.mmap(raw.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            pos = 0
-            while pos < total:
-                end = min(pos + window, total)
-                final = end == total
-                with memoryview(mm)[pos:end] as view:
-                    consumed = self._feed(view, final, path)
-                if consumed == 0 and not final:
-                    window *= 2  # one record larger than the window
-                    continue
-                drop_from = pos - pos % mmap.PAGESIZE
-                pos += consumed
-                drop_to = pos - pos % mmap.PAGESIZE
-                if drop_to > drop_from and hasattr(mm, "madvise"):
-                    mm.madvise(mmap.MADV_DONTNEED, drop_from, drop_to - drop_from)
-                yield self._engine.take()
-                if self._progress is not None:
-                    self._progress(path, pos, total)
-                if final:
-                    break
+        pos = 0
+        while pos < total:
+            end = min(pos + window, total)
+            final = end == total
+            try:
+                consumed = feed_fd(fd, pos, end - pos, final)
+            except ValueError as exc:  # the file shrank since it was opened
+                raise SourceError(f"cannot read capture: {exc}", path=path, offset=pos) from exc
+            except OSError as exc:
+                if pos:
+                    raise SourceError(f"cannot read capture: {exc.strerror}", path=path,
+                                      offset=pos) from exc
+                yield from self._read_stream(path, raw, total, compressed=False)
+                return
+            self._check_error(path)
+            if consumed == 0 and not final:
+                window *= 2  # one record larger than the window
+                continue
+            pos += consumed
+            yield self._engine.take()
+            if self._progress is not None:
+                self._progress(path, pos, total)
+            if final:
+                break
 
     def _read_stream(self, path: Path, raw: io.BufferedReader, total: int, *,
                      compressed: bool) -> _Batches:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import random
 import struct
 from pathlib import Path
 from typing import Any, cast
+
+import pytest
 
 from egress import _flowcore
 from egress.community_id import community_id_text
@@ -150,3 +153,152 @@ def test_community_ids_made_by_the_engine_match_the_reference() -> None:
     assert {r[8] for r in records} == {6, 17, 1, 58}
     for r in records:
         assert r[17] == community_id_text(r[3], r[4], r[5], r[6], r[8])
+
+
+# ------------------------------------------------------------ files read through the engine's map
+
+
+def _tcp_frame(sport: int, dport: int, flags: int, seq: int, ack: int, payload: bytes = b"",
+               win: int = 8192, src: bytes = b"\x0a\x00\x00\x01",
+               dst: bytes = b"\x0a\x00\x00\x02") -> bytes:
+    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags, win, 0, 0) + payload
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 0, 0, 64, 6, 0, src, dst)
+    return b"\x02" * 6 + b"\x04" * 6 + b"\x08\x00" + ip + tcp
+
+
+def _vxlan_frame(outer_sport: int, inner: bytes) -> bytes:
+    """``inner`` (an Ethernet frame) in VXLAN (VNI 42) over UDP between two fixed hosts."""
+    return _udp_frame(outer_sport, 4789, src=b"\xc0\xa8\x00\x01", dst=b"\xc0\xa8\x00\x02",
+                      payload=struct.pack("!BxxxI", 0x08, 42 << 8) + inner)
+
+
+def _many_flows_capture() -> bytes:
+    """22,000 UDP flows (the table grows to 32,768 slots, past the helper's prefault
+    step of 4 MB, and the timer heap past its first 8,192 timers), then a TCP flow
+    with retransmissions and zero windows, and tunnelled flows that end and start."""
+    frames = [(i / 1000, _udp_frame(1024 + i % 60000, src=bytes([10, 2, i // 60000, 1])))
+              for i in range(22_000)]
+    t = 30.0
+    server, client = b"\x0a\x00\x00\x02", b"\x0a\x00\x00\x01"
+    tcp = [_tcp_frame(40000, 80, 0x02, 100, 0),
+           _tcp_frame(80, 40000, 0x12, 500, 101, src=server, dst=client),
+           _tcp_frame(40000, 80, 0x10, 101, 501), _tcp_frame(40000, 80, 0x18, 101, 501, b"x" * 10)]
+    tcp += [_tcp_frame(40000, 80, 0x18, 101, 501, b"x" * 10) for _ in range(100)]  # retransmitted
+    tcp += [_tcp_frame(80, 40000, 0x10, 501, 111, win=0, src=server, dst=client)
+            for _ in range(10)]  # zero windows
+    frames += [(t + i / 1000, f) for i, f in enumerate(tcp)]
+    # tunnelled flows in three rounds; the 60 s UDP timeout ends each round's flows
+    for r in range(3):
+        for k in range(50):
+            inner = _udp_frame(3000 + k, 53, src=b"\xac\x10\x00\x01", dst=b"\xac\x10\x00\x02")
+            frames.append((100.0 + 100 * r + k / 100, _vxlan_frame(50000 + r, inner)))
+    return _pcap(frames)
+
+
+def _records_by_feed(capture: bytes) -> tuple[list[tuple[Any, ...]], dict[str, Any]]:
+    engine = _flowcore.Engine()
+    engine.begin_file()
+    assert engine.feed(capture, True) == len(capture)
+    records = _take(engine)
+    engine.flush()
+    return records + _take(engine), dict(engine.stats())
+
+
+def _records_by_fd(path: Path, window: int) -> tuple[list[tuple[Any, ...]], dict[str, Any]]:
+    engine = _flowcore.Engine()
+    engine.begin_file()
+    total, pos, records = path.stat().st_size, 0, []
+    feed_fd = cast(Any, engine).feed_fd
+    with path.open("rb") as fh:
+        while pos < total:
+            end = min(pos + window, total)
+            consumed = feed_fd(fh.fileno(), pos, end - pos, end == total)
+            if consumed == 0 and end < total:
+                window *= 2  # one record larger than the window
+                continue
+            pos += consumed
+            records += _take(engine)
+            if end == total:
+                break
+    engine.flush()
+    return records + _take(engine), dict(engine.stats())
+
+
+def test_a_file_read_through_the_mapping_gives_what_feeding_its_bytes_gives(tmp_path: Path) -> None:
+    capture = _many_flows_capture()
+    path = tmp_path / "many.pcap"
+    path.write_bytes(capture)
+    expected, expected_stats = _records_by_feed(capture)
+    assert len(expected) == 22_000 + 1 + 3 * (1 + 50)
+    for window in (8 << 20, 65_536, 1000, 60):  # windows end inside records
+        records, stats = _records_by_fd(path, window)
+        assert records == expected, window
+        assert stats == expected_stats, window
+    (tcp,) = [r for r in expected if r[4] == 40000]
+    # retransmissions (T) at the 1st, 10th and 100th; the responder's zero windows (w) at the
+    # 1st and 10th
+    assert tcp[10] == "ShADTTTaww"
+    assert (tcp[11], tcp[14]) == (103, 11)  # orig_pkts, resp_pkts
+    # the tunnelled flows of each round name that round's VXLAN flow, whose pool entry is reused
+    outer = {r[4]: r[0] for r in expected if r[6] == 4789}
+    inner = [r for r in expected if r[6] == 53]
+    assert len(outer) == 3 and len(inner) == 150
+    for r in inner:
+        assert r[18] == 42  # vni
+        assert r[21] == (outer[50000 + round((r[1].timestamp() - T0 - 100) // 100)],)
+
+
+def test_the_mapping_refuses_what_it_cannot_map(tmp_path: Path) -> None:
+    engine = _flowcore.Engine()
+    engine.begin_file()
+    feed_fd = cast(Any, engine).feed_fd
+    read_end, write_end = os.pipe()
+    try:
+        with pytest.raises(OSError):
+            feed_fd(read_end, 0, 100, False)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    path = tmp_path / "one.pcap"
+    path.write_bytes(_pcap([(0.0, _udp_frame(5001))]))
+    with path.open("rb") as fh:
+        with pytest.raises(ValueError, match="outside the mapped file"):
+            feed_fd(fh.fileno(), 10, path.stat().st_size, False)
+        assert feed_fd(fh.fileno(), 0, path.stat().st_size, True) == path.stat().st_size
+    engine.flush()
+    assert [r[4] for r in _take(engine)] == [5001]
+
+
+def test_a_format_error_met_through_the_mapping_ends_the_file(tmp_path: Path) -> None:
+    good = _pcap([(0.0, _udp_frame(5001)), (1.0, _udp_frame(5002))])
+    bad = good + struct.pack("<IIII", T0 + 2, 0, 1 << 30, 1 << 30) + b"\x00" * 64
+    path = tmp_path / "bad.pcap"
+    path.write_bytes(bad)
+    engine = _flowcore.Engine()
+    engine.begin_file()
+    feed_fd = cast(Any, engine).feed_fd
+    with path.open("rb") as fh:
+        assert feed_fd(fh.fileno(), 0, len(bad), False) == len(good)
+        assert engine.error == ("corrupt packet record: captured length 1073741824 exceeds"
+                                " the limit 262144", len(good))
+        # the file has ended
+        assert feed_fd(fh.fileno(), len(good), len(bad) - len(good), True) == 0
+        engine.begin_file()  # the next file reads normally
+        assert feed_fd(fh.fileno(), 0, len(good), True) == len(good)
+    assert engine.error is None
+    engine.flush()
+    assert sorted(r[4] for r in _take(engine)) == [5001, 5002]
+    assert engine.stats()["packets"] == 4
+
+
+SYSFS_FILE = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+
+
+@pytest.mark.skipif(not SYSFS_FILE.is_file(), reason="needs a regular file that cannot be mapped")
+def test_a_regular_file_that_cannot_be_mapped_is_read_as_a_stream() -> None:
+    # sysfs files are regular and 4 KiB long, and refuse mmap: the reader falls back
+    # to reading, and meets the bad magic number like any other non-capture
+    reader = CaptureReader(strict=False)
+    assert list(reader.read([SYSFS_FILE])) == []
+    (err,) = reader.errors
+    assert str(err) == f"{SYSFS_FILE} at byte 0: not a pcap or pcapng file (bad magic number)"
