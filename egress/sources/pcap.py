@@ -19,7 +19,7 @@ import zlib
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from egress import _flowcore
 from egress.errors import SourceError
@@ -291,8 +291,7 @@ class CaptureReader:
         size stays flat however large the capture is. A file that cannot be
         mapped is read as a stream instead.
         """
-        # feed_fd is not in the stub (egress/_flowcore.pyi) yet
-        feed_fd = cast("Callable[[int, int, int, bool], int]", cast(Any, self._engine).feed_fd)
+        feed_fd = self._engine.feed_fd
         fd = raw.fileno()
         window = self._chunk
         pos = 0
