@@ -37,7 +37,7 @@ typedef struct {
     sketch addrs, asns;  /* union of the days let go */
 } entity;
 
-#define CACHE 512  /* recently used slots: consecutive remote ends share their keys */
+#define CACHE 512  /* recently used hour slots: consecutive remote ends share their keys */
 
 struct ds_store {
     table hours, days, entities;  /* slots of hours, slots of days */
@@ -71,10 +71,28 @@ ds_store *ds_new(int64_t keep_hours) {
     return s;
 }
 
+/* Drop the slots of a table before cut (their sketches freed). */
+static void drop_before(table *in, int64_t cut) {
+    size_t kept = 0;
+    for (size_t i = 0; i < in->n; i++) {
+        slot *p = SLOT(in, i);
+        if (p->k.t < cut) {
+            sk_free(&p->addrs), sk_free(&p->asns);
+        } else {
+            if (kept != i) memmove(SLOT(in, kept), p, sizeof(slot));
+            kept++;
+        }
+    }
+    if (kept != in->n) {
+        in->n = kept;
+        t_reindex(in);
+    }
+}
+
 void ds_free(ds_store *s) {
     if (!s) return;
-    for (size_t i = 0; i < s->hours.n; i++) sk_free(&SLOT(&s->hours, i)->addrs), sk_free(&SLOT(&s->hours, i)->asns);
-    for (size_t i = 0; i < s->days.n; i++) sk_free(&SLOT(&s->days, i)->addrs), sk_free(&SLOT(&s->days, i)->asns);
+    drop_before(&s->hours, INT64_MAX);
+    drop_before(&s->days, INT64_MAX);
     for (size_t i = 0; i < s->entities.n; i++) {
         entity *e = (entity *)(s->entities.ents + i * sizeof(entity));
         sk_free(&e->addrs), sk_free(&e->asns);
@@ -112,16 +130,16 @@ static entity *entity_of(ds_store *s, int32_t tenant, int16_t country) {
     return e;
 }
 
-static int put(ds_store *s, int32_t tenant, int16_t country, uint8_t span, int64_t t,
-               uint64_t addr, int has_asn, int64_t asn) {
-    size_t c = ((size_t)tenant * 8 + (size_t)(country + 1) * 2 + span +
-                (size_t)(t / 3600000000LL) * 4099) % CACHE;
+/* Add a value to the hour slot of (tenant, country, hour), found through the cache. */
+static int put(ds_store *s, int32_t tenant, int16_t country, int64_t hour, uint64_t addr,
+               int has_asn, int64_t asn) {
+    size_t c = ((size_t)tenant * 8 + (size_t)(country + 1) + (size_t)(hour / HOUR) * 4099) % CACHE;
     slot *p;
     if (s->cache[c].at != SIZE_MAX && s->cache[c].k.tenant == tenant &&
-        s->cache[c].k.country == country && s->cache[c].k.span == span && s->cache[c].k.t == t) {
+        s->cache[c].k.country == country && s->cache[c].k.t == hour) {
         p = SLOT(&s->hours, s->cache[c].at);
     } else {
-        p = slot_of(s, tenant, country, span, t, 0);
+        p = slot_of(s, tenant, country, DS_HOUR, hour, 0);
         if (p) {
             s->cache[c].k = p->k;
             s->cache[c].at = (size_t)((uint8_t *)p - s->hours.ents) / sizeof(slot);
@@ -137,8 +155,8 @@ static int put(ds_store *s, int32_t tenant, int16_t country, uint8_t span, int64
  * changes nothing) before the day is read or let go. */
 int ds_add(ds_store *s, int32_t tenant, int16_t country, int64_t hour, uint64_t addr,
            int has_asn, int64_t asn) {
-    if (put(s, tenant, -1, DS_HOUR, hour, addr, has_asn, asn) < 0) return -1;
-    if (country >= 0 && put(s, tenant, country, DS_HOUR, hour, addr, 0, 0) < 0) return -1;
+    if (put(s, tenant, -1, hour, addr, has_asn, asn) < 0) return -1;
+    if (country >= 0 && put(s, tenant, country, hour, addr, 0, 0) < 0) return -1;
     return 0;
 }
 
@@ -296,24 +314,6 @@ static int let_go_days(ds_store *s, keyed *sorted, size_t n) {
     }
     free(days);
     return failed ? -1 : 0;
-}
-
-/* Drop the slots of a table before cut (their sketches freed). */
-static void drop_before(table *in, int64_t cut) {
-    size_t kept = 0;
-    for (size_t i = 0; i < in->n; i++) {
-        slot *p = SLOT(in, i);
-        if (p->k.t < cut) {
-            sk_free(&p->addrs), sk_free(&p->asns);
-        } else {
-            if (kept != i) memmove(SLOT(in, kept), p, sizeof(slot));
-            kept++;
-        }
-    }
-    if (kept != in->n) {
-        in->n = kept;
-        t_reindex(in);
-    }
 }
 
 int ds_retire(ds_store *s, int64_t latest_hour) {
