@@ -126,7 +126,34 @@ def bind(host: str, port: int, handler: type[BaseHTTPRequestHandler]) -> Threadi
     return server
 
 
-class MetricsServer:
+class BackgroundServer:
+    """An HTTP server bound to ``host:port`` (see :func:`bind`), served by a daemon thread
+    named ``name`` once :meth:`start` is called."""
+
+    def __init__(self, host: str, port: int, handler: type[BaseHTTPRequestHandler], *,
+                 name: str) -> None:
+        self._server = bind(host, port, handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, name=name,
+                                        daemon=True)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The host and port bound (the port the system chose when 0 was asked)."""
+        host, port = self._server.server_address[:2]
+        return str(host), int(port)
+
+    def start(self) -> None:
+        """Serve in the background."""
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop serving (if started) and release the socket."""
+        if self._thread.is_alive():
+            self._server.shutdown()
+        self._server.server_close()
+
+
+class MetricsServer(BackgroundServer):
     """Serves ``/healthz`` and ``/metrics`` of ``metrics`` in a daemon thread."""
 
     def __init__(self, metrics: Metrics, host: str, port: int, *, stale_after_s: float) -> None:
@@ -147,9 +174,7 @@ class MetricsServer:
             def log_message(self, format: str, *args: object) -> None:
                 log.debug("http: " + format, *args)
 
-        self._server = bind(host, port, Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        name="egress-sidecar-http", daemon=True)
+        super().__init__(host, port, Handler, name="egress-sidecar-http")
 
     @staticmethod
     def _reply(handler: BaseHTTPRequestHandler, status: int, body: str, kind: str) -> None:
@@ -159,18 +184,3 @@ class MetricsServer:
         handler.send_header("Content-Length", str(len(data)))
         handler.end_headers()
         handler.wfile.write(data)
-
-    @property
-    def address(self) -> tuple[str, int]:
-        """The host and port bound (the port the system chose when 0 was asked)."""
-        host, port = self._server.server_address[:2]
-        return str(host), int(port)
-
-    def start(self) -> None:
-        """Serve in the background."""
-        self._thread.start()
-
-    def close(self) -> None:
-        """Stop serving and release the socket."""
-        self._server.shutdown()
-        self._server.server_close()

@@ -39,7 +39,7 @@ from typing import BinaryIO
 from egress.records import Issue, ObjectStoreRequest, Provenance
 from egress.sidecar.config import MinioWebhookConfig, listen_address
 from egress.sidecar.follow import Chunk
-from egress.sidecar.http import bind
+from egress.sidecar.http import BackgroundServer
 from egress.sidecar.state import sync_directory
 from egress.sources.objectstore import MinioAuditLogReader, parse_minio_webhook_body
 from egress.sources.objectstore_logfile import MalformedLine, json_values
@@ -184,7 +184,7 @@ class AuditStore:
                 self._synced = self._written
 
 
-class WebhookServer:
+class WebhookServer(BackgroundServer):
     """The HTTP endpoint of one ``minio_webhook`` input (module doc), in a daemon thread.
 
     ``count(status)`` is called for every answer (the metrics).
@@ -258,9 +258,7 @@ class WebhookServer:
 
         self._count = count
         host, port = listen_address(spec.listen, loopback=not spec.allow_remote)
-        self._server = bind(host, port, Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        name=f"egress-{spec.name}-webhook", daemon=True)
+        super().__init__(host, port, Handler, name=f"egress-{spec.name}-webhook")
 
     def _answer(self, handler: BaseHTTPRequestHandler, status: int,
                 body: dict[str, object] | None, *, close: bool = False) -> None:
@@ -277,19 +275,3 @@ class WebhookServer:
         handler.end_headers()
         if handler.command != "HEAD":
             handler.wfile.write(data)
-
-    @property
-    def address(self) -> tuple[str, int]:
-        """The host and port bound (the port the system chose when 0 was asked)."""
-        host, port = self._server.server_address[:2]
-        return str(host), int(port)
-
-    def start(self) -> None:
-        """Serve in the background."""
-        self._thread.start()
-
-    def close(self) -> None:
-        """Stop serving and release the socket."""
-        if self._thread.is_alive():
-            self._server.shutdown()
-        self._server.server_close()
