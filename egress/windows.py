@@ -78,11 +78,14 @@ from egress.windows_sql import (
     EVIDENCE_RESULT_SQL,
     EVIDENCE_SQL,
     EXACT_DISTINCT_SQL,
+    FORGET_DAYS_SQL,
     FORGET_SQL,
     HOUR_US,
     HOURS_SQL,
     PRESENCE_SQL,
+    TENANT_START_SQL,
     WINDOWS_SQL,
+    keep_days_sql,
 )
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
@@ -162,7 +165,8 @@ _COMPACT_ROWS = 4 << 20
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: Accumulators a ``changed_only`` snapshot reads through copies limited to the tenants in
 #: scope (``<name>_scope``); the final statements read only these and their own tables.
-_SCOPED = ("hours_acc", "cells_acc", "presence_acc", "evidence_acc")
+_SCOPED = {"hours_acc": "t", "cells_acc": "cell", "presence_acc": "",
+           "evidence_acc": 'epoch_us("start")'}
 _SCOPED_NAMES = re.compile(r"\b(?:" + "|".join(_SCOPED) + r")\b")
 
 
@@ -255,6 +259,8 @@ class WindowAggregator:
                         if (self._own if background is None else background) else None)
         self._running: Future[None] | None = None
         self._horizon_us: int | None = None
+        self._since_us: int | None = None  # earliest start added since the last snapshot
+        self._kept: WindowTables | None = None
         self.rows = 0
 
     def add(self, transfers: pa.RecordBatch | pa.Table) -> None:
@@ -265,6 +271,9 @@ class WindowAggregator:
         codes = self._tenants.encode(table.column(0))
         table = table.set_column(0, "tenant", codes)
         self._touched.update(pc.unique(codes).to_pylist())
+        first = pc.min(table.column("start")).cast(pa.int64()).as_py()
+        if first is not None and (self._since_us is None or first < self._since_us):
+            self._since_us = first
         self._pending.append(table)
         self._pending_rows += table.num_rows
         self.rows += table.num_rows
@@ -410,12 +419,15 @@ class WindowAggregator:
         self._horizon_us = horizon_us
         self.flush()
         self._forget()
+        self._kept = None  # windows reaching back before the horizon change: all anew
         return True
 
     def _forget(self) -> None:
         """Drop what was added before the horizon (rows that arrived after it moved too)."""
         if self._horizon_us is not None:
-            for statement in FORGET_SQL:
+            kept = self._con.sql("SELECT count(*) FROM duckdb_tables() "
+                                 "WHERE table_name = 'day_base_all'").fetchall()[0][0]
+            for statement in (*FORGET_SQL, *(FORGET_DAYS_SQL if kept else ())):
                 self._con.execute(statement, {"horizon": self._horizon_us})
             self._network.forget_before(self._horizon_us)
 
@@ -437,23 +449,27 @@ class WindowAggregator:
 
     def _snapshot(self, *, changed_only: bool, last: bool) -> WindowTables:
         """:meth:`snapshot`; ``last``: no more batches follow (the sketches are freed as
-        soon as their counts are taken)."""
+        soon as their counts are taken).
+
+        A changed-only snapshot (with sketches, after a first snapshot) recomputes only
+        what the new transfers can change: from the day ``since`` their earliest start
+        falls in, the hours, days and their windows, and the 7-day and cumulative windows
+        from the daily bases kept across snapshots; the windows and evidence before
+        ``since`` come from the tables kept from the previous snapshots."""
         self.flush()
         self._reduce_network(None, everything=True)
         self._forget()
         scope = sorted(self._touched) if changed_only else None
         if scope is not None and len(scope) == self._tenants.count:
             scope = None  # every tenant: no copies to make
-        self._touched = set()
-        if scope is not None:
-            self._con.register("scope", pa.table({"tenant": pa.array(scope, pa.int32())}))
-            try:
-                for name in _SCOPED:
-                    self._con.execute(f"CREATE OR REPLACE TEMP TABLE {name}_scope AS "
-                                      f"SELECT * FROM {name} WHERE tenant IN "
-                                      f"(SELECT tenant FROM scope)")
-            finally:
-                self._con.unregister("scope")
+        since = None
+        if (changed_only and self._kept is not None and self._since_us is not None
+                and not self._params.exact_distinct):
+            since = self._since_us // DAY_US * DAY_US
+        self._touched, self._since_us = set(), None
+        scoped = scope is not None or since is not None
+        if scoped:
+            self._copy_scoped(scope, since)
         registrations = pa.table({
             "tenant": pa.array([self._tenants.code_of(t) for t in self._params.registrations],
                                pa.int32()),
@@ -469,33 +485,92 @@ class WindowAggregator:
                     params["rate_bytes_per_hour"] = rate
                 if "$concern" in statement:
                     params["concern"] = list(self._params.concern_countries)
-                self._con.execute(_scoped(statement, scope), params or None)
-            self._distinct_counts(scope)
+                self._con.execute(_scoped(statement, scoped), params or None)
+            for statement in keep_days_sql(replace=not scoped, since=since is not None,
+                                           scoped=scope is not None):
+                self._con.execute(statement, {"since": since} if "$since" in statement else None)
+            self._con.execute(TENANT_START_SQL)
+            self._distinct_counts(scope, since, scoped)
             if last:
                 self._network.drop_sketches()
-            windows = self._con.sql(WINDOWS_SQL).to_arrow_table()
-            countries = self._con.sql(COUNTRIES_SQL).to_arrow_table()
+            cut = {"since": -(1 << 63) if since is None else since}
+            windows = self._con.sql(WINDOWS_SQL, params=cut).to_arrow_table()
+            countries = self._con.sql(COUNTRIES_SQL, params=cut).to_arrow_table()
             self._compact("evidence_acc")  # the ranked evidence: what the result holds
             evidence = self._con.sql(
-                _scoped(EVIDENCE_RESULT_SQL, scope), params={"top": self._params.evidence_per_day}
-            ).to_arrow_table()
+                _scoped(EVIDENCE_RESULT_SQL, scoped),
+                params={"top": self._params.evidence_per_day}).to_arrow_table()
         finally:
             self._con.unregister("registrations")
-        return WindowTables(
+        fresh = WindowTables(
             windows=self._named(windows, WINDOWS_SCHEMA, ["span", "window_start", "window_end"]),
             countries=self._named(countries, COUNTRIES_SCHEMA,
                                   ["span", "window_start", "window_end", "country"]),
             evidence=self._named(evidence, EVIDENCE_SCHEMA, ["start", "ref"]))
+        return self._keep(fresh, scope, since)
 
-    def _distinct_counts(self, scope: list[int] | None) -> None:
-        """``distinct_sums``: the distinct counts of the tenants in scope, from the
-        sketches or (``exact_distinct``) from the remote ends per hour."""
+    def _copy_scoped(self, scope: list[int] | None, since: int | None) -> None:
+        """``<accumulator>_scope``: the rows of the tenants in scope, from ``since`` on."""
+        self._con.execute("CREATE OR REPLACE TEMP TABLE scope_tenants (tenant INTEGER)")
+        if scope is not None:
+            self._con.register("scope", pa.table({"tenant": pa.array(scope, pa.int32())}))
+            try:
+                self._con.execute("INSERT INTO scope_tenants SELECT tenant FROM scope")
+            finally:
+                self._con.unregister("scope")
+        for name, time in _SCOPED.items():
+            where = [condition for condition, on in (
+                ("tenant IN (SELECT tenant FROM scope_tenants)", scope is not None),
+                (f"{time} >= {since}", since is not None and bool(time))) if on]
+            self._con.execute(f"CREATE OR REPLACE TEMP TABLE {name}_scope AS "
+                              f"SELECT * FROM {name} WHERE {' AND '.join(where) or 'TRUE'}")
+
+    def _keep(self, fresh: WindowTables, scope: list[int] | None,
+              since: int | None) -> WindowTables:
+        """Merge a snapshot into the tables kept from the previous ones and return what a
+        snapshot of ``scope`` shows: every window and evidence row of the tenants in it
+        (``None``: all). ``fresh`` holds their rows from day ``since`` on (windows ending
+        after it, evidence starting at or after it), or (``since`` ``None``) all of them."""
+        if scope is None and since is None:
+            self._kept = fresh
+            return fresh
+        if self._kept is None:  # nothing complete to merge into until a full snapshot
+            return fresh
+        tenants = (pa.array(self._tenants.names_of(scope), pa.string())
+                   if scope is not None else None)
+        cut = None if since is None else pa.scalar(since, pa.int64()).cast(TIMESTAMP)
+        merged = []
+        for name, column, order in (
+                ("windows", "window_end", ["span", "window_start", "window_end"]),
+                ("countries", "window_end", ["span", "window_start", "window_end", "country"]),
+                ("evidence", "start", ["start", "ref"])):
+            old: pa.Table = getattr(self._kept, name)
+            replaced = pa.array(np.ones(old.num_rows, np.bool_))
+            if tenants is not None:
+                replaced = pc.is_in(old.column("tenant"), value_set=tenants)
+            if cut is not None:
+                newer = (pc.greater(old.column(column), cut) if column == "window_end"
+                         else pc.greater_equal(old.column(column), cut))
+                replaced = pc.and_(replaced, newer)
+            table = pa.concat_tables([old.filter(pc.invert(replaced)), getattr(fresh, name)])
+            merged.append(table.sort_by([(c, "ascending") for c in ["tenant", *order]]))
+        self._kept = WindowTables(*merged)
+        if tenants is None:
+            return self._kept
+        return WindowTables(*(t.filter(pc.is_in(t.column("tenant"), value_set=tenants))
+                              for t in merged))
+
+    def _distinct_counts(self, scope: list[int] | None, since: int | None,
+                         scoped: bool) -> None:
+        """``distinct_sums``: the distinct counts of the tenants in scope (from ``since``
+        on; cumulative rows of every day), from the sketches or (``exact_distinct``) from
+        the remote ends per hour."""
         if self._params.exact_distinct:
             for statement in EXACT_DISTINCT_SQL:
-                self._con.execute(_scoped(statement, scope))
+                self._con.execute(_scoped(statement, scoped))
             self._con.execute(DISTINCT_SUMS_SQL)
             return
-        self._con.register("distinct_counts", self._network.distinct_counts(scope))
+        self._con.register("distinct_counts", self._network.distinct_counts(scope, since))
         try:
             self._con.execute(DISTINCT_SUMS_SQL)
         finally:
@@ -521,7 +596,9 @@ class WindowAggregator:
                 f"DROP TABLE IF EXISTS {name}; DROP TABLE IF EXISTS {name}_new"
                 for name in (*COMPACT_SQL, *(f"{n}_scope" for n in _SCOPED), "evidence_floor",
                              "evidence_batch", "day_presence", "distinct_counts",
-                             "distinct_sums")))
+                             "distinct_sums", "scope_tenants", "day_base_all",
+                             "country_day_all")) + "; DROP VIEW IF EXISTS day_base_win; "
+                "DROP VIEW IF EXISTS country_day_win")
 
 
 def compute_windows(
@@ -702,10 +779,9 @@ def _ref(record: Flow | ObjectStoreRequest | DriveAttach | CopyRecord) -> str | 
     return record.path
 
 
-def _scoped(statement: str, scope: list[int] | None) -> str:
-    """``statement`` reading the ``<accumulator>_scope`` copies when there is a scope."""
-    return statement if scope is None else _SCOPED_NAMES.sub(lambda m: f"{m[0]}_scope",
-                                                             statement)
+def _scoped(statement: str, scoped: bool) -> str:
+    """``statement`` reading the ``<accumulator>_scope`` copies when ``scoped``."""
+    return _SCOPED_NAMES.sub(lambda m: f"{m[0]}_scope", statement) if scoped else statement
 
 
 def _conform(transfers: pa.RecordBatch | pa.Table) -> pa.Table:

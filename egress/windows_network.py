@@ -106,6 +106,11 @@ class TenantCodes:
     def code_of(self, tenant: str) -> int:
         return self._codes.setdefault(tenant, len(self._codes))
 
+    def names_of(self, codes: list[int]) -> list[str]:
+        """The tenant ids of ``codes``."""
+        names = list(self._codes)
+        return [names[code] for code in codes]
+
     def decode(self, table: pa.Table) -> pa.Table:
         """``table`` with its ``tenant`` column of codes replaced by the ids."""
         names = pa.array(list(self._codes), pa.string())
@@ -193,13 +198,17 @@ class NetworkReduction:
             }),
         )
 
-    def distinct_counts(self, scope: list[int] | None = None) -> pa.Table:
+    def distinct_counts(self, scope: list[int] | None = None,
+                        since_us: int | None = None) -> pa.Table:
         """The distinct counts from the sketches (``sketches`` only), of the tenants in
         ``scope`` (codes; ``None``: all): ``tenant``, ``country`` (null: overall),
         ``span``, ``t``, ``addrs``, ``asns``; several rows of one key add up. Call
-        :meth:`retired` with ``everything`` first for counts up to the latest row."""
+        :meth:`retired` with ``everything`` first for counts up to the latest row.
+        ``since_us``: only hours and days from then on and 7-day windows ending after it
+        (cumulative rows of every day)."""
         chosen = None if scope is None else np.asarray(scope, np.int32).tobytes()
-        rows = np.frombuffer(self._reducer.distinct(chosen), _DISTINCT)
+        rows = np.frombuffer(self._reducer.distinct(
+            chosen, -(1 << 63) if since_us is None else since_us), _DISTINCT)
         country = rows["country"]
         return pa.table({  # country and span dictionary-encoded: millions of rows at scale
             "tenant": rows["tenant"],

@@ -273,6 +273,9 @@ FROM cells_acc GROUP BY tenant, cell""",
     "evidence_acc": EVIDENCE_RESULT_SQL,
 }
 
+#: The daily bases kept across snapshots and the tables they are made from each time.
+_KEPT_DAYS = (("day_base_all", "day_base"), ("country_day_all", "country_day"))
+
 #: Forgetting: the accumulated rows before ``$horizon`` (a day boundary), table by table.
 FORGET_SQL = (
     "DELETE FROM hours_acc WHERE t < $horizon",
@@ -281,6 +284,8 @@ FORGET_SQL = (
     'DELETE FROM evidence_acc WHERE epoch_us("start") < $horizon',
     "DELETE FROM evidence_floor WHERE day < $horizon",
 )
+#: The same for the kept daily bases (once a snapshot made them).
+FORGET_DAYS_SQL = tuple(f"DELETE FROM {kept} WHERE t < $horizon" for kept, _ in _KEPT_DAYS)
 
 #: Accumulator tables the per-batch statements append to (``tenant``: an integer code
 #: of the tenant id, mapped back on output).
@@ -372,11 +377,6 @@ SELECT
 FROM hour_base
 GROUP BY tenant, {floor_to("t", str(DAY_US))};
 
-CREATE OR REPLACE TEMP TABLE tenant_start AS
-SELECT d.tenant, coalesce(any_value(r.registered_us), min(d.t)) AS ws
-FROM day_base d LEFT JOIN registrations r USING (tenant)
-GROUP BY d.tenant;
-
 CREATE OR REPLACE TEMP TABLE country_hour AS
 SELECT tenant, t, country,
        sum(CASE WHEN crossing THEN bytes_in ELSE 0 END) AS bytes_in,
@@ -390,6 +390,42 @@ SELECT tenant, {floor_to("t", str(DAY_US))} AS t, country,
 FROM country_hour GROUP BY ALL
 """
 BASES_SQL = tuple(statement.strip() for statement in _BASES.split(";\n\n"))
+
+#: The daily bases kept across snapshots (``day_base_all``, ``country_day_all``): a
+#: snapshot computes ``day_base`` and ``country_day`` only for the days it covers and
+#: puts them in place of those days' rows (of the tenants in ``scope_tenants`` when
+#: scoped); 7-day and cumulative windows read every day through ``day_base_win`` and
+#: ``country_day_win``.
+
+
+def keep_days_sql(*, replace: bool, since: bool, scoped: bool) -> tuple[str, ...]:
+    """Statements that update the kept daily bases from this snapshot's (``replace``:
+    they become this snapshot's; ``since``: rows from day ``$since`` on are replaced;
+    ``scoped``: only the tenants in ``scope_tenants``) and define the ``*_win`` views."""
+    tenants = "tenant IN (SELECT tenant FROM scope_tenants)"
+    out: list[str] = []
+    for kept, fresh in _KEPT_DAYS:
+        if replace:
+            out.append(f"CREATE OR REPLACE TEMP TABLE {kept} AS SELECT * FROM {fresh}")
+        else:
+            out.append(f"CREATE TEMP TABLE IF NOT EXISTS {kept} AS SELECT * FROM {fresh} "
+                       "LIMIT 0")
+            where = " AND ".join(
+                [c for c, on in (("t >= $since", since), (tenants, scoped)) if on] or ["TRUE"])
+            out.append(f"DELETE FROM {kept} WHERE {where}")
+            out.append(f"INSERT INTO {kept} SELECT * FROM {fresh}")
+        out.append(f"CREATE OR REPLACE TEMP VIEW {kept.replace('_all', '_win')} AS "
+                   f"SELECT * FROM {kept}{f' WHERE {tenants}' if scoped else ''}")
+    return tuple(out)
+
+
+#: Where each tenant's cumulative windows start: its registration, else its first day.
+TENANT_START_SQL = """
+CREATE OR REPLACE TEMP TABLE tenant_start AS
+SELECT d.tenant, coalesce(any_value(r.registered_us), min(d.t)) AS ws
+FROM day_base_win d LEFT JOIN registrations r USING (tenant)
+GROUP BY d.tenant
+"""
 
 _METRICS_OUT = ", ".join(f"CAST({m} AS {'UBIGINT' if 'bytes' in m else 'BIGINT'}) AS {m}"
                          for m in ADDITIVE)
@@ -455,7 +491,7 @@ SELECT
     any_value(coalesce(p.addrs, 0)) AS remote_addrs,
     any_value(coalesce(p.asns, 0)) AS remote_asns
 FROM (
-    SELECT *, t + k * {DAY_US} AS we FROM day_base, range(1, 8) AS r(k)
+    SELECT *, t + k * {DAY_US} AS we FROM day_base_win, range(1, 8) AS r(k)
 ) b
 LEFT JOIN {_distinct("7d", "t AS we")} p USING (tenant, we)
 GROUP BY b.tenant, b.we"""
@@ -478,7 +514,7 @@ FROM (
         sum(d.hours_above_rate) OVER w AS hours_above_rate,
         sum(coalesce(a.addrs, 0)) OVER w AS remote_addrs,
         sum(coalesce(a.asns, 0)) OVER w AS remote_asns
-    FROM day_base d
+    FROM day_base_win d
     LEFT JOIN {_distinct("cumulative")} a USING (tenant, t)
     WINDOW w AS (PARTITION BY d.tenant ORDER BY d.t ROWS UNBOUNDED PRECEDING)
 ) b
@@ -505,6 +541,7 @@ FROM (
     UNION ALL
     {_CUMULATIVE}
 )
+WHERE we > $since
 ORDER BY tenant, span, window_start, window_end
 """
 
@@ -529,7 +566,7 @@ FROM (
     UNION ALL
     SELECT b.tenant, '7d', b.we - {7 * DAY_US}, b.we, b.country,
            sum(b.bytes_in), sum(b.bytes_out), any_value(coalesce(p.addrs, 0))
-    FROM (SELECT *, t + k * {DAY_US} AS we FROM country_day, range(1, 8) AS r(k)) b
+    FROM (SELECT *, t + k * {DAY_US} AS we FROM country_day_win, range(1, 8) AS r(k)) b
     LEFT JOIN {_distinct("7d", "t AS we", countries=True)} p USING (tenant, we, country)
     GROUP BY b.tenant, b.we, b.country
     UNION ALL
@@ -540,12 +577,13 @@ FROM (
         SELECT d.tenant, d.t, d.country,
                sum(d.bytes_in) OVER w AS bytes_in, sum(d.bytes_out) OVER w AS bytes_out,
                sum(coalesce(a.addrs, 0)) OVER w AS remote_addrs
-        FROM country_day d
+        FROM country_day_win d
         LEFT JOIN {_distinct("cumulative", countries=True)} a USING (tenant, t, country)
         WINDOW w AS (PARTITION BY d.tenant, d.country ORDER BY d.t ROWS UNBOUNDED PRECEDING)
     ) b
     JOIN tenant_start r USING (tenant)
 )
+WHERE we > $since
 ORDER BY tenant, span, window_start, window_end, country
 """
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -605,3 +606,37 @@ def test_forgetting_after_equals_forgetting_before(rows: list[T], day: int,
         assert [r for r in got.windows.to_pylist() if r["span"] == span] == [
             r for r in whole.windows.to_pylist()
             if r["span"] == span and r["window_start"] >= cut]
+
+
+@settings(max_examples=30, deadline=None)
+@given(transfer_rows(), transfer_rows(), st.integers(1, 4), st.booleans())
+def test_changed_only_snapshots_equal_fresh_aggregations(
+        first: list[T], rows: list[T], parts: int, exact_distinct: bool) -> None:
+    """After a full snapshot, each changed-only snapshot (which recomputes only from the
+    day the new rows start in, and takes older windows from the tables it keeps) shows
+    exactly what a fresh aggregation of every row so far shows for the tenants in it."""
+    params = WindowParams(registrations={"b": T0 - DAY}, concern_countries=("NL",),
+                          evidence_per_day=2, exact_distinct=exact_distinct,
+                          distinct_late_hours=LATE)
+    aggregator = WindowAggregator(params, background=False)
+    try:
+        aggregator.add(table(first))
+        aggregator.snapshot()
+        added = list(first)
+        size = max(1, -(-len(rows) // parts))
+        for start in range(0, len(rows), size):
+            part = rows[start:start + size]
+            aggregator.add(table(part))
+            added += part
+            snap = aggregator.snapshot(changed_only=True)
+            tenants = {r.tenant for r in part}
+            fresh = compute_windows(table(added), params)
+            for name in ("windows", "countries"):
+                want = [r for r in getattr(fresh, name).to_pylist() if r["tenant"] in tenants]
+                assert getattr(snap, name).to_pylist() == want, name
+            assert evidence_key(snap.evidence) == evidence_key(fresh.evidence.filter(
+                pc.is_in(fresh.evidence.column("tenant"), value_set=pa.array(sorted(tenants)))))
+        whole = aggregator.snapshot()
+    finally:
+        aggregator.close()
+    assert whole.windows.equals(compute_windows(table(added), params).windows)

@@ -364,22 +364,16 @@ void ds_forget(ds_store *s, int64_t horizon) {
 }
 
 /* Rows of one entity's live slots sorted[0..n) (hours, then days). */
-static int entity_rows(ds_store *s, const keyed *sorted, size_t n, slot **days, ds_row **rows,
-                       size_t *rn, size_t *cap) {
+static int entity_rows(ds_store *s, const keyed *sorted, size_t n, slot **days, int64_t since,
+                       ds_row **rows, size_t *rn, size_t *cap) {
     const skey *k = &sorted[0].k;
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
         slot *p = sorted[i].p;
-        if (p->k.span == DS_HOUR) {
-            if (row_out(rows, rn, cap, &p->k, DS_HOUR, p->k.t, sk_count(&p->addrs),
-                        sk_count(&p->asns)) < 0)
-                return -1;
-        } else {
-            days[m++] = p;
-            if (row_out(rows, rn, cap, &p->k, DS_DAY, p->k.t, sk_count(&p->addrs),
-                        sk_count(&p->asns)) < 0)
-                return -1;
-        }
+        if (p->k.span == DS_DAY) days[m++] = p;
+        if (p->k.t >= since && row_out(rows, rn, cap, &p->k, p->k.span, p->k.t,
+                                       sk_count(&p->addrs), sk_count(&p->asns)) < 0)
+            return -1;
     }
     if (m == 0) return 0;
     entity *e = entity_of(s, k->tenant, k->country);
@@ -393,11 +387,11 @@ static int entity_rows(ds_store *s, const keyed *sorted, size_t n, slot **days, 
     }
     sk_free(&a), sk_free(&b);
     if (failed) return -1;
-    return week_rows(days, m, e->final_we, INT64_MAX, rows, rn, cap);
+    return week_rows(days, m, e->final_we > since ? e->final_we : since, INT64_MAX, rows, rn, cap);
 }
 
-int ds_rows(ds_store *s, const int32_t *scope, size_t scope_n, ds_row **rows, size_t *n,
-            size_t *cap) {
+int ds_rows(ds_store *s, const int32_t *scope, size_t scope_n, int64_t since, ds_row **rows,
+            size_t *n, size_t *cap) {
     uint8_t *marks = NULL;
     size_t marks_n = 0;
     if (scope) {
@@ -412,6 +406,8 @@ int ds_rows(ds_store *s, const int32_t *scope, size_t scope_n, ds_row **rows, si
     for (size_t i = 0; i < s->final_n && !failed; i++) {
         const ds_row *r = s->final + i;
         if (marks && ((size_t)r->tenant >= marks_n || !marks[r->tenant])) continue;
+        if (r->span != DS_CUMULATIVE && (r->span == DS_WEEK ? r->t <= since : r->t < since))
+            continue;
         if (*n == *cap) {
             size_t c = *cap ? *cap * 2 : 1024;
             ds_row *grown = realloc(*rows, c * sizeof *grown);
@@ -429,7 +425,7 @@ int ds_rows(ds_store *s, const int32_t *scope, size_t scope_n, ds_row **rows, si
         while (end < live_n && live[end].k.tenant == live[g].k.tenant &&
                live[end].k.country == live[g].k.country)
             end++;
-        failed = entity_rows(s, live + g, end - g, days, rows, n, cap) < 0;
+        failed = entity_rows(s, live + g, end - g, days, since, rows, n, cap) < 0;
         g = end;
     }
     free(days), free(live), free(marks);

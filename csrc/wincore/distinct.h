@@ -50,9 +50,10 @@ int ds_retire(ds_store *s, int64_t latest_hour);
  * windows ending at or before it); the unions of days let go stay. */
 void ds_forget(ds_store *s, int64_t horizon);
 /* The count rows of the tenants in scope (scope NULL: all), appended to *rows (realloc'd;
- * *n rows, *cap allocated); -1 when out of memory. */
-int ds_rows(ds_store *s, const int32_t *scope, size_t scope_n, ds_row **rows, size_t *n,
-            size_t *cap);
+ * *n rows, *cap allocated): hours and days from since on, 7-day windows ending after it,
+ * cumulative rows of every day; -1 when out of memory. */
+int ds_rows(ds_store *s, const int32_t *scope, size_t scope_n, int64_t since, ds_row **rows,
+            size_t *n, size_t *cap);
 /* Sketches held and their bytes. */
 void ds_sizes(const ds_store *s, size_t *sketches, size_t *bytes);
 

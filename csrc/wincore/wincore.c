@@ -423,7 +423,8 @@ static PyObject *reducer_take(Reducer *r, PyObject *args) {
 
 static PyObject *reducer_distinct(Reducer *r, PyObject *args) {
     PyObject *scope_o = Py_None;
-    if (!PyArg_ParseTuple(args, "|O", &scope_o)) return NULL;
+    long long since = INT64_MIN;
+    if (!PyArg_ParseTuple(args, "|OL", &scope_o, &since)) return NULL;
     if (!r->store) {
         PyErr_SetString(PyExc_ValueError, "NetworkReducer made without sketch_keep_hours");
         return NULL;
@@ -445,8 +446,8 @@ static PyObject *reducer_distinct(Reducer *r, PyObject *args) {
     size_t n = 0, cap = 0;
     int failed;
     Py_BEGIN_ALLOW_THREADS
-    failed = ds_rows(r->store, scope.obj ? scope.buf : NULL, (size_t)scope.len / 4, &rows, &n,
-                     &cap) < 0;
+    failed = ds_rows(r->store, scope.obj ? scope.buf : NULL, (size_t)scope.len / 4, since, &rows,
+                     &n, &cap) < 0;
     Py_END_ALLOW_THREADS
     r->busy = 0;
     if (scope.obj) PyBuffer_Release(&scope);
@@ -622,9 +623,11 @@ static PyMethodDef reducer_methods[] = {
      PyDoc_STR("take(all=False) -> (hours, cells, presence) retired records as bytes; "
                "all: retire everything first")},
     {"distinct", (PyCFunction)reducer_distinct, METH_VARARGS,
-     PyDoc_STR("distinct(scope=None) -> bytes: rows of distinct counts (32 bytes each: "
-               "tenant int32, country int16, span uint8, pad, t int64, addrs int64, asns "
-               "int64) of the tenants in scope (int32 codes; None: all), from the sketches")},
+     PyDoc_STR("distinct(scope=None, since=min) -> bytes: rows of distinct counts (32 bytes "
+               "each: tenant int32, country int16, span uint8, pad, t int64, addrs int64, "
+               "asns int64) of the tenants in scope (int32 codes; None: all), from the "
+               "sketches: hours and days from since on, 7-day windows ending after it, "
+               "cumulative rows of every day")},
     {"forget", (PyCFunction)reducer_forget, METH_VARARGS,
      PyDoc_STR("forget(horizon_us): drop the sketches and final counts before horizon_us")},
     {"drop_sketches", (PyCFunction)reducer_drop_sketches, METH_NOARGS,
