@@ -496,7 +496,8 @@ class WindowAggregator:
             cut = {"since": -(1 << 63) if since is None else since}
             windows = self._con.sql(WINDOWS_SQL, params=cut).to_arrow_table()
             countries = self._con.sql(COUNTRIES_SQL, params=cut).to_arrow_table()
-            self._compact("evidence_acc")  # the ranked evidence: what the result holds
+            if self._appended["evidence_acc"] >= self._compacted["evidence_acc"]:
+                self._compact("evidence_acc")  # held within twice the ranked evidence
             evidence = self._con.sql(
                 _scoped(EVIDENCE_RESULT_SQL, scoped),
                 params={"top": self._params.evidence_per_day}).to_arrow_table()
