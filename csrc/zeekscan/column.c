@@ -120,14 +120,9 @@ int zs_parse_time(const uint8_t *p, size_t n, int64_t *out) {
     /* The common shape first: -?[0-9]{1,10}(\.[0-9]{0,6})?, in integers. The general path
      * below gives the same result for it (mant * 10^(6 - decimals) under 4e9 s). */
     if (n >= 1 && n <= 18) {
-        size_t neg = p[0] == '-', dot = n, k;
-        uint64_t v = 0;
-        for (k = neg; k < n; k++) {
-            unsigned d = (unsigned)p[k] - '0';
-            if (d <= 9) v = v * 10 + d;
-            else if (p[k] == '.' && dot == n) dot = k;
-            else break;
-        }
+        size_t neg = p[0] == '-', dot;
+        uint64_t v;
+        size_t k = zs_scan_decimal(p, n, neg, &v, &dot);
         size_t int_digits = dot - neg, decimals = dot == n ? 0 : n - dot - 1;
         if (k == n && int_digits >= 1 && int_digits <= 10 && decimals <= 6) {
             static const int64_t SCALE[7] = {1000000, 100000, 10000, 1000, 100, 10, 1};

@@ -132,4 +132,20 @@ void zs_rollback(zs_scan *s, int64_t r);
 void zs_note(zs_scan *s, int kind, int64_t line);
 void zs_finish(zs_scan *s, int64_t rows);
 
+/* The digits of p[from..n) with at most one '.' as one integer (*digits) and the dot's
+ * position (*dot; n when there is none); returns where the scan stopped (n: at the end). */
+static inline size_t zs_scan_decimal(const uint8_t *p, size_t n, size_t from, uint64_t *digits,
+                                     size_t *dot) {
+    uint64_t v = 0;
+    size_t k, at = n;
+    for (k = from; k < n; k++) {
+        unsigned d = (unsigned)p[k] - '0';
+        if (d <= 9) v = v * 10 + d;
+        else if (p[k] == '.' && at == n) at = k;
+        else break;
+    }
+    *digits = v, *dot = at;
+    return k;
+}
+
 #endif

@@ -96,14 +96,9 @@ static const double POW10[16] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e
  * zs_number_value computes it for such a number. 1 done, 0 not this shape. */
 static inline int parse_double(const uint8_t *p, size_t n, double *out) {
     if (n < 1 || n > 17) return 0;
-    size_t neg = p[0] == '-', dot = n, k;
-    uint64_t v = 0;
-    for (k = neg; k < n; k++) {
-        unsigned d = (unsigned)p[k] - '0';
-        if (d <= 9) v = v * 10 + d;
-        else if (p[k] == '.' && dot == n) dot = k;
-        else return 0;
-    }
+    size_t neg = p[0] == '-', dot;
+    uint64_t v;
+    if (zs_scan_decimal(p, n, neg, &v, &dot) != n) return 0;
     size_t int_digits = dot - neg, decimals = dot == n ? 0 : n - dot - 1;
     if (int_digits < 1 || int_digits + decimals > 15) return 0;
     double x = (double)v / POW10[decimals];
