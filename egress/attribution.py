@@ -53,7 +53,7 @@ from egress.inventory import Inventory
 from egress.records import Attributed, CopyRecord, DriveAttach, Flow, ObjectStoreRequest, Record
 
 if TYPE_CHECKING:
-    from egress.attribution_batch import ConnBatchAttributor
+    from egress.attribution_batch import ConnBatchAttributor, ConnSolution
 
 V = TypeVar("V", int, int | None)
 
@@ -332,18 +332,24 @@ class Attributor:
         on first use and kept); the answers are those of the per-record rules. Raises
         ``ValueError`` when ``ts`` has no time zone.
         """
+        return with_attribution(batch, self.solve_batch(batch).arrays(batch))
+
+    def solve_batch(self, batch: pa.RecordBatch) -> ConnSolution:
+        """:meth:`attribute_batch` as codes, without the string columns (counted alike):
+        :meth:`ConnSolution.arrays <egress.attribution_batch.ConnSolution.arrays>` makes
+        them, for all rows or, after ``take``, for some."""
         from egress.attribution_batch import ConnBatchAttributor
 
         if self._batches is None:
             self._batches = ConnBatchAttributor(self._inventory, self._geo)
-        arrays, counts = self._batches.columns(batch)
+        solution, counts = self._batches.solve(batch)
         if counts.attributed:
             self._attributed[KIND_CONN] += counts.attributed
         if counts.unattributed:
             self._unattributed[KIND_CONN] += counts.unattributed
         for reason, count in counts.reasons.items():
             self._reasons[KIND_CONN, reason] += count
-        return _with_fields(batch, arrays)
+        return solution
 
     def _attribute_batch_rows(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         """:meth:`attribute_batch` one row at a time: the reference for tests and benchmarks."""
@@ -365,12 +371,13 @@ class Attributor:
                    *self._remote_view(conn))
             for values, value in zip(out, row, strict=True):
                 values.append(value)
-        return _with_fields(batch, [
+        return with_attribution(batch, [
             pa.array(values, f.type) for values, f in zip(out, ATTRIBUTION_FIELDS, strict=True)
         ])
 
 
-def _with_fields(batch: pa.RecordBatch, arrays: list[pa.Array]) -> pa.RecordBatch:
+def with_attribution(batch: pa.RecordBatch, arrays: list[pa.Array]) -> pa.RecordBatch:
+    """``batch`` with the :data:`ATTRIBUTION_FIELDS` columns ``arrays`` appended."""
     schema = pa.schema([*batch.schema, *ATTRIBUTION_FIELDS], metadata=batch.schema.metadata)
     return pa.RecordBatch.from_arrays([*batch.columns, *arrays], schema=schema)
 

@@ -68,6 +68,8 @@ _NO_TIME, _BAD, _UNKNOWN_VNI, _TIE, _SITE_ONLY, _OUTSIDE, _NO_TENANT = range(1, 
 _HOWS = pa.array(["address", "vni", UNATTRIBUTED], pa.string())
 _DIRECTIONS = pa.array([UNKNOWN, INBOUND, OUTBOUND, INTERNAL], pa.string())
 _D_UNKNOWN, _D_INBOUND, _D_OUTBOUND, _D_INTERNAL = range(4)
+#: The ``direction`` code of internal (east-west) rows in a :class:`ConnSolution`.
+INTERNAL_CODE = _D_INTERNAL
 _VALID, _SITE, _PRIVATE = 1, 2, 4  # flags of a distinct address
 
 _FROM_ORIG, _FROM_RESP = 1, 2  # which end's tenant a row gets
@@ -414,6 +416,11 @@ class ConnBatchAttributor:
 
     def columns(self, batch: pa.RecordBatch) -> tuple[list[pa.Array], BatchCounts]:
         """The attribution columns of ``batch`` (in ``ATTRIBUTION_FIELDS`` order) and counts."""
+        solution, counts = self.solve(batch)
+        return solution.arrays(batch), counts
+
+    def solve(self, batch: pa.RecordBatch) -> tuple[ConnSolution, BatchCounts]:
+        """Each row's attribution as codes (:class:`ConnSolution`) and the batch's counts."""
         n = batch.num_rows
         ts = batch.column("ts")
         if ts.type.tz is None:
@@ -427,7 +434,7 @@ class ConnBatchAttributor:
             t[i] = int(micros[i]) / 10**6  # as datetime.timestamp() computes it
         orig_col, resp_col = batch.column("orig_h"), batch.column("resp_h")
         if n == 0:
-            return [pa.array([], f.type) for f in ATTRIBUTION_FIELDS], BatchCounts(
+            return ConnSolution.empty(self._tenants), BatchCounts(
                 attributed=0, unattributed=0, reasons={})
         # one dictionary for both columns: an address is resolved once per batch
         encoded = pc.dictionary_encode(pa.chunked_array([orig_col, resp_col]),
@@ -473,48 +480,120 @@ class ConnBatchAttributor:
             unattributed=int(n - placed.sum()),
             reasons={REASONS[i]: int(c) for i, c in enumerate(tally) if i and c},
         )
-        no_remote = remote < 0
-        remote_is_orig = pa.array(remote == 1, mask=no_remote)
-        swap = pa.array(remote == 0)
+        ends = np.where(remote == 1, u_o, np.where(remote == 0, u_r, -1))
+        country, asn, has_asn, cross = self._remote_codes(uniques, known, ends,
+                                                          direction == _D_INTERNAL)
+        return ConnSolution(
+            tenant=tenant, how=how, direction=direction, remote=remote, ends=ends,
+            uniques=uniques, country=country, asn=asn, has_asn=has_asn, cross=cross,
+            tenants=self._tenants, countries=pa.array(list(self._countries), pa.string()),
+            geo=self._geo is not None,
+        ), counts
+
+    def _remote_codes(self, uniques: pa.Array, known: _Addresses, ends: Ints,
+                      internal: Bools) -> tuple[Ints, Ints, Bools, Ints]:
+        """Per row: remote country code (-1 none), AS number, AS known, cross-border (-1
+        unknown, 0, 1; internal rows 0), from the remote end's address (``ends``: its
+        position in ``uniques``, -1 none)."""
+        n = len(ends)
+        if self._geo is None:
+            return (np.full(n, -1, np.int64), np.zeros(n, np.int64), np.zeros(n, np.bool_),
+                    np.full(n, -1, np.int64))
+        wanted = np.zeros(len(uniques), np.bool_)
+        wanted[ends[ends >= 0]] = True
+        found = ends >= 0
+        safe = np.where(found, ends, 0)
+        country, asn, has_asn, cross = (
+            values[safe] for values in self._geo_table(uniques, known, np.flatnonzero(wanted))
+        )
+        known_asn = np.asarray(found & has_asn, np.bool_)
+        return (np.where(found, country, -1).astype(np.int64), np.where(known_asn, asn, 0),
+                known_asn, np.where(internal, 0, np.where(found, cross, -1)).astype(np.int64))
+
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnSolution:
+    """The attribution of each row of a conn batch as codes (what
+    :meth:`ConnBatchAttributor.columns` turns into :data:`ATTRIBUTION_FIELDS` columns).
+
+    ``tenant``: position in ``tenants`` (-1: unattributed); ``how`` and ``direction``: codes
+    of :data:`_HOWS` and :data:`_DIRECTIONS`; ``remote``: which end is remote (1 the
+    originator, 0 the responder, -1 none); ``ends``: the remote end's position in
+    ``uniques`` (-1 none); ``country``: position in ``countries`` (-1 none); ``asn`` where
+    ``has_asn``; ``cross``: -1 unknown, 0, 1 (meaningful where there is a remote end).
+    ``geo``: whether geo data was given (without, cross-border is false on internal rows
+    with a remote end and unknown elsewhere).
+    """
+
+    tenant: Ints
+    how: npt.NDArray[np.int8]
+    direction: npt.NDArray[np.int8]
+    remote: npt.NDArray[np.int8]
+    ends: Ints
+    uniques: pa.Array
+    country: Ints
+    asn: Ints
+    has_asn: Bools
+    cross: Ints
+    tenants: pa.Array
+    countries: pa.Array
+    geo: bool
+
+    @staticmethod
+    def empty(tenants: pa.Array) -> ConnSolution:
+        none = np.zeros(0, np.int64)
+        small = np.zeros(0, np.int8)
+        return ConnSolution(
+            tenant=none, how=small, direction=small, remote=small, ends=none,
+            uniques=pa.array([], pa.string()), country=none, asn=none,
+            has_asn=np.zeros(0, np.bool_), cross=none, tenants=tenants,
+            countries=pa.array([], pa.string()), geo=False)
+
+    def take(self, rows: Ints) -> ConnSolution:
+        """The solution of ``rows`` (positions in the batch)."""
+        return ConnSolution(
+            tenant=self.tenant[rows], how=self.how[rows], direction=self.direction[rows],
+            remote=self.remote[rows], ends=self.ends[rows], uniques=self.uniques,
+            country=self.country[rows], asn=self.asn[rows], has_asn=self.has_asn[rows],
+            cross=self.cross[rows], tenants=self.tenants, countries=self.countries,
+            geo=self.geo)
+
+    def arrays(self, batch: pa.RecordBatch) -> list[pa.Array]:
+        """The :data:`ATTRIBUTION_FIELDS` columns of ``batch`` (the rows solved)."""
+        n = len(self.tenant)
+        if n == 0:
+            return [pa.array([], f.type) for f in ATTRIBUTION_FIELDS]
+        placed = self.tenant >= 0
+        no_remote = self.remote < 0
+        swap = pa.array(self.remote == 0)
+        orig_col, resp_col = batch.column("orig_h"), batch.column("resp_h")
         d_orig, d_resp = batch.column("delta_orig_ip_bytes"), batch.column("delta_resp_ip_bytes")
-        columns = [
-            pc.take(self._tenants, pa.array(tenant, mask=~placed)) if len(self._tenants)
+        return [
+            pc.take(self.tenants, pa.array(self.tenant, mask=~placed)) if len(self.tenants)
             else pa.nulls(n, pa.string()),
-            pc.take(_HOWS, pa.array(how)),
-            pc.take(_DIRECTIONS, pa.array(direction)),
+            pc.take(_HOWS, pa.array(self.how)),
+            pc.take(_DIRECTIONS, pa.array(self.direction)),
             pc.if_else(swap, d_resp, d_orig),
             pc.if_else(swap, d_orig, d_resp),
-            pc.if_else(remote_is_orig, orig_col, resp_col),
-            *self._remote_columns(
-                uniques, known, u_o, u_r, remote,
-                direction == _D_INTERNAL,
-            ),
+            pc.if_else(pa.array(self.remote == 1, mask=no_remote), orig_col, resp_col),
+            *self._remote_arrays(),
         ]
-        return columns, counts
 
-    def _remote_columns(self, uniques: pa.Array, known: _Addresses, u_o: Index, u_r: Index,
-                        remote: npt.NDArray[np.int8], internal: Bools) -> list[pa.Array]:
+    def _remote_arrays(self) -> list[pa.Array]:
         """``remote_country``, ``remote_asn`` and ``cross_border`` of every row."""
-        n = len(remote)
-        no_remote = remote < 0
-        if self._geo is None:
+        n = len(self.remote)
+        no_remote = self.remote < 0
+        if not self.geo:
+            internal = self.direction == _D_INTERNAL
             return [pa.nulls(n, pa.string()), pa.nulls(n, pa.int64()),
                     pa.array(np.zeros(n, np.bool_), mask=no_remote | ~internal)]
-        from_orig, from_resp = remote == 1, remote == 0
-        wanted = np.zeros(len(uniques), np.bool_)
-        wanted[u_o[from_orig]] = True
-        wanted[u_r[from_resp]] = True
-        ends = np.where(from_orig, u_o, u_r)  # the remote end's address, where there is one
-        country, asn, has_asn, cross = (
-            values[ends] for values in self._geo_table(uniques, known, np.flatnonzero(wanted))
-        )
-        names = pa.array(list(self._countries), pa.string())
-        cross = np.where(internal, 0, cross)
+        country = self.country
         return [
-            pc.take(names, pa.array(country, mask=no_remote | (country < 0))) if len(names)
-            else pa.nulls(n, pa.string()),
-            pa.array(asn, mask=no_remote | ~has_asn.astype(np.bool_)),
-            pa.array(cross == 1, mask=no_remote | (cross < 0)),
+            pc.take(self.countries, pa.array(country, mask=no_remote | (country < 0)))
+            if len(self.countries) else pa.nulls(n, pa.string()),
+            pa.array(self.asn, mask=no_remote | ~self.has_asn),
+            pa.array(self.cross == 1, mask=no_remote | (self.cross < 0)),
         ]
 
 

@@ -47,9 +47,9 @@ from egress.windows import (
     WindowAggregator,
     WindowParams,
     WindowTables,
-    conn_transfers,
     transfer_batches,
 )
+from egress.windows_conn import conn_network
 
 Progress = Callable[[str, int], None]
 #: Files a directory input may hold that are not inputs (the inventory, geo data, notes).
@@ -133,7 +133,7 @@ def run_windows(
                         counts[kind] += batch.num_rows
                         kept = (batch if zeek_dedup is None
                                 else deduped_conn_batch(batch, zeek_dedup, sensor))
-                        aggregator.add(conn_transfers(attributor.attribute_batch(kept)))
+                        aggregator.add_conn(conn_network(kept, attributor.solve_batch(kept)))
                         report(kind, counts[kind])
                 issues.extend(reader.stats.issues)
                 continue

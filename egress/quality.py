@@ -24,6 +24,7 @@ from datetime import datetime
 from typing import TypeVar
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -137,15 +138,7 @@ def batch_quality(batch: pa.RecordBatch) -> pa.ListArray:
     ``list<string>`` array of ``batch.num_rows`` rows, never null (see :data:`QUALITY_FIELD`).
     Raises ``KeyError`` when a needed column is missing.
     """
-    col = batch.column
-    found = [
-        pc.or_(pc.is_null(col("orig_ip_bytes")), pc.is_null(col("resp_ip_bytes"))),
-        pc.or_(_batch_exceeds(col("orig_bytes"), col("orig_ip_bytes")),
-               _batch_exceeds(col("resp_bytes"), col("resp_ip_bytes"))),
-        pc.or_(_batch_far_below(col("orig_bytes"), col("orig_ip_bytes"), col("orig_pkts")),
-               _batch_far_below(col("resp_bytes"), col("resp_ip_bytes"), col("resp_pkts"))),
-        pc.fill_null(pc.greater(col("missed_bytes"), 0), False),
-    ]
+    found = _batch_marks(batch)
     # Rows x marks; its True cells in row-major order are the list values, row by row.
     matrix = np.zeros((batch.num_rows, len(MARKS)), dtype=bool)
     for j, mark_rows in enumerate(found):
@@ -157,6 +150,28 @@ def batch_quality(batch: pa.RecordBatch) -> pa.ListArray:
         pa.array(mark_index, pa.int8()), pa.array(MARKS, pa.string()),
     ).cast(pa.string())
     return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), values)
+
+
+def batch_marked(batch: pa.RecordBatch) -> npt.NDArray[np.bool_]:
+    """Which rows of a :data:`~egress.columns.CONN_SCHEMA` batch carry any mark (the rows
+    whose :func:`batch_quality` list is not empty)."""
+    marked = np.zeros(batch.num_rows, np.bool_)
+    for mark_rows in _batch_marks(batch):
+        marked |= np.asarray(mark_rows.to_numpy(zero_copy_only=False), np.bool_)
+    return marked
+
+
+def _batch_marks(batch: pa.RecordBatch) -> list[pa.Array]:
+    """One boolean array per mark of :data:`MARKS`, in order (never null)."""
+    col = batch.column
+    return [
+        pc.or_(pc.is_null(col("orig_ip_bytes")), pc.is_null(col("resp_ip_bytes"))),
+        pc.or_(_batch_exceeds(col("orig_bytes"), col("orig_ip_bytes")),
+               _batch_exceeds(col("resp_bytes"), col("resp_ip_bytes"))),
+        pc.or_(_batch_far_below(col("orig_bytes"), col("orig_ip_bytes"), col("orig_pkts")),
+               _batch_far_below(col("resp_bytes"), col("resp_ip_bytes"), col("resp_pkts"))),
+        pc.fill_null(pc.greater(col("missed_bytes"), 0), False),
+    ]
 
 
 def _batch_exceeds(payload: pa.Array, ip_bytes: pa.Array) -> pa.Array:

@@ -53,16 +53,18 @@ from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from egress.columns import batch_path
 from egress.quality import batch_quality, flow_quality
 from egress.records import Attributed, CopyRecord, DriveAttach, Flow, ObjectStoreRequest
-from egress.windows_network import NetworkReduction, Retired, TenantCodes
+from egress.windows_network import NetworkColumns, NetworkReduction, Retired, TenantCodes
 from egress.windows_sql import (
     ADDITIVE,
     BASES_SQL,
@@ -87,6 +89,9 @@ from egress.windows_sql import (
     WINDOWS_SQL,
     keep_days_sql,
 )
+
+if TYPE_CHECKING:
+    from egress.windows_conn import ConnNetwork
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 
@@ -251,7 +256,10 @@ class WindowAggregator:
         self._tenants = TenantCodes()
         self._touched: set[int] = set()
         self._pending: list[pa.Table] = []
+        self._pending_conn: list[tuple[ConnNetwork, npt.NDArray[np.int32]]] = []
         self._pending_rows = 0
+        self._tenant_names: pa.Array | None = None  # of the conn parts' tenant positions
+        self._tenant_lookup = np.zeros(0, np.int32)  # their codes (-1: none yet)
         self._appended = dict.fromkeys(COMPACT_SQL, 0)
         self._compacted = dict.fromkeys(COMPACT_SQL, 0)
         self._slack = dict.fromkeys(COMPACT_SQL, 1)
@@ -280,6 +288,41 @@ class WindowAggregator:
         if self._pending_rows >= self._flush_rows:
             self._submit()
 
+    def add_conn(self, part: ConnNetwork) -> None:
+        """Take the network transfers of one Zeek conn batch as numbers
+        (:func:`egress.windows_conn.conn_network`): the same as :meth:`add` of
+        :func:`conn_transfers` of the batch, without its string columns."""
+        if part.num_rows == 0:
+            return
+        codes = self._tenant_codes(part.solution.tenants, part.tenant)
+        self._touched.update(np.unique(codes).tolist())
+        first = int(part.start.min())
+        if self._since_us is None or first < self._since_us:
+            self._since_us = first
+        self._pending_conn.append((part, codes))
+        self._pending_rows += part.num_rows
+        self.rows += part.num_rows
+        if self._pending_rows >= self._flush_rows:
+            self._submit()
+
+    def _tenant_codes(self, names: pa.Array, positions: npt.NDArray[np.int64]
+                      ) -> npt.NDArray[np.int32]:
+        """The tenant codes of ``positions`` in ``names``, handing out new codes in the
+        order the tenants first appear (as :meth:`add` does)."""
+        if self._tenant_names is not names:
+            self._tenant_names = names
+            self._tenant_lookup = np.full(len(names), -1, np.int32)
+        lookup = self._tenant_lookup
+        seen = np.zeros(len(names), np.bool_)
+        seen[positions] = True
+        new = np.flatnonzero(seen & (lookup < 0))
+        if len(new):
+            first = np.full(len(names), len(positions), np.int64)
+            np.minimum.at(first, positions, np.arange(len(positions)))
+            for position in new[np.argsort(first[new], kind="stable")].tolist():
+                lookup[position] = self._tenants.code_of(names[position].as_py())
+        return lookup[positions]
+
     def flush(self) -> None:
         """Reduce the batches gathered so far now, and wait for it (:meth:`add` starts a
         reduction once about a million rows are gathered, :meth:`result` at the end)."""
@@ -288,27 +331,32 @@ class WindowAggregator:
 
     def _submit(self) -> None:
         self._wait()
-        if not self._pending:
+        if not self._pending and not self._pending_conn:
             return
-        table = pa.concat_tables(self._pending)
-        self._pending, self._pending_rows = [], 0
+        table = pa.concat_tables(self._pending) if self._pending else None
+        conn = self._pending_conn
+        self._pending, self._pending_conn, self._pending_rows = [], [], 0
         if self._worker is None:
-            self._reduce(table)
+            self._reduce(table, conn)
         else:
-            self._running = self._worker.submit(self._reduce, table)
+            self._running = self._worker.submit(self._reduce, table, conn)
 
     def _wait(self) -> None:
         running, self._running = self._running, None
         if running is not None:
             running.result()
 
-    def _reduce(self, table: pa.Table) -> None:
-        network = pc.equal(table.column("kind"), NETWORK)
-        if pc.any(network).as_py():
-            self._reduce_network(table.filter(network))
-            table = table.filter(pc.invert(network))
-        if table.num_rows:
-            self._reduce_sql(table)
+    def _reduce(self, table: pa.Table | None,
+                conn: list[tuple[ConnNetwork, npt.NDArray[np.int32]]]) -> None:
+        if conn:
+            self._reduce_conn(conn)
+        if table is not None:
+            network = pc.equal(table.column("kind"), NETWORK)
+            if pc.any(network).as_py():
+                self._reduce_network(table.filter(network))
+                table = table.filter(pc.invert(network))
+            if table.num_rows:
+                self._reduce_sql(table)
         for name, count in self._appended.items():
             if count >= max(self._compact_rows, self._compacted[name] * self._slack[name]):
                 self._compact(name)
@@ -322,6 +370,33 @@ class WindowAggregator:
                 self._append("evidence_acc", f"SELECT {EVIDENCE_COLUMNS} FROM rows",
                              candidates)
         self._append_retired(self._network.retired(everything=everything))
+
+    def _reduce_conn(self, parts: list[tuple[ConnNetwork, npt.NDArray[np.int32]]]) -> None:
+        """Conn parts through the compiled reduction (as :meth:`_reduce_network`); only
+        the evidence candidates become transfer rows."""
+        columns = []
+        for part, tenant in parts:
+            known = np.append(self._network.country_codes(part.solution.countries), -1)
+            columns.append(NetworkColumns(
+                tenant=tenant, start=part.start, end=part.end, opened=part.opened,
+                bytes_in=part.bytes_in, bytes_out=part.bytes_out, flags=part.flags,
+                country=known[part.country].astype(np.int16), addr=part.addr, asn=part.asn))
+        chosen = self._network.reduce(NetworkColumns.concat(columns))
+        if len(chosen) and self._params.evidence_per_day > 0:
+            bounds = np.cumsum([part.num_rows for part, _ in parts])
+            owner = np.searchsorted(bounds, chosen, side="right")
+            tables, picked = [], []
+            for index in np.unique(owner).tolist():
+                part, tenant = parts[index]
+                which = np.flatnonzero(owner == index)
+                at = chosen[which] - (bounds[index] - part.num_rows)
+                rows = part.transfers(at)
+                tables.append(rows.set_column(0, "tenant", pa.array(tenant[at], pa.int32())))
+                picked.append(which)
+            candidates = pa.concat_tables(tables).take(
+                pa.array(np.argsort(np.concatenate(picked), kind="stable")))
+            self._append("evidence_acc", f"SELECT {EVIDENCE_COLUMNS} FROM rows", candidates)
+        self._append_retired(self._network.retired())
 
     def _append_retired(self, retired: Retired) -> None:
         wide = " + ".join  # a 128-bit sum from its halves
@@ -584,7 +659,7 @@ class WindowAggregator:
 
     def close(self) -> None:
         """Drop the accumulators (and close an own connection)."""
-        self._pending, self._pending_rows = [], 0
+        self._pending, self._pending_conn, self._pending_rows = [], [], 0
         running, self._running = self._running, None
         if running is not None:
             running.exception()  # wait; the error, if any, was the caller's to see

@@ -86,6 +86,53 @@ class Retired:
     presence: pa.Table
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NetworkColumns:
+    """Network transfers as the reduction reads them, one entry per transfer: ``tenant``
+    codes, times in microseconds, volumes, :func:`network_flags`, remote ``country``
+    codes (-1 none), 64-bit hashes of the remote address (``addr``) and AS numbers."""
+
+    tenant: npt.NDArray[np.int32]
+    start: npt.NDArray[np.int64]
+    end: npt.NDArray[np.int64]
+    opened: npt.NDArray[np.int64]
+    bytes_in: npt.NDArray[np.uint64]
+    bytes_out: npt.NDArray[np.uint64]
+    flags: npt.NDArray[np.uint8]
+    country: npt.NDArray[np.int16]
+    addr: npt.NDArray[np.uint64]
+    asn: npt.NDArray[np.int64]
+
+    def arrays(self) -> tuple[npt.NDArray[Any], ...]:
+        """The columns in the order :meth:`egress._wincore.NetworkReducer.add` takes."""
+        return (self.tenant, self.start, self.end, self.opened, self.bytes_in,
+                self.bytes_out, self.flags, self.country, self.addr, self.asn)
+
+    @staticmethod
+    def concat(parts: list[NetworkColumns]) -> NetworkColumns:
+        """``parts`` one after the other."""
+        if len(parts) == 1:
+            return parts[0]
+        names = ("tenant", "start", "end", "opened", "bytes_in", "bytes_out", "flags",
+                 "country", "addr", "asn")
+        return NetworkColumns(**{name: np.concatenate([getattr(p, name) for p in parts])
+                                 for name in names})
+
+
+def network_flags(*, internal: npt.NDArray[np.bool_], has_remote: npt.NDArray[np.bool_],
+                  cross_border: npt.NDArray[np.bool_], quality: npt.NDArray[np.bool_],
+                  has_asn: npt.NDArray[np.bool_]) -> npt.NDArray[np.uint8]:
+    """The flag bits of each transfer as ``wincore.c`` reads them. ``crossing``: the bytes
+    cross the tenant's boundary (all but east-west traffic without a remote end)."""
+    return (
+        (~(internal & ~has_remote)) * _CROSSING
+        | cross_border * _CROSS_BORDER
+        | quality * _QUALITY
+        | has_remote * _REMOTE
+        | has_asn * _ASN
+    ).astype(np.uint8)
+
+
 class TenantCodes:
     """Small integer codes for tenant ids, handed out as tenants appear (the window
     accumulators key on these; the results are mapped back to the ids)."""
@@ -136,38 +183,54 @@ class NetworkReduction:
     def add(self, network: pa.Table) -> pa.Table:
         """Reduce ``network`` (network rows of the transfers schema); return its evidence
         candidates (rows of ``network``)."""
+        if network.num_rows == 0:
+            return network
+        chosen = self.reduce(self.columns(network))
+        return network.take(pa.array(chosen))
+
+    def columns(self, network: pa.Table) -> NetworkColumns:
+        """The columns the reduction reads of ``network`` (network rows of the transfers
+        schema, ``tenant`` as codes)."""
         n = network.num_rows
         table = network.select(_USED).combine_chunks()
-        if n == 0:
-            return network
         start = _micros(table.column("start"))
         end = _micros(table.column("end"))
         opened_col = table.column("opened")
-        opened = np.where(_valid(opened_col), _micros(opened_col, fill=0), start)
+        opened = np.where(present(opened_col), _micros(opened_col, fill=0), start)
         remote = table.column("remote_addr").chunk(0) if n else pa.array([], pa.string())
-        has_remote = _valid(remote)
+        has_remote = present(remote)
         internal = _true(pc.equal(table.column("direction"), "internal"))
         asn_col = table.column("remote_asn")
-        flags = (
-            (~(internal & ~has_remote)) * _CROSSING
-            | _true(table.column("cross_border")) * _CROSS_BORDER
-            | _true(table.column("quality")) * _QUALITY
-            | has_remote * _REMOTE
-            | _valid(asn_col) * _ASN
-        ).astype(np.uint8)
-        columns = [
-            np.ascontiguousarray(table.column("tenant").to_numpy(), np.int32),
-            start, end, opened,
-            _uint64(table.column("bytes_in")), _uint64(table.column("bytes_out")),
-            flags,
-            _codes(table.column("remote_country"), self._countries, np.int16),
-            _hashes(remote),
-            pc.fill_null(asn_col, 0).to_numpy().astype(np.int64, copy=False),
-        ]
+        return NetworkColumns(
+            tenant=np.ascontiguousarray(table.column("tenant").to_numpy(), np.int32),
+            start=start, end=end, opened=opened,
+            bytes_in=_uint64(table.column("bytes_in")),
+            bytes_out=_uint64(table.column("bytes_out")),
+            flags=network_flags(internal=internal, has_remote=has_remote,
+                                cross_border=_true(table.column("cross_border")),
+                                quality=_true(table.column("quality")),
+                                has_asn=present(asn_col)),
+            country=_codes(table.column("remote_country"), self._countries,
+                           np.int16).astype(np.int16, copy=False),
+            addr=string_hashes(remote),
+            asn=pc.fill_null(asn_col, 0).to_numpy().astype(np.int64, copy=False),
+        )
+
+    def country_codes(self, names: pa.Array) -> npt.NDArray[np.int16]:
+        """The reduction's code of each country name (given codes stay, new ones are
+        added): index it with a position in ``names`` to code a country column."""
+        known = self._countries
+        return np.array([known.setdefault(name, len(known)) for name in names.to_pylist()],
+                        np.int16)
+
+    def reduce(self, columns: NetworkColumns) -> npt.NDArray[np.int64]:
+        """Reduce ``columns``; return the positions of its evidence candidates."""
+        parts = columns.arrays()
         # by hour, then tenant: a tenant's entries stay in cache while its rows pass
-        order = np.argsort((start // _HOUR_US) * (1 << 24) + columns[0], kind="stable")
-        chosen = np.frombuffer(self._reducer.add(*(c[order] for c in columns)), np.int64)
-        return network.take(pa.array(order[chosen]))
+        order = np.argsort((columns.start // _HOUR_US) * (1 << 24) + columns.tenant,
+                           kind="stable")
+        chosen = np.frombuffer(self._reducer.add(*(c[order] for c in parts)), np.int64)
+        return order[chosen]
 
     def retired(self, *, everything: bool = False) -> Retired:
         """The accumulator rows retired so far (``everything``: retire all first)."""
@@ -253,7 +316,8 @@ def _uint64(column: pa.ChunkedArray) -> npt.NDArray[np.uint64]:
     return np.ascontiguousarray(pc.fill_null(column, 0).to_numpy(), np.uint64)
 
 
-def _valid(column: pa.ChunkedArray | pa.Array) -> npt.NDArray[np.bool_]:
+def present(column: pa.ChunkedArray | pa.Array) -> npt.NDArray[np.bool_]:
+    """Which entries of ``column`` are set (not null)."""
     if column.null_count == 0:
         return np.ones(len(column), np.bool_)
     return np.asarray(pc.is_valid(column).to_numpy(zero_copy_only=False), np.bool_)
@@ -274,7 +338,7 @@ def _codes(column: pa.ChunkedArray | pa.Array, known: dict[str, int],
     return np.ascontiguousarray(mapping[indices], kind)
 
 
-def _hashes(strings: pa.Array) -> npt.NDArray[np.uint64]:
+def string_hashes(strings: pa.Array) -> npt.NDArray[np.uint64]:
     """64-bit hash of each string (anything for a null)."""
     strings = strings.cast(pa.string())
     _, offsets, data = strings.buffers()
