@@ -125,6 +125,9 @@ _DOTTED_QUAD = rf"^{_OCTET}(?:\.{_OCTET}){{3}}$"
 _EXACT_US = 2**53
 #: Prefix numbers of one length spanning up to this many are looked up in a dense table.
 _DENSE_MIN = 1 << 16
+#: Up to this many addresses of a batch that are not dotted quads (IPv6, malformed, null),
+#: the batch's addresses are resolved row by row; beyond, once per distinct address.
+_OTHER_PER_ROW = 64
 #: Distinct remote addresses whose geo answers are remembered across batches.
 _GEO_CACHE = 100_000
 
@@ -307,12 +310,13 @@ class ConnBatchAttributor:
 
     # -- distinct addresses ---------------------------------------------------------------
 
-    def _resolve(self, uniques: pa.Array) -> _Addresses:
+    def _resolve(self, uniques: pa.Array, parsed: Ints) -> _Addresses:
+        """What is known of each address of ``uniques`` (``parsed``: their
+        :func:`_dotted_quads`)."""
         size = len(uniques)
         valid = np.zeros(size, np.bool_)
         site = np.zeros(size, np.bool_)
         private = np.zeros(size, np.bool_)
-        parsed = _dotted_quads(uniques)
         is_quad = parsed >= 0
         at = np.flatnonzero(is_quad)
         levels: list[Ints] = []
@@ -436,12 +440,19 @@ class ConnBatchAttributor:
         if n == 0:
             return ConnSolution.empty(self._tenants), BatchCounts(
                 attributed=0, unattributed=0, reasons={})
-        # one dictionary for both columns: an address is resolved once per batch
-        encoded = pc.dictionary_encode(pa.chunked_array([orig_col, resp_col]),
-                                       null_encoding="encode")
-        uniques = encoded.chunk(1).dictionary  # the memo only grows: it covers chunk 0 too
-        u_o, u_r = encoded.chunk(0).indices.to_numpy(), encoded.chunk(1).indices.to_numpy()
-        known = self._resolve(uniques)
+        # Both columns one after the other; when nearly all are dotted quads, each is
+        # resolved as it is (numbers, no Python step per address). Otherwise one dictionary
+        # for both: an address is resolved once per batch.
+        uniques = pa.concat_arrays([_array(orig_col), _array(resp_col)])
+        parsed = _dotted_quads(uniques)
+        u_o, u_r = np.arange(n), np.arange(n, 2 * n)
+        if int((parsed < 0).sum()) > _OTHER_PER_ROW:
+            encoded = pc.dictionary_encode(pa.chunked_array([orig_col, resp_col]),
+                                           null_encoding="encode")
+            uniques = encoded.chunk(1).dictionary  # the memo only grows: covers chunk 0 too
+            u_o, u_r = encoded.chunk(0).indices.to_numpy(), encoded.chunk(1).indices.to_numpy()
+            parsed = _dotted_quads(uniques)
+        known = self._resolve(uniques, parsed)
         f_o, f_r = known.flags[u_o], known.flags[u_r]
 
         ok = has_ts & (f_o & f_r & _VALID > 0)
@@ -608,6 +619,13 @@ def _dotted_quads(strings: pa.Array) -> Ints:
     if validity is not None:
         numbers = np.where(_valid(strings), numbers, -1)
     return numbers
+
+
+def _array(column: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """One contiguous string array of ``column``."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    return column.cast(pa.string())
 
 
 def _valid(column: pa.Array) -> Bools:

@@ -294,8 +294,8 @@ class WindowAggregator:
         :func:`conn_transfers` of the batch, without its string columns."""
         if part.num_rows == 0:
             return
-        codes = self._tenant_codes(part.solution.tenants, part.tenant)
-        self._touched.update(np.unique(codes).tolist())
+        codes, touched = self._tenant_codes(part.solution.tenants, part.tenant)
+        self._touched.update(touched.tolist())
         first = int(part.start.min())
         if self._since_us is None or first < self._since_us:
             self._since_us = first
@@ -306,9 +306,9 @@ class WindowAggregator:
             self._submit()
 
     def _tenant_codes(self, names: pa.Array, positions: npt.NDArray[np.int64]
-                      ) -> npt.NDArray[np.int32]:
-        """The tenant codes of ``positions`` in ``names``, handing out new codes in the
-        order the tenants first appear (as :meth:`add` does)."""
+                      ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]]:
+        """The tenant codes of ``positions`` in ``names`` and the distinct codes among them,
+        handing out new codes in the order the tenants first appear (as :meth:`add` does)."""
         if self._tenant_names is not names:
             self._tenant_names = names
             self._tenant_lookup = np.full(len(names), -1, np.int32)
@@ -321,7 +321,7 @@ class WindowAggregator:
             np.minimum.at(first, positions, np.arange(len(positions)))
             for position in new[np.argsort(first[new], kind="stable")].tolist():
                 lookup[position] = self._tenants.code_of(names[position].as_py())
-        return lookup[positions]
+        return lookup[positions], lookup[seen]
 
     def flush(self) -> None:
         """Reduce the batches gathered so far now, and wait for it (:meth:`add` starts a

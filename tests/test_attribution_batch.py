@@ -147,6 +147,27 @@ def test_counters_add_up_over_batches(inventory: Inventory, first: list[dict[str
     both_ways(inventory, geo, [conn_batch(first), conn_batch(second), conn_batch(first)])
 
 
+@pytest.mark.parametrize("other_per_row", [0, 10_000])
+def test_row_and_dictionary_modes(other_per_row: int, geo: RangeCsvGeo,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Addresses resolved once per distinct address or row by row: the same answers."""
+    import egress.attribution_batch as batch_module
+
+    monkeypatch.setattr(batch_module, "_OTHER_PER_ROW", other_per_row)
+    rng = np.random.default_rng(7)
+    inventory = Inventory(site=Site(name="s", country="MY", ingest_stations=(),
+                                    networks=(ip_network("10.0.0.0/8"),)),
+                          concern_countries=(), tenants=(
+        tenant("t-a", ("10.1.2.0/24", BASE, None), ("2001:db8:100:1::/64", BASE, None)),
+        tenant("t-b", ("10.1.0.0/16", BASE, None))))
+    rows = [{"ts": INSTANTS[int(rng.integers(0, 8))],
+             "orig_h": ADDRESSES[int(rng.integers(0, len(ADDRESSES)))],
+             "resp_h": ADDRESSES[int(rng.integers(0, len(ADDRESSES)))],
+             "delta_orig_ip_bytes": int(rng.integers(0, 3)),
+             "delta_resp_ip_bytes": int(rng.integers(0, 3))} for _ in range(500)]
+    both_ways(inventory, geo, [conn_batch(rows)])
+
+
 def tenant(tid: str, *nets: tuple[str, datetime, datetime | None]) -> Tenant:
     return Tenant(id=tid, name=tid, registered=BASE, country="MY", parent_country=None,
                   kyc="basic", payment="card", predecessor=None, identifiers=Identifiers(),

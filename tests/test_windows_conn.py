@@ -92,7 +92,7 @@ def test_known_values(geo: RangeCsvGeo) -> None:
     inventory = Inventory(site=site, concern_countries=(), tenants=(
         tenant("t-a", ("10.1.0.0/16", BASE, None)), tenant("t-b", ("10.2.0.0/16", BASE, None))))
     t0 = BASE + timedelta(minutes=30)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"ts": t0, "uid": "C1", "orig_h": "8.8.8.8", "resp_h": "10.1.0.1", "duration_s": 3600.0,
          "delta_orig_ip_bytes": 4_000, "delta_resp_ip_bytes": 100, "orig_ip_bytes": 4_000,
          "resp_ip_bytes": 100, "line": 5},
