@@ -2,7 +2,9 @@
  *
  * A table keeps fixed-size entries (key first, its int64 time at tpos) densely in one
  * array and an index of hash tags beside entry numbers; t_get finds or adds an entry,
- * t_retire moves out the entries older than a cutoff. Not thread-safe.
+ * t_retire moves out the entries older than a cutoff. A few recently used entries are
+ * remembered by key (memo), so runs of rows with the same keys (sorted input) skip the
+ * index. Not thread-safe.
  */
 #ifndef EGRESS_WINCORE_TABLE_H
 #define EGRESS_WINCORE_TABLE_H
@@ -13,6 +15,7 @@
 #include <string.h>
 
 #define EMPTY UINT64_MAX
+#define MEMO 8  /* recently used entries remembered (x >> 61 picks one of 8) */
 
 typedef struct {
     uint8_t *ents;      /* dense entries, key first */
@@ -20,6 +23,7 @@ typedef struct {
     size_t n, cap;      /* entries used, allocated */
     uint64_t *idx;      /* open addressing: hash upper half | entry number */
     size_t mask;
+    size_t memo[MEMO];  /* entry numbers by memo_slot of their key; SIZE_MAX: none */
 } table;
 
 typedef struct {
@@ -39,8 +43,20 @@ static inline uint64_t hash_words(const void *key, size_t size) {
     return h ^ (h >> 32);
 }
 
+static inline void t_forget_memo(table *t) {
+    for (size_t i = 0; i < MEMO; i++) t->memo[i] = SIZE_MAX;
+}
+
+/* A key's memo slot: from its first two words (keys are at least 8 bytes). */
+static inline size_t memo_slot(const void *key, size_t size) {
+    const uint64_t *w = key;
+    uint64_t x = (w[0] ^ (size >= 16 ? w[1] * 0xC2B2AE3D27D4EB4FULL : 0)) * 0x9E3779B97F4A7C15ULL;
+    return (size_t)(x >> 61);  /* the top bits depend on every bit of the words */
+}
+
 static inline int t_init(table *t, size_t esize, size_t ksize, size_t tpos) {
     memset(t, 0, sizeof *t);
+    t_forget_memo(t);
     t->esize = esize, t->ksize = ksize, t->tpos = tpos;
     t->mask = 1023;
     t->idx = malloc((t->mask + 1) * sizeof *t->idx);
@@ -56,6 +72,7 @@ static inline void t_free(table *t) {
 }
 
 static inline void t_reindex(table *t) {
+    t_forget_memo(t);  /* entries may have moved */
     memset(t->idx, 0xff, (t->mask + 1) * sizeof *t->idx);
     for (size_t e = 0; e < t->n; e++) {
         uint64_t h = hash_words(t->ents + e * t->esize, t->ksize);
@@ -77,6 +94,11 @@ static inline int same_key(const uint8_t *p, const void *key, size_t size) {
  * touches an entry only when the halves agree. */
 static inline uint8_t *t_get(table *t, const void *key, int *fresh) {
     *fresh = 0;
+    size_t m = memo_slot(key, t->ksize);
+    if (t->memo[m] < t->n) {
+        uint8_t *p = t->ents + t->memo[m] * t->esize;
+        if (same_key(p, key, t->ksize)) return p;
+    }
     if ((t->n + 1) * 2 > t->mask + 1) {
         size_t size = (t->mask + 1) * 2;
         uint64_t *idx = realloc(t->idx, size * sizeof *idx);
@@ -92,7 +114,10 @@ static inline uint8_t *t_get(table *t, const void *key, int *fresh) {
         if (slot == EMPTY) break;
         if ((slot & 0xFFFFFFFF00000000ULL) == tag) {
             uint8_t *p = t->ents + (slot & 0xFFFFFFFFULL) * t->esize;
-            if (same_key(p, key, t->ksize)) return p;
+            if (same_key(p, key, t->ksize)) {
+                t->memo[m] = slot & 0xFFFFFFFFULL;
+                return p;
+            }
         }
         i = (i + 1) & t->mask;
     }
@@ -106,6 +131,7 @@ static inline uint8_t *t_get(table *t, const void *key, int *fresh) {
     uint8_t *p = t->ents + t->n * t->esize;
     memset(p, 0, t->esize);
     memcpy(p, key, t->ksize);
+    t->memo[m] = t->n;
     t->idx[i] = tag | t->n++;
     *fresh = 1;
     return p;
