@@ -10,7 +10,9 @@
  *   presence (tenant, hour, address hash, asn, country), a set.
  * It also selects evidence candidates: a row is one when its size reaches the n-th largest
  * size seen so far for its (tenant, day) (heaps of n sizes), so the candidates hold the n
- * largest under any tie order.
+ * largest under any tie order. The rows of a batch are taken by hour, then tenant (a stable
+ * radix sort), so that a tenant's entries stay in cache while its rows pass; add() returns
+ * the candidates' row numbers in that order.
  *
  * Entries whose time lies more than a horizon before the latest time seen are moved to
  * output buffers (retired) that take_*() hands over as packed little-endian records, so
@@ -229,6 +231,93 @@ typedef struct {
     Py_buffer tenant, start, end, opened, bytes_in, bytes_out, flags, country, addr, asn;
 } columns;
 
+typedef struct {  /* the columns in the order of sort_rows, in one block */
+    void *block;
+    int32_t *tenant;
+    int64_t *start, *end, *opened, *asn;
+    uint64_t *bytes_in, *bytes_out, *addr;
+    uint8_t *flags;
+    int16_t *country;
+} sorted_columns;
+
+#define GATHER(dst, src, type)                                     \
+    do {                                                           \
+        const type *from_ = (src);                                 \
+        for (Py_ssize_t i_ = 0; i_ < n; i_++) (dst)[i_] = from_[order[i_]]; \
+    } while (0)
+
+/* The columns of c in the given order (one tight loop per column: the loads are
+ * independent, so many cache misses overlap). -1 when out of memory. */
+static int gather(sorted_columns *sc, const columns *c, const int64_t *order, Py_ssize_t n) {
+    size_t m = (size_t)(n ? n : 1);
+    uint8_t *p = malloc(m * (8 * 8 + 4 + 2 + 1));
+    if (!p) return -1;
+    sc->block = p;
+    sc->start = (int64_t *)p, sc->end = sc->start + m, sc->opened = sc->end + m;
+    sc->asn = sc->opened + m;
+    sc->bytes_in = (uint64_t *)(sc->asn + m), sc->bytes_out = sc->bytes_in + m;
+    sc->addr = sc->bytes_out + m;
+    sc->tenant = (int32_t *)(sc->addr + m);
+    sc->country = (int16_t *)(sc->tenant + m);
+    sc->flags = (uint8_t *)(sc->country + m);
+    GATHER(sc->start, c->start.buf, int64_t);
+    GATHER(sc->end, c->end.buf, int64_t);
+    GATHER(sc->opened, c->opened.buf, int64_t);
+    GATHER(sc->asn, c->asn.buf, int64_t);
+    GATHER(sc->bytes_in, c->bytes_in.buf, uint64_t);
+    GATHER(sc->bytes_out, c->bytes_out.buf, uint64_t);
+    GATHER(sc->addr, c->addr.buf, uint64_t);
+    GATHER(sc->tenant, c->tenant.buf, int32_t);
+    GATHER(sc->country, c->country.buf, int16_t);
+    GATHER(sc->flags, c->flags.buf, uint8_t);
+    return 0;
+}
+
+/* The rows in a stable order by (hour of start, tenant), so that a tenant's entries stay in
+ * cache while its rows pass: an LSD radix sort of (key, row) pairs on 11-bit digits, skipping
+ * the digits every key shares. NULL when out of memory. */
+static int64_t *sort_rows(const int64_t *start, const int32_t *tenant, Py_ssize_t n) {
+    enum { BITS = 11, BUCKETS = 1 << BITS };
+    size_t m = (size_t)(n ? n : 1);
+    uint64_t *key = malloc(m * sizeof *key), *key2 = malloc(m * sizeof *key2);
+    int64_t *row = malloc(m * sizeof *row), *row2 = malloc(m * sizeof *row2);
+    size_t *count = malloc(BUCKETS * sizeof *count);
+    if (!key || !key2 || !row || !row2 || !count) {
+        free(key), free(key2), free(row), free(row2), free(count);
+        return NULL;
+    }
+    int64_t low = INT64_MAX;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int64_t h = floor_to(start[i], HOUR_US) / HOUR_US;
+        if (h < low) low = h;
+    }
+    uint64_t all_or = 0, all_and = UINT64_MAX;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint64_t hours = (uint64_t)(floor_to(start[i], HOUR_US) / HOUR_US - low);
+        key[i] = (hours << 32) | (uint32_t)tenant[i];
+        row[i] = i;
+        all_or |= key[i], all_and &= key[i];
+    }
+    for (int shift = 0; shift < 64; shift += BITS) {
+        if ((((all_or ^ all_and) >> shift) & (BUCKETS - 1)) == 0) continue;  /* all alike */
+        memset(count, 0, BUCKETS * sizeof *count);
+        for (Py_ssize_t i = 0; i < n; i++) count[(key[i] >> shift) & (BUCKETS - 1)]++;
+        size_t at = 0;
+        for (size_t b = 0; b < BUCKETS; b++) {
+            size_t c = count[b];
+            count[b] = at, at += c;
+        }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            size_t to = count[(key[i] >> shift) & (BUCKETS - 1)]++;
+            key2[to] = key[i], row2[to] = row[i];
+        }
+        uint64_t *k = key; key = key2, key2 = k;
+        int64_t *r = row; row = row2, row2 = r;
+    }
+    free(key), free(key2), free(row2), free(count);
+    return row;
+}
+
 static int get(PyObject *o, Py_buffer *b, Py_ssize_t itemsize, Py_ssize_t n, const char *name) {
     if (PyObject_GetBuffer(o, b, PyBUF_C_CONTIGUOUS) < 0) return -1;
     if (b->len != itemsize * n) {
@@ -304,14 +393,18 @@ static PyObject *reducer_add(Reducer *r, PyObject *args) {
         goto done;
     }
     if (claim(r) < 0) goto done;
-    const int32_t *tenant = c.tenant.buf;
-    const int64_t *start = c.start.buf, *end = c.end.buf, *opened = c.opened.buf;
-    const uint64_t *bin = c.bytes_in.buf, *bout = c.bytes_out.buf, *addr = c.addr.buf;
-    const uint8_t *flags = c.flags.buf;
-    const int16_t *country = c.country.buf;
-    const int64_t *asn = c.asn.buf;
+    int64_t *order = NULL;
+    sorted_columns sc = {0};
     int failed = 0;
     Py_BEGIN_ALLOW_THREADS
+    order = sort_rows(c.start.buf, c.tenant.buf, n);
+    failed = order == NULL || gather(&sc, &c, order, n) < 0;
+    const int32_t *tenant = sc.tenant;
+    const int64_t *start = sc.start, *end = sc.end, *opened = sc.opened;
+    const uint64_t *bin = sc.bytes_in, *bout = sc.bytes_out, *addr = sc.addr;
+    const uint8_t *flags = sc.flags;
+    const int16_t *country = sc.country;
+    const int64_t *asn = sc.asn;
     for (Py_ssize_t i = 0; i < n && !failed; i++) {
         int32_t who = tenant[i];
         if (who < 0) continue;
@@ -380,10 +473,12 @@ static PyObject *reducer_add(Reducer *r, PyObject *args) {
         }
         int pick = candidate(r, who, floor_to(s, DAY_US), in > out ? in : out);
         if (pick < 0) failed = 1;
-        else if (pick) chosen[chosen_n++] = i;
+        else if (pick) chosen[chosen_n++] = order[i];
     }
     Py_END_ALLOW_THREADS
     r->busy = 0;
+    free(order);
+    free(sc.block);
     if (failed) {
         PyErr_NoMemory();
         goto done;
