@@ -496,7 +496,8 @@ class Ipv4Answers(NamedTuple):
 class _Ipv4Table(NamedTuple):
     starts: npt.NDArray[np.uint64]
     ends: npt.NDArray[np.uint64]
-    country: tuple[str | None, ...]
+    countries: tuple[str, ...]  # the distinct countries of the ranges
+    country: npt.NDArray[np.int64]  # each range's position in countries, -1 none
     asn: npt.NDArray[np.int64]
 
 
@@ -505,10 +506,14 @@ def _ipv4_table(file: _RangeFile) -> _Ipv4Table:
     table = file.ipv4_table
     if table is None:
         family = file.v4
+        countries: dict[str, int] = {}
+        codes = [-1 if i.country is None else countries.setdefault(i.country, len(countries))
+                 for i in family.infos]
         table = _Ipv4Table(
             np.array(family.starts, np.uint64),
             np.array(family.ends, np.uint64),
-            tuple(info.country for info in family.infos),
+            tuple(countries),
+            np.array(codes, np.int64),
             np.array([-1 if i.asn is None else i.asn for i in family.infos], np.int64),
         )
         file.ipv4_table = table
@@ -531,9 +536,10 @@ def _merge_ipv4(tables: Sequence[_Ipv4Table], numbers: npt.NDArray[np.uint64]) -
         i = np.searchsorted(table.starts, numbers, side="right") - 1
         safe = np.maximum(i, 0)
         hit = looked_up & (i >= 0) & (numbers <= table.ends[safe])
-        codes = np.array([-1 if c is None else names.setdefault(c, len(names))
-                          for c in table.country], np.int64)
-        found = np.where(hit, codes[safe], -1)
+        # the table's country positions as positions in names (-1 stays -1)
+        merged = np.array([names.setdefault(c, len(names)) for c in table.countries] + [-1],
+                          np.int64)
+        found = np.where(hit, merged[table.country[safe]], -1)
         country = np.where(country < 0, found, country)
         asn = np.where(asn < 0, np.where(hit, table.asn[safe], -1), asn)
     return Ipv4Answers(tuple(names), country, asn)
