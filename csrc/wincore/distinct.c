@@ -197,10 +197,12 @@ static int union_counts(slot *const *days, size_t lo, size_t hi, int64_t *addrs,
         *addrs = sk_count(&days[lo]->addrs), *asns = sk_count(&days[lo]->asns);
         return 0;
     }
+    const sketch *pa[7], *pb[7];  /* the days of one 7-day window: at most 7 */
+    size_t m = 0;
+    if (hi - lo > 7) return -1;
+    for (size_t i = lo; i < hi; i++, m++) pa[m] = &days[i]->addrs, pb[m] = &days[i]->asns;
     sketch a = {0}, b = {0};
-    int failed = 0;
-    for (size_t i = lo; i < hi && !failed; i++)
-        failed = sk_merge(&a, &days[i]->addrs) < 0 || sk_merge(&b, &days[i]->asns) < 0;
+    int failed = sk_union(&a, pa, m) < 0 || sk_union(&b, pb, m) < 0;
     *addrs = sk_count(&a), *asns = sk_count(&b);
     sk_free(&a), sk_free(&b);
     return failed ? -1 : 0;
