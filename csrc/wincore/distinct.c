@@ -190,52 +190,103 @@ static int row_out(ds_row **rows, size_t *n, size_t *cap, const skey *k, uint8_t
     return 0;
 }
 
-/* Counts of the union of the day sketches days[lo..hi) (0 where none). */
-static int union_counts(slot *const *days, size_t lo, size_t hi, int64_t *addrs,
-                        int64_t *asns) {
-    if (hi == lo + 1) {
-        *addrs = sk_count(&days[lo]->addrs), *asns = sk_count(&days[lo]->asns);
-        return 0;
-    }
-    const sketch *pa[7], *pb[7];  /* the days of one 7-day window: at most 7 */
-    size_t m = 0;
-    if (hi - lo > 7) return -1;
-    for (size_t i = lo; i < hi; i++, m++) pa[m] = &days[i]->addrs, pb[m] = &days[i]->asns;
-    sketch a = {0}, b = {0};
-    int failed = sk_union(&a, pa, m) < 0 || sk_union(&b, pb, m) < 0;
-    *addrs = sk_count(&a), *asns = sk_count(&b);
-    sk_free(&a), sk_free(&b);
-    return failed ? -1 : 0;
+/* How the cumulative union grows with a day: adds it to cum, whose counts are counts[0..1]
+ * before and after; -1 when out of memory. */
+static int grow(sketch *cum_addrs, sketch *cum_asns, const slot *day, int64_t counts[2],
+                int64_t *addrs, int64_t *asns) {
+    if (sk_merge(cum_addrs, &day->addrs) < 0 || sk_merge(cum_asns, &day->asns) < 0) return -1;
+    int64_t a = sk_count(cum_addrs), b = sk_count(cum_asns);
+    *addrs = a - counts[0], *asns = b - counts[1];
+    counts[0] = a, counts[1] = b;
+    return 0;
 }
 
-/* How the cumulative union grows with a day: adds it to cum; -1 when out of memory. */
-static int grow(sketch *cum_addrs, sketch *cum_asns, const slot *day, int64_t *addrs,
-                int64_t *asns) {
-    int64_t a = sk_count(cum_addrs), b = sk_count(cum_asns);
-    if (sk_merge(cum_addrs, &day->addrs) < 0 || sk_merge(cum_asns, &day->asns) < 0) return -1;
-    *addrs = sk_count(cum_addrs) - a, *asns = sk_count(cum_asns) - b;
+typedef struct {
+    sketch addrs, asns;
+} pair;
+
+/* The 7-day block (epoch-aligned) of a time. */
+static inline int64_t block_of(int64_t t) {
+    int64_t q = t / (7 * DAY);
+    return t % (7 * DAY) < 0 ? q - 1 : q;
+}
+
+static void free_pairs(pair *p, size_t n) {
+    for (size_t i = 0; i < n; i++) sk_free(&p[i].addrs), sk_free(&p[i].asns);
+    free(p);
+}
+
+/* p = the union of the non-NULL of x, y (sketch pairs). */
+static int union_pair(pair *p, const sketch *xa, const sketch *xb, const sketch *ya,
+                      const sketch *yb) {
+    const sketch *a[2] = {xa, ya}, *b[2] = {xb, yb};
+    size_t m = ya ? 2 : 1;
+    return sk_union(&p->addrs, a, m) < 0 || sk_union(&p->asns, b, m) < 0 ? -1 : 0;
+}
+
+/* Unions of the sorted days[0..n) within their 7-day blocks: pre[i] of the block's days up
+ * to day i, suf[i] of its days from day i on. A 7-day window spans at most two blocks, so
+ * its union is one of these or the union of two (van Herk and Gil-Werman's sliding
+ * maximum): a union of two sketches a window, not of seven. */
+static int block_unions(slot *const *days, size_t n, pair *pre, pair *suf) {
+    for (size_t i = 0; i < n; i++) {
+        int joined = i > 0 && block_of(days[i - 1]->k.t) == block_of(days[i]->k.t);
+        if (union_pair(&pre[i], &days[i]->addrs, &days[i]->asns,
+                       joined ? &pre[i - 1].addrs : NULL, joined ? &pre[i - 1].asns : NULL) < 0)
+            return -1;
+    }
+    for (size_t i = n; i-- > 0;) {
+        int joined = i + 1 < n && block_of(days[i + 1]->k.t) == block_of(days[i]->k.t);
+        if (union_pair(&suf[i], &days[i]->addrs, &days[i]->asns,
+                       joined ? &suf[i + 1].addrs : NULL, joined ? &suf[i + 1].asns : NULL) < 0)
+            return -1;
+    }
     return 0;
+}
+
+/* Counts of the union of days[lo..hi) (hi > lo, all within 7 days), from the block unions. */
+static int window_counts(slot *const *days, size_t lo, size_t hi, const pair *pre,
+                         const pair *suf, int64_t *addrs, int64_t *asns) {
+    size_t last = hi - 1;
+    if (block_of(days[lo]->k.t) == block_of(days[last]->k.t)) {
+        /* one block: from its first day (pre), or to its last (earlier days of the block lie
+         * before the window, so the block ends before the window does: suf) */
+        int first = lo == 0 || block_of(days[lo - 1]->k.t) != block_of(days[lo]->k.t);
+        const pair *p = first ? &pre[last] : &suf[lo];
+        *addrs = sk_count(&p->addrs), *asns = sk_count(&p->asns);
+        return 0;
+    }
+    pair both = {{0}, {0}};
+    int failed = union_pair(&both, &suf[lo].addrs, &suf[lo].asns, &pre[last].addrs,
+                            &pre[last].asns) < 0;
+    *addrs = sk_count(&both.addrs), *asns = sk_count(&both.asns);
+    sk_free(&both.addrs), sk_free(&both.asns);
+    return failed ? -1 : 0;
 }
 
 /* The 7-day windows after final_we that the sorted days[0..n) of one entity reach, as
  * rows: each window end we counts the union of the days in [we - 7 d, we). */
 static int week_rows(slot *const *days, size_t n, int64_t final_we, int64_t last_we,
                      ds_row **rows, size_t *rn, size_t *cap) {
+    pair *pre = calloc(n ? n : 1, sizeof *pre), *suf = calloc(n ? n : 1, sizeof *suf);
+    int failed = !pre || !suf || block_unions(days, n, pre, suf) < 0;
     size_t lo = 0, hi = 0;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && !failed; i++) {
         int64_t from = days[i]->k.t + DAY;
         if (i > 0 && days[i - 1]->k.t + 8 * DAY > from) from = days[i - 1]->k.t + 8 * DAY;
         if (from <= final_we) from = final_we + DAY;
-        for (int64_t we = from; we <= days[i]->k.t + 7 * DAY && we <= last_we; we += DAY) {
+        for (int64_t we = from; we <= days[i]->k.t + 7 * DAY && we <= last_we && !failed;
+             we += DAY) {
             while (hi < n && days[hi]->k.t < we) hi++;
             while (lo < hi && days[lo]->k.t < we - 7 * DAY) lo++;
             int64_t a, b;
-            if (union_counts(days, lo, hi, &a, &b) < 0 ||
-                row_out(rows, rn, cap, &days[i]->k, DS_WEEK, we, a, b) < 0)
-                return -1;
+            failed = window_counts(days, lo, hi, pre, suf, &a, &b) < 0 ||
+                     row_out(rows, rn, cap, &days[i]->k, DS_WEEK, we, a, b) < 0;
         }
     }
-    return 0;
+    if (pre) free_pairs(pre, n);
+    if (suf) free_pairs(suf, n);
+    return failed ? -1 : 0;
 }
 
 typedef struct {
@@ -308,7 +359,8 @@ static int let_go_days(ds_store *s, keyed *sorted, size_t n) {
             failed = week_rows(reach, r, from, d->k.t + 7 * DAY, &s->final, &s->final_n,
                                &s->final_cap) < 0;
             if (d->k.t + 7 * DAY > e->final_we) e->final_we = d->k.t + 7 * DAY;
-            failed = failed || grow(&e->addrs, &e->asns, d, &a, &b) < 0 ||
+            int64_t counts[2] = {sk_count(&e->addrs), sk_count(&e->asns)};
+            failed = failed || grow(&e->addrs, &e->asns, d, counts, &a, &b) < 0 ||
                      row_out(&s->final, &s->final_n, &s->final_cap, &d->k, DS_CUMULATIVE,
                              d->k.t, a, b) < 0;
         }
@@ -382,9 +434,10 @@ static int entity_rows(ds_store *s, const keyed *sorted, size_t n, slot **days, 
     if (!e) return -1;
     sketch a = {0}, b = {0};
     int failed = sk_merge(&a, &e->addrs) < 0 || sk_merge(&b, &e->asns) < 0;
+    int64_t counts[2] = {sk_count(&a), sk_count(&b)};
     for (size_t i = 0; i < m && !failed; i++) {
         int64_t da, db;
-        failed = grow(&a, &b, days[i], &da, &db) < 0 ||
+        failed = grow(&a, &b, days[i], counts, &da, &db) < 0 ||
                  row_out(rows, rn, cap, &days[i]->k, DS_CUMULATIVE, days[i]->k.t, da, db) < 0;
     }
     sk_free(&a), sk_free(&b);

@@ -150,10 +150,13 @@ static double tau(double x) {
 
 int64_t sk_count(const sketch *s) {
     if (s->cap != SK_DENSE) return s->n;
-    uint32_t hist[SK_Q + 2];
-    memset(hist, 0, sizeof hist);
+    uint32_t part[4][SK_Q + 2], hist[SK_Q + 2];
+    memset(part, 0, sizeof part);
     const uint8_t *regs = s->p;
-    for (uint32_t i = 0; i < SK_M; i++) hist[regs[i]]++;
+    for (uint32_t i = 0; i < SK_M; i += 4)  /* four histograms: no chain of increments */
+        part[0][regs[i]]++, part[1][regs[i + 1]]++, part[2][regs[i + 2]]++,
+            part[3][regs[i + 3]]++;
+    for (int k = 0; k < SK_Q + 2; k++) hist[k] = part[0][k] + part[1][k] + part[2][k] + part[3][k];
     double m = SK_M;
     double z = m * tau(1.0 - hist[SK_Q + 1] / m);
     for (int k = SK_Q; k >= 1; k--) z = 0.5 * (z + hist[k]);
