@@ -48,6 +48,7 @@ from egress.geo import (
     ipv4_lookup,
     is_cross_border,
     is_not_looked_up,
+    merged_ipv4_bounds,
     not_looked_up_networks,
     parse_address,
 )
@@ -200,14 +201,7 @@ class _Ranges:
 
     @staticmethod
     def build(networks: Sequence[IPv4Network]) -> _Ranges:
-        merged: list[list[int]] = []
-        for start, end in sorted((int(n.network_address), int(n.broadcast_address) + 1)
-                                 for n in networks):
-            if merged and start <= merged[-1][1]:
-                merged[-1][1] = max(merged[-1][1], end)
-            else:
-                merged.append([start, end])
-        return _Ranges(np.array([b for pair in merged for b in pair], np.uint64))
+        return _Ranges(merged_ipv4_bounds(networks))
 
     def contains(self, addresses: npt.NDArray[np.uint64]) -> Bools:
         return np.asarray(np.searchsorted(self.bounds, addresses, side="right") % 2 == 1)

@@ -108,6 +108,22 @@ _NOT_LOOKED_UP = tuple(
 )
 
 
+def merged_ipv4_bounds(networks: Sequence[ipaddress.IPv4Network]) -> npt.NDArray[np.uint64]:
+    """The union of IPv4 networks as sorted ``start, end + 1`` pairs, overlaps merged."""
+    merged: list[list[int]] = []
+    for start, end in sorted((int(n.network_address), int(n.broadcast_address) + 1)
+                             for n in networks):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return np.array([b for pair in merged for b in pair], np.uint64)
+
+
+_NOT_LOOKED_UP_V4 = merged_ipv4_bounds(
+    [n for n in _NOT_LOOKED_UP if isinstance(n, ipaddress.IPv4Network)])
+
+
 def not_looked_up_networks() -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     """The private and reserved networks :func:`is_not_looked_up` tests against."""
     return _NOT_LOOKED_UP
@@ -525,11 +541,8 @@ def _merge_ipv4(tables: Sequence[_Ipv4Table], numbers: npt.NDArray[np.uint64]) -
     names: dict[str, int] = {}
     country = np.full(len(numbers), -1, np.int64)
     asn = np.full(len(numbers), -1, np.int64)
-    looked_up = np.ones(len(numbers), np.bool_)
-    for net in _NOT_LOOKED_UP:
-        if isinstance(net, ipaddress.IPv4Network):
-            low, high = int(net.network_address), int(net.broadcast_address)
-            looked_up &= (numbers < low) | (numbers > high)
+    # outside every private and reserved network: an even number of bounds at or below
+    looked_up = np.searchsorted(_NOT_LOOKED_UP_V4, numbers, side="right") % 2 == 0
     for table in tables:
         if len(table.starts) == 0:
             continue
