@@ -163,6 +163,10 @@ _FLUSH_ROWS = 1 << 20
 #: repeat, e.g. time-ordered input: compacting would gain little).
 _COMPACT_ROWS = 4 << 20
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: ``since`` of a snapshot without new transfers: a day after any time held.
+_NO_HOURS_US = (1 << 62) // DAY_US * DAY_US
+#: Spans made from the daily bases over several days.
+_DAILY_SPANS = pa.array(["7d", "cumulative"], pa.string())
 #: Accumulators a ``changed_only`` snapshot reads through copies limited to the tenants in
 #: scope (``<name>_scope``); the final statements read only these and their own tables.
 _SCOPED = {"hours_acc": "t", "cells_acc": "cell", "presence_acc": "",
@@ -261,7 +265,12 @@ class WindowAggregator:
         self._horizon_us: int | None = None
         self._since_us: int | None = None  # earliest start added since the last snapshot
         self._kept: WindowTables | None = None
+        #: Horizon moved since the last snapshot (kept tables trimmed to it): the next
+        #: snapshot makes every tenant's 7-day and cumulative windows ending after it again.
+        self._reach_us: int | None = None
         self.rows = 0
+        #: Tenant hours the last snapshot rolled up (its hourly bases' rows).
+        self.hours_rolled_up = 0
 
     def add(self, transfers: pa.RecordBatch | pa.Table) -> None:
         """Take one batch (at least the :data:`TRANSFERS_SCHEMA` columns, castable)."""
@@ -404,6 +413,13 @@ class WindowAggregator:
             self._slack[name] *= 4  # little to gain (keys seldom repeat): compact less
         self._compacted[name], self._appended[name] = int(count), 0
 
+    @property
+    def kept(self) -> WindowTables | None:
+        """Every tenant's windows and evidence as the snapshots so far left them (what a
+        full snapshot now shows, but for transfers added since the last snapshot and a
+        horizon moved since then); ``None`` before a first full snapshot."""
+        return self._kept
+
     def forget_before(self, horizon: datetime) -> bool:
         """Forget the windows before ``horizon``, rounded up to a day boundary (UTC): the
         accumulated hours, cells, remote ends and evidence before it are dropped, now and
@@ -419,7 +435,19 @@ class WindowAggregator:
         self._horizon_us = horizon_us
         self.flush()
         self._forget()
-        self._kept = None  # windows reaching back before the horizon change: all anew
+        if self._kept is not None:
+            # Windows ending by the horizon and evidence before it go; 1-hour and 24-hour
+            # windows after it stay as they are; the 7-day windows reaching back before it
+            # and every cumulative window are made again by the next snapshot, from the
+            # daily bases (days from the horizon on).
+            cut = pa.scalar(horizon_us, pa.int64()).cast(TIMESTAMP)
+            windows, countries, evidence = (
+                self._kept.windows, self._kept.countries, self._kept.evidence)
+            self._kept = WindowTables(
+                windows.filter(pc.greater(windows.column("window_end"), cut)),
+                countries.filter(pc.greater(countries.column("window_end"), cut)),
+                evidence.filter(pc.greater_equal(evidence.column("start"), cut)))
+            self._reach_us = horizon_us
         return True
 
     def _forget(self) -> None:
@@ -455,17 +483,24 @@ class WindowAggregator:
         what the new transfers can change: from the day ``since`` their earliest start
         falls in, the hours, days and their windows, and the 7-day and cumulative windows
         from the daily bases kept across snapshots; the windows and evidence before
-        ``since`` come from the tables kept from the previous snapshots."""
+        ``since`` come from the tables kept from the previous snapshots. The snapshot after
+        the horizon moved (any snapshot, with sketches or exact counts) does the same for
+        every tenant, and makes every 7-day and cumulative window ending after the horizon
+        (``reach``) again from the daily bases, which cost days, not hours."""
         self.flush()
         self._reduce_network(None, everything=True)
         self._forget()
-        scope = sorted(self._touched) if changed_only else None
+        reach, self._reach_us = self._reach_us, None
+        scope = sorted(self._touched) if changed_only and reach is None else None
         if scope is not None and len(scope) == self._tenants.count:
             scope = None  # every tenant: no copies to make
         since = None
-        if (changed_only and self._kept is not None and self._since_us is not None
-                and not self._params.exact_distinct):
-            since = self._since_us // DAY_US * DAY_US
+        if self._kept is not None and (reach is not None or (
+                changed_only and self._since_us is not None
+                and not self._params.exact_distinct)):
+            since = (_NO_HOURS_US if self._since_us is None
+                     else self._since_us // DAY_US * DAY_US)
+        reach = None if since is None or reach is None else min(reach, since)
         self._touched, self._since_us = set(), None
         scoped = scope is not None or since is not None
         if scoped:
@@ -486,14 +521,17 @@ class WindowAggregator:
                 if "$concern" in statement:
                     params["concern"] = list(self._params.concern_countries)
                 self._con.execute(_scoped(statement, scoped), params or None)
+            [(hours,)] = self._con.execute("SELECT count(*) FROM hour_base").fetchall()
+            self.hours_rolled_up = int(hours)
             for statement in keep_days_sql(replace=not scoped, since=since is not None,
                                            scoped=scope is not None):
                 self._con.execute(statement, {"since": since} if "$since" in statement else None)
             self._con.execute(TENANT_START_SQL)
-            self._distinct_counts(scope, since, scoped)
+            self._distinct_counts(scope, since, reach, scoped)
             if last:
                 self._network.drop_sketches()
-            cut = {"since": -(1 << 63) if since is None else since}
+            first = since if reach is None else reach  # windows ending after it are made
+            cut = {"since": -(1 << 63) if first is None else first}
             windows = self._con.sql(WINDOWS_SQL, params=cut).to_arrow_table()
             countries = self._con.sql(COUNTRIES_SQL, params=cut).to_arrow_table()
             if self._appended["evidence_acc"] >= self._compacted["evidence_acc"]:
@@ -508,7 +546,7 @@ class WindowAggregator:
             countries=self._named(countries, COUNTRIES_SCHEMA,
                                   ["span", "window_start", "window_end", "country"]),
             evidence=self._named(evidence, EVIDENCE_SCHEMA, ["start", "ref"]))
-        return self._keep(fresh, scope, since)
+        return self._keep(fresh, scope, since, reach)
 
     def _copy_scoped(self, scope: list[int] | None, since: int | None) -> None:
         """``<accumulator>_scope``: the rows of the tenants in scope, from ``since`` on."""
@@ -526,12 +564,13 @@ class WindowAggregator:
             self._con.execute(f"CREATE OR REPLACE TEMP TABLE {name}_scope AS "
                               f"SELECT * FROM {name} WHERE {' AND '.join(where) or 'TRUE'}")
 
-    def _keep(self, fresh: WindowTables, scope: list[int] | None,
-              since: int | None) -> WindowTables:
+    def _keep(self, fresh: WindowTables, scope: list[int] | None, since: int | None,
+              reach: int | None) -> WindowTables:
         """Merge a snapshot into the tables kept from the previous ones and return what a
         snapshot of ``scope`` shows: every window and evidence row of the tenants in it
         (``None``: all). ``fresh`` holds their rows from day ``since`` on (windows ending
-        after it, evidence starting at or after it), or (``since`` ``None``) all of them."""
+        after it, evidence starting at or after it; with ``reach``, the 7-day and
+        cumulative windows ending after that), or (``since`` ``None``) all of them."""
         if scope is None and since is None:
             self._kept = fresh
             return fresh
@@ -552,6 +591,11 @@ class WindowAggregator:
             if cut is not None:
                 newer = (pc.greater(old.column(column), cut) if column == "window_end"
                          else pc.greater_equal(old.column(column), cut))
+                if reach is not None and column == "window_end":
+                    newer = pc.or_(newer, pc.and_(
+                        pc.is_in(old.column("span"), value_set=_DAILY_SPANS),
+                        pc.greater(old.column(column),
+                                   pa.scalar(reach, pa.int64()).cast(TIMESTAMP))))
                 replaced = pc.and_(replaced, newer)
             table = pa.concat_tables([old.filter(pc.invert(replaced)), getattr(fresh, name)])
             merged.append(table.sort_by([(c, "ascending") for c in ["tenant", *order]]))
@@ -562,16 +606,22 @@ class WindowAggregator:
                               for t in merged))
 
     def _distinct_counts(self, scope: list[int] | None, since: int | None,
-                         scoped: bool) -> None:
+                         reach: int | None, scoped: bool) -> None:
         """``distinct_sums``: the distinct counts of the tenants in scope (from ``since``
-        on; cumulative rows of every day), from the sketches or (``exact_distinct``) from
-        the remote ends per hour."""
+        on, 7-day windows ending after ``reach`` if given; cumulative rows of every day),
+        from the sketches or (``exact_distinct``) from the remote ends per hour."""
         if self._params.exact_distinct:
             for statement in EXACT_DISTINCT_SQL:
                 self._con.execute(_scoped(statement, scoped))
             self._con.execute(DISTINCT_SUMS_SQL)
             return
-        self._con.register("distinct_counts", self._network.distinct_counts(scope, since))
+        counts = self._network.distinct_counts(scope, since if reach is None else reach)
+        if reach is not None and since is not None and reach < since:
+            # hours and days between reach and since: not recomputed, not needed
+            counts = counts.filter(pc.or_(
+                pc.greater_equal(counts.column("t"), since),
+                pc.is_in(counts.column("span"), value_set=_DAILY_SPANS)))
+        self._con.register("distinct_counts", counts)
         try:
             self._con.execute(DISTINCT_SUMS_SQL)
         finally:
