@@ -428,7 +428,10 @@ class WindowAggregator:
         transfers forgotten up to the same horizon, except that distinct counts from the
         sketches remember the forgotten days: a 7-day window reaching back before the
         horizon counts their addresses, and cumulative counts add only addresses not seen
-        before it. Returns whether the horizon moved (it never moves back)."""
+        before it. The tables kept for incremental snapshots are trimmed, not dropped: the
+        next snapshot recomputes, besides what new transfers change, only the 7-day and
+        cumulative windows (from the daily bases, every tenant). Returns whether the
+        horizon moved (it never moves back)."""
         horizon_us = -(-_micros(horizon) // DAY_US) * DAY_US
         if self._horizon_us is not None and horizon_us <= self._horizon_us:
             return False
