@@ -583,10 +583,9 @@ class WindowAggregator:
                    if scope is not None else None)
         cut = None if since is None else pa.scalar(since, pa.int64()).cast(TIMESTAMP)
         merged = []
-        for name, column, order in (
-                ("windows", "window_end", ["span", "window_start", "window_end"]),
-                ("countries", "window_end", ["span", "window_start", "window_end", "country"]),
-                ("evidence", "start", ["start", "ref"])):
+        for name, column, groups in (("windows", "window_end", ["tenant", "span"]),
+                                     ("countries", "window_end", ["tenant", "span"]),
+                                     ("evidence", "start", ["tenant"])):
             old: pa.Table = getattr(self._kept, name)
             replaced = pa.array(np.ones(old.num_rows, np.bool_))
             if tenants is not None:
@@ -600,8 +599,9 @@ class WindowAggregator:
                         pc.greater(old.column(column),
                                    pa.scalar(reach, pa.int64()).cast(TIMESTAMP))))
                 replaced = pc.and_(replaced, newer)
-            table = pa.concat_tables([old.filter(pc.invert(replaced)), getattr(fresh, name)])
-            merged.append(table.sort_by([(c, "ascending") for c in ["tenant", *order]]))
+            # what stays of a group (tenant, span) comes before its fresh rows
+            merged.append(_interleave(old.filter(pc.invert(replaced)), getattr(fresh, name),
+                                      groups))
         self._kept = WindowTables(*merged)
         if tenants is None:
             return self._kept
@@ -831,6 +831,40 @@ def _ref(record: Flow | ObjectStoreRequest | DriveAttach | CopyRecord) -> str | 
     if isinstance(record, DriveAttach):
         return record.serial or record.device
     return record.path
+
+
+def _interleave(old: pa.Table, new: pa.Table, keys: list[str]) -> pa.Table:
+    """``old`` and ``new``, each in order, as one table in order, given that in each group
+    of equal ``keys`` (the leading sort keys) the rows of ``old`` come before those of
+    ``new``: the groups are merged by their keys, their rows taken as they are (cheaper
+    than sorting every row again)."""
+    if old.num_rows == 0 or new.num_rows == 0:
+        return new if old.num_rows == 0 else old
+    pieces = sorted([(*key, start, end) for key, start, end in _runs(old, keys, 0)]
+                    + [(*key, start, end) for key, start, end in _runs(new, keys, old.num_rows)])
+    starts = np.array([piece[-2] for piece in pieces], np.int64)
+    lengths = np.array([piece[-1] for piece in pieces], np.int64) - starts
+    placed = np.cumsum(lengths) - lengths
+    rows = np.arange(int(lengths.sum()), dtype=np.int64) + np.repeat(starts - placed, lengths)
+    return pa.concat_tables([old, new]).take(pa.array(rows))
+
+
+def _runs(table: pa.Table, keys: list[str],
+          offset: int) -> list[tuple[tuple[object, ...], int, int]]:
+    """The runs of equal ``keys`` in ``table``: (keys, first row, end row), rows counted
+    from ``offset``."""
+    n = table.num_rows
+    change = np.zeros(n, np.bool_)
+    change[0] = True
+    for key in keys:
+        column = table.column(key)
+        change[1:] |= np.asarray(pc.not_equal(column.slice(1), column.slice(0, n - 1))
+                                 .to_numpy(zero_copy_only=False), np.bool_)
+    starts = np.flatnonzero(change)
+    values = table.select(keys).take(pa.array(starts)).to_pylist()
+    ends = [*starts[1:].tolist(), n]
+    return [(tuple(v[k] for k in keys), offset + int(start), offset + end)
+            for v, start, end in zip(values, starts.tolist(), ends, strict=True)]
 
 
 def _scoped(statement: str, scoped: bool) -> str:
