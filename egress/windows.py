@@ -168,6 +168,10 @@ _FLUSH_ROWS = 1 << 20
 #: repeat, e.g. time-ordered input: compacting would gain little).
 _COMPACT_ROWS = 4 << 20
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: ``since`` of a snapshot without new transfers: a day after any time held.
+_NO_HOURS_US = (1 << 62) // DAY_US * DAY_US
+#: Spans made from the daily bases over several days.
+_DAILY_SPANS = pa.array(["7d", "cumulative"], pa.string())
 #: Accumulators a ``changed_only`` snapshot reads through copies limited to the tenants in
 #: scope (``<name>_scope``); the final statements read only these and their own tables.
 _SCOPED = {"hours_acc": "t", "cells_acc": "cell", "presence_acc": "",
@@ -269,7 +273,12 @@ class WindowAggregator:
         self._horizon_us: int | None = None
         self._since_us: int | None = None  # earliest start added since the last snapshot
         self._kept: WindowTables | None = None
+        #: Horizon moved since the last snapshot (kept tables trimmed to it): the next
+        #: snapshot makes every tenant's 7-day and cumulative windows ending after it again.
+        self._reach_us: int | None = None
         self.rows = 0
+        #: Tenant hours the last snapshot rolled up (its hourly bases' rows).
+        self.hours_rolled_up = 0
 
     def add(self, transfers: pa.RecordBatch | pa.Table) -> None:
         """Take one batch (at least the :data:`TRANSFERS_SCHEMA` columns, castable)."""
@@ -479,6 +488,13 @@ class WindowAggregator:
             self._slack[name] *= 4  # little to gain (keys seldom repeat): compact less
         self._compacted[name], self._appended[name] = int(count), 0
 
+    @property
+    def kept(self) -> WindowTables | None:
+        """Every tenant's windows and evidence as the snapshots so far left them (what a
+        full snapshot now shows, but for transfers added since the last snapshot and a
+        horizon moved since then); ``None`` before a first full snapshot."""
+        return self._kept
+
     def forget_before(self, horizon: datetime) -> bool:
         """Forget the windows before ``horizon``, rounded up to a day boundary (UTC): the
         accumulated hours, cells, remote ends and evidence before it are dropped, now and
@@ -487,14 +503,29 @@ class WindowAggregator:
         transfers forgotten up to the same horizon, except that distinct counts from the
         sketches remember the forgotten days: a 7-day window reaching back before the
         horizon counts their addresses, and cumulative counts add only addresses not seen
-        before it. Returns whether the horizon moved (it never moves back)."""
+        before it. The tables kept for incremental snapshots are trimmed, not dropped: the
+        next snapshot recomputes, besides what new transfers change, only the 7-day and
+        cumulative windows (from the daily bases, every tenant). Returns whether the
+        horizon moved (it never moves back)."""
         horizon_us = -(-_micros(horizon) // DAY_US) * DAY_US
         if self._horizon_us is not None and horizon_us <= self._horizon_us:
             return False
         self._horizon_us = horizon_us
         self.flush()
         self._forget()
-        self._kept = None  # windows reaching back before the horizon change: all anew
+        if self._kept is not None:
+            # Windows ending by the horizon and evidence before it go; 1-hour and 24-hour
+            # windows after it stay as they are; the 7-day windows reaching back before it
+            # and every cumulative window are made again by the next snapshot, from the
+            # daily bases (days from the horizon on).
+            cut = pa.scalar(horizon_us, pa.int64()).cast(TIMESTAMP)
+            windows, countries, evidence = (
+                self._kept.windows, self._kept.countries, self._kept.evidence)
+            self._kept = WindowTables(
+                windows.filter(pc.greater(windows.column("window_end"), cut)),
+                countries.filter(pc.greater(countries.column("window_end"), cut)),
+                evidence.filter(pc.greater_equal(evidence.column("start"), cut)))
+            self._reach_us = horizon_us
         return True
 
     def _forget(self) -> None:
@@ -530,17 +561,24 @@ class WindowAggregator:
         what the new transfers can change: from the day ``since`` their earliest start
         falls in, the hours, days and their windows, and the 7-day and cumulative windows
         from the daily bases kept across snapshots; the windows and evidence before
-        ``since`` come from the tables kept from the previous snapshots."""
+        ``since`` come from the tables kept from the previous snapshots. The snapshot after
+        the horizon moved (any snapshot, with sketches or exact counts) does the same for
+        every tenant, and makes every 7-day and cumulative window ending after the horizon
+        (``reach``) again from the daily bases, which cost days, not hours."""
         self.flush()
         self._reduce_network(None, everything=True)
         self._forget()
-        scope = sorted(self._touched) if changed_only else None
+        reach, self._reach_us = self._reach_us, None
+        scope = sorted(self._touched) if changed_only and reach is None else None
         if scope is not None and len(scope) == self._tenants.count:
             scope = None  # every tenant: no copies to make
         since = None
-        if (changed_only and self._kept is not None and self._since_us is not None
-                and not self._params.exact_distinct):
-            since = self._since_us // DAY_US * DAY_US
+        if self._kept is not None and (reach is not None or (
+                changed_only and self._since_us is not None
+                and not self._params.exact_distinct)):
+            since = (_NO_HOURS_US if self._since_us is None
+                     else self._since_us // DAY_US * DAY_US)
+        reach = None if since is None or reach is None else min(reach, since)
         self._touched, self._since_us = set(), None
         scoped = scope is not None or since is not None
         if scoped:
@@ -561,14 +599,17 @@ class WindowAggregator:
                 if "$concern" in statement:
                     params["concern"] = list(self._params.concern_countries)
                 self._con.execute(_scoped(statement, scoped), params or None)
+            [(hours,)] = self._con.execute("SELECT count(*) FROM hour_base").fetchall()
+            self.hours_rolled_up = int(hours)
             for statement in keep_days_sql(replace=not scoped, since=since is not None,
                                            scoped=scope is not None):
                 self._con.execute(statement, {"since": since} if "$since" in statement else None)
             self._con.execute(TENANT_START_SQL)
-            self._distinct_counts(scope, since, scoped)
+            self._distinct_counts(scope, since, reach, scoped)
             if last:
                 self._network.drop_sketches()
-            cut = {"since": -(1 << 63) if since is None else since}
+            first = since if reach is None else reach  # windows ending after it are made
+            cut = {"since": -(1 << 63) if first is None else first}
             windows = self._con.sql(WINDOWS_SQL, params=cut).to_arrow_table()
             countries = self._con.sql(COUNTRIES_SQL, params=cut).to_arrow_table()
             if self._appended["evidence_acc"] >= self._compacted["evidence_acc"]:
@@ -583,7 +624,7 @@ class WindowAggregator:
             countries=self._named(countries, COUNTRIES_SCHEMA,
                                   ["span", "window_start", "window_end", "country"]),
             evidence=self._named(evidence, EVIDENCE_SCHEMA, ["start", "ref"]))
-        return self._keep(fresh, scope, since)
+        return self._keep(fresh, scope, since, reach)
 
     def _copy_scoped(self, scope: list[int] | None, since: int | None) -> None:
         """``<accumulator>_scope``: the rows of the tenants in scope, from ``since`` on."""
@@ -601,12 +642,13 @@ class WindowAggregator:
             self._con.execute(f"CREATE OR REPLACE TEMP TABLE {name}_scope AS "
                               f"SELECT * FROM {name} WHERE {' AND '.join(where) or 'TRUE'}")
 
-    def _keep(self, fresh: WindowTables, scope: list[int] | None,
-              since: int | None) -> WindowTables:
+    def _keep(self, fresh: WindowTables, scope: list[int] | None, since: int | None,
+              reach: int | None) -> WindowTables:
         """Merge a snapshot into the tables kept from the previous ones and return what a
         snapshot of ``scope`` shows: every window and evidence row of the tenants in it
         (``None``: all). ``fresh`` holds their rows from day ``since`` on (windows ending
-        after it, evidence starting at or after it), or (``since`` ``None``) all of them."""
+        after it, evidence starting at or after it; with ``reach``, the 7-day and
+        cumulative windows ending after that), or (``since`` ``None``) all of them."""
         if scope is None and since is None:
             self._kept = fresh
             return fresh
@@ -616,10 +658,9 @@ class WindowAggregator:
                    if scope is not None else None)
         cut = None if since is None else pa.scalar(since, pa.int64()).cast(TIMESTAMP)
         merged = []
-        for name, column, order in (
-                ("windows", "window_end", ["span", "window_start", "window_end"]),
-                ("countries", "window_end", ["span", "window_start", "window_end", "country"]),
-                ("evidence", "start", ["start", "ref"])):
+        for name, column, groups in (("windows", "window_end", ["tenant", "span"]),
+                                     ("countries", "window_end", ["tenant", "span"]),
+                                     ("evidence", "start", ["tenant"])):
             old: pa.Table = getattr(self._kept, name)
             replaced = pa.array(np.ones(old.num_rows, np.bool_))
             if tenants is not None:
@@ -627,9 +668,15 @@ class WindowAggregator:
             if cut is not None:
                 newer = (pc.greater(old.column(column), cut) if column == "window_end"
                          else pc.greater_equal(old.column(column), cut))
+                if reach is not None and column == "window_end":
+                    newer = pc.or_(newer, pc.and_(
+                        pc.is_in(old.column("span"), value_set=_DAILY_SPANS),
+                        pc.greater(old.column(column),
+                                   pa.scalar(reach, pa.int64()).cast(TIMESTAMP))))
                 replaced = pc.and_(replaced, newer)
-            table = pa.concat_tables([old.filter(pc.invert(replaced)), getattr(fresh, name)])
-            merged.append(table.sort_by([(c, "ascending") for c in ["tenant", *order]]))
+            # what stays of a group (tenant, span) comes before its fresh rows
+            merged.append(_interleave(old.filter(pc.invert(replaced)), getattr(fresh, name),
+                                      groups))
         self._kept = WindowTables(*merged)
         if tenants is None:
             return self._kept
@@ -637,16 +684,22 @@ class WindowAggregator:
                               for t in merged))
 
     def _distinct_counts(self, scope: list[int] | None, since: int | None,
-                         scoped: bool) -> None:
+                         reach: int | None, scoped: bool) -> None:
         """``distinct_sums``: the distinct counts of the tenants in scope (from ``since``
-        on; cumulative rows of every day), from the sketches or (``exact_distinct``) from
-        the remote ends per hour."""
+        on, 7-day windows ending after ``reach`` if given; cumulative rows of every day),
+        from the sketches or (``exact_distinct``) from the remote ends per hour."""
         if self._params.exact_distinct:
             for statement in EXACT_DISTINCT_SQL:
                 self._con.execute(_scoped(statement, scoped))
             self._con.execute(DISTINCT_SUMS_SQL)
             return
-        self._con.register("distinct_counts", self._network.distinct_counts(scope, since))
+        counts = self._network.distinct_counts(scope, since if reach is None else reach)
+        if reach is not None and since is not None and reach < since:
+            # hours and days between reach and since: not recomputed, not needed
+            counts = counts.filter(pc.or_(
+                pc.greater_equal(counts.column("t"), since),
+                pc.is_in(counts.column("span"), value_set=_DAILY_SPANS)))
+        self._con.register("distinct_counts", counts)
         try:
             self._con.execute(DISTINCT_SUMS_SQL)
         finally:
@@ -853,6 +906,40 @@ def _ref(record: Flow | ObjectStoreRequest | DriveAttach | CopyRecord) -> str | 
     if isinstance(record, DriveAttach):
         return record.serial or record.device
     return record.path
+
+
+def _interleave(old: pa.Table, new: pa.Table, keys: list[str]) -> pa.Table:
+    """``old`` and ``new``, each in order, as one table in order, given that in each group
+    of equal ``keys`` (the leading sort keys) the rows of ``old`` come before those of
+    ``new``: the groups are merged by their keys, their rows taken as they are (cheaper
+    than sorting every row again)."""
+    if old.num_rows == 0 or new.num_rows == 0:
+        return new if old.num_rows == 0 else old
+    pieces = sorted([(*key, start, end) for key, start, end in _runs(old, keys, 0)]
+                    + [(*key, start, end) for key, start, end in _runs(new, keys, old.num_rows)])
+    starts = np.array([piece[-2] for piece in pieces], np.int64)
+    lengths = np.array([piece[-1] for piece in pieces], np.int64) - starts
+    placed = np.cumsum(lengths) - lengths
+    rows = np.arange(int(lengths.sum()), dtype=np.int64) + np.repeat(starts - placed, lengths)
+    return pa.concat_tables([old, new]).take(pa.array(rows))
+
+
+def _runs(table: pa.Table, keys: list[str],
+          offset: int) -> list[tuple[tuple[object, ...], int, int]]:
+    """The runs of equal ``keys`` in ``table``: (keys, first row, end row), rows counted
+    from ``offset``."""
+    n = table.num_rows
+    change = np.zeros(n, np.bool_)
+    change[0] = True
+    for key in keys:
+        column = table.column(key)
+        change[1:] |= np.asarray(pc.not_equal(column.slice(1), column.slice(0, n - 1))
+                                 .to_numpy(zero_copy_only=False), np.bool_)
+    starts = np.flatnonzero(change)
+    values = table.select(keys).take(pa.array(starts)).to_pylist()
+    ends = [*starts[1:].tolist(), n]
+    return [(tuple(v[k] for k in keys), offset + int(start), offset + end)
+            for v, start, end in zip(values, starts.tolist(), ends, strict=True)]
 
 
 def _scoped(statement: str, scoped: bool) -> str:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from egress.sidecar.config import load_config
 from egress.sidecar.service import Sidecar
@@ -39,14 +40,18 @@ def test_retention_forgets_old_windows_without_rebuilding(tmp_path: Path) -> Non
     config = zeek_only(tmp_path, 5)
     assert "kind: objectstore" not in config.read_text()
     sidecar = Sidecar(load_config(config), clock=lambda: 1.8e9)
-    aggregators, horizons, kept = [], [], []
+    aggregators, horizons, kept, rolled = [], [], [], []
     try:
         for step in plan(24):  # the replay spans 24 days: one a step
             apply(step, tmp_path)
             sidecar.tick()
-            aggregators.append(id(sidecar._aggregator))
+            aggregator = sidecar._aggregator
+            assert aggregator is not None and aggregator.kept is not None
+            aggregators.append(id(aggregator))
             horizons.append(sidecar.checkpoint.horizon_us)
             kept.append(len(sidecar.checkpoint.segments))
+            hours = pc.sum(pc.equal(aggregator.kept.windows.column("span"), "1h")).as_py()
+            rolled.append((aggregator.hours_rolled_up, hours))
         live = sidecar.windows()
     finally:
         sidecar.close()
@@ -56,6 +61,11 @@ def test_retention_forgets_old_windows_without_rebuilding(tmp_path: Path) -> Non
     assert max(kept) > kept[-1]
     assert len({h for h in horizons if h is not None}) >= 10
     assert len(set(aggregators[1:])) == 1
+    # each tick after the first rolled up only the hours from the day its new transfers
+    # start in (a day or two of the five kept), also when the horizon moved
+    assert rolled[0][0] == rolled[0][1] > 0
+    assert all(0 < done < hours for done, hours in rolled[1:])
+    assert sum(done for done, _ in rolled[1:]) * 2 < sum(hours for _, hours in rolled[1:])
     starts = [r["window_start"].timestamp() * 1e6 for r in live.windows.to_pylist()
               if r["span"] in ("1h", "24h")]
     assert starts and min(starts) >= horizon
