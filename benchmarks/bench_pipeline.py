@@ -142,7 +142,7 @@ def write_transfers(path: Path, rows: int, *, seed: int = 5) -> None:
     import pyarrow.compute as pc
     from pyarrow import feather
 
-    from egress.windows import TRANSFERS_SCHEMA
+    from egress.transfers import TRANSFERS_SCHEMA
 
     rng = np.random.default_rng(seed)
     parts = []

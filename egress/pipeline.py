@@ -43,12 +43,8 @@ from egress.signatures.match import Match
 from egress.sources.registry import Detected, ReadOptions, detect, group_by_kind, input_kinds
 from egress.sources.zeek import ZeekLogReader, detect_zeek_log
 from egress.sources.zeek_files import CONN_LOGS, LONG_CONN_LOGS
-from egress.windows import (
-    WindowAggregator,
-    WindowParams,
-    WindowTables,
-    transfer_batches,
-)
+from egress.transfers import transfer_batches
+from egress.windows import WindowAggregator, WindowParams, WindowTables
 from egress.windows_conn import conn_network
 
 Progress = Callable[[str, int], None]

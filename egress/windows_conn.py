@@ -1,6 +1,6 @@
 """Zeek conn batches into the window reduction as numbers, without string columns.
 
-:func:`~egress.windows.conn_transfers` turns an attributed conn batch into transfer rows
+:func:`~egress.transfers.conn_transfers` turns an attributed conn batch into transfer rows
 with tenant ids, directions, remote addresses and countries as strings, which the
 aggregator then codes again. For the network rows it reduces, the aggregator needs none of
 those strings: :func:`conn_network` builds the same transfers as a :class:`ConnNetwork`, the
@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 from egress.attribution import with_attribution
 from egress.attribution_batch import INTERNAL_CODE, ConnSolution
 from egress.quality import batch_marked
-from egress.windows import TIMESTAMP, conn_transfers
+from egress.transfers import TIMESTAMP, conn_transfers
 from egress.windows_network import network_flags, present, string_hashes
 
 Ints = npt.NDArray[np.int64]
@@ -59,15 +59,15 @@ class ConnNetwork:
         return len(self.rows)
 
     def transfers(self, positions: Ints) -> pa.Table:
-        """The :data:`~egress.windows.TRANSFERS_SCHEMA` rows of the transfers at
-        ``positions`` (as :func:`~egress.windows.conn_transfers` makes them)."""
+        """The :data:`~egress.transfers.TRANSFERS_SCHEMA` rows of the transfers at
+        ``positions`` (as :func:`~egress.transfers.conn_transfers` makes them)."""
         rows = self.rows[positions]
         picked = self.batch.take(pa.array(rows))
         return conn_transfers(with_attribution(picked, self.solution.take(rows).arrays(picked)))
 
 
 def conn_network(batch: pa.RecordBatch, solution: ConnSolution) -> ConnNetwork:
-    """The transfers :func:`~egress.windows.conn_transfers` makes of ``batch`` attributed
+    """The transfers :func:`~egress.transfers.conn_transfers` makes of ``batch`` attributed
     as ``solution`` (:meth:`~egress.attribution.Attributor.solve_batch`), as numbers."""
     ts = batch.column("ts")
     if ts.type != TIMESTAMP:

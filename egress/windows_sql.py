@@ -5,7 +5,7 @@ the same statements; the dialect notes on :func:`floor_to` list the few DuckDB-o
 spellings. All times are integer microseconds since the Unix epoch (``BIGINT``); tables and
 parameters:
 
-* ``transfers``: the input (:data:`egress.windows.TRANSFERS_SCHEMA`), one batch at a time;
+* ``transfers``: the input (:data:`egress.transfers.TRANSFERS_SCHEMA`), one batch at a time;
 * per batch, each a pair of statements (transfers inside one window: no arithmetic, no
   unnest; transfers over several: apportioned with cumulative-floor rounding, see
   :mod:`egress.windows`), appended to accumulator tables:

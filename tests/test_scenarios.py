@@ -37,7 +37,8 @@ from egress.records import Flow
 from egress.signatures.compile import Signature
 from egress.signatures.evaluate import evaluate
 from egress.signatures.load import load_signatures
-from egress.windows import WindowAggregator, WindowParams, transfer_batches
+from egress.transfers import transfer_batches
+from egress.windows import WindowAggregator, WindowParams
 from tests.conftest import REPO
 
 sys.path.insert(0, str(REPO / "samples"))

@@ -24,15 +24,13 @@ from egress.records import (
     ObjectStoreRequest,
     Provenance,
 )
+from egress.transfers import TRANSFERS_SCHEMA, transfer_batches, transfers_table
 from egress.windows import (
     COUNTRIES_SCHEMA,
-    TRANSFERS_SCHEMA,
     WINDOWS_SCHEMA,
     WindowAggregator,
     WindowParams,
     compute_windows,
-    transfer_batches,
-    transfers_table,
 )
 
 T0 = datetime(2026, 6, 1, tzinfo=UTC)

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from egress.attribution import Attributor
 from egress.geo import RangeCsvGeo
 from egress.inventory import Inventory, Site
-from egress.windows import WindowAggregator, WindowParams, WindowTables, conn_transfers
+from egress.transfers import conn_transfers
+from egress.windows import WindowAggregator, WindowParams, WindowTables
 from egress.windows_conn import conn_network
 from tests import test_attribution_batch
 from tests.test_attribution_batch import (

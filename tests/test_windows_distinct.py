@@ -11,7 +11,8 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from egress.windows import TRANSFERS_SCHEMA, WindowAggregator, WindowParams, compute_windows
+from egress.transfers import TRANSFERS_SCHEMA
+from egress.windows import WindowAggregator, WindowParams, compute_windows
 from egress.windows_network import EXACT_UP_TO, NetworkReduction, TenantCodes
 
 T0 = datetime(2026, 6, 1, tzinfo=UTC)

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from egress._wincore import NetworkReducer, hash_strings, ipv4_numbers
-from egress.windows import TRANSFERS_SCHEMA
+from egress.transfers import TRANSFERS_SCHEMA
 from egress.windows_network import NetworkReduction, Retired, TenantCodes
 from egress.windows_sql import (
     CELL_US,

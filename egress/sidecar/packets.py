@@ -34,7 +34,7 @@ from egress.sidecar.command import Command
 from egress.sidecar.config import PacketsConfig
 from egress.sources.live_pcap import CaptureStream
 from egress.sources.pcap import FlowOptions
-from egress.windows import TIMESTAMP, TRANSFERS_SCHEMA, transfer_batches
+from egress.transfers import TIMESTAMP, TRANSFERS_SCHEMA, transfer_batches
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class FlowIncrements:
         return len(self._seen)
 
     def table(self, items: Iterable[Attributed]) -> pa.Table:
-        """The :data:`~egress.windows.TRANSFERS_SCHEMA` rows of the increments of the
+        """The :data:`~egress.transfers.TRANSFERS_SCHEMA` rows of the increments of the
         attributed flow records ``items`` (unattributed ones only update the totals)."""
         kept: list[Attributed] = []
         opened: list[datetime | None] = []

@@ -72,14 +72,8 @@ from egress.sinks.spool import Spool
 from egress.sources.registry import ReadOptions, input_kinds
 from egress.sources.zeek import ZeekLogReader
 from egress.sources.zeek_files import CONN_LOGS, log_files
-from egress.windows import (
-    TRANSFERS_SCHEMA,
-    WindowAggregator,
-    WindowParams,
-    WindowTables,
-    conn_transfers,
-    transfer_batches,
-)
+from egress.transfers import TRANSFERS_SCHEMA, conn_transfers, transfer_batches
+from egress.windows import WindowAggregator, WindowParams, WindowTables
 
 log = logging.getLogger(__name__)
 

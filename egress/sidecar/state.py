@@ -36,7 +36,7 @@ from pyarrow import feather
 from egress.errors import ConfigError
 from egress.records import DriveAttach
 from egress.sidecar.follow import FileMark
-from egress.windows import TRANSFERS_SCHEMA
+from egress.transfers import TRANSFERS_SCHEMA
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ class StateDirectory:
         return checkpoint
 
     def write_segment(self, table: pa.Table, *, owner: str, newest_end_us: int | None) -> Segment:
-        """Store ``table`` (:data:`~egress.windows.TRANSFERS_SCHEMA`) as a new segment."""
+        """Store ``table`` (:data:`~egress.transfers.TRANSFERS_SCHEMA`) as a new segment."""
         name = f"{uuid.uuid4().hex}.arrow"
         tmp = self.segments / f".{name}.tmp"
         with tmp.open("wb") as fh:

@@ -28,7 +28,7 @@ from egress.sidecar.packets import FlowIncrements, PacketInput
 from egress.sidecar.service import Sidecar
 from egress.sources.live_pcap import CaptureStream
 from egress.sources.pcap import CaptureReader, FlowOptions
-from egress.windows import TRANSFERS_SCHEMA, transfer_batches
+from egress.transfers import TRANSFERS_SCHEMA, transfer_batches
 
 PCAPS = Path(__file__).resolve().parents[2] / "pcaps"
 UPLOAD = PCAPS / "datacenter-upload.pcap.gz"  # 34 flows, the longest 770 s
