@@ -23,6 +23,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -365,6 +366,48 @@ static int retire(Reducer *r, int64_t cutoff, int64_t day_cutoff) {
     return 0;
 }
 
+/* The sketch side of one batch: what the rows add to the distinct-count sketches, and the
+ * hours let go as the latest hour advances (the decisions of the main pass, made from the
+ * same rows in the same order). It touches only the store, so it runs beside the main pass
+ * in a thread of its own. */
+typedef struct {
+    ds_store *store;
+    const sorted_columns *sc;
+    Py_ssize_t n;
+    int64_t latest, retired_at, horizon_us;
+    int failed;
+} sketch_job;
+
+static void *sketch_pass(void *arg) {
+    sketch_job *j = arg;
+    const sorted_columns *sc = j->sc;
+    for (Py_ssize_t i = 0; i < j->n && !j->failed; i++) {
+        int32_t who = sc->tenant[i];
+        if (who < 0) continue;
+        int64_t s = sc->start[i], e = sc->end[i] > s ? sc->end[i] : s;
+        int64_t first_h = floor_to(s, HOUR_US), last_h = floor_to(e - 1 > s ? e - 1 : s, HOUR_US);
+        if (first_h > j->latest) {
+            j->latest = first_h;
+            if (j->horizon_us > 0 && j->latest - j->horizon_us >= j->retired_at + HOUR_US) {
+                j->retired_at = j->latest - j->horizon_us;
+                if (ds_retire(j->store, j->latest) < 0) {
+                    j->failed = 1;
+                    break;
+                }
+            }
+        }
+        uint8_t f = sc->flags[i];
+        if (!(f & F_REMOTE)) continue;
+        for (int64_t ws = first_h; ws <= last_h && !j->failed; ws += HOUR_US)
+            j->failed |= ds_add(j->store, who, sc->country[i], ws, sc->addr[i],
+                                (f & F_ASN) != 0, sc->asn[i]) < 0;
+    }
+    return NULL;
+}
+
+/* Rows below which the sketch pass runs after the main pass rather than beside it. */
+#define SKETCH_THREAD_MIN 8192
+
 static PyObject *reducer_add(Reducer *r, PyObject *args) {
     PyObject *objs[10];
     if (!PyArg_ParseTuple(args, "OOOOOOOOOO", &objs[0], &objs[1], &objs[2], &objs[3],
@@ -399,6 +442,10 @@ static PyObject *reducer_add(Reducer *r, PyObject *args) {
     Py_BEGIN_ALLOW_THREADS
     order = sort_rows(c.start.buf, c.tenant.buf, n);
     failed = order == NULL || gather(&sc, &c, order, n) < 0;
+    sketch_job job = {r->store, &sc, n, r->latest, r->retired_at, r->horizon_us, 0};
+    pthread_t beside;
+    int threaded = !failed && r->store && n >= SKETCH_THREAD_MIN &&
+                   pthread_create(&beside, NULL, sketch_pass, &job) == 0;
     const int32_t *tenant = sc.tenant;
     const int64_t *start = sc.start, *end = sc.end, *opened = sc.opened;
     const uint64_t *bin = sc.bytes_in, *bout = sc.bytes_out, *addr = sc.addr;
@@ -423,8 +470,7 @@ static PyObject *reducer_add(Reducer *r, PyObject *args) {
             r->latest = first_h;
             if (r->horizon_us > 0 && r->latest - r->horizon_us >= r->retired_at + HOUR_US) {
                 r->retired_at = r->latest - r->horizon_us;
-                if (retire(r, r->retired_at, floor_to(r->retired_at, DAY_US) - DAY_US) < 0 ||
-                    (r->store && ds_retire(r->store, r->latest) < 0)) {
+                if (retire(r, r->retired_at, floor_to(r->retired_at, DAY_US) - DAY_US) < 0) {
                     failed = 1;
                     break;
                 }
@@ -456,11 +502,7 @@ static PyObject *reducer_add(Reducer *r, PyObject *args) {
                 }
             }
         }
-        if ((f & F_REMOTE) && r->store) {  /* the hour's sketches de-duplicate */
-            for (int64_t ws = first_h; ws <= last_h && !failed; ws += HOUR_US)
-                failed |= ds_add(r->store, who, country[i], ws, addr[i], (f & F_ASN) != 0,
-                                 asn[i]) < 0;
-        } else if (f & F_REMOTE) {
+        if ((f & F_REMOTE) && !r->store) {  /* (with a store: the sketch pass) */
             pkey p;
             memset(&p, 0, sizeof p);
             p.tenant = who, p.country = country[i], p.addr = addr[i];
@@ -475,6 +517,11 @@ static PyObject *reducer_add(Reducer *r, PyObject *args) {
         if (pick < 0) failed = 1;
         else if (pick) chosen[chosen_n++] = order[i];
     }
+    if (threaded)
+        pthread_join(beside, NULL);
+    else if (r->store && order && sc.block)
+        sketch_pass(&job);
+    failed |= job.failed;
     Py_END_ALLOW_THREADS
     r->busy = 0;
     free(order);
