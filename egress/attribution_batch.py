@@ -24,7 +24,6 @@ Public: :class:`ConnBatchAttributor` (used by
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Network, ip_address
 
@@ -33,7 +32,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from egress._wincore import ipv4_numbers
+from egress._wincore import hash_strings, ipv4_numbers
 from egress.attribution import (
     ATTRIBUTION_FIELDS,
     INBOUND,
@@ -42,18 +41,25 @@ from egress.attribution import (
     UNATTRIBUTED,
     UNKNOWN,
 )
+from egress.attribution_tables import (
+    GeoRanges,
+    Prefixes,
+    Ranges,
+    Spans,
+    compiled_attributor,
+)
 from egress.geo import (
     GeoInfo,
     GeoLookup,
     ipv4_lookup,
+    ipv4_ranges,
     is_cross_border,
     is_not_looked_up,
-    merged_ipv4_bounds,
     not_looked_up_networks,
     parse_address,
 )
 from egress.inventory import Inventory
-from egress.inventory_index import PrefixKey, Timeline
+from egress.inventory_index import PrefixKey
 
 Ints = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
@@ -124,8 +130,6 @@ _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])"
 _DOTTED_QUAD = rf"^{_OCTET}(?:\.{_OCTET}){{3}}$"
 #: Above this many microseconds a float64 division no longer matches Python's exact one.
 _EXACT_US = 2**53
-#: Prefix numbers of one length spanning up to this many are looked up in a dense table.
-_DENSE_MIN = 1 << 16
 #: Up to this many addresses of a batch that are not dotted quads (IPv6, malformed, null),
 #: the batch's addresses are resolved row by row; beyond, once per distinct address.
 _OTHER_PER_ROW = 64
@@ -140,121 +144,6 @@ class BatchCounts:
     attributed: int
     unattributed: int
     reasons: dict[str, int]
-
-
-@dataclass(frozen=True, slots=True)
-class _Spans:
-    """Timelines flattened: timeline ``i`` owns spans ``first[i]`` to ``first[i] + count[i]``."""
-
-    first: Ints
-    count: Ints
-    starts: Floats
-    ends: Floats
-    owners: Ints
-
-    @staticmethod
-    def build(timelines: Sequence[Timeline], codes: Mapping[str, int]) -> _Spans:
-        count = np.array([len(tl.starts) for tl in timelines], np.int64)
-        first = np.cumsum(count) - count
-        return _Spans(
-            first,
-            count,
-            np.array([s for tl in timelines for s in tl.starts], np.float64),
-            np.array([e for tl in timelines for e in tl.ends], np.float64),
-            np.array([codes[o] for tl in timelines for o in tl.owners], np.int64),
-        )
-
-    def owner_at(self, timeline: Ints, t: Floats) -> Ints:
-        """Owner code of ``timeline[i]`` at ``t[i]``; -1 for no timeline (-1) or no owner."""
-        owner = np.full(len(timeline), -1, np.int64)
-        rows = np.flatnonzero(timeline >= 0)
-        if len(rows) == 0:
-            return owner
-        timeline, t = timeline[rows], t[rows]
-        first = self.first[timeline]
-        found = first  # the span that may hold t; one span is the common case
-        ok = self.starts[first] <= t
-        multi = np.flatnonzero(self.count[timeline] > 1)
-        if len(multi):
-            # bisect_right over each row's own spans, all rows in step
-            low, high, at = first[multi], first[multi] + self.count[timeline[multi]], t[multi]
-            step = np.arange(len(multi))
-            while len(step):
-                mid = (low[step] + high[step]) >> 1
-                right = self.starts[mid] <= at[step]
-                low[step] = np.where(right, mid + 1, low[step])
-                high[step] = np.where(right, high[step], mid)
-                step = step[low[step] < high[step]]
-            found = first.copy()
-            found[multi] = np.maximum(low - 1, first[multi])
-            ok[multi] = low - 1 >= first[multi]
-        ok &= t < self.ends[found]
-        owner[rows] = np.where(ok, self.owners[found], -1)
-        return owner
-
-
-@dataclass(frozen=True, slots=True)
-class _Ranges:
-    """A union of IPv4 networks as sorted, merged ``[start, end)`` bounds."""
-
-    bounds: npt.NDArray[np.uint64]
-
-    @staticmethod
-    def build(networks: Sequence[IPv4Network]) -> _Ranges:
-        return _Ranges(merged_ipv4_bounds(networks))
-
-    def contains(self, addresses: npt.NDArray[np.uint64]) -> Bools:
-        return np.asarray(np.searchsorted(self.bounds, addresses, side="right") % 2 == 1)
-
-
-@dataclass(frozen=True, slots=True)
-class _Prefixes:
-    """IPv4 prefixes by length, longest first: sorted network numbers and a value for each.
-
-    Where the numbers of one length lie close together (a site's tenant ranges usually do),
-    ``dense`` holds the values by number minus the first, -1 in the gaps: one gather instead
-    of a bisection per address.
-    """
-
-    lengths: tuple[int, ...]
-    keys: tuple[npt.NDArray[np.uint64], ...]
-    values: tuple[Ints, ...]
-    dense: tuple[Ints | None, ...]
-
-    @staticmethod
-    def build(items: Mapping[tuple[int, int], int]) -> _Prefixes:
-        """``items`` maps (prefix length, network number) to a value (>= 0)."""
-        lengths = tuple(sorted({length for length, _ in items}, reverse=True))
-        keys, values = [], []
-        for length in lengths:
-            pairs = sorted((k, v) for (n, k), v in items.items() if n == length)
-            keys.append(np.array([k for k, _ in pairs], np.uint64))
-            values.append(np.array([v for _, v in pairs], np.int64))
-        dense: list[Ints | None] = []
-        for k, v in zip(keys, values, strict=True):
-            span = int(k[-1] - k[0]) + 1
-            table = None
-            if span <= max(_DENSE_MIN, 4 * len(k)):
-                table = np.full(span, -1, np.int64)
-                table[(k - k[0]).astype(np.int64)] = v
-            dense.append(table)
-        return _Prefixes(lengths, tuple(keys), tuple(values), tuple(dense))
-
-    def lookup(self, addresses: npt.NDArray[np.uint64]) -> Ints:
-        """Values of the prefixes containing each address: shape (lengths, addresses), -1 none."""
-        out = np.full((len(self.lengths), len(addresses)), -1, np.int64)
-        for row, (length, keys, values, dense) in enumerate(
-            zip(self.lengths, self.keys, self.values, self.dense, strict=True)
-        ):
-            wanted = addresses >> np.uint64(32 - length)
-            if dense is not None:
-                offset = wanted - keys[0]  # wraps round below the first: out of range too
-                within = offset < np.uint64(len(dense))
-                out[row] = np.where(within, dense[np.where(within, offset, 0)], -1)
-                continue
-            pos = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
-            out[row] = np.where(keys[pos] == wanted, values[pos], -1)
-        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,20 +176,38 @@ class ConnBatchAttributor:
         self._tenants = pa.array(owners, pa.string())
         keys: list[PrefixKey] = list(nets)
         self._net_ids = {key: i for i, key in enumerate(keys)}
-        self._nets = _Spans.build([nets[key] for key in keys], codes)
-        self._v4 = _Prefixes.build({
+        self._nets = Spans.build([nets[key] for key in keys], codes)
+        self._v4 = Prefixes.build({
             (length, number): i for i, (version, length, number) in enumerate(keys)
             if version == 4
         })
-        self._site_v4 = _Ranges.build([n for n in inventory.site.networks
+        self._site_v4 = Ranges.build([n for n in inventory.site.networks
                                        if isinstance(n, IPv4Network)])
-        self._private_v4 = _Ranges.build([n for n in not_looked_up_networks()
+        self._private_v4 = Ranges.build([n for n in not_looked_up_networks()
                                           if isinstance(n, IPv4Network)])
         vni_keys = sorted(vnis)
         self._vni_keys = np.array(vni_keys, np.int64)
-        self._vnis = _Spans.build([vnis[v] for v in vni_keys], codes)
+        self._vnis = Spans.build([vnis[v] for v in vni_keys], codes)
         self._countries: dict[str, int] = {}
         self._geo_cache: dict[str, tuple[int, int | None, int]] = {}
+        geo_ranges = self._geo_ranges()
+        self._geo_compiled = geo_ranges is not None
+        self._compiled = compiled_attributor(
+            outcomes=_OUTCOMES, site=self._site_v4, private=self._private_v4,
+            prefixes=self._v4, nets=self._nets, vni_keys=self._vni_keys, vnis=self._vnis,
+            geo=geo_ranges)
+
+    def _geo_ranges(self) -> GeoRanges | None:
+        """The geo range table for compiled code, when geo comes from range files only."""
+        found = None if self._geo is None else ipv4_ranges(self._geo)
+        if found is None:
+            return None
+        codes = np.array([self._countries.setdefault(c, len(self._countries))
+                          for c in found.countries] + [-1], np.int64)
+        crossing = np.array([_cross_code(is_cross_border(self._site_country, GeoInfo(
+            country=c, asn=None, as_org=None))) for c in found.countries] + [-1], np.int64)
+        return GeoRanges(starts=found.starts, ends=found.ends, country=codes[found.country],
+                         cross=crossing[found.country], asn=found.asn)
 
     # -- distinct addresses ---------------------------------------------------------------
 
@@ -418,15 +325,72 @@ class ConnBatchAttributor:
         return solution.arrays(batch), counts
 
     def solve(self, batch: pa.RecordBatch) -> tuple[ConnSolution, BatchCounts]:
-        """Each row's attribution as codes (:class:`ConnSolution`) and the batch's counts."""
+        """Each row's attribution as codes (:class:`ConnSolution`) and the batch's counts.
+
+        Rows whose two addresses are dotted quads (and rows without a time) are solved by
+        compiled code in one pass; the others, column-wise with numpy
+        (:meth:`_solve_columns`), and put in their places.
+        """
         n = batch.num_rows
-        ts = batch.column("ts")
-        if ts.type.tz is None:
-            raise ValueError("conn batch column ts has no time zone")
-        if ts.type.unit != "us":
-            ts = pc.cast(ts, pa.timestamp("us", tz=ts.type.tz), safe=False)  # as datetimes hold
-        has_ts = _valid(ts)
-        micros = pc.fill_null(ts.cast(pa.int64()), 0).to_numpy()
+        if n == 0:
+            return self._solve_columns(batch)
+        micros, has_ts = _micros(batch.column("ts"))
+        orig, resp = _array(batch.column("orig_h")), _array(batch.column("resp_h"))
+        vni_col = batch.column("vni")
+        out = _Outputs.empty(n)
+        others = self._compiled.solve(_string_buffers(orig), _string_buffers(resp), (
+            micros, _set_or_none(has_ts), _set_or_none(_valid(orig)),
+            _set_or_none(_valid(resp)),
+            None if vni_col.null_count == n else _valid(vni_col),
+            pc.fill_null(vni_col, 0).to_numpy().astype(np.int64),
+            _uint64s(batch.column("delta_orig_ip_bytes")),
+            _uint64s(batch.column("delta_resp_ip_bytes")),
+            *out.columns()))
+        if self._geo is not None and not self._geo_compiled:
+            self._geo_rows(out, orig, resp)
+        tally = np.bincount(out.reason[out.other == 0] if others else out.reason,
+                            minlength=len(REASONS))
+        reasons = {REASONS[i]: int(c) for i, c in enumerate(tally) if i and c}
+        if others:
+            rows = np.flatnonzero(out.other)
+            part, part_counts = self._solve_columns(batch.take(pa.array(rows)))
+            out.put(rows, part)
+            for reason, count in part_counts.reasons.items():
+                reasons[reason] = reasons.get(reason, 0) + count
+        placed = int((out.tenant >= 0).sum())
+        counts = BatchCounts(attributed=placed, unattributed=n - placed, reasons=reasons)
+        return ConnSolution(
+            tenant=out.tenant, how=out.how, direction=out.direction, remote=out.remote,
+            addr=out.addr, country=out.country, asn=out.asn, has_asn=out.has_asn.view(np.bool_),
+            cross=out.cross, tenants=self._tenants,
+            countries=pa.array(list(self._countries), pa.string()), geo=self._geo is not None,
+        ), counts
+
+    def _geo_rows(self, out: _Outputs, orig: pa.Array, resp: pa.Array) -> None:
+        """Country, AS number and cross-border of the rows ``out`` solved, from geo data
+        that has no range table (a MaxMind DB): once per distinct remote address."""
+        rows = np.flatnonzero((out.remote >= 0) & (out.other == 0))
+        internal = out.direction == _D_INTERNAL
+        out.cross[internal & (out.other == 0)] = 0
+        if len(rows) == 0:
+            return
+        picked = pa.array(rows)
+        texts = pc.if_else(pa.array(out.remote[rows] == 1), orig.take(picked),
+                           resp.take(picked)).dictionary_encode()
+        answers = [self._geo_of(text) for text in texts.dictionary.to_pylist()]
+        country = np.array([a[0] for a in answers], np.int64)
+        asn = np.array([a[1] if a[1] is not None else -1 for a in answers], np.int64)
+        cross = np.array([a[2] for a in answers], np.int64)
+        at = texts.indices.to_numpy()
+        out.country[rows] = country[at]
+        out.has_asn[rows] = asn[at] >= 0
+        out.asn[rows] = np.maximum(asn[at], 0)
+        out.cross[rows] = np.where(internal[rows], 0, cross[at])
+
+    def _solve_columns(self, batch: pa.RecordBatch) -> tuple[ConnSolution, BatchCounts]:
+        """:meth:`solve` column-wise with numpy, whatever the addresses."""
+        n = batch.num_rows
+        micros, has_ts = _micros(batch.column("ts"))
         t = micros / 1e6
         for i in np.flatnonzero(np.abs(micros) >= _EXACT_US).tolist():
             t[i] = int(micros[i]) / 10**6  # as datetime.timestamp() computes it
@@ -488,9 +452,11 @@ class ConnBatchAttributor:
         ends = np.where(remote == 1, u_o, np.where(remote == 0, u_r, -1))
         country, asn, has_asn, cross = self._remote_codes(uniques, known, ends,
                                                           direction == _D_INTERNAL)
+        hashes = _hashes(uniques)
         return ConnSolution(
-            tenant=tenant, how=how, direction=direction, remote=remote, ends=ends,
-            uniques=uniques, country=country, asn=asn, has_asn=has_asn, cross=cross,
+            tenant=tenant, how=how, direction=direction, remote=remote,
+            addr=np.where(ends >= 0, hashes[np.maximum(ends, 0)], np.uint64(0)),
+            country=country, asn=asn, has_asn=has_asn, cross=cross,
             tenants=self._tenants, countries=pa.array(list(self._countries), pa.string()),
             geo=self._geo is not None,
         ), counts
@@ -524,19 +490,18 @@ class ConnSolution:
 
     ``tenant``: position in ``tenants`` (-1: unattributed); ``how`` and ``direction``: codes
     of :data:`_HOWS` and :data:`_DIRECTIONS`; ``remote``: which end is remote (1 the
-    originator, 0 the responder, -1 none); ``ends``: the remote end's position in
-    ``uniques`` (-1 none); ``country``: position in ``countries`` (-1 none); ``asn`` where
-    ``has_asn``; ``cross``: -1 unknown, 0, 1 (meaningful where there is a remote end).
-    ``geo``: whether geo data was given (without, cross-border is false on internal rows
-    with a remote end and unknown elsewhere).
+    originator, 0 the responder, -1 none); ``addr``: the 64-bit hash of the remote end's
+    text (``hash_strings`` of :mod:`egress._wincore`; 0 none); ``country``: position in
+    ``countries`` (-1 none); ``asn`` where ``has_asn``; ``cross``: -1 unknown, 0, 1
+    (meaningful where there is a remote end). ``geo``: whether geo data was given (without,
+    cross-border is false on internal rows with a remote end and unknown elsewhere).
     """
 
     tenant: Ints
     how: npt.NDArray[np.int8]
     direction: npt.NDArray[np.int8]
     remote: npt.NDArray[np.int8]
-    ends: Ints
-    uniques: pa.Array
+    addr: npt.NDArray[np.uint64]
     country: Ints
     asn: Ints
     has_asn: Bools
@@ -550,8 +515,8 @@ class ConnSolution:
         none = np.zeros(0, np.int64)
         small = np.zeros(0, np.int8)
         return ConnSolution(
-            tenant=none, how=small, direction=small, remote=small, ends=none,
-            uniques=pa.array([], pa.string()), country=none, asn=none,
+            tenant=none, how=small, direction=small, remote=small,
+            addr=np.zeros(0, np.uint64), country=none, asn=none,
             has_asn=np.zeros(0, np.bool_), cross=none, tenants=tenants,
             countries=pa.array([], pa.string()), geo=False)
 
@@ -559,7 +524,7 @@ class ConnSolution:
         """The solution of ``rows`` (positions in the batch)."""
         return ConnSolution(
             tenant=self.tenant[rows], how=self.how[rows], direction=self.direction[rows],
-            remote=self.remote[rows], ends=self.ends[rows], uniques=self.uniques,
+            remote=self.remote[rows], addr=self.addr[rows],
             country=self.country[rows], asn=self.asn[rows], has_asn=self.has_asn[rows],
             cross=self.cross[rows], tenants=self.tenants, countries=self.countries,
             geo=self.geo)
@@ -613,6 +578,90 @@ def _dotted_quads(strings: pa.Array) -> Ints:
     if validity is not None:
         numbers = np.where(_valid(strings), numbers, -1)
     return numbers
+
+
+def _hashes(strings: pa.Array) -> npt.NDArray[np.uint64]:
+    """The 64-bit hash of each string (anything for a null)."""
+    _, offsets, data = strings.buffers()
+    if offsets is None or len(strings) == 0:
+        return np.zeros(len(strings), np.uint64)
+    return np.frombuffer(hash_strings(offsets, b"" if data is None else data, strings.offset,
+                                      len(strings)), np.uint64)
+
+
+def _micros(ts: pa.Array) -> tuple[Ints, Bools]:
+    """A ``ts`` column as microseconds (null: 0), and which are set."""
+    if ts.type.tz is None:
+        raise ValueError("conn batch column ts has no time zone")
+    if ts.type.unit != "us":
+        ts = pc.cast(ts, pa.timestamp("us", tz=ts.type.tz), safe=False)  # as datetimes hold
+    return (np.ascontiguousarray(pc.fill_null(ts.cast(pa.int64()), 0).to_numpy(), np.int64),
+            _valid(ts))
+
+
+def _string_buffers(strings: pa.Array) -> tuple[object, object, int, int]:
+    """An Arrow string array as compiled code takes it: offsets, data, offset, length."""
+    _, offsets, data = strings.buffers()
+    if offsets is None:  # an empty array may have none
+        offsets = pa.py_buffer(np.zeros(1, np.int32).tobytes())
+    return offsets, b"" if data is None else data, strings.offset, len(strings)
+
+
+def _set_or_none(flags: Bools) -> Bools | None:
+    """``flags``, or None when all are set (compiled code takes that as all)."""
+    return None if flags.all() else np.ascontiguousarray(flags)
+
+
+def _uint64s(column: pa.Array) -> npt.NDArray[np.uint64]:
+    """A byte count column as uint64 (null: 0)."""
+    return np.ascontiguousarray(pc.fill_null(column, 0).to_numpy(), np.uint64)
+
+
+def _cross_code(cross: bool | None) -> int:
+    return -1 if cross is None else int(cross)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Outputs:
+    """The per-row outputs compiled code writes (see csrc/wincore/attrib.c)."""
+
+    tenant: Ints
+    how: npt.NDArray[np.int8]
+    direction: npt.NDArray[np.int8]
+    remote: npt.NDArray[np.int8]
+    reason: npt.NDArray[np.int8]
+    country: Ints
+    asn: Ints
+    has_asn: npt.NDArray[np.uint8]
+    cross: Ints
+    addr: npt.NDArray[np.uint64]
+    number: Ints
+    other: npt.NDArray[np.uint8]
+
+    @staticmethod
+    def empty(n: int) -> _Outputs:
+        i8, i64 = np.empty(n, np.int8), np.empty(n, np.int64)
+        return _Outputs(
+            tenant=i64, how=i8, direction=i8.copy(), remote=i8.copy(), reason=i8.copy(),
+            country=i64.copy(), asn=i64.copy(), has_asn=np.empty(n, np.uint8),
+            cross=i64.copy(), addr=np.empty(n, np.uint64), number=i64.copy(),
+            other=np.empty(n, np.uint8))
+
+    def columns(self) -> tuple[npt.NDArray[np.generic], ...]:
+        return (self.tenant, self.how, self.direction, self.remote, self.reason, self.country,
+                self.asn, self.has_asn, self.cross, self.addr, self.number, self.other)
+
+    def put(self, rows: Ints, part: ConnSolution) -> None:
+        """Write the solution of ``rows`` (solved elsewhere) into their places."""
+        self.tenant[rows] = part.tenant
+        self.how[rows] = part.how
+        self.direction[rows] = part.direction
+        self.remote[rows] = part.remote
+        self.country[rows] = part.country
+        self.asn[rows] = part.asn
+        self.has_asn[rows] = part.has_asn
+        self.cross[rows] = part.cross
+        self.addr[rows] = part.addr
 
 
 def _array(column: pa.Array | pa.ChunkedArray) -> pa.Array:

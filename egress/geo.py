@@ -558,6 +558,43 @@ def _merge_ipv4(tables: Sequence[_Ipv4Table], numbers: npt.NDArray[np.uint64]) -
     return Ipv4Answers(tuple(names), country, asn)
 
 
+class Ipv4Ranges(NamedTuple):
+    """The IPv4 answers of a geo source as disjoint sorted ranges, ``starts[i]`` to
+    ``ends[i]`` inclusive; ``country`` indexes ``countries`` (-1 none), ``asn`` -1 none.
+    Addresses outside every range, and private or reserved ones, have no answer."""
+
+    starts: npt.NDArray[np.uint64]
+    ends: npt.NDArray[np.uint64]
+    countries: tuple[str, ...]
+    country: npt.NDArray[np.int64]
+    asn: npt.NDArray[np.int64]
+
+
+def ipv4_ranges(geo: GeoLookup) -> Ipv4Ranges | None:
+    """What :func:`ipv4_lookup` answers, as one table of ranges (range files only, else None).
+
+    Every bound of every file, and of the networks never looked up, starts a range, so each
+    address of a range gets the same answer, merged field by field over the files; the
+    answer of its first address is the range's.
+    """
+    sources = [geo] if isinstance(geo, RangeCsvGeo) else list(
+        geo.sources) if isinstance(geo, GeoDatabase) else []
+    ranges = [s for s in sources if isinstance(s, RangeCsvGeo)]
+    if not ranges or len(ranges) < len(sources):
+        return None
+    tables = [_ipv4_table(f) for s in ranges for f in s._files]
+    top = np.uint64(1 << 32)
+    bounds = np.unique(np.concatenate([
+        np.zeros(1, np.uint64), _NOT_LOOKED_UP_V4,
+        *(t.starts for t in tables), *(t.ends + np.uint64(1) for t in tables)]))
+    starts = bounds[bounds < top]
+    ends = np.append(starts[1:], top) - np.uint64(1)
+    found = _merge_ipv4(tables, starts)
+    keep = (found.country >= 0) | (found.asn >= 0)
+    return Ipv4Ranges(starts[keep], ends[keep], found.countries, found.country[keep],
+                      found.asn[keep])
+
+
 def ipv4_lookup(
     geo: GeoLookup,
 ) -> Callable[[npt.NDArray[np.uint64]], Ipv4Answers] | None:

@@ -25,7 +25,7 @@ from egress.attribution import with_attribution
 from egress.attribution_batch import INTERNAL_CODE, ConnSolution
 from egress.quality import batch_marked
 from egress.transfers import TIMESTAMP, conn_transfers
-from egress.windows_network import network_flags, present, string_hashes
+from egress.windows_network import network_flags, present
 
 Ints = npt.NDArray[np.int64]
 
@@ -87,8 +87,6 @@ def conn_network(batch: pa.RecordBatch, solution: ConnSolution) -> ConnNetwork:
     swap = remote == 0
     d_orig = _at(batch.column("delta_orig_ip_bytes"), rows, np.uint64)
     d_resp = _at(batch.column("delta_resp_ip_bytes"), rows, np.uint64)
-    ends = solution.ends[rows]
-    hashes = string_hashes(solution.uniques)
     has_asn = solution.has_asn[rows]
     return ConnNetwork(
         batch=batch, solution=solution, rows=rows,
@@ -99,8 +97,7 @@ def conn_network(batch: pa.RecordBatch, solution: ConnSolution) -> ConnNetwork:
             cross_border=has_remote & (solution.cross[rows] == 1),
             quality=batch_marked(batch)[rows], has_asn=has_asn),
         country=np.where(has_remote, solution.country[rows], -1),
-        addr=hashes[np.where(has_remote, ends, 0)] if len(hashes) else
-        np.zeros(len(rows), np.uint64),
+        addr=np.where(has_remote, solution.addr[rows], np.uint64(0)),
         asn=np.where(has_asn, solution.asn[rows], 0),
     )
 

@@ -13,11 +13,13 @@ import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from mmdb_writer import MmdbU32, MMDBWriter
+from netaddr import IPSet
 
 from egress.attribution import ATTRIBUTION_FIELDS, Attributor
 from egress.attribution_batch import _dotted_quads
 from egress.columns import CONN_SCHEMA
-from egress.geo import RangeCsvGeo, ipv4_lookup, load_geo
+from egress.geo import GeoLookup, RangeCsvGeo, ipv4_lookup, ipv4_ranges, load_geo
 from egress.inventory import (
     Identifiers,
     Inventory,
@@ -133,11 +135,62 @@ def both_ways(inventory: Inventory, geo: RangeCsvGeo | None,
     assert fast.stats() == slow.stats()
 
 
+@pytest.fixture(scope="module")
+def mmdb_geo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GeoLookup]:
+    """A MaxMind DB with countries and AS numbers: geo that compiled code leaves to Python."""
+    path = tmp_path_factory.mktemp("mmdb") / "geo.mmdb"
+    writer = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="GeoLite2-Test")
+    for net, country, asn in (("8.8.8.0/24", "US", 15169), ("203.0.113.0/24", "CN", 64500),
+                              ("198.51.100.0/24", "MY", 64502), ("2001:db8::/32", "SG", 64501)):
+        writer.insert_network(IPSet([net]), {"country": {"iso_code": country},
+                                             "autonomous_system_number": MmdbU32(asn)})
+    writer.to_db_file(str(path))
+    with load_geo([path]) as lookup:
+        yield lookup
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(inventory=inventories(), rows=rows_strategy, with_geo=st.booleans())
-def test_matches_row_rules(inventory: Inventory, rows: list[dict[str, Any]], with_geo: bool,
-                           geo: RangeCsvGeo) -> None:
-    both_ways(inventory, geo if with_geo else None, [conn_batch(rows)])
+@given(inventory=inventories(), rows=rows_strategy, geo_kind=st.sampled_from(
+    ["none", "ranges", "mmdb"]))
+def test_matches_row_rules(inventory: Inventory, rows: list[dict[str, Any]], geo_kind: str,
+                           geo: RangeCsvGeo, mmdb_geo: GeoLookup) -> None:
+    chosen = {"none": None, "ranges": geo, "mmdb": mmdb_geo}[geo_kind]
+    both_ways(inventory, chosen, [conn_batch(rows)])
+
+
+def test_compiled_code_solves_dotted_quads_and_leaves_the_rest(
+        geo: RangeCsvGeo, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only rows with an address that is not a dotted quad, or a time past 2**53
+    microseconds, go to the numpy path; the answers are the row rules' either way."""
+    import egress.attribution_batch as batch_module
+
+    seen: list[int] = []
+    numpy_path = batch_module.ConnBatchAttributor._solve_columns
+
+    def spy(self: Any, batch: pa.RecordBatch) -> Any:
+        seen.append(batch.num_rows)
+        return numpy_path(self, batch)
+
+    monkeypatch.setattr(batch_module.ConnBatchAttributor, "_solve_columns", spy)
+    inventory = Inventory(site=Site(name="s", country="MY", ingest_stations=(),
+                                    networks=(ip_network("10.0.0.0/8"),)),
+                          concern_countries=(), tenants=(
+        tenant("t-a", ("10.1.2.0/24", BASE, None), ("2001:db8:100:1::/64", BASE, None)),))
+    quads = [{"ts": BASE, "orig_h": "8.8.8.8", "resp_h": "10.1.2.3",
+              "delta_orig_ip_bytes": 5, "delta_resp_ip_bytes": 1},
+             {"ts": None, "orig_h": "bogus", "resp_h": None}]
+    others = [{"ts": BASE, "orig_h": "2001:db8:100:1::5", "resp_h": "1.1.1.1",
+               "delta_orig_ip_bytes": 1, "delta_resp_ip_bytes": 5},
+              {"ts": INSTANTS[-1], "orig_h": "8.8.8.8", "resp_h": "10.1.2.3"},
+              {"ts": BASE, "orig_h": "010.1.2.3", "resp_h": "8.8.8.8"}]
+    both_ways(inventory, geo, [conn_batch(quads)])
+    assert seen == []
+    both_ways(inventory, geo, [conn_batch(quads + others)])
+    assert seen == [3]
+    got = Attributor(inventory, geo).attribute_batch(conn_batch(quads + others))
+    assert got.column("tenant").to_pylist() == ["t-a", None, "t-a", "t-a", None]
+    assert got.column("remote_country").to_pylist() == ["US", None, None, "US", None]
+    assert got.column("remote_asn").to_pylist() == [15169, None, 13335, 15169, None]
 
 
 @settings(max_examples=50, deadline=None)
@@ -251,6 +304,32 @@ def test_geo_column_lookup_matches_lookup(numbers: list[int], geo: RangeCsvGeo) 
         assert (int(answers.asn[i]) if answers.asn[i] >= 0 else None) == info.asn
 
 
+@settings(max_examples=100, deadline=None)
+@given(numbers=st.lists(st.one_of(
+    st.integers(0, 2**32 - 1),
+    st.sampled_from([0x08080800, 0x080807FF, 0x080808FF, 0x08080900, 0x01010100, 0x010101FF,
+                     0x0A000001, 0xCB007140, 0xC6336400, 0xC63364FF, 0xFFFFFFFF, 0]),
+), max_size=40))
+def test_geo_ranges_answer_like_the_column_lookup(numbers: list[int], geo: RangeCsvGeo) -> None:
+    """One table of disjoint ranges (for compiled code) gives lookup_ipv4's answers."""
+    ranges = ipv4_ranges(geo)
+    assert ranges is not None
+    assert (ranges.starts[1:] > ranges.ends[:-1]).all() and (ranges.starts <= ranges.ends).all()
+    answers = geo.lookup_ipv4(np.array(numbers, np.uint64))
+    for i, number in enumerate(numbers):
+        at = int(np.searchsorted(ranges.starts, number, side="right")) - 1
+        hit = at >= 0 and number <= int(ranges.ends[at])
+        country = int(ranges.country[at]) if hit else -1
+        want = int(answers.country[i])
+        assert (ranges.countries[country] if country >= 0 else None) == (
+            answers.countries[want] if want >= 0 else None)
+        assert (int(ranges.asn[at]) if hit else -1) == int(answers.asn[i])
+
+
+def test_geo_ranges_of_what_has_none(mmdb_geo: GeoLookup) -> None:
+    assert ipv4_ranges(mmdb_geo) is None
+
+
 def test_geo_database_of_range_files_merges_like_lookup(tmp_path: Path) -> None:
     first = tmp_path / "asn.tsv"
     first.write_text("8.8.8.0\t8.8.8.255\t15169\tUS\tGOOGLE\n9.9.9.0\t9.9.9.255\t19281\tNone\tQ9\n",
@@ -265,6 +344,13 @@ def test_geo_database_of_range_files_merges_like_lookup(tmp_path: Path) -> None:
         countries = [answers.countries[c] if c >= 0 else None for c in answers.country]
         assert countries == ["US", "CH", None, None]
         assert answers.asn.tolist() == [15169, 19281, 19281, -1]
+        ranges = ipv4_ranges(database)
+        assert ranges is not None
+        assert [(int(a), int(b), ranges.countries[c] if c >= 0 else None, int(n))
+                for a, b, c, n in zip(ranges.starts, ranges.ends, ranges.country, ranges.asn,
+                                      strict=True)] == [
+            (0x08080800, 0x080808FF, "US", 15169), (0x09090900, 0x0909097F, "CH", 19281),
+            (0x09090980, 0x090909FF, None, 19281)]
         for i, number in enumerate(numbers):
             info = database.lookup(str(IPv4Address(number)))
             assert (countries[i], info.asn) == (info.country, answers.asn[i] if i < 3 else None)

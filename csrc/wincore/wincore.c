@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attrib.h"
 #include "distinct.h"
 #include "table.h"
 #include "text.h"
@@ -736,6 +737,10 @@ PyMODINIT_FUNC PyInit__wincore(void) {
     Py_INCREF(&ReducerType);
     if (PyModule_AddObject(m, "NetworkReducer", (PyObject *)&ReducerType) < 0) {
         Py_DECREF(&ReducerType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    if (attrib_register(m) < 0) {
         Py_DECREF(m);
         return NULL;
     }
