@@ -122,7 +122,7 @@ def geo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RangeCsvGeo]:
         yield lookup
 
 
-def both_ways(inventory: Inventory, geo: RangeCsvGeo | None,
+def both_ways(inventory: Inventory, geo: GeoLookup | None,
               batches: list[pa.RecordBatch]) -> None:
     """Assert that column-wise and row-wise attribution agree, counters included."""
     fast, slow = Attributor(inventory, geo), Attributor(inventory, geo)
@@ -176,10 +176,10 @@ def test_compiled_code_solves_dotted_quads_and_leaves_the_rest(
                                     networks=(ip_network("10.0.0.0/8"),)),
                           concern_countries=(), tenants=(
         tenant("t-a", ("10.1.2.0/24", BASE, None), ("2001:db8:100:1::/64", BASE, None)),))
-    quads = [{"ts": BASE, "orig_h": "8.8.8.8", "resp_h": "10.1.2.3",
+    quads: list[dict[str, Any]] = [{"ts": BASE, "orig_h": "8.8.8.8", "resp_h": "10.1.2.3",
               "delta_orig_ip_bytes": 5, "delta_resp_ip_bytes": 1},
              {"ts": None, "orig_h": "bogus", "resp_h": None}]
-    others = [{"ts": BASE, "orig_h": "2001:db8:100:1::5", "resp_h": "1.1.1.1",
+    others: list[dict[str, Any]] = [{"ts": BASE, "orig_h": "2001:db8:100:1::5", "resp_h": "1.1.1.1",
                "delta_orig_ip_bytes": 1, "delta_resp_ip_bytes": 5},
               {"ts": INSTANTS[-1], "orig_h": "8.8.8.8", "resp_h": "10.1.2.3"},
               {"ts": BASE, "orig_h": "010.1.2.3", "resp_h": "8.8.8.8"}]
