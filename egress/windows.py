@@ -371,8 +371,7 @@ class WindowAggregator:
                 part, tenant = parts[index]
                 which = np.flatnonzero(owner == index)
                 at = chosen[which] - (bounds[index] - part.num_rows)
-                rows = part.transfers(at)
-                tables.append(rows.set_column(0, "tenant", pa.array(tenant[at], pa.int32())))
+                tables.append(part.evidence(at, tenant[at]))
                 picked.append(which)
             candidates = pa.concat_tables(tables).take(
                 pa.array(np.argsort(np.concatenate(picked), kind="stable")))

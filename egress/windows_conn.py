@@ -8,7 +8,7 @@ numeric columns of :class:`~egress.windows_network.NetworkColumns` with the attr
 codes, from a conn batch and its :class:`~egress.attribution_batch.ConnSolution`. The rows
 and values are those of ``conn_transfers`` (a test compares the windows of both); only the
 few rows chosen as evidence candidates become transfer rows
-(:meth:`ConnNetwork.transfers`).
+(:meth:`ConnNetwork.evidence`).
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from egress.attribution import with_attribution
 from egress.attribution_batch import INTERNAL_CODE, ConnSolution
+from egress.columns import batch_path
 from egress.quality import batch_marked
-from egress.transfers import TIMESTAMP, conn_transfers
+from egress.transfers import NETWORK, TIMESTAMP
 from egress.windows_network import network_flags, present
 
 Ints = npt.NDArray[np.int64]
@@ -50,6 +50,7 @@ class ConnNetwork:
     bytes_in: npt.NDArray[np.uint64]
     bytes_out: npt.NDArray[np.uint64]
     flags: npt.NDArray[np.uint8]
+    quality: npt.NDArray[np.bool_]
     country: Ints
     addr: npt.NDArray[np.uint64]
     asn: Ints
@@ -58,12 +59,35 @@ class ConnNetwork:
     def num_rows(self) -> int:
         return len(self.rows)
 
-    def transfers(self, positions: Ints) -> pa.Table:
-        """The :data:`~egress.transfers.TRANSFERS_SCHEMA` rows of the transfers at
-        ``positions`` (as :func:`~egress.transfers.conn_transfers` makes them)."""
+    def evidence(self, positions: Ints, tenant: npt.NDArray[np.int32]) -> pa.Table:
+        """The :data:`~egress.windows_sql.EVIDENCE_COLUMNS` of the transfers at
+        ``positions``, as :func:`~egress.transfers.conn_transfers` makes them, with
+        ``tenant`` (the caller's codes) for the tenant."""
         rows = self.rows[positions]
-        picked = self.batch.take(pa.array(rows))
-        return conn_transfers(with_attribution(picked, self.solution.take(rows).arrays(picked)))
+        taken = pa.array(rows)
+        remote = self.solution.remote[rows]
+        names = self.solution.countries
+        country = self.country[positions]
+        path = batch_path(self.batch)
+        lines = self.batch.column("line").take(taken)
+        return pa.table({
+            "tenant": pa.array(tenant, pa.int32()),
+            "kind": pa.array([NETWORK] * len(rows), pa.string()),
+            "start": pa.array(self.start[positions], TIMESTAMP),
+            "end": pa.array(self.end[positions], TIMESTAMP),
+            "bytes_in": pa.array(self.bytes_in[positions], pa.uint64()),
+            "bytes_out": pa.array(self.bytes_out[positions], pa.uint64()),
+            "remote_addr": pc.if_else(pa.array(remote == 1, mask=remote < 0),
+                                      self.batch.column("orig_h").take(taken),
+                                      self.batch.column("resp_h").take(taken)),
+            "remote_country": names.take(pa.array(country, mask=country < 0)) if len(names)
+            else pa.nulls(len(rows), pa.string()),
+            "where": pa.nulls(len(rows), pa.string()) if path is None else
+            pc.binary_join_element_wise(path, pc.cast(lines, pa.string()), ":"),
+            "ref": self.batch.column("uid").take(taken),
+            "quality": pa.array(self.quality[positions]),
+            "community_id": self.batch.column("community_id").take(taken),
+        })
 
 
 def conn_network(batch: pa.RecordBatch, solution: ConnSolution) -> ConnNetwork:
@@ -87,6 +111,7 @@ def conn_network(batch: pa.RecordBatch, solution: ConnSolution) -> ConnNetwork:
     swap = remote == 0
     d_orig = _at(batch.column("delta_orig_ip_bytes"), rows, np.uint64)
     d_resp = _at(batch.column("delta_resp_ip_bytes"), rows, np.uint64)
+    quality = batch_marked(batch)[rows]
     has_asn = solution.has_asn[rows]
     return ConnNetwork(
         batch=batch, solution=solution, rows=rows,
@@ -95,7 +120,8 @@ def conn_network(batch: pa.RecordBatch, solution: ConnSolution) -> ConnNetwork:
         flags=network_flags(
             internal=solution.direction[rows] == INTERNAL_CODE, has_remote=has_remote,
             cross_border=has_remote & (solution.cross[rows] == 1),
-            quality=batch_marked(batch)[rows], has_asn=has_asn),
+            quality=quality, has_asn=has_asn),
+        quality=quality,
         country=np.where(has_remote, solution.country[rows], -1),
         addr=np.where(has_remote, solution.addr[rows], np.uint64(0)),
         asn=np.where(has_asn, solution.asn[rows], 0),

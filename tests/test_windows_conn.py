@@ -119,11 +119,16 @@ def test_known_values(geo: RangeCsvGeo) -> None:
     countries = part.solution.countries.to_pylist()
     assert [countries[c] if c >= 0 else None for c in part.country] == ["US", "CN", None]
     assert part.asn.tolist() == [15169, 0, 0]
-    evidence = part.transfers(np.array([1, 0]))
+    evidence = part.evidence(np.array([1, 0]), np.array([7, 7], np.int32))
     assert evidence.column("ref").to_pylist() == ["C2", "C1"]
     assert evidence.column("where").to_pylist() == ["conn.log:6", "conn.log:5"]
-    assert evidence.column("tenant").to_pylist() == ["t-a", "t-a"]
+    assert evidence.column("tenant").to_pylist() == [7, 7]
     assert evidence.column("quality").to_pylist() == [True, False]
+    assert evidence.column("remote_addr").to_pylist() == ["203.0.113.70", "8.8.8.8"]
+    assert evidence.column("remote_country").to_pylist() == ["CN", "US"]
+    assert evidence.column("bytes_in").to_pylist() == [900, 4_000]
+    assert evidence.column("start").to_pylist() == [t0, t0]
+    assert evidence.column("kind").to_pylist() == ["network", "network"]
     want, got = windows_both_ways(inventory, geo, [batch])
     assert_same(want, got)
     hours = [r for r in got.windows.to_pylist() if r["span"] == "1h" and r["tenant"] == "t-a"]
