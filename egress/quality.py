@@ -154,11 +154,40 @@ def batch_quality(batch: pa.RecordBatch) -> pa.ListArray:
 
 def batch_marked(batch: pa.RecordBatch) -> npt.NDArray[np.bool_]:
     """Which rows of a :data:`~egress.columns.CONN_SCHEMA` batch carry any mark (the rows
-    whose :func:`batch_quality` list is not empty)."""
-    marked = np.zeros(batch.num_rows, np.bool_)
-    for mark_rows in _batch_marks(batch):
-        marked |= np.asarray(mark_rows.to_numpy(zero_copy_only=False), np.bool_)
+    whose :func:`batch_quality` list is not empty), with numpy on the columns' values.
+
+    The far-below test needs ``ip_bytes - payload >= FAR_BELOW_MIN_GAP_BYTES``, so only
+    rows with at least that many IP bytes one way are computed in floating point.
+    """
+    orig_ip, orig_ip_set = _counts(batch.column("orig_ip_bytes"))
+    resp_ip, resp_ip_set = _counts(batch.column("resp_ip_bytes"))
+    missed, missed_set = _counts(batch.column("missed_bytes"))
+    marked = ~(orig_ip_set & resp_ip_set) | (missed_set & (missed > 0))
+    for payload_col, ip, ip_set, pkts_col in (
+        (batch.column("orig_bytes"), orig_ip, orig_ip_set, batch.column("orig_pkts")),
+        (batch.column("resp_bytes"), resp_ip, resp_ip_set, batch.column("resp_pkts")),
+    ):
+        payload, payload_set = _counts(payload_col)
+        both = payload_set & ip_set
+        marked |= both & (payload > ip)
+        rows = np.flatnonzero(both & (ip >= FAR_BELOW_MIN_GAP_BYTES))
+        if len(rows) == 0:
+            continue
+        pkts, pkts_set = _counts(pkts_col)
+        payload_f = payload[rows].astype(np.float64)
+        gap = ip[rows].astype(np.float64) - pkts[rows].astype(np.float64) * float(
+            HEADER_ALLOWANCE_BYTES_PER_PKT)
+        marked[rows] |= pkts_set[rows] & (payload_f < gap * FAR_BELOW_FRACTION) & (
+            gap - payload_f >= FAR_BELOW_MIN_GAP_BYTES)
     return marked
+
+
+def _counts(column: pa.Array) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.bool_]]:
+    """A count column's values (null: 0) and which are set."""
+    values = np.asarray(pc.fill_null(column, 0).to_numpy(zero_copy_only=False), np.uint64)
+    if column.null_count == 0:
+        return values, np.ones(len(column), np.bool_)
+    return values, np.asarray(column.is_valid().to_numpy(zero_copy_only=False), np.bool_)
 
 
 def _batch_marks(batch: pa.RecordBatch) -> list[pa.Array]:
@@ -170,7 +199,8 @@ def _batch_marks(batch: pa.RecordBatch) -> list[pa.Array]:
                _batch_exceeds(col("resp_bytes"), col("resp_ip_bytes"))),
         pc.or_(_batch_far_below(col("orig_bytes"), col("orig_ip_bytes"), col("orig_pkts")),
                _batch_far_below(col("resp_bytes"), col("resp_ip_bytes"), col("resp_pkts"))),
-        pc.fill_null(pc.greater(col("missed_bytes"), 0), False),
+        pc.fill_null(pc.greater(col("missed_bytes"), pa.scalar(0, col("missed_bytes").type)),
+                     False),  # a scalar of the column's type: no int64 cast of 2**63 and up
     ]
 
 
@@ -180,9 +210,11 @@ def _batch_exceeds(payload: pa.Array, ip_bytes: pa.Array) -> pa.Array:
 
 def _batch_far_below(payload: pa.Array, ip_bytes: pa.Array, pkts: pa.Array) -> pa.Array:
     f64 = pa.float64()
-    payload_f = pc.cast(payload, f64)
-    gap = pc.subtract(pc.cast(ip_bytes, f64),
-                      pc.multiply(pc.cast(pkts, f64), float(HEADER_ALLOWANCE_BYTES_PER_PKT)))
+    # safe=False: counts past 2**53 round, as float() does, instead of raising
+    payload_f = pc.cast(payload, f64, safe=False)
+    gap = pc.subtract(pc.cast(ip_bytes, f64, safe=False),
+                      pc.multiply(pc.cast(pkts, f64, safe=False),
+                                  float(HEADER_ALLOWANCE_BYTES_PER_PKT)))
     far = pc.and_(pc.less(payload_f, pc.multiply(gap, FAR_BELOW_FRACTION)),
                   pc.greater_equal(pc.subtract(gap, payload_f), float(FAR_BELOW_MIN_GAP_BYTES)))
     return pc.fill_null(far, False)

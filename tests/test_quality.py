@@ -7,6 +7,8 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from egress.columns import CONN_SCHEMA
 from egress.quality import (
@@ -17,6 +19,7 @@ from egress.quality import (
     QUALITY_FIELD,
     DedupStats,
     SensorDeduplicator,
+    batch_marked,
     batch_quality,
     dedupe_flows,
     flow_quality,
@@ -247,3 +250,18 @@ def test_a_long_connection_still_re_logged_is_not_forgotten() -> None:
                           t0 + timedelta(seconds=30), "a")
     assert not quiet.seen("1:x", long_conn, t0, "b")
     assert quiet.stats().expired == 1
+
+
+_COUNT = st.one_of(
+    st.none(), st.integers(0, 3_000_000), st.sampled_from(
+        [0, 1, 80, 1 << 20, (1 << 20) + 1, 2 * (1 << 20), 2**53, 2**53 + 1, 2**63, 2**64 - 1]),
+    st.integers(0, 2**64 - 1))
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows=st.lists(st.fixed_dictionaries({name: _COUNT for name in CLEAN}), max_size=40))
+def test_batch_marked_equals_row_rules(rows: list[dict[str, int | None]]) -> None:
+    """The numpy test of marked rows gives the row rules' answer, nulls and edges too."""
+    marked = batch_marked(conn_batch(rows)).tolist()
+    assert marked == [bool(quality_marks(**row)) for row in rows]
+    assert marked == [bool(marks) for marks in batch_quality(conn_batch(rows)).to_pylist()]
