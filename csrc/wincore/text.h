@@ -19,8 +19,21 @@ static inline uint64_t hash_bytes(const uint8_t *p, size_t len) {
         h = (h ^ w) * 0xBF58476D1CE4E5B9ULL;
         h ^= h >> 31;
     }
+    /* the last len - i (< 8) bytes, little-endian, as a memcpy into a zeroed word would
+     * give them; read as two overlapping 4-byte words, or three single bytes, since a
+     * variable-length copy through the stack stalls the load that follows */
     uint64_t tail = 0;
-    memcpy(&tail, p + i, len - i);
+    size_t rest = len - i;
+    const uint8_t *q = p + i;
+    if (rest >= 4) {
+        uint32_t low, high;
+        memcpy(&low, q, 4);
+        memcpy(&high, q + rest - 4, 4);
+        tail = low | (uint64_t)high << (8 * (rest - 4));
+    } else if (rest) {
+        tail = q[0] | (uint64_t)q[rest / 2] << (8 * (rest / 2)) |
+               (uint64_t)q[rest - 1] << (8 * (rest - 1));
+    }
     h = (h ^ tail) * 0x94D049BB133111EBULL;
     h ^= h >> 29;
     h *= 0xBF58476D1CE4E5B9ULL;
