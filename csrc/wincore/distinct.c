@@ -316,20 +316,44 @@ static int by_key(const void *a, const void *b) {
     return x->t < y->t ? -1 : x->t > y->t;
 }
 
-/* The slots (of the tenants marked in scope, or all), sorted by key; NULL on no memory. */
-static keyed *sorted_slots(ds_store *s, const uint8_t *scope, size_t scope_n, size_t *n) {
+/* The slots (of the tenants marked in scope, or all) grouped by tenant, in the order of
+ * the tenants (a counting sort: sorting each tenant's by key then sorts them all, and
+ * tenants can be sorted apart); NULL on no memory. */
+static keyed *slots_by_tenant(ds_store *s, const uint8_t *scope, size_t scope_n, size_t *n) {
+    size_t tenants = 0;
+    for (int which = 0; which < 2; which++) {
+        table *in = which ? &s->days : &s->hours;
+        for (size_t i = 0; i < in->n; i++) {
+            int32_t t = SLOT(in, i)->k.tenant;
+            if (t >= 0 && (size_t)t >= tenants) tenants = (size_t)t + 1;
+        }
+    }
     keyed *all = malloc((s->hours.n + s->days.n + 1) * sizeof *all);
-    if (!all) return NULL;
-    *n = 0;
+    size_t *at = calloc(tenants + 1, sizeof *at);  /* where each tenant's slots go */
+    if (!all || !at) {
+        free(all), free(at);
+        return NULL;
+    }
+    for (int which = 0; which < 2; which++) {
+        table *in = which ? &s->days : &s->hours;
+        for (size_t i = 0; i < in->n; i++) {
+            int32_t t = SLOT(in, i)->k.tenant;  /* codes are never negative */
+            if (scope && ((size_t)t >= scope_n || !scope[t])) continue;
+            at[t + 1]++;
+        }
+    }
+    for (size_t t = 0; t < tenants; t++) at[t + 1] += at[t];
+    *n = at[tenants];
     for (int which = 0; which < 2; which++) {
         table *in = which ? &s->days : &s->hours;
         for (size_t i = 0; i < in->n; i++) {
             slot *p = SLOT(in, i);
             if (scope && ((size_t)p->k.tenant >= scope_n || !scope[p->k.tenant])) continue;
-            all[*n].k = p->k, all[(*n)++].p = p;
+            keyed *to = all + at[p->k.tenant]++;
+            to->k = p->k, to->p = p;
         }
     }
-    qsort(all, *n, sizeof *all, by_key);
+    free(at);
     return all;
 }
 
@@ -464,11 +488,11 @@ static int entity_rows(const ds_store *s, const keyed *sorted, size_t n, slot **
     return week_rows(days, m, e->final_we > since ? e->final_we : since, INT64_MAX, rows, rn, cap);
 }
 
-/* The rows of the entities whose live slots are live[lo..hi) (whole entities), into a
- * buffer of the job's own. */
+/* The rows of the entities whose live slots are live[lo..hi) (whole tenants, grouped by
+ * tenant: sorted here), into a buffer of the job's own. */
 typedef struct {
     const ds_store *s;
-    const keyed *live;
+    keyed *live;
     size_t lo, hi;
     int64_t since;
     ds_row *rows;
@@ -478,6 +502,12 @@ typedef struct {
 
 static void *job_rows(void *arg) {
     rows_job *j = arg;
+    for (size_t g = j->lo; g < j->hi;) {
+        size_t end = g;
+        while (end < j->hi && j->live[end].k.tenant == j->live[g].k.tenant) end++;
+        qsort(j->live + g, end - g, sizeof *j->live, by_key);
+        g = end;
+    }
     slot **days = malloc((j->hi - j->lo + 1) * sizeof *days);
     j->failed = !days;
     for (size_t g = j->lo; g < j->hi && !j->failed;) {
@@ -493,10 +523,11 @@ static void *job_rows(void *arg) {
     return NULL;
 }
 
-/* The rows of the live slots live[0..n), in their order, appended to *rows: the entities
- * split into DS_THREADS runs of about equal slots, each made by a thread (the first by the
- * caller's), then put together in order: the same rows as one thread makes. */
-static int live_rows(const ds_store *s, const keyed *live, size_t n, int64_t since,
+/* The rows of the live slots live[0..n) (grouped by tenant), in the order of their keys,
+ * appended to *rows: the tenants split into DS_THREADS runs of about equal slots, each
+ * sorted and made by a thread (the first by the caller's), then put together in order: the
+ * same rows as one thread makes. */
+static int live_rows(const ds_store *s, keyed *live, size_t n, int64_t since,
                      ds_row **rows, size_t *rn, size_t *cap) {
     size_t parts = n >= DS_THREAD_MIN ? DS_THREADS : 1;
     rows_job jobs[DS_THREADS];
@@ -506,9 +537,8 @@ static int live_rows(const ds_store *s, const keyed *live, size_t n, int64_t sin
     for (size_t p = 0; p < parts; p++) {
         size_t hi = p + 1 == parts ? n : n / parts * (p + 1);
         if (hi < lo) hi = lo;
-        while (hi > lo && hi < n && live[hi].k.tenant == live[hi - 1].k.tenant &&
-               live[hi].k.country == live[hi - 1].k.country)
-            hi++;  /* an entity stays in one run */
+        while (hi > lo && hi < n && live[hi].k.tenant == live[hi - 1].k.tenant)
+            hi++;  /* a tenant stays in one run */
         jobs[p] = (rows_job){s, live, lo, hi, since, NULL, 0, 0, 0};
         lo = hi;
     }
@@ -565,7 +595,7 @@ int ds_rows(ds_store *s, const int32_t *scope, size_t scope_n, int64_t since, ds
         (*rows)[(*n)++] = *r;
     }
     size_t live_n = 0;
-    keyed *live = failed ? NULL : sorted_slots(s, marks, marks_n, &live_n);
+    keyed *live = failed ? NULL : slots_by_tenant(s, marks, marks_n, &live_n);
     failed = failed || !live || live_rows(s, live, live_n, since, rows, n, cap) < 0;
     free(live), free(marks);
     if (failed) return -1;
