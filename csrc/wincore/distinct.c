@@ -230,12 +230,20 @@ static void free_pairs(pair *p, size_t n) {
     free(p);
 }
 
+/* dst = x, or the union of x and y (y non-NULL): a copy of the larger with the other
+ * merged in (the running unions of a block grow by a day at a time: copying the union so
+ * far is cheaper than adding its values again). */
+static int union_of(sketch *dst, const sketch *x, const sketch *y) {
+    if (!y) return sk_copy(dst, x);
+    int y_larger = y->cap == SK_DENSE || (x->cap != SK_DENSE && y->n >= x->n);
+    const sketch *big = y_larger ? y : x, *small = y_larger ? x : y;
+    return sk_copy(dst, big) < 0 || sk_merge(dst, small) < 0 ? -1 : 0;
+}
+
 /* p = the union of the non-NULL of x, y (sketch pairs). */
 static int union_pair(pair *p, const sketch *xa, const sketch *xb, const sketch *ya,
                       const sketch *yb) {
-    const sketch *a[2] = {xa, ya}, *b[2] = {xb, yb};
-    size_t m = ya ? 2 : 1;
-    return sk_union(&p->addrs, a, m) < 0 || sk_union(&p->asns, b, m) < 0 ? -1 : 0;
+    return union_of(&p->addrs, xa, ya) < 0 || union_of(&p->asns, xb, yb) < 0 ? -1 : 0;
 }
 
 /* Unions of the sorted days[0..n) within their 7-day blocks: pre[i] of the block's days up
