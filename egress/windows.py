@@ -446,9 +446,8 @@ class WindowAggregator:
             if split[unit].num_rows:
                 appended += self._insert(name, several, split[unit])
             self._appended[name] += appended
-            if name == "cells_acc" and appended:
-                self._cells_unique = False  # (network rows, the only ones with cells, go
-                # to the compiled reduction: not expected)
+            if name == "cells_acc" and appended:  # not expected: only network rows have
+                self._cells_unique = False  # cells, and they go to the compiled reduction
         if self._params.evidence_per_day > 0:
             self._evidence(table)
 

@@ -15,11 +15,14 @@ parameters:
   evidence candidates;
 * :data:`COMPACT_SQL` reduces an accumulator to one row per key (same meaning), so
   accumulators stay at tenants x time cells however many batches arrive;
-* :data:`BASES_SQL`, :data:`WINDOWS_SQL`, :data:`COUNTRIES_SQL` turn the accumulators into
-  the per-span windows; their distinct counts come from ``distinct_counts``, made exactly
+* :func:`peaks_sql`, :data:`BASES_SQL`, :data:`WINDOWS_SQL`, :data:`COUNTRIES_SQL` turn the
+  accumulators into the per-span windows (:data:`EVIDENCE_OUT_SQL` ranks the evidence),
+  tenant codes named by ``tenant_names``; their distinct counts come from
+  ``distinct_counts``, made exactly
   by :data:`EXACT_DISTINCT_SQL` from ``presence_acc`` or handed in from the compiled
   sketches (:mod:`egress.windows_network`; on Spark, DataSketches' ``hll_sketch_agg`` and
-  ``hll_union_agg`` would fill the same table) and summed by :data:`DISTINCT_SUMS_SQL`;
+  ``hll_union_agg`` would fill the same table) and summed by :data:`DISTINCT_SUMS_SQL`
+  (:data:`DISTINCT_ROWS_SQL` when they come one row per key);
 * :data:`FORGET_SQL` drops the accumulated rows before a horizon.
 
 Rounding composes: the cumulative-floor share of a run of consecutive cells equals the
