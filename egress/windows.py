@@ -63,7 +63,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from egress.transfers import NETWORK, TIMESTAMP, TRANSFERS_SCHEMA
-from egress.windows_network import NetworkColumns, NetworkReduction, Retired, TenantCodes
+from egress.windows_network import (
+    DistinctCounts,
+    NetworkColumns,
+    NetworkReduction,
+    Retired,
+    TenantCodes,
+)
 from egress.windows_sql import (
     ADDITIVE,
     BASES_SQL,
@@ -589,6 +595,7 @@ class WindowAggregator:
         })
         self._con.register("registrations", registrations)
         self._con.register("tenant_names", self._tenants.names())
+        counting = self._start_counts(scope, since if reach is None else reach)
         try:
             rate = self._params.sustained_rate_bps * 3600 / 8
             skipped = {"peaks"} if self._cells_unique else set()
@@ -606,7 +613,7 @@ class WindowAggregator:
                                            scoped=scope is not None):
                 self._con.execute(statement, {"since": since} if "$since" in statement else None)
             self._con.execute(TENANT_START_SQL)
-            if self._distinct_counts(scope, since, reach, scoped):
+            if self._distinct_counts(counting, since, reach, scoped):
                 skipped.add("distinct")
             self.skipped = frozenset(skipped)
             if last:
@@ -621,6 +628,8 @@ class WindowAggregator:
                 _scoped(EVIDENCE_OUT_SQL, scoped),
                 params={"top": self._params.evidence_per_day}).to_arrow_table()
         finally:
+            if counting is not None:
+                counting.exception()  # wait (the reduction stays this thread's); raised above
             self._con.unregister("registrations")
             self._con.unregister("tenant_names")
         fresh = WindowTables(windows=windows.cast(WINDOWS_SCHEMA),
@@ -685,18 +694,33 @@ class WindowAggregator:
         return WindowTables(*(t.filter(pc.is_in(t.column("tenant"), value_set=tenants))
                               for t in merged))
 
-    def _distinct_counts(self, scope: list[int] | None, since: int | None,
+    def _start_counts(self, scope: list[int] | None,
+                      since_us: int | None) -> Future[DistinctCounts] | None:
+        """The sketches' distinct counts of the tenants in scope from ``since_us`` on
+        (``None`` with exact counts): made in the worker thread when there is one, beside
+        the statements that run meanwhile (compiled code and DuckDB both release the GIL,
+        and each uses both cores only part of the time)."""
+        if self._params.exact_distinct:
+            return None
+        if self._worker is not None:
+            return self._worker.submit(self._network.distinct_counts, scope, since_us)
+        made: Future[DistinctCounts] = Future()
+        made.set_result(self._network.distinct_counts(scope, since_us))
+        return made
+
+    def _distinct_counts(self, counting: Future[DistinctCounts] | None, since: int | None,
                          reach: int | None, scoped: bool) -> bool:
         """``distinct_sums``: the distinct counts of the tenants in scope (from ``since``
         on, 7-day windows ending after ``reach`` if given; cumulative rows of every day),
-        from the sketches or (``exact_distinct``) from the remote ends per hour. Returns
-        whether the counts came one row per key (no sums to make)."""
-        if self._params.exact_distinct:
+        from the sketches (``counting``, see :meth:`_start_counts`) or
+        (``exact_distinct``) from the remote ends per hour. Returns whether the counts came
+        one row per key (no sums to make)."""
+        if counting is None:
             for statement in EXACT_DISTINCT_SQL:
                 self._con.execute(_scoped(statement, scoped))
             self._con.execute(DISTINCT_SUMS_SQL)
             return False
-        made = self._network.distinct_counts(scope, since if reach is None else reach)
+        made = counting.result()
         counts = made.rows
         if reach is not None and since is not None and reach < since:
             # hours and days between reach and since: not recomputed, not needed
