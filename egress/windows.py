@@ -63,7 +63,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from egress.transfers import NETWORK, TIMESTAMP, TRANSFERS_SCHEMA
-from egress.windows_network import NetworkColumns, NetworkReduction, Retired, TenantCodes
+from egress.windows_network import (
+    DistinctCounts,
+    NetworkColumns,
+    NetworkReduction,
+    Retired,
+    TenantCodes,
+)
 from egress.windows_sql import (
     ADDITIVE,
     BASES_SQL,
@@ -73,10 +79,11 @@ from egress.windows_sql import (
     COUNTRIES_SQL,
     CREATE_ACCUMULATORS,
     DAY_US,
+    DISTINCT_ROWS_SQL,
     DISTINCT_SUMS_SQL,
     EVIDENCE_COLUMNS,
     EVIDENCE_FLOOR_SQL,
-    EVIDENCE_RESULT_SQL,
+    EVIDENCE_OUT_SQL,
     EVIDENCE_SQL,
     EXACT_DISTINCT_SQL,
     FORGET_DAYS_SQL,
@@ -87,6 +94,7 @@ from egress.windows_sql import (
     TENANT_START_SQL,
     WINDOWS_SQL,
     keep_days_sql,
+    peaks_sql,
 )
 
 if TYPE_CHECKING:
@@ -248,9 +256,17 @@ class WindowAggregator:
         #: Horizon moved since the last snapshot (kept tables trimmed to it): the next
         #: snapshot makes every tenant's 7-day and cumulative windows ending after it again.
         self._reach_us: int | None = None
+        #: ``cells_acc`` holds one row per (tenant, cell): only the compiled reduction
+        #: appended to it, and no batch reached back to a cell it had handed back (before
+        #: ``_cells_done_us``, the end of the latest such cell).
+        self._cells_unique = True
+        self._cells_done_us = -(1 << 63)
         self.rows = 0
         #: Tenant hours the last snapshot rolled up (its hourly bases' rows).
         self.hours_rolled_up = 0
+        #: Aggregations the last snapshot skipped because their input had one row per key
+        #: already: ``"peaks"`` (5-minute cells), ``"distinct"`` (distinct counts).
+        self.skipped: frozenset[str] = frozenset()
 
     def add(self, transfers: pa.RecordBatch | pa.Table) -> None:
         """Take one batch (at least the :data:`TRANSFERS_SCHEMA` columns, castable)."""
@@ -346,6 +362,7 @@ class WindowAggregator:
         """Network rows through the compiled reduction; what it retires into the
         accumulators, its evidence candidates into ``evidence_acc``."""
         if table is not None and table.num_rows:
+            self._reaches_back(int(pc.min(table.column("start")).cast(pa.int64()).as_py()))
             candidates = self._network.add(table)
             if candidates.num_rows and self._params.evidence_per_day > 0:
                 self._append("evidence_acc", f"SELECT {EVIDENCE_COLUMNS} FROM rows",
@@ -362,7 +379,9 @@ class WindowAggregator:
                 tenant=tenant, start=part.start, end=part.end, opened=part.opened,
                 bytes_in=part.bytes_in, bytes_out=part.bytes_out, flags=part.flags,
                 country=known[part.country].astype(np.int16), addr=part.addr, asn=part.asn))
-        chosen = self._network.reduce(NetworkColumns.concat(columns))
+        network = NetworkColumns.concat(columns)
+        self._reaches_back(int(network.start.min()))
+        chosen = self._network.reduce(network)
         if len(chosen) and self._params.evidence_per_day > 0:
             bounds = np.cumsum([part.num_rows for part, _ in parts])
             owner = np.searchsorted(bounds, chosen, side="right")
@@ -378,7 +397,17 @@ class WindowAggregator:
             self._append("evidence_acc", f"SELECT {EVIDENCE_COLUMNS} FROM rows", candidates)
         self._append_retired(self._network.retired())
 
+    def _reaches_back(self, first_us: int) -> None:
+        """Note network rows starting at ``first_us`` (the earliest) going to the compiled
+        reduction: before the end of a cell it handed back, they may add a second row of
+        that cell's key to ``cells_acc``."""
+        if first_us < self._cells_done_us:
+            self._cells_unique = False
+
     def _append_retired(self, retired: Retired) -> None:
+        if retired.cells.num_rows:
+            last = pc.max(retired.cells.column("cell")).as_py()
+            self._cells_done_us = max(self._cells_done_us, last + CELL_US)
         wide = " + ".join  # a 128-bit sum from its halves
         for name, rows, statement in (
             ("hours_acc", retired.hours, f"""
@@ -418,9 +447,12 @@ class WindowAggregator:
         for name, (one, several), unit in (("hours_acc", HOURS_SQL, HOUR_US),
                                             ("cells_acc", CELLS_SQL, CELL_US),
                                             ("presence_acc", PRESENCE_SQL, HOUR_US)):
-            self._appended[name] += self._insert(name, one, table)
+            appended = self._insert(name, one, table)
             if split[unit].num_rows:
-                self._appended[name] += self._insert(name, several, split[unit])
+                appended += self._insert(name, several, split[unit])
+            self._appended[name] += appended
+            if name == "cells_acc" and appended:  # not expected: only network rows have
+                self._cells_unique = False  # cells, and they go to the compiled reduction
         if self._params.evidence_per_day > 0:
             self._evidence(table)
 
@@ -561,8 +593,12 @@ class WindowAggregator:
                 [_micros(t) for t in self._params.registrations.values()], pa.int64()),
         })
         self._con.register("registrations", registrations)
+        self._con.register("tenant_names", self._tenants.names())
+        counting = self._start_counts(scope, since if reach is None else reach)
         try:
             rate = self._params.sustained_rate_bps * 3600 / 8
+            skipped = {"peaks"} if self._cells_unique else set()
+            self._con.execute(_scoped(peaks_sql(unique=self._cells_unique), scoped))
             for statement in BASES_SQL:
                 params: dict[str, object] = {}
                 if "$rate" in statement:
@@ -576,25 +612,28 @@ class WindowAggregator:
                                            scoped=scope is not None):
                 self._con.execute(statement, {"since": since} if "$since" in statement else None)
             self._con.execute(TENANT_START_SQL)
-            self._distinct_counts(scope, since, reach, scoped)
+            if self._distinct_counts(counting, since, reach, scoped):
+                skipped.add("distinct")
+            self.skipped = frozenset(skipped)
             if last:
                 self._network.drop_sketches()
             first = since if reach is None else reach  # windows ending after it are made
             cut = {"since": -(1 << 63) if first is None else first}
             windows = self._con.sql(WINDOWS_SQL, params=cut).to_arrow_table()
             countries = self._con.sql(COUNTRIES_SQL, params=cut).to_arrow_table()
-            if self._appended["evidence_acc"] >= self._compacted["evidence_acc"]:
+            if not last and self._appended["evidence_acc"] >= self._compacted["evidence_acc"]:
                 self._compact("evidence_acc")  # held within twice the ranked evidence
             evidence = self._con.sql(
-                _scoped(EVIDENCE_RESULT_SQL, scoped),
+                _scoped(EVIDENCE_OUT_SQL, scoped),
                 params={"top": self._params.evidence_per_day}).to_arrow_table()
         finally:
+            if counting is not None:
+                counting.exception()  # wait (the reduction stays this thread's); raised above
             self._con.unregister("registrations")
-        fresh = WindowTables(
-            windows=self._named(windows, WINDOWS_SCHEMA, ["span", "window_start", "window_end"]),
-            countries=self._named(countries, COUNTRIES_SCHEMA,
-                                  ["span", "window_start", "window_end", "country"]),
-            evidence=self._named(evidence, EVIDENCE_SCHEMA, ["start", "ref"]))
+            self._con.unregister("tenant_names")
+        fresh = WindowTables(windows=windows.cast(WINDOWS_SCHEMA),
+                             countries=countries.cast(COUNTRIES_SCHEMA),
+                             evidence=evidence.cast(EVIDENCE_SCHEMA))
         return self._keep(fresh, scope, since, reach)
 
     def _copy_scoped(self, scope: list[int] | None, since: int | None) -> None:
@@ -654,17 +693,34 @@ class WindowAggregator:
         return WindowTables(*(t.filter(pc.is_in(t.column("tenant"), value_set=tenants))
                               for t in merged))
 
-    def _distinct_counts(self, scope: list[int] | None, since: int | None,
-                         reach: int | None, scoped: bool) -> None:
+    def _start_counts(self, scope: list[int] | None,
+                      since_us: int | None) -> Future[DistinctCounts] | None:
+        """The sketches' distinct counts of the tenants in scope from ``since_us`` on
+        (``None`` with exact counts): made in the worker thread when there is one, beside
+        the statements that run meanwhile (compiled code and DuckDB both release the GIL,
+        and each uses both cores only part of the time)."""
+        if self._params.exact_distinct:
+            return None
+        if self._worker is not None:
+            return self._worker.submit(self._network.distinct_counts, scope, since_us)
+        made: Future[DistinctCounts] = Future()
+        made.set_result(self._network.distinct_counts(scope, since_us))
+        return made
+
+    def _distinct_counts(self, counting: Future[DistinctCounts] | None, since: int | None,
+                         reach: int | None, scoped: bool) -> bool:
         """``distinct_sums``: the distinct counts of the tenants in scope (from ``since``
         on, 7-day windows ending after ``reach`` if given; cumulative rows of every day),
-        from the sketches or (``exact_distinct``) from the remote ends per hour."""
-        if self._params.exact_distinct:
+        from the sketches (``counting``, see :meth:`_start_counts`) or
+        (``exact_distinct``) from the remote ends per hour. Returns whether the counts came
+        one row per key (no sums to make)."""
+        if counting is None:
             for statement in EXACT_DISTINCT_SQL:
                 self._con.execute(_scoped(statement, scoped))
             self._con.execute(DISTINCT_SUMS_SQL)
-            return
-        counts = self._network.distinct_counts(scope, since if reach is None else reach)
+            return False
+        made = counting.result()
+        counts = made.rows
         if reach is not None and since is not None and reach < since:
             # hours and days between reach and since: not recomputed, not needed
             counts = counts.filter(pc.or_(
@@ -672,14 +728,10 @@ class WindowAggregator:
                 pc.is_in(counts.column("span"), value_set=_DAILY_SPANS)))
         self._con.register("distinct_counts", counts)
         try:
-            self._con.execute(DISTINCT_SUMS_SQL)
+            self._con.execute(DISTINCT_ROWS_SQL if made.unique else DISTINCT_SUMS_SQL)
         finally:
             self._con.unregister("distinct_counts")
-
-    def _named(self, table: pa.Table, schema: pa.Schema, order: list[str]) -> pa.Table:
-        """A result with tenant ids for codes, in the order of the ids, then ``order``."""
-        named = self._tenants.decode(table).cast(schema)
-        return named.sort_by([(name, "ascending") for name in ["tenant", *order]])
+        return made.unique
 
     def close(self) -> None:
         """Drop the accumulators (and close an own connection)."""

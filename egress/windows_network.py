@@ -66,9 +66,11 @@ _CELLS = np.dtype([
     ("out_lo", "<u8"), ("out_hi", "<u8"),
 ])
 _DISTINCT = np.dtype([
-    ("tenant", "<i4"), ("country", "<i2"), ("span", "u1"), ("pad", "u1"), ("t", "<i8"),
+    ("tenant", "<i4"), ("country", "<i2"), ("span", "u1"), ("flags", "u1"), ("t", "<i8"),
     ("addrs", "<i8"), ("asns", "<i8"),
 ])
+#: ``flags`` bit of a distinct-count row: rows of one key may repeat (``distinct.h``).
+_REPEATS = 1
 _PRESENCE = np.dtype([
     ("tenant", "<i4"), ("country", "<i2"), ("has_asn", "u1"), ("pad", "u1"), ("t", "<i8"),
     ("addr", "<u8"), ("asn", "<i8"),
@@ -83,6 +85,15 @@ class Retired:
     hours: pa.Table
     cells: pa.Table
     presence: pa.Table
+
+
+@dataclass(frozen=True, slots=True)
+class DistinctCounts:
+    """Rows of distinct counts (:meth:`NetworkReduction.distinct_counts`); ``unique``: one
+    row per ``(tenant, country, span, t)`` (else rows of one key add up)."""
+
+    rows: pa.Table
+    unique: bool
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -157,11 +168,15 @@ class TenantCodes:
         names = list(self._codes)
         return [names[code] for code in codes]
 
-    def decode(self, table: pa.Table) -> pa.Table:
-        """``table`` with its ``tenant`` column of codes replaced by the ids."""
-        names = pa.array(list(self._codes), pa.string())
-        index = table.schema.get_field_index("tenant")
-        return table.set_column(index, "tenant", names.take(table.column(index)))
+    def names(self) -> pa.Table:
+        """``tenant`` (each code), ``name`` (its id) and ``name_rank`` (the id's place
+        among the ids in order): the ``tenant_names`` the result statements read."""
+        names = list(self._codes)
+        rank = np.empty(len(names), np.int32)
+        rank[sorted(range(len(names)), key=names.__getitem__)] = np.arange(len(names))
+        return pa.table({"tenant": pa.array(np.arange(len(names), dtype=np.int32)),
+                         "name": pa.array(names, pa.string()),
+                         "name_rank": pa.array(rank)})
 
 
 class NetworkReduction:
@@ -257,18 +272,19 @@ class NetworkReduction:
         )
 
     def distinct_counts(self, scope: list[int] | None = None,
-                        since_us: int | None = None) -> pa.Table:
+                        since_us: int | None = None) -> DistinctCounts:
         """The distinct counts from the sketches (``sketches`` only), of the tenants in
         ``scope`` (codes; ``None``: all): ``tenant``, ``country`` (null: overall),
-        ``span``, ``t``, ``addrs``, ``asns``; several rows of one key add up. Call
-        :meth:`retired` with ``everything`` first for counts up to the latest row.
-        ``since_us``: only hours and days from then on and 7-day windows ending after it
-        (cumulative rows of every day)."""
+        ``span``, ``t``, ``addrs``, ``asns``; several rows of one key add up (``unique``:
+        none repeats, which holds until a remote end comes for a time whose sketches were
+        let go). Call :meth:`retired` with ``everything`` first for counts up to the
+        latest row. ``since_us``: only hours and days from then on and 7-day windows
+        ending after it (cumulative rows of every day)."""
         chosen = None if scope is None else np.asarray(scope, np.int32).tobytes()
         rows = np.frombuffer(self._reducer.distinct(
             chosen, -(1 << 63) if since_us is None else since_us), _DISTINCT)
         country = rows["country"]
-        return pa.table({  # country and span dictionary-encoded: millions of rows at scale
+        table = pa.table({  # country and span dictionary-encoded: millions of rows at scale
             "tenant": rows["tenant"],
             "country": pa.DictionaryArray.from_arrays(
                 pa.array(country, mask=country < 0),
@@ -277,6 +293,8 @@ class NetworkReduction:
                 pa.array(rows["span"].astype(np.int8)), pa.array(_SPANS, pa.string())),
             "t": rows["t"], "addrs": rows["addrs"], "asns": rows["asns"],
         })
+        # the flag is on every row or on none
+        return DistinctCounts(table, bool(len(rows) == 0 or not rows["flags"][0] & _REPEATS))
 
     def drop_sketches(self) -> None:
         """Free the sketches once their counts are taken for the last time."""

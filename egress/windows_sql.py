@@ -15,11 +15,14 @@ parameters:
   evidence candidates;
 * :data:`COMPACT_SQL` reduces an accumulator to one row per key (same meaning), so
   accumulators stay at tenants x time cells however many batches arrive;
-* :data:`BASES_SQL`, :data:`WINDOWS_SQL`, :data:`COUNTRIES_SQL` turn the accumulators into
-  the per-span windows; their distinct counts come from ``distinct_counts``, made exactly
+* :func:`peaks_sql`, :data:`BASES_SQL`, :data:`WINDOWS_SQL`, :data:`COUNTRIES_SQL` turn the
+  accumulators into the per-span windows (:data:`EVIDENCE_OUT_SQL` ranks the evidence),
+  tenant codes named by ``tenant_names``; their distinct counts come from
+  ``distinct_counts``, made exactly
   by :data:`EXACT_DISTINCT_SQL` from ``presence_acc`` or handed in from the compiled
   sketches (:mod:`egress.windows_network`; on Spark, DataSketches' ``hll_sketch_agg`` and
-  ``hll_union_agg`` would fill the same table) and summed by :data:`DISTINCT_SUMS_SQL`;
+  ``hll_union_agg`` would fill the same table) and summed by :data:`DISTINCT_SUMS_SQL`
+  (:data:`DISTINCT_ROWS_SQL` when they come one row per key);
 * :data:`FORGET_SQL` drops the accumulated rows before a horizon.
 
 Rounding composes: the cumulative-floor share of a run of consecutive cells equals the
@@ -258,6 +261,17 @@ QUALIFY {_EVIDENCE_RANK} <= $top
 ORDER BY tenant, "start", ref
 """
 
+#: The evidence as a result: :data:`EVIDENCE_RESULT_SQL` of ``evidence_acc`` with tenant
+#: ids and order as :data:`WINDOWS_SQL`.
+EVIDENCE_OUT_SQL = f"""
+SELECT n.name AS tenant, {EVIDENCE_COLUMNS.replace("tenant, ", "", 1)}
+FROM (
+    SELECT * FROM evidence_acc
+    QUALIFY {_EVIDENCE_RANK} <= $top
+) JOIN tenant_names n USING (tenant)
+ORDER BY n.name_rank, "start", ref
+"""
+
 #: Compaction of each accumulator to one row per key (same columns, same meaning).
 COMPACT_SQL = {
     "hours_acc": """
@@ -321,17 +335,25 @@ def _running(order: str) -> str:
     return ", ".join(f"sum({m}) {over} AS {m}" for m in ADDITIVE)
 
 
-#: Final statements, run once after all batches: hourly and daily bases, then the spans.
-#: ``$rate_bytes_per_hour`` is the sustained inbound rate, as bytes per hour;
-#: ``$concern`` the list of countries of concern.
-_BASES = f"""
-CREATE OR REPLACE TEMP TABLE peaks AS
+def peaks_sql(*, unique: bool) -> str:
+    """The statement making ``peaks``: per tenant and hour the most bytes in (and out) of
+    one of its 5-minute cells. ``unique``: ``cells_acc`` holds one row per ``(tenant,
+    cell)`` already, so its rows are the cells' sums (the same table, one aggregation
+    fewer)."""
+    cells = ("cells_acc" if unique else
+             "(SELECT tenant, cell, sum(bytes_in) AS bytes_in, sum(bytes_out) AS bytes_out\n"
+             "      FROM cells_acc GROUP BY tenant, cell)")
+    return f"""CREATE OR REPLACE TEMP TABLE peaks AS
 SELECT tenant, {floor_to("cell", str(HOUR_US))} AS t,
        max(bytes_in) AS peak_cell_in, max(bytes_out) AS peak_cell_out
-FROM (SELECT tenant, cell, sum(bytes_in) AS bytes_in, sum(bytes_out) AS bytes_out
-      FROM cells_acc GROUP BY tenant, cell)
-GROUP BY ALL;
+FROM {cells}
+GROUP BY ALL"""
 
+
+#: Final statements, run once after all batches (after :func:`peaks_sql`): hourly and
+#: daily bases, then the spans. ``$rate_bytes_per_hour`` is the sustained inbound rate,
+#: as bytes per hour; ``$concern`` the list of countries of concern.
+_BASES = f"""
 CREATE OR REPLACE TEMP TABLE hour_base AS
 WITH metrics AS (
     SELECT
@@ -520,10 +542,13 @@ FROM (
 ) b
 JOIN tenant_start r USING (tenant)"""
 
-#: All spans, in the column order of :data:`egress.windows.WINDOWS_SCHEMA`.
+#: All spans, in the column order of :data:`egress.windows.WINDOWS_SCHEMA`, with the
+#: tenants' ids for their codes (``tenant_names``: ``tenant`` code, ``name``, ``name_rank``
+#: its place in the order of the ids), in the order of the ids.
 WINDOWS_SQL = f"""
 SELECT
-    tenant, span, make_timestamp(ws) AS window_start, make_timestamp(we) AS window_end,
+    n.name AS tenant, span, make_timestamp(ws) AS window_start,
+    make_timestamp(we) AS window_end,
     {_METRICS_OUT},
     CAST(remote_addrs AS BIGINT) AS remote_addrs,
     CAST(remote_asns AS BIGINT) AS remote_asns,
@@ -540,9 +565,9 @@ FROM (
     {_SLIDING}
     UNION ALL
     {_CUMULATIVE}
-)
+) JOIN tenant_names n USING (tenant)
 WHERE we > $since
-ORDER BY tenant, span, window_start, window_end
+ORDER BY n.name_rank, span, window_start, window_end
 """
 
 
@@ -554,9 +579,11 @@ FROM {base} b
 LEFT JOIN {_distinct(span, countries=True)} p USING (tenant, t, country)"""
 
 
-#: Per remote country, the same spans (bytes and distinct addresses only).
+#: Per remote country, the same spans (bytes and distinct addresses only); tenant ids
+#: and order as :data:`WINDOWS_SQL`.
 COUNTRIES_SQL = f"""
-SELECT tenant, span, make_timestamp(ws) AS window_start, make_timestamp(we) AS window_end,
+SELECT n.name AS tenant, span, make_timestamp(ws) AS window_start,
+       make_timestamp(we) AS window_end,
        country, CAST(bytes_in AS UBIGINT) AS bytes_in, CAST(bytes_out AS UBIGINT) AS bytes_out,
        CAST(remote_addrs AS BIGINT) AS remote_addrs
 FROM (
@@ -582,9 +609,9 @@ FROM (
         WINDOW w AS (PARTITION BY d.tenant, d.country ORDER BY d.t ROWS UNBOUNDED PRECEDING)
     ) b
     JOIN tenant_start r USING (tenant)
-)
+) JOIN tenant_names n USING (tenant)
 WHERE we > $since
-ORDER BY tenant, span, window_start, window_end, country
+ORDER BY n.name_rank, span, window_start, window_end, country
 """
 
 
@@ -652,4 +679,13 @@ FROM (
     SELECT tenant, country, span, t, sum(addrs) AS addrs, sum(asns) AS asns
     FROM distinct_counts GROUP BY ALL
 )
+"""
+
+#: The same when ``distinct_counts`` has one row per key already (sketches that never
+#: took a remote end late): the rows are their sums.
+DISTINCT_ROWS_SQL = """
+CREATE OR REPLACE TEMP TABLE distinct_sums AS
+SELECT tenant, CAST(country AS VARCHAR) AS country, CAST(span AS VARCHAR) AS span, t,
+       addrs, asns
+FROM distinct_counts
 """

@@ -137,7 +137,7 @@ def test_sketches_held_follow_retained_time() -> None:
     assert max(held[20 * 24:]) == max(held[10 * 24:20 * 24])
     assert max(held) <= 3 * 3 * 2 * (9 + 11 + 1)
     final = reduction.distinct_counts()
-    assert final.num_rows > 0
+    assert final.rows.num_rows > 0 and final.unique
 
 
 def test_late_remote_end_beyond_the_kept_hours_may_count_twice() -> None:

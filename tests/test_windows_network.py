@@ -357,8 +357,8 @@ def test_tenant_codes() -> None:
     encoded = codes.encode(pa.chunked_array([["b", "a"], [None, "b", "c"]]))
     assert encoded.to_pylist() == [0, 1, None, 0, 2]
     assert codes.code_of("a") == 1 and codes.code_of("d") == 3
-    decoded = codes.decode(pa.table({"x": [1, 2], "tenant": pa.array([3, 0], pa.int32())}))
-    assert decoded.to_pydict() == {"x": [1, 2], "tenant": ["d", "b"]}
+    assert codes.names().to_pydict() == {"tenant": [0, 1, 2, 3], "name": ["b", "a", "c", "d"],
+                                         "name_rank": [1, 0, 2, 3]}
 
 
 # -- hash_strings -------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 /* distinct.c: distinct remote ends per tenant and window as sketches (see distinct.h). */
 #include "distinct.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,6 +38,11 @@ typedef struct {
     sketch addrs, asns;  /* union of the days let go */
 } entity;
 
+/* Threads that make the rows of the live slots (entities split between them), and the
+ * fewest live slots worth a second thread. */
+#define DS_THREADS 2
+#define DS_THREAD_MIN 4096
+
 #define CACHE 512  /* recently used hour slots: consecutive remote ends share their keys */
 
 struct ds_store {
@@ -49,6 +55,7 @@ struct ds_store {
     size_t final_n, final_cap;
     int64_t keep_us;
     int64_t hour_cut, day_cut;  /* let go of times before these */
+    int late;  /* took a remote end for an hour before hour_cut: keys may repeat */
 };
 
 static inline int64_t day_of(int64_t t) {
@@ -102,22 +109,28 @@ void ds_free(ds_store *s) {
     free(s);
 }
 
+/* The entry of key (at most 16 bytes) in a table, NULL when absent; reads only (threads
+ * may share it). */
+static uint8_t *find(const table *in, const void *key) {
+    uint64_t words[2] = {0, 0};  /* the key read as words through a copy, not a cast */
+    memcpy(words, key, in->ksize);
+    uint64_t h = hash_words(words, in->ksize), tag = h & 0xFFFFFFFF00000000ULL;
+    for (size_t i = h & in->mask;; i = (i + 1) & in->mask) {
+        uint64_t at = in->idx[i];
+        if (at == EMPTY) return NULL;
+        if ((at & 0xFFFFFFFF00000000ULL) == tag) {
+            uint8_t *p = in->ents + (at & 0xFFFFFFFFULL) * in->esize;
+            if (same_key(p, words, in->ksize)) return p;
+        }
+    }
+}
+
 /* The slot of a key, NULL when out of memory; with find_only, NULL when absent. */
 static slot *slot_of(ds_store *s, int32_t tenant, int16_t country, uint8_t span, int64_t t,
                      int find_only) {
     skey k = {tenant, country, span, 0, t};
     table *in = span == DS_HOUR ? &s->hours : &s->days;
-    if (find_only) {
-        uint64_t h = hash_words(&k, sizeof k), tag = h & 0xFFFFFFFF00000000ULL;
-        for (size_t i = h & in->mask;; i = (i + 1) & in->mask) {
-            uint64_t at = in->idx[i];
-            if (at == EMPTY) return NULL;
-            if ((at & 0xFFFFFFFF00000000ULL) == tag) {
-                slot *p = SLOT(in, at & 0xFFFFFFFFULL);
-                if (same_key((const uint8_t *)p, &k, sizeof k)) return p;
-            }
-        }
-    }
+    if (find_only) return (slot *)find(in, &k);
     int fresh;
     return (slot *)t_get(in, &k, &fresh);
 }
@@ -133,6 +146,7 @@ static entity *entity_of(ds_store *s, int32_t tenant, int16_t country) {
 /* Add a value to the hour slot of (tenant, country, hour), found through the cache. */
 static int put(ds_store *s, int32_t tenant, int16_t country, int64_t hour, uint64_t addr,
                int has_asn, int64_t asn) {
+    if (hour < s->hour_cut) s->late = 1;  /* its hour (and day) may have been let go */
     size_t c = ((size_t)tenant * 8 + (size_t)(country + 1) + (size_t)(hour / HOUR) * 4099) % CACHE;
     slot *p;
     if (s->cache[c].at != SIZE_MAX && s->cache[c].k.tenant == tenant &&
@@ -216,12 +230,20 @@ static void free_pairs(pair *p, size_t n) {
     free(p);
 }
 
+/* dst = x, or the union of x and y (y non-NULL): a copy of the larger with the other
+ * merged in (the running unions of a block grow by a day at a time: copying the union so
+ * far is cheaper than adding its values again). */
+static int union_of(sketch *dst, const sketch *x, const sketch *y) {
+    if (!y) return sk_copy(dst, x);
+    int y_larger = y->cap == SK_DENSE || (x->cap != SK_DENSE && y->n >= x->n);
+    const sketch *big = y_larger ? y : x, *small = y_larger ? x : y;
+    return sk_copy(dst, big) < 0 || sk_merge(dst, small) < 0 ? -1 : 0;
+}
+
 /* p = the union of the non-NULL of x, y (sketch pairs). */
 static int union_pair(pair *p, const sketch *xa, const sketch *xb, const sketch *ya,
                       const sketch *yb) {
-    const sketch *a[2] = {xa, ya}, *b[2] = {xb, yb};
-    size_t m = ya ? 2 : 1;
-    return sk_union(&p->addrs, a, m) < 0 || sk_union(&p->asns, b, m) < 0 ? -1 : 0;
+    return union_of(&p->addrs, xa, ya) < 0 || union_of(&p->asns, xb, yb) < 0 ? -1 : 0;
 }
 
 /* Unions of the sorted days[0..n) within their 7-day blocks: pre[i] of the block's days up
@@ -302,20 +324,44 @@ static int by_key(const void *a, const void *b) {
     return x->t < y->t ? -1 : x->t > y->t;
 }
 
-/* The slots (of the tenants marked in scope, or all), sorted by key; NULL on no memory. */
-static keyed *sorted_slots(ds_store *s, const uint8_t *scope, size_t scope_n, size_t *n) {
+/* The slots (of the tenants marked in scope, or all) grouped by tenant, in the order of
+ * the tenants (a counting sort: sorting each tenant's by key then sorts them all, and
+ * tenants can be sorted apart); NULL on no memory. */
+static keyed *slots_by_tenant(ds_store *s, const uint8_t *scope, size_t scope_n, size_t *n) {
+    size_t tenants = 0;
+    for (int which = 0; which < 2; which++) {
+        table *in = which ? &s->days : &s->hours;
+        for (size_t i = 0; i < in->n; i++) {
+            int32_t t = SLOT(in, i)->k.tenant;
+            if (t >= 0 && (size_t)t >= tenants) tenants = (size_t)t + 1;
+        }
+    }
     keyed *all = malloc((s->hours.n + s->days.n + 1) * sizeof *all);
-    if (!all) return NULL;
-    *n = 0;
+    size_t *at = calloc(tenants + 1, sizeof *at);  /* where each tenant's slots go */
+    if (!all || !at) {
+        free(all), free(at);
+        return NULL;
+    }
+    for (int which = 0; which < 2; which++) {
+        table *in = which ? &s->days : &s->hours;
+        for (size_t i = 0; i < in->n; i++) {
+            int32_t t = SLOT(in, i)->k.tenant;  /* codes are never negative */
+            if (scope && ((size_t)t >= scope_n || !scope[t])) continue;
+            at[t + 1]++;
+        }
+    }
+    for (size_t t = 0; t < tenants; t++) at[t + 1] += at[t];
+    *n = at[tenants];
     for (int which = 0; which < 2; which++) {
         table *in = which ? &s->days : &s->hours;
         for (size_t i = 0; i < in->n; i++) {
             slot *p = SLOT(in, i);
             if (scope && ((size_t)p->k.tenant >= scope_n || !scope[p->k.tenant])) continue;
-            all[*n].k = p->k, all[(*n)++].p = p;
+            keyed *to = all + at[p->k.tenant]++;
+            to->k = p->k, to->p = p;
         }
     }
-    qsort(all, *n, sizeof *all, by_key);
+    free(at);
     return all;
 }
 
@@ -417,9 +463,13 @@ void ds_forget(ds_store *s, int64_t horizon) {
     for (size_t i = 0; i < CACHE; i++) s->cache[i].at = SIZE_MAX;
 }
 
-/* Rows of one entity's live slots sorted[0..n) (hours, then days). */
-static int entity_rows(ds_store *s, const keyed *sorted, size_t n, slot **days, int64_t since,
-                       ds_row **rows, size_t *rn, size_t *cap) {
+/* An entity that has let go of nothing (no days before the live ones). */
+static const entity NO_ENTITY = {{0, 0, 0}, INT64_MIN, INT64_MIN, {0}, {0}};
+
+/* Rows of one entity's live slots sorted[0..n) (hours, then days). Reads the store only,
+ * so threads may make the rows of different entities at once. */
+static int entity_rows(const ds_store *s, const keyed *sorted, size_t n, slot **days,
+                       int64_t since, ds_row **rows, size_t *rn, size_t *cap) {
     const skey *k = &sorted[0].k;
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
@@ -430,8 +480,9 @@ static int entity_rows(ds_store *s, const keyed *sorted, size_t n, slot **days, 
             return -1;
     }
     if (m == 0) return 0;
-    entity *e = entity_of(s, k->tenant, k->country);
-    if (!e) return -1;
+    ekey ek = {k->tenant, k->country, 0};
+    const entity *e = (const entity *)find(&s->entities, &ek);
+    if (!e) e = &NO_ENTITY;
     sketch a = {0}, b = {0};
     int failed = sk_merge(&a, &e->addrs) < 0 || sk_merge(&b, &e->asns) < 0;
     int64_t counts[2] = {sk_count(&a), sk_count(&b)};
@@ -445,10 +496,90 @@ static int entity_rows(ds_store *s, const keyed *sorted, size_t n, slot **days, 
     return week_rows(days, m, e->final_we > since ? e->final_we : since, INT64_MAX, rows, rn, cap);
 }
 
+/* The rows of the entities whose live slots are live[lo..hi) (whole tenants, grouped by
+ * tenant: sorted here), into a buffer of the job's own. */
+typedef struct {
+    const ds_store *s;
+    keyed *live;
+    size_t lo, hi;
+    int64_t since;
+    ds_row *rows;
+    size_t n, cap;
+    int failed;
+} rows_job;
+
+static void *job_rows(void *arg) {
+    rows_job *j = arg;
+    for (size_t g = j->lo; g < j->hi;) {
+        size_t end = g;
+        while (end < j->hi && j->live[end].k.tenant == j->live[g].k.tenant) end++;
+        qsort(j->live + g, end - g, sizeof *j->live, by_key);
+        g = end;
+    }
+    slot **days = malloc((j->hi - j->lo + 1) * sizeof *days);
+    j->failed = !days;
+    for (size_t g = j->lo; g < j->hi && !j->failed;) {
+        size_t end = g;
+        while (end < j->hi && j->live[end].k.tenant == j->live[g].k.tenant &&
+               j->live[end].k.country == j->live[g].k.country)
+            end++;
+        j->failed = entity_rows(j->s, j->live + g, end - g, days, j->since, &j->rows, &j->n,
+                                &j->cap) < 0;
+        g = end;
+    }
+    free(days);
+    return NULL;
+}
+
+/* The rows of the live slots live[0..n) (grouped by tenant), in the order of their keys,
+ * appended to *rows: the tenants split into DS_THREADS runs of about equal slots, each
+ * sorted and made by a thread (the first by the caller's), then put together in order: the
+ * same rows as one thread makes. */
+static int live_rows(const ds_store *s, keyed *live, size_t n, int64_t since,
+                     ds_row **rows, size_t *rn, size_t *cap) {
+    size_t parts = n >= DS_THREAD_MIN ? DS_THREADS : 1;
+    rows_job jobs[DS_THREADS];
+    pthread_t threads[DS_THREADS];
+    int started[DS_THREADS] = {0};
+    size_t lo = 0;
+    for (size_t p = 0; p < parts; p++) {
+        size_t hi = p + 1 == parts ? n : n / parts * (p + 1);
+        if (hi < lo) hi = lo;
+        while (hi > lo && hi < n && live[hi].k.tenant == live[hi - 1].k.tenant)
+            hi++;  /* a tenant stays in one run */
+        jobs[p] = (rows_job){s, live, lo, hi, since, NULL, 0, 0, 0};
+        lo = hi;
+    }
+    for (size_t p = 1; p < parts; p++)
+        started[p] = pthread_create(&threads[p], NULL, job_rows, &jobs[p]) == 0;
+    job_rows(&jobs[0]);
+    int failed = 0;
+    for (size_t p = 1; p < parts; p++) {
+        if (started[p]) pthread_join(threads[p], NULL);
+        else job_rows(&jobs[p]);  /* no thread to be had: this one makes them */
+    }
+    for (size_t p = 0; p < parts; p++) {
+        failed |= jobs[p].failed;
+        if (!failed && jobs[p].n) {
+            if (*rn + jobs[p].n > *cap) {
+                size_t c = *cap ? *cap : 1024;
+                while (c < *rn + jobs[p].n) c *= 2;
+                ds_row *grown = realloc(*rows, c * sizeof *grown);
+                if (!grown) failed = 1;
+                else *rows = grown, *cap = c;
+            }
+            if (!failed) memcpy(*rows + *rn, jobs[p].rows, jobs[p].n * sizeof **rows);
+            if (!failed) *rn += jobs[p].n;
+        }
+        free(jobs[p].rows);
+    }
+    return failed ? -1 : 0;
+}
+
 int ds_rows(ds_store *s, const int32_t *scope, size_t scope_n, int64_t since, ds_row **rows,
             size_t *n, size_t *cap) {
     uint8_t *marks = NULL;
-    size_t marks_n = 0;
+    size_t marks_n = 0, first = *n;
     if (scope) {
         for (size_t i = 0; i < scope_n; i++)
             if (scope[i] >= 0 && (size_t)scope[i] + 1 > marks_n) marks_n = (size_t)scope[i] + 1;
@@ -472,19 +603,13 @@ int ds_rows(ds_store *s, const int32_t *scope, size_t scope_n, int64_t since, ds
         (*rows)[(*n)++] = *r;
     }
     size_t live_n = 0;
-    keyed *live = failed ? NULL : sorted_slots(s, marks, marks_n, &live_n);
-    slot **days = live ? malloc((live_n ? live_n : 1) * sizeof *days) : NULL;
-    failed = failed || !days;
-    for (size_t g = 0; g < live_n && !failed;) {
-        size_t end = g;
-        while (end < live_n && live[end].k.tenant == live[g].k.tenant &&
-               live[end].k.country == live[g].k.country)
-            end++;
-        failed = entity_rows(s, live + g, end - g, days, since, rows, n, cap) < 0;
-        g = end;
-    }
-    free(days), free(live), free(marks);
-    return failed ? -1 : 0;
+    keyed *live = failed ? NULL : slots_by_tenant(s, marks, marks_n, &live_n);
+    failed = failed || !live || live_rows(s, live, live_n, since, rows, n, cap) < 0;
+    free(live), free(marks);
+    if (failed) return -1;
+    if (s->late)  /* rows are made with flags 0 */
+        for (size_t i = first; i < *n; i++) (*rows)[i].flags = DS_REPEATS;
+    return 0;
 }
 
 void ds_sizes(const ds_store *s, size_t *sketches, size_t *bytes) {

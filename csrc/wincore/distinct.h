@@ -27,12 +27,17 @@
 
 enum { DS_HOUR = 0, DS_DAY = 1, DS_WEEK = 2, DS_CUMULATIVE = 3 };
 
+/* ds_row.flags: the store took a remote end for a time it had let go, so rows of one key
+ * may repeat (their counts add up); without it, every (tenant, country, span, t) has one
+ * row. Set on every row handed out, or on none. */
+#define DS_REPEATS 1
+
 /* One row of counts, as handed out: 32 bytes, little-endian as laid out. */
 typedef struct {
     int32_t tenant;
     int16_t country;  /* -1: all countries (the tenant overall) */
     uint8_t span;     /* DS_HOUR .. DS_CUMULATIVE */
-    uint8_t pad;
+    uint8_t flags;    /* DS_REPEATS or 0 */
     int64_t t;        /* hour or day start; for DS_WEEK the window end */
     int64_t addrs, asns;
 } ds_row;
@@ -51,7 +56,9 @@ int ds_retire(ds_store *s, int64_t latest_hour);
 void ds_forget(ds_store *s, int64_t horizon);
 /* The count rows of the tenants in scope (scope NULL: all), appended to *rows (realloc'd;
  * *n rows, *cap allocated): hours and days from since on, 7-day windows ending after it,
- * cumulative rows of every day; -1 when out of memory. */
+ * cumulative rows of every day, each with DS_REPEATS when keys may repeat; -1 when out of
+ * memory. The live slots' rows are made by DS_THREADS threads (the same rows, in the same
+ * order, as one thread makes). */
 int ds_rows(ds_store *s, const int32_t *scope, size_t scope_n, int64_t since, ds_row **rows,
             size_t *n, size_t *cap);
 /* Sketches held and their bytes. */

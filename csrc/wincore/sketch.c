@@ -99,27 +99,13 @@ int sk_merge(sketch *dst, const sketch *src) {
     return 0;
 }
 
-int sk_union(sketch *dst, const sketch *const *src, size_t n) {
-    uint64_t total = 0;
-    int dense = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (src[i]->cap == SK_DENSE) dense = 1;
-        else total += src[i]->n;
-    }
+int sk_copy(sketch *dst, const sketch *src) {
     sk_free(dst);
-    if (dense) {  /* registers in the end whatever the order: start with them */
-        dst->p = calloc(SK_M, 1);
-        if (!dst->p) return -1;
-        dst->cap = SK_DENSE;
-    } else if (total) {  /* a set with room for every value (up to its largest size) */
-        uint32_t cap = 4;
-        while (cap < SK_SET_MAX && (uint64_t)cap * 3 < total * 4) cap *= 2;
-        dst->p = calloc(cap, sizeof(uint32_t));
-        if (!dst->p) return -1;
-        dst->cap = cap;
-    }
-    for (size_t i = 0; i < n; i++)
-        if (sk_merge(dst, src[i]) < 0) return -1;
+    if (!src->cap) return 0;
+    size_t bytes = sk_bytes(src);
+    if (!(dst->p = malloc(bytes))) return -1;
+    memcpy(dst->p, src->p, bytes);
+    dst->n = src->n, dst->cap = src->cap;
     return 0;
 }
 

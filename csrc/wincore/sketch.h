@@ -34,9 +34,8 @@ typedef struct {
 int sk_add(sketch *s, uint64_t value);
 /* dst |= src; -1 when out of memory. */
 int sk_merge(sketch *dst, const sketch *src);
-/* dst = the union of src[0..n) (dst's own values are dropped); as merging them one by one
- * into an empty sketch, without growing a set step by step. -1 when out of memory. */
-int sk_union(sketch *dst, const sketch *const *src, size_t n);
+/* dst = a copy of src (dst's own values are dropped); -1 when out of memory. */
+int sk_copy(sketch *dst, const sketch *src);
 /* The number of distinct values: exact while a set, else the estimate (rounded). */
 int64_t sk_count(const sketch *s);
 void sk_free(sketch *s);

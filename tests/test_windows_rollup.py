@@ -1,0 +1,196 @@
+"""The roll-up's shortcuts (egress.windows, egress.windows_sql, csrc/wincore/distinct.c):
+aggregations skipped when their input has one row per key already, and distinct counts made
+on two threads, give the same tables as the general statements."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import duckdb
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from egress.transfers import TRANSFERS_SCHEMA
+from egress.windows import WindowAggregator, WindowParams, WindowTables
+from egress.windows_sql import CELL_US, DISTINCT_ROWS_SQL, DISTINCT_SUMS_SQL, peaks_sql
+
+T0 = datetime(2026, 6, 1, tzinfo=UTC)
+MINUTE = timedelta(minutes=1)
+SPANS = ["1h", "24h", "7d", "cumulative"]
+
+
+@pytest.fixture
+def con() -> Iterator[duckdb.DuckDBPyConnection]:
+    connection = duckdb.connect(":memory:")
+    yield connection
+    connection.close()
+
+
+def rows_of(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[object, ...]]:
+    return con.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.dictionaries(
+    st.tuples(st.integers(0, 3), st.integers(-30, 30)),
+    st.tuples(st.integers(0, 2**80), st.integers(0, 2**70)), max_size=40))
+def test_peaks_of_unique_cells_equal_the_general_statement(
+        cells: dict[tuple[int, int], tuple[int, int]]) -> None:
+    """Over cells with one row per (tenant, cell), 128-bit sums and cells before 1970
+    included, the statement without the inner aggregation makes the same peaks."""
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute("CREATE TABLE cells_acc (tenant INTEGER, cell BIGINT, bytes_in HUGEINT, "
+                    "bytes_out HUGEINT)")
+        for (tenant, cell), (b_in, b_out) in cells.items():
+            con.execute("INSERT INTO cells_acc VALUES (?, ?, ?, ?)",
+                        [tenant, cell * CELL_US, b_in, b_out])
+        found = []
+        for unique in (False, True):
+            con.execute(peaks_sql(unique=unique))
+            found.append(rows_of(con, "peaks"))
+        assert found[0] == found[1]
+        assert len(found[0]) == len({(t, c * CELL_US // 3_600_000_000) for t, c in cells})
+    finally:
+        con.close()
+
+
+def test_peaks_statements_differ_on_repeated_cells(con: duckdb.DuckDBPyConnection) -> None:
+    """Why the shortcut needs unique keys: two rows of one cell are one cell's bytes."""
+    con.execute("CREATE TABLE cells_acc (tenant INTEGER, cell BIGINT, bytes_in HUGEINT, "
+                "bytes_out HUGEINT)")
+    con.execute("INSERT INTO cells_acc VALUES (0, 0, 5, 1), (0, 0, 7, 1), (0, $c, 9, 0)",
+                {"c": CELL_US})
+    con.execute(peaks_sql(unique=False))
+    assert rows_of(con, "peaks") == [(0, 0, 12, 2)]
+    con.execute(peaks_sql(unique=True))
+    assert rows_of(con, "peaks") == [(0, 0, 9, 1)]
+
+
+def test_distinct_rows_equal_their_sums_when_unique(con: duckdb.DuckDBPyConnection) -> None:
+    counts = pa.table({
+        "tenant": pa.array([0, 0, 1, 1], pa.int32()),
+        "country": pa.DictionaryArray.from_arrays(pa.array([None, 0, None, 1], pa.int16()),
+                                                  pa.array(["NL", "CN"])),
+        "span": pa.DictionaryArray.from_arrays(pa.array([0, 0, 3, 2], pa.int8()),
+                                               pa.array(SPANS)),
+        "t": pa.array([0, 0, 5, 5], pa.int64()),
+        "addrs": pa.array([3, 2, 1, 4], pa.int64()),
+        "asns": pa.array([1, 0, 1, 0], pa.int64()),
+    })
+    con.register("distinct_counts", counts)
+    found = []
+    for statement in (DISTINCT_SUMS_SQL, DISTINCT_ROWS_SQL):
+        con.execute(statement)
+        found.append(rows_of(con, "distinct_sums"))
+    assert found[0] == found[1] == [  # (nulls last)
+        (0, "NL", "1h", 0, 2, 0), (0, None, "1h", 0, 3, 1), (1, "CN", "7d", 5, 4, 0),
+        (1, None, "cumulative", 5, 1, 1)]
+
+
+def network(rows: list[tuple[str, datetime, timedelta, int, int]]) -> pa.Table:
+    """Network transfers from (tenant, start, duration, address number, bytes in)."""
+    n = len(rows)
+    given_columns: dict[str, list[object]] = {
+        "tenant": [r[0] for r in rows], "kind": ["network"] * n,
+        "start": [r[1] for r in rows], "end": [r[1] + r[2] for r in rows],
+        "bytes_in": [r[4] for r in rows], "bytes_out": [1] * n,
+        "remote_addr": [f"198.51.{r[3] // 256}.{r[3] % 256}" for r in rows],
+        "remote_asn": [64_500 + r[3] % 5 for r in rows],
+        "remote_country": [("NL", "CN", None)[r[3] % 3] for r in rows],
+        "direction": ["inbound"] * n, "quality": [False] * n,
+        "ref": [f"C{r[3]}-{r[0]}" for r in rows],
+    }
+    return pa.table({f.name: pa.array(given_columns.get(f.name, [None] * n), f.type)
+                     for f in TRANSFERS_SCHEMA}, schema=TRANSFERS_SCHEMA)
+
+
+def aggregate(parts: list[pa.Table], *, snapshot_between: bool,
+              params: WindowParams) -> tuple[WindowTables, frozenset[str]]:
+    """The result of ``parts`` added in turn (each flushed; ``snapshot_between``: a
+    snapshot after each but the last) and the aggregations its roll-up skipped."""
+    aggregator = WindowAggregator(params, background=False)
+    for i, part in enumerate(parts):
+        aggregator.add(part)
+        aggregator.flush()
+        if snapshot_between and i + 1 < len(parts):
+            aggregator.snapshot()
+    result = aggregator.result()
+    return result, aggregator.skipped
+
+
+def assert_same(a: WindowTables, b: WindowTables) -> None:
+    for name in ("windows", "countries", "evidence"):
+        assert getattr(a, name).equals(getattr(b, name)), name
+
+
+ROWS = [(tenant, T0 + k * 7 * MINUTE, timedelta(seconds=k * 97 % 900), k, 10**6 * (k % 13))
+        for k in range(400) for tenant in ("b", "a")]
+
+
+def test_time_ordered_input_takes_both_shortcuts() -> None:
+    """Rows in time order, in one part or several: no cell or hour comes back after it
+    was handed back, so both aggregations are skipped, and the windows are those of the
+    general statements (the same rows with a snapshot between parts)."""
+    params = WindowParams(evidence_per_day=3)
+    whole, skipped = aggregate([network(ROWS)], snapshot_between=False, params=params)
+    assert skipped == {"peaks", "distinct"}
+    parts = [network(ROWS[:300]), network(ROWS[300:])]
+    split, skipped = aggregate(parts, snapshot_between=False, params=params)
+    assert skipped == {"peaks", "distinct"}
+    assert_same(split, whole)
+
+
+def test_cells_reached_again_after_a_snapshot_are_summed() -> None:
+    """A snapshot hands back every cell; a later part starting in a cell handed back adds
+    a second row of its key, so the peaks take the general statement, and equal those of
+    one aggregation."""
+    params = WindowParams(evidence_per_day=3)
+    whole, _ = aggregate([network(ROWS)], snapshot_between=False, params=params)
+    # the second part starts in the cell of the first part's last start (tenant "b"'s)
+    parts = [network(ROWS[:301]), network(ROWS[301:])]
+    split, skipped = aggregate(parts, snapshot_between=True, params=params)
+    assert skipped == {"distinct"}
+    assert_same(split, whole)
+    # beyond the hours the sketches keep, a late remote end: the counts are summed too
+    late = [network(ROWS[400:]), network(ROWS[:400])]
+    _, skipped = aggregate(late, snapshot_between=False,
+                           params=WindowParams(distinct_late_hours=0))
+    assert skipped == frozenset()
+
+
+def test_later_part_in_fresh_cells_keeps_the_peaks_shortcut() -> None:
+    params = WindowParams()
+    first = network([("a", T0, timedelta(0), 1, 5)])
+    second = network([("a", T0 + timedelta(hours=3), timedelta(0), 2, 7)])
+    _, skipped = aggregate([first, second], snapshot_between=True, params=params)
+    assert skipped == {"peaks", "distinct"}
+    # earlier cells than those handed back: two rows of a key could follow
+    _, skipped = aggregate([second, first], snapshot_between=True, params=params)
+    assert skipped == {"distinct"}
+    # without a snapshot between, the later cell was not handed back yet
+    _, skipped = aggregate([second, first], snapshot_between=False, params=params)
+    assert skipped == {"peaks", "distinct"}
+
+
+def test_distinct_counts_on_two_threads_equal_exact_counts() -> None:
+    """With more live sketches than one thread takes (4,096), the rows made on two threads
+    (and, with a worker thread, beside the statements of the bases) give the windows the
+    exact counts give (sets this small are exact)."""
+    rows = [(f"t{k:04d}", T0 + (k % 50) * MINUTE + h * timedelta(hours=1), timedelta(0),
+             k * 7 + h, 1000) for k in range(1200) for h in range(2)]
+    aggregator = WindowAggregator(WindowParams(), background=True)
+    aggregator.add(network(rows))
+    aggregator.flush()
+    sketches, _ = aggregator._network.sketch_sizes()
+    assert sketches >= 2 * 4096  # two per live slot (addresses, ASNs), more than one thread's
+    sketched = aggregator.result()
+    exact, _ = aggregate([network(rows)], snapshot_between=False,
+                         params=WindowParams(exact_distinct=True))
+    assert_same(sketched, exact)
+    spans = sketched.windows.column("span").to_pylist()
+    addrs = sketched.windows.column("remote_addrs").to_pylist()
+    assert {a for s, a in zip(spans, addrs, strict=True) if s == "24h"} == {2}
