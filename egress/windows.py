@@ -52,7 +52,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -71,7 +70,6 @@ from egress.windows_network import (
     TenantCodes,
 )
 from egress.windows_sql import (
-    ADDITIVE,
     BASES_SQL,
     CELL_US,
     CELLS_SQL,
@@ -96,49 +94,22 @@ from egress.windows_sql import (
     keep_days_sql,
     peaks_sql,
 )
+from egress.windows_tables import (
+    COUNTRIES_SCHEMA,
+    EVIDENCE_SCHEMA,
+    SPANS,
+    WINDOWS_SCHEMA,
+    WindowParams,
+    WindowTables,
+)
 
 if TYPE_CHECKING:
     from egress.windows_conn import ConnNetwork
 
-#: The largest transfers of each tenant, kind and day (``where``: file and line or offset;
-#: ``ref``: the connection's uid, the request id): the evidence findings cite.
-EVIDENCE_SCHEMA = pa.schema([
-    TRANSFERS_SCHEMA.field(name) for name in (
-        "tenant", "kind", "start", "end", "bytes_in", "bytes_out", "remote_addr",
-        "remote_country", "where", "ref", "quality", "community_id")
-])
-
-_COUNTS = frozenset({"object_puts", "drives_attached", "flows", "quality_marked"})
-
-#: Columns of the per-(tenant, span, window) table (module doc for the metrics).
-WINDOWS_SCHEMA = pa.schema([
-    pa.field("tenant", pa.string(), nullable=False),
-    pa.field("span", pa.string(), nullable=False),
-    pa.field("window_start", TIMESTAMP, nullable=False),
-    pa.field("window_end", TIMESTAMP, nullable=False),
-    *(pa.field(m, pa.int64() if m in _COUNTS else pa.uint64(), nullable=False)
-      for m in ADDITIVE),
-    pa.field("remote_addrs", pa.int64(), nullable=False),
-    pa.field("remote_asns", pa.int64(), nullable=False),
-    pa.field("peak_rate_in_bps", pa.float64(), nullable=False),
-    pa.field("peak_rate_out_bps", pa.float64(), nullable=False),
-    pa.field("hours_above_rate", pa.int64(), nullable=False),
-    pa.field("max_transfer_duration_s", pa.float64(), nullable=False),
-])
-
-#: Per remote country: the same spans, bytes and distinct remote addresses.
-COUNTRIES_SCHEMA = pa.schema([
-    pa.field("tenant", pa.string(), nullable=False),
-    pa.field("span", pa.string(), nullable=False),
-    pa.field("window_start", TIMESTAMP, nullable=False),
-    pa.field("window_end", TIMESTAMP, nullable=False),
-    pa.field("country", pa.string(), nullable=False),
-    pa.field("bytes_in", pa.uint64(), nullable=False),
-    pa.field("bytes_out", pa.uint64(), nullable=False),
-    pa.field("remote_addrs", pa.int64(), nullable=False),
-])
-
-SPANS = ("1h", "24h", "7d", "cumulative")
+__all__ = [
+    "COUNTRIES_SCHEMA", "EVIDENCE_SCHEMA", "SPANS", "WINDOWS_SCHEMA", "WindowAggregator",
+    "WindowParams", "WindowTables", "compute_windows",
+]
 
 #: Rows gathered from incoming batches before the per-batch statements run.
 _FLUSH_ROWS = 1 << 20
@@ -157,44 +128,6 @@ _DAILY_SPANS = pa.array(["7d", "cumulative"], pa.string())
 _SCOPED = {"hours_acc": "t", "cells_acc": "cell", "presence_acc": "",
            "evidence_acc": 'epoch_us("start")'}
 _SCOPED_NAMES = re.compile(r"\b(?:" + "|".join(_SCOPED) + r")\b")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class WindowParams:
-    """Parameters of the aggregation.
-
-    ``evidence_per_day`` is how many of its largest transfers of each kind (network, object
-    write, drive, copy) each tenant keeps per day.
-    ``registrations`` maps tenant ids to registration times (start of ``cumulative``).
-    ``memory_limit`` (DuckDB syntax, e.g. ``"3GB"``) and ``temp_directory`` bound memory:
-    DuckDB spills to the directory beyond the limit.
-    ``exact_distinct``: count distinct remote addresses and ASNs exactly, from every
-    remote end per tenant and hour (memory and time grow with them); by default they are
-    counted by sketches, exact up to 768 values per window and within about 1.6 %
-    (standard error) beyond (:mod:`egress.windows_network`). ``distinct_late_hours``:
-    how far behind the latest transfer start the sketches of an hour stay open (then
-    their counts are final; a transfer arriving later for that time may count an address
-    twice); more keeps more memory.
-    """
-
-    sustained_rate_bps: float = 1e9
-    evidence_per_day: int = 10
-    concern_countries: tuple[str, ...] = ()
-    registrations: Mapping[str, datetime] = field(default_factory=dict)
-    memory_limit: str | None = None
-    temp_directory: str | None = None
-    exact_distinct: bool = False
-    distinct_late_hours: int = 6
-
-
-@dataclass(frozen=True, slots=True)
-class WindowTables:
-    """The aggregation's result: :data:`WINDOWS_SCHEMA`, :data:`COUNTRIES_SCHEMA` and
-    :data:`EVIDENCE_SCHEMA` tables."""
-
-    windows: pa.Table
-    countries: pa.Table
-    evidence: pa.Table
 
 
 class WindowAggregator:
