@@ -85,11 +85,24 @@ static inline void t_free(table *t) {
     t->ents = NULL, t->idx = NULL;
 }
 
+/* Index the entries afresh. The hashes are taken REINDEX_AHEAD entries ahead and their
+ * slots prefetched, so that the cache misses of the random slot writes overlap. */
+#define REINDEX_AHEAD 16
 static inline void t_reindex(table *t) {
     t_forget_memo(t);  /* entries may have moved */
     memset(t->idx, 0xff, (t->mask + 1) * sizeof *t->idx);
+    uint64_t ahead[REINDEX_AHEAD];
+    for (size_t e = 0; e < t->n && e < REINDEX_AHEAD; e++) {
+        ahead[e] = hash_words(t->ents + e * t->esize, t->ksize);
+        __builtin_prefetch(t->idx + (ahead[e] & t->mask), 1);
+    }
     for (size_t e = 0; e < t->n; e++) {
-        uint64_t h = hash_words(t->ents + e * t->esize, t->ksize);
+        uint64_t h = ahead[e % REINDEX_AHEAD];
+        if (e + REINDEX_AHEAD < t->n) {
+            uint64_t g = hash_words(t->ents + (e + REINDEX_AHEAD) * t->esize, t->ksize);
+            ahead[e % REINDEX_AHEAD] = g;
+            __builtin_prefetch(t->idx + (g & t->mask), 1);
+        }
         size_t i = h & t->mask;
         while (t->idx[i] != EMPTY) i = (i + 1) & t->mask;
         t->idx[i] = (h & 0xFFFFFFFF00000000ULL) | e;

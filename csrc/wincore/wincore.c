@@ -162,13 +162,58 @@ static int claim(Reducer *r) {
     return 0;
 }
 
-/* Add one piece of a transfer to the hours (the key's hash given when have_h). */
-static int add_hour(Reducer *r, const hkey *k, int have_h, uint64_t hash, uint64_t in,
-                    uint64_t out, int first, int quality, int64_t duration) {
-    int fresh;
-    hent *h = (hent *)t_get_hashed(&r->hours, k, have_h, hash, &fresh);
-    if (!h) return -1;
-    if (fresh) h->max_duration = INT64_MIN;
+/* Entry numbers of keys looked up lately in add(), tried before the tables: the rows come by
+ * (hour, tenant), so a row's keys mostly repeat those of the rows just before it. An entry
+ * is taken only when its key is the one sought (entries move when a table is compacted, and
+ * a key is in a table once), so a stale number costs a lookup, never a wrong entry. */
+#define GROUP_SLOTS 32
+typedef struct {
+    int32_t tenant;  /* the (tenant, hour) whose hours entries group holds */
+    int64_t t;
+    size_t group[GROUP_SLOTS];  /* by group_slot of the key; SIZE_MAX: none */
+    size_t cell, heap;  /* the last cell and evidence heap */
+} recent;
+
+static void recent_init(recent *rc) {
+    rc->tenant = -1, rc->t = INT64_MIN;
+    memset(rc->group, 0xff, sizeof rc->group);
+    rc->cell = rc->heap = SIZE_MAX;
+}
+
+/* The slot of an hours key among those of its (tenant, hour): by country and flags. */
+static inline size_t group_slot(const hkey *k) {
+    return ((size_t)(uint16_t)(k->country + 1) * 4 + (size_t)k->cross_border * 2 + k->crossing) &
+           (GROUP_SLOTS - 1);
+}
+
+/* The entry of key k in t if entry number e holds it, else NULL. */
+static inline uint8_t *entry_if(const table *t, size_t e, const void *k) {
+    if (e >= t->n) return NULL;
+    uint8_t *p = t->ents + e * t->esize;
+    return same_key(p, k, t->ksize) ? p : NULL;
+}
+
+/* Add one piece of a transfer to the hours (the key's hash given when have_h; grouped: the
+ * piece of the row's first hour, looked up among its (tenant, hour) first). */
+static int add_hour(Reducer *r, recent *rc, const hkey *k, int grouped, int have_h,
+                    uint64_t hash, uint64_t in, uint64_t out, int first, int quality,
+                    int64_t duration) {
+    hent *h = NULL;
+    size_t slot = group_slot(k);
+    if (grouped) {
+        if (k->tenant != rc->tenant || k->t != rc->t) {
+            rc->tenant = k->tenant, rc->t = k->t;
+            memset(rc->group, 0xff, sizeof rc->group);
+        }
+        h = (hent *)entry_if(&r->hours, rc->group[slot], k);
+    }
+    if (!h) {
+        int fresh;
+        h = (hent *)t_get_hashed(&r->hours, k, have_h, hash, &fresh);
+        if (!h) return -1;
+        if (fresh) h->max_duration = INT64_MIN;
+        if (grouped) rc->group[slot] = (size_t)((uint8_t *)h - r->hours.ents) / r->hours.esize;
+    }
     add128(&h->in_lo, &h->in_hi, in);
     add128(&h->out_lo, &h->out_hi, out);
     h->starts += first;
@@ -177,24 +222,32 @@ static int add_hour(Reducer *r, const hkey *k, int have_h, uint64_t hash, uint64
     return 0;
 }
 
-static int add_cell(Reducer *r, int32_t tenant, int64_t cell, int have_h, uint64_t hash,
-                    uint64_t in, uint64_t out) {
+static int add_cell(Reducer *r, recent *rc, int32_t tenant, int64_t cell, int have_h,
+                    uint64_t hash, uint64_t in, uint64_t out) {
     ckey k = {tenant, 0, cell};
-    int fresh;
-    cent *c = (cent *)t_get_hashed(&r->cells, &k, have_h, hash, &fresh);
-    if (!c) return -1;
+    cent *c = (cent *)entry_if(&r->cells, rc->cell, &k);
+    if (!c) {
+        int fresh;
+        c = (cent *)t_get_hashed(&r->cells, &k, have_h, hash, &fresh);
+        if (!c) return -1;
+        rc->cell = (size_t)((uint8_t *)c - r->cells.ents) / r->cells.esize;
+    }
     add128(&c->in_lo, &c->in_hi, in);
     add128(&c->out_lo, &c->out_hi, out);
     return 0;
 }
 
 /* Is a transfer of this size an evidence candidate of its (tenant, day)? -1: no memory. */
-static int candidate(Reducer *r, int32_t tenant, int64_t day, uint64_t size) {
+static int candidate(Reducer *r, recent *rc, int32_t tenant, int64_t day, uint64_t size) {
     if (r->top == 0) return 0;
     ekey k = {tenant, 0, day, 0, 0};
-    int fresh;
-    ekey *e = (ekey *)t_get(&r->heaps, &k, &fresh);
-    if (!e) return -1;
+    int fresh = 0;
+    ekey *e = (ekey *)entry_if(&r->heaps, rc->heap, &k);
+    if (!e) {
+        e = (ekey *)t_get(&r->heaps, &k, &fresh);
+        if (!e) return -1;
+        rc->heap = (size_t)((uint8_t *)e - r->heaps.ents) / r->heaps.esize;
+    }
     if (fresh) {  /* its sizes at the pool's end */
         if (r->pool_len + (size_t)r->top > r->pool_cap) {
             size_t cap = r->pool_cap ? r->pool_cap * 2 : 4096;
@@ -439,23 +492,55 @@ static inline pkey presence_key(const sorted_columns *sc, Py_ssize_t i, int64_t 
  * rows are reduced, so that the cache misses of many rows overlap. */
 enum { AHEAD = 16 };
 
-typedef struct {  /* the hashes of a row's first keys */
+typedef struct {  /* the hashes of a row's first keys; has_*: taken (else not) */
     uint64_t hour, cell, presence;
+    uint8_t has_hour, has_cell;
 } ahead_hashes;
 
-/* Hash the first keys of row i and start loading their index slots. */
+typedef struct {  /* the keys look_ahead has seen, as recent holds their entries */
+    int32_t tenant;  /* the (tenant, hour) of group */
+    int64_t t;
+    uint32_t group[GROUP_SLOTS];  /* the country and flags (+ 1) of a key seen; 0: none */
+    int32_t cell_tenant;  /* the last cell */
+    int64_t cell;
+} ahead_seen;
+
+static void ahead_init(ahead_seen *seen) {
+    memset(seen, 0, sizeof *seen);
+    seen->tenant = seen->cell_tenant = -1;
+    seen->t = seen->cell = INT64_MIN;
+}
+
+/* Hash the first keys of row i and start loading their index slots, unless the keys are
+ * those of rows just before it (their entries will be found through recent). */
 static inline void look_ahead(const Reducer *r, const sorted_columns *sc, Py_ssize_t i,
-                              ahead_hashes *a) {
+                              ahead_hashes *a, ahead_seen *seen) {
     int64_t s = sc->start[i];
     int64_t first_h = floor_to(s, HOUR_US);
     hkey k = hour_key(sc, i, first_h);
-    a->cell = a->presence = 0;
-    a->hour = t_hash(&r->hours, &k);
-    t_prefetch(&r->hours, a->hour);
+    a->hour = a->cell = a->presence = 0;
+    if (k.tenant != seen->tenant || k.t != seen->t) {
+        seen->tenant = k.tenant, seen->t = k.t;
+        memset(seen->group, 0, sizeof seen->group);
+    }
+    size_t slot = group_slot(&k);
+    uint32_t mark = ((uint32_t)(uint16_t)k.country << 2 | (uint32_t)k.cross_border << 1 |
+                     k.crossing) + 1;
+    a->has_hour = seen->group[slot] != mark;
+    if (a->has_hour) {
+        seen->group[slot] = mark;
+        a->hour = t_hash(&r->hours, &k);
+        t_prefetch(&r->hours, a->hour);
+    }
+    a->has_cell = 0;
     if (sc->flags[i] & F_CROSSING) {
         ckey c = {sc->tenant[i], 0, floor_to(s, CELL_US)};
-        a->cell = t_hash(&r->cells, &c);
-        t_prefetch(&r->cells, a->cell);
+        a->has_cell = c.tenant != seen->cell_tenant || c.t != seen->cell;
+        if (a->has_cell) {
+            seen->cell_tenant = c.tenant, seen->cell = c.t;
+            a->cell = t_hash(&r->cells, &c);
+            t_prefetch(&r->cells, a->cell);
+        }
     }
     if ((sc->flags[i] & F_REMOTE) && !r->store) {
         pkey p = presence_key(sc, i, first_h);
@@ -526,12 +611,16 @@ static PyObject *reducer_add(Reducer *r, PyObject *args) {
     const uint8_t *flags = sc.flags;
     ahead_hashes ahead[AHEAD];
     memset(ahead, 0, sizeof ahead);
+    ahead_seen seen;
+    ahead_init(&seen);
+    recent rc;
+    recent_init(&rc);
     for (Py_ssize_t i = 0; i < AHEAD && i < n && !failed; i++)
-        if (tenant[i] >= 0) look_ahead(r, &sc, i, &ahead[i]);
+        if (tenant[i] >= 0) look_ahead(r, &sc, i, &ahead[i], &seen);
     for (Py_ssize_t i = 0; i < n && !failed; i++) {
         ahead_hashes hashes = ahead[i % AHEAD];
         if (i + AHEAD < n && tenant[i + AHEAD] >= 0)
-            look_ahead(r, &sc, i + AHEAD, &ahead[(i + AHEAD) % AHEAD]);
+            look_ahead(r, &sc, i + AHEAD, &ahead[(i + AHEAD) % AHEAD], &seen);
         int32_t who = tenant[i];
         if (who < 0) continue;
         int64_t s = start[i], e = end[i] > s ? end[i] : s;
@@ -553,13 +642,15 @@ static PyObject *reducer_add(Reducer *r, PyObject *args) {
             }
         }
         if (first_h == last_h) {
-            failed |= add_hour(r, &k, 1, hashes.hour, in, out, 1, quality, age) < 0;
+            failed |= add_hour(r, &rc, &k, 1, hashes.has_hour, hashes.hour, in, out, 1, quality,
+                               age) < 0;
         } else {
             int64_t d = e - s;
             for (int64_t ws = first_h; ws <= last_h && !failed; ws += HOUR_US) {
                 int64_t lo = ws > s ? ws - s : 0, hi = (ws + HOUR_US < e ? ws + HOUR_US : e) - s;
                 k.t = ws;
-                failed |= add_hour(r, &k, ws == first_h, hashes.hour, part(in, hi, d) - part(in, lo, d),
+                failed |= add_hour(r, &rc, &k, ws == first_h, ws == first_h && hashes.has_hour,
+                                   hashes.hour, part(in, hi, d) - part(in, lo, d),
                                    part(out, hi, d) - part(out, lo, d), ws == first_h,
                                    quality, age) < 0;
             }
@@ -567,12 +658,12 @@ static PyObject *reducer_add(Reducer *r, PyObject *args) {
         if (f & F_CROSSING) {
             int64_t first_c = floor_to(s, CELL_US), last_c = floor_to(e - 1 > s ? e - 1 : s, CELL_US);
             if (first_c == last_c) {
-                failed |= add_cell(r, who, first_c, 1, hashes.cell, in, out) < 0;
+                failed |= add_cell(r, &rc, who, first_c, hashes.has_cell, hashes.cell, in, out) < 0;
             } else {
                 int64_t d = e - s;
                 for (int64_t ws = first_c; ws <= last_c && !failed; ws += CELL_US) {
                     int64_t lo = ws > s ? ws - s : 0, hi = (ws + CELL_US < e ? ws + CELL_US : e) - s;
-                    failed |= add_cell(r, who, ws, ws == first_c, hashes.cell,
+                    failed |= add_cell(r, &rc, who, ws, ws == first_c && hashes.has_cell, hashes.cell,
                                        part(in, hi, d) - part(in, lo, d),
                                        part(out, hi, d) - part(out, lo, d)) < 0;
                 }
@@ -587,7 +678,7 @@ static PyObject *reducer_add(Reducer *r, PyObject *args) {
                                        &fresh) == NULL;
             }
         }
-        int pick = candidate(r, who, floor_to(s, DAY_US), in > out ? in : out);
+        int pick = candidate(r, &rc, who, floor_to(s, DAY_US), in > out ? in : out);
         if (pick < 0) failed = 1;
         else if (pick) chosen[chosen_n++] = order[i];
     }
