@@ -12,6 +12,7 @@ growing and shrinking.
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -76,7 +77,7 @@ def test_batches_reduce_as_their_rows_one_by_one(wide: bool, top: int, horizon_s
     data = rows(26_000, seed=7 + wide, wide_tenants=wide)
     cuts = [0, 300, 9_300, 9_301, 19_000, 19_050, 26_000]  # the scratch grows and shrinks
     held = 0
-    for lo, hi in zip(cuts, cuts[1:]):
+    for lo, hi in pairwise(cuts):
         cols = [np.ascontiguousarray(c[lo:hi]) for c in data]
         chosen = np.frombuffer(batched.add(*cols), np.int64).tolist()
         expected = []
@@ -133,7 +134,7 @@ def test_hours_sum_the_rows_of_every_key_in_a_crowded_tenant_hour() -> None:
            (int(r["in_lo"]), int(r["starts"])) for r in records}
     assert len(got) == len(records)  # one record a key
     want: dict[tuple[int, int, int], tuple[int, int]] = {}
-    for c, f, b in zip(country.tolist(), flags.tolist(), bytes_in.tolist()):
+    for c, f, b in zip(country.tolist(), flags.tolist(), bytes_in.tolist(), strict=True):
         key = (c, int(f & CROSS_BORDER != 0), int(f & CROSSING != 0))
         total, starts = want.get(key, (0, 0))
         want[key] = (total + b, starts + 1)
