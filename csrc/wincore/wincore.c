@@ -12,7 +12,9 @@
  * size seen so far for its (tenant, day) (heaps of n sizes), so the candidates hold the n
  * largest under any tie order. The rows of a batch are taken by hour, then tenant (a stable
  * radix sort), so that a tenant's entries stay in cache while its rows pass; add() returns
- * the candidates' row numbers in that order.
+ * the candidates' row numbers in that order. As they pass, the entries of the keys just used
+ * are tried first (recent), and the index slots of the keys of rows further on are loaded
+ * early (look_ahead): what add() does is what adding the rows one by one in that order does.
  *
  * Entries whose time lies more than a horizon before the latest time seen are moved to
  * output buffers (retired) that take_*() hands over as packed little-endian records, so
@@ -715,6 +717,8 @@ static PyObject *reducer_take(Reducer *r, PyObject *args) {
         Py_BEGIN_ALLOW_THREADS
         failed = retire(r, INT64_MAX, INT64_MAX) < 0;
         Py_END_ALLOW_THREADS
+        free(r->scratch);  /* the input has ended, as a rule: let go of the batch scratch too */
+        r->scratch = NULL, r->scratch_cap = 0;
     }
     r->busy = 0;
     if (failed) return PyErr_NoMemory();
@@ -839,7 +843,8 @@ static PyMethodDef reducer_methods[] = {
                " -> bytes: int64 row numbers of the evidence candidates")},
     {"take", (PyCFunction)reducer_take, METH_VARARGS,
      PyDoc_STR("take(all=False) -> (hours, cells, presence) retired records as bytes; "
-               "all: retire everything first")},
+               "all: retire everything first (and free add()'s scratch, kept between "
+               "batches)")},
     {"distinct", (PyCFunction)reducer_distinct, METH_VARARGS,
      PyDoc_STR("distinct(scope=None, since=min) -> bytes: rows of distinct counts (32 bytes "
                "each: tenant int32, country int16, span uint8, pad, t int64, addrs int64, "
