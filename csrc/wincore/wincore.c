@@ -48,8 +48,11 @@ static inline int64_t floor_to(int64_t t, int64_t unit) {
     return t - (r < 0 ? r + unit : r);
 }
 
-/* floor(bytes * elapsed / d), exactly (0 <= elapsed <= d, d > 0) */
+/* floor(bytes * elapsed / d), exactly (0 <= elapsed <= d, d > 0); in 64 bits when the
+ * product fits in them (sizes and durations of most transfers). */
 static inline uint64_t part(uint64_t bytes, int64_t elapsed, int64_t d) {
+    if (elapsed == d) return bytes;
+    if ((bytes | (uint64_t)elapsed) >> 32 == 0) return bytes * (uint64_t)elapsed / (uint64_t)d;
     return (uint64_t)(((u128)bytes * (u128)elapsed) / (u128)d);
 }
 
@@ -647,14 +650,18 @@ static PyObject *reducer_add(Reducer *r, PyObject *args) {
             failed |= add_hour(r, &rc, &k, 1, hashes.has_hour, hashes.hour, in, out, 1, quality,
                                age) < 0;
         } else {
+            /* a piece starts where the one before it ended: its share of the cumulative
+             * floors is the floor at its end less the one at the end before */
             int64_t d = e - s;
+            uint64_t was_in = 0, was_out = 0;
             for (int64_t ws = first_h; ws <= last_h && !failed; ws += HOUR_US) {
-                int64_t lo = ws > s ? ws - s : 0, hi = (ws + HOUR_US < e ? ws + HOUR_US : e) - s;
+                int64_t hi = (ws + HOUR_US < e ? ws + HOUR_US : e) - s;
+                uint64_t to_in = part(in, hi, d), to_out = part(out, hi, d);
                 k.t = ws;
                 failed |= add_hour(r, &rc, &k, ws == first_h, ws == first_h && hashes.has_hour,
-                                   hashes.hour, part(in, hi, d) - part(in, lo, d),
-                                   part(out, hi, d) - part(out, lo, d), ws == first_h,
+                                   hashes.hour, to_in - was_in, to_out - was_out, ws == first_h,
                                    quality, age) < 0;
+                was_in = to_in, was_out = to_out;
             }
         }
         if (f & F_CROSSING) {
@@ -663,11 +670,13 @@ static PyObject *reducer_add(Reducer *r, PyObject *args) {
                 failed |= add_cell(r, &rc, who, first_c, hashes.has_cell, hashes.cell, in, out) < 0;
             } else {
                 int64_t d = e - s;
+                uint64_t was_in = 0, was_out = 0;  /* (as the hours) */
                 for (int64_t ws = first_c; ws <= last_c && !failed; ws += CELL_US) {
-                    int64_t lo = ws > s ? ws - s : 0, hi = (ws + CELL_US < e ? ws + CELL_US : e) - s;
-                    failed |= add_cell(r, &rc, who, ws, ws == first_c && hashes.has_cell, hashes.cell,
-                                       part(in, hi, d) - part(in, lo, d),
-                                       part(out, hi, d) - part(out, lo, d)) < 0;
+                    int64_t hi = (ws + CELL_US < e ? ws + CELL_US : e) - s;
+                    uint64_t to_in = part(in, hi, d), to_out = part(out, hi, d);
+                    failed |= add_cell(r, &rc, who, ws, ws == first_c && hashes.has_cell,
+                                       hashes.cell, to_in - was_in, to_out - was_out) < 0;
+                    was_in = to_in, was_out = to_out;
                 }
             }
         }
