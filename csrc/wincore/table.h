@@ -4,7 +4,8 @@
  * array and an index of hash tags beside entry numbers; t_get finds or adds an entry,
  * t_retire moves out the entries older than a cutoff. A few recently used entries are
  * remembered by key (memo), so runs of rows with the same keys (sorted input) skip the
- * index. Not thread-safe.
+ * index. A caller that knows its keys early hashes them (t_hash), starts loading their index
+ * slots (t_prefetch) and passes the hash on (t_get_hashed). Not thread-safe.
  */
 #ifndef EGRESS_WINCORE_TABLE_H
 #define EGRESS_WINCORE_TABLE_H
