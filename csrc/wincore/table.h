@@ -4,7 +4,8 @@
  * array and an index of hash tags beside entry numbers; t_get finds or adds an entry,
  * t_retire moves out the entries older than a cutoff. A few recently used entries are
  * remembered by key (memo), so runs of rows with the same keys (sorted input) skip the
- * index. Not thread-safe.
+ * index. A caller that knows its keys early hashes them (t_hash), starts loading their index
+ * slots (t_prefetch) and passes the hash on (t_get_hashed). Not thread-safe.
  */
 #ifndef EGRESS_WINCORE_TABLE_H
 #define EGRESS_WINCORE_TABLE_H
@@ -15,7 +16,8 @@
 #include <string.h>
 
 #define EMPTY UINT64_MAX
-#define MEMO 8  /* recently used entries remembered (x >> 61 picks one of 8) */
+#define MEMO_BITS 5
+#define MEMO (1 << MEMO_BITS)  /* recently used entries remembered */
 
 typedef struct {
     uint8_t *ents;      /* dense entries, key first */
@@ -31,11 +33,19 @@ typedef struct {
     size_t len, cap;
 } outbuf;
 
+/* The i-th 64-bit word of a key. Keys are structs of narrower fields: they are read through
+ * memcpy, not a uint64_t pointer, so that the compiler sees the reads of the fields just
+ * written (strict aliasing) when it inlines a lookup beside the key's making. */
+static inline uint64_t key_word(const void *key, size_t i) {
+    uint64_t w;
+    memcpy(&w, (const uint8_t *)key + i * 8, sizeof w);
+    return w;
+}
+
 static inline uint64_t hash_words(const void *key, size_t size) {
-    const uint64_t *w = key;
     uint64_t h = 0x9E3779B97F4A7C15ULL ^ size;
     for (size_t i = 0; i < size / 8; i++) {
-        h ^= w[i];
+        h ^= key_word(key, i);
         h *= 0xBF58476D1CE4E5B9ULL;
         h ^= h >> 29;
     }
@@ -47,11 +57,16 @@ static inline void t_forget_memo(table *t) {
     for (size_t i = 0; i < MEMO; i++) t->memo[i] = SIZE_MAX;
 }
 
-/* A key's memo slot: from its first two words (keys are at least 8 bytes). */
+/* A key's memo slot: from its first two words (keys are at least 8 bytes). The words are
+ * mixed before the top bits are taken: keys that differ only in high bits of the first word
+ * (a country, a flag) must not share a slot. */
 static inline size_t memo_slot(const void *key, size_t size) {
-    const uint64_t *w = key;
-    uint64_t x = (w[0] ^ (size >= 16 ? w[1] * 0xC2B2AE3D27D4EB4FULL : 0)) * 0x9E3779B97F4A7C15ULL;
-    return (size_t)(x >> 61);  /* the top bits depend on every bit of the words */
+    uint64_t w1 = key_word(key, size >= 16);  /* (the first word again of an 8-byte key) */
+    uint64_t x = key_word(key, 0) * 0x9E3779B97F4A7C15ULL ^
+                 (size >= 16 ? w1 : 0) * 0xC2B2AE3D27D4EB4FULL;
+    x ^= x >> 29;
+    x *= 0xBF58476D1CE4E5B9ULL;
+    return (size_t)(x >> (64 - MEMO_BITS));
 }
 
 static inline int t_init(table *t, size_t esize, size_t ksize, size_t tpos) {
@@ -71,11 +86,24 @@ static inline void t_free(table *t) {
     t->ents = NULL, t->idx = NULL;
 }
 
+/* Index the entries afresh. The hashes are taken REINDEX_AHEAD entries ahead and their
+ * slots prefetched, so that the cache misses of the random slot writes overlap. */
+#define REINDEX_AHEAD 16
 static inline void t_reindex(table *t) {
     t_forget_memo(t);  /* entries may have moved */
     memset(t->idx, 0xff, (t->mask + 1) * sizeof *t->idx);
+    uint64_t ahead[REINDEX_AHEAD];
+    for (size_t e = 0; e < t->n && e < REINDEX_AHEAD; e++) {
+        ahead[e] = hash_words(t->ents + e * t->esize, t->ksize);
+        __builtin_prefetch(t->idx + (ahead[e] & t->mask), 1);
+    }
     for (size_t e = 0; e < t->n; e++) {
-        uint64_t h = hash_words(t->ents + e * t->esize, t->ksize);
+        uint64_t h = ahead[e % REINDEX_AHEAD];
+        if (e + REINDEX_AHEAD < t->n) {
+            uint64_t g = hash_words(t->ents + (e + REINDEX_AHEAD) * t->esize, t->ksize);
+            ahead[e % REINDEX_AHEAD] = g;
+            __builtin_prefetch(t->idx + (g & t->mask), 1);
+        }
         size_t i = h & t->mask;
         while (t->idx[i] != EMPTY) i = (i + 1) & t->mask;
         t->idx[i] = (h & 0xFFFFFFFF00000000ULL) | e;
@@ -83,16 +111,25 @@ static inline void t_reindex(table *t) {
 }
 
 static inline int same_key(const uint8_t *p, const void *key, size_t size) {
-    const uint64_t *a = (const uint64_t *)p, *b = key;
     for (size_t i = 0; i < size / 8; i++)
-        if (a[i] != b[i]) return 0;
+        if (key_word(p, i) != key_word(key, i)) return 0;
     return 1;
 }
 
-/* The entry of key (zeroed but for the key when new, and *fresh set); NULL when out of
- * memory. The index holds the hash's upper half beside each entry number, so a probe
- * touches an entry only when the halves agree. */
-static inline uint8_t *t_get(table *t, const void *key, int *fresh) {
+/* A key's hash, for t_prefetch and t_get_hashed. */
+static inline uint64_t t_hash(const table *t, const void *key) {
+    return hash_words(key, t->ksize);
+}
+
+/* Start loading the index slot where the key of hash h is looked up first: a lookup a few
+ * rows later finds it in cache (a hint only: the index may grow in between). */
+static inline void t_prefetch(const table *t, uint64_t h) {
+    __builtin_prefetch(t->idx + (h & t->mask));
+}
+
+/* t_get with the key's hash h given when have_h (as t_hash computes it). */
+static inline uint8_t *t_get_hashed(table *t, const void *key, int have_h, uint64_t h,
+                                    int *fresh) {
     *fresh = 0;
     size_t m = memo_slot(key, t->ksize);
     if (t->memo[m] < t->n) {
@@ -106,7 +143,7 @@ static inline uint8_t *t_get(table *t, const void *key, int *fresh) {
         t->idx = idx, t->mask = size - 1;
         t_reindex(t);
     }
-    uint64_t h = hash_words(key, t->ksize);
+    if (!have_h) h = hash_words(key, t->ksize);
     uint64_t tag = h & 0xFFFFFFFF00000000ULL;
     size_t i = h & t->mask;
     for (;;) {
@@ -135,6 +172,13 @@ static inline uint8_t *t_get(table *t, const void *key, int *fresh) {
     t->idx[i] = tag | t->n++;
     *fresh = 1;
     return p;
+}
+
+/* The entry of key (zeroed but for the key when new, and *fresh set); NULL when out of
+ * memory. The index holds the hash's upper half beside each entry number, so a probe
+ * touches an entry only when the halves agree. */
+static inline uint8_t *t_get(table *t, const void *key, int *fresh) {
+    return t_get_hashed(t, key, 0, 0, fresh);
 }
 
 static inline int out_append(outbuf *o, const void *p, size_t size) {

@@ -12,7 +12,9 @@
  * size seen so far for its (tenant, day) (heaps of n sizes), so the candidates hold the n
  * largest under any tie order. The rows of a batch are taken by hour, then tenant (a stable
  * radix sort), so that a tenant's entries stay in cache while its rows pass; add() returns
- * the candidates' row numbers in that order.
+ * the candidates' row numbers in that order. As they pass, the entries of the keys just used
+ * are tried first (recent), and the index slots of the keys of rows further on are loaded
+ * early (look_ahead): what add() does is what adding the rows one by one in that order does.
  *
  * Entries whose time lies more than a horizon before the latest time seen are moved to
  * output buffers (retired) that take_*() hands over as packed little-endian records, so
@@ -47,8 +49,11 @@ static inline int64_t floor_to(int64_t t, int64_t unit) {
     return t - (r < 0 ? r + unit : r);
 }
 
-/* floor(bytes * elapsed / d), exactly (0 <= elapsed <= d, d > 0) */
+/* floor(bytes * elapsed / d), exactly (0 <= elapsed <= d, d > 0); in 64 bits when the
+ * product fits in them (sizes and durations of most transfers). */
 static inline uint64_t part(uint64_t bytes, int64_t elapsed, int64_t d) {
+    if (elapsed == d) return bytes;
+    if ((bytes | (uint64_t)elapsed) >> 32 == 0) return bytes * (uint64_t)elapsed / (uint64_t)d;
     return (uint64_t)(((u128)bytes * (u128)elapsed) / (u128)d);
 }
 
@@ -110,6 +115,9 @@ typedef struct {
     int64_t latest;  /* latest hour seen, INT64_MIN before any */
     int64_t retired_at;
     ds_store *store;  /* distinct counts as sketches, or NULL: presence is handed out */
+    uint8_t *scratch;  /* add()'s sort and sorted columns, kept for the next batch: fresh
+                        * pages of a large allocation would be faulted in and zeroed again */
+    size_t scratch_cap;
     int busy;  /* add() or take() runs without the GIL: another thread must not enter */
 } Reducer;
 
@@ -145,6 +153,7 @@ static int reducer_init(Reducer *r, PyObject *args, PyObject *kw) {
 static void reducer_dealloc(Reducer *r) {
     t_free(&r->hours), t_free(&r->cells), t_free(&r->presence), t_free(&r->heaps);
     free(r->hours_out.p), free(r->cells_out.p), free(r->presence_out.p), free(r->pool);
+    free(r->scratch);
     ds_free(r->store);
     Py_TYPE(r)->tp_free((PyObject *)r);
 }
@@ -159,13 +168,58 @@ static int claim(Reducer *r) {
     return 0;
 }
 
-/* Add one piece of a transfer to the hours. */
-static int add_hour(Reducer *r, const hkey *k, uint64_t in, uint64_t out, int first,
-                    int quality, int64_t duration) {
-    int fresh;
-    hent *h = (hent *)t_get(&r->hours, k, &fresh);
-    if (!h) return -1;
-    if (fresh) h->max_duration = INT64_MIN;
+/* Entry numbers of keys looked up lately in add(), tried before the tables: the rows come by
+ * (hour, tenant), so a row's keys mostly repeat those of the rows just before it. An entry
+ * is taken only when its key is the one sought (entries move when a table is compacted, and
+ * a key is in a table once), so a stale number costs a lookup, never a wrong entry. */
+#define GROUP_SLOTS 32
+typedef struct {
+    int32_t tenant;  /* the (tenant, hour) whose hours entries group holds */
+    int64_t t;
+    size_t group[GROUP_SLOTS];  /* by group_slot of the key; SIZE_MAX: none */
+    size_t cell, heap;  /* the last cell and evidence heap */
+} recent;
+
+static void recent_init(recent *rc) {
+    rc->tenant = -1, rc->t = INT64_MIN;
+    memset(rc->group, 0xff, sizeof rc->group);
+    rc->cell = rc->heap = SIZE_MAX;
+}
+
+/* The slot of an hours key among those of its (tenant, hour): by country and flags. */
+static inline size_t group_slot(const hkey *k) {
+    return ((size_t)(uint16_t)(k->country + 1) * 4 + (size_t)k->cross_border * 2 + k->crossing) &
+           (GROUP_SLOTS - 1);
+}
+
+/* The entry of key k in t if entry number e holds it, else NULL. */
+static inline uint8_t *entry_if(const table *t, size_t e, const void *k) {
+    if (e >= t->n) return NULL;
+    uint8_t *p = t->ents + e * t->esize;
+    return same_key(p, k, t->ksize) ? p : NULL;
+}
+
+/* Add one piece of a transfer to the hours (the key's hash given when have_h; grouped: the
+ * piece of the row's first hour, looked up among its (tenant, hour) first). */
+static int add_hour(Reducer *r, recent *rc, const hkey *k, int grouped, int have_h,
+                    uint64_t hash, uint64_t in, uint64_t out, int first, int quality,
+                    int64_t duration) {
+    hent *h = NULL;
+    size_t slot = group_slot(k);
+    if (grouped) {
+        if (k->tenant != rc->tenant || k->t != rc->t) {
+            rc->tenant = k->tenant, rc->t = k->t;
+            memset(rc->group, 0xff, sizeof rc->group);
+        }
+        h = (hent *)entry_if(&r->hours, rc->group[slot], k);
+    }
+    if (!h) {
+        int fresh;
+        h = (hent *)t_get_hashed(&r->hours, k, have_h, hash, &fresh);
+        if (!h) return -1;
+        if (fresh) h->max_duration = INT64_MIN;
+        if (grouped) rc->group[slot] = (size_t)((uint8_t *)h - r->hours.ents) / r->hours.esize;
+    }
     add128(&h->in_lo, &h->in_hi, in);
     add128(&h->out_lo, &h->out_hi, out);
     h->starts += first;
@@ -174,23 +228,32 @@ static int add_hour(Reducer *r, const hkey *k, uint64_t in, uint64_t out, int fi
     return 0;
 }
 
-static int add_cell(Reducer *r, int32_t tenant, int64_t cell, uint64_t in, uint64_t out) {
+static int add_cell(Reducer *r, recent *rc, int32_t tenant, int64_t cell, int have_h,
+                    uint64_t hash, uint64_t in, uint64_t out) {
     ckey k = {tenant, 0, cell};
-    int fresh;
-    cent *c = (cent *)t_get(&r->cells, &k, &fresh);
-    if (!c) return -1;
+    cent *c = (cent *)entry_if(&r->cells, rc->cell, &k);
+    if (!c) {
+        int fresh;
+        c = (cent *)t_get_hashed(&r->cells, &k, have_h, hash, &fresh);
+        if (!c) return -1;
+        rc->cell = (size_t)((uint8_t *)c - r->cells.ents) / r->cells.esize;
+    }
     add128(&c->in_lo, &c->in_hi, in);
     add128(&c->out_lo, &c->out_hi, out);
     return 0;
 }
 
 /* Is a transfer of this size an evidence candidate of its (tenant, day)? -1: no memory. */
-static int candidate(Reducer *r, int32_t tenant, int64_t day, uint64_t size) {
+static int candidate(Reducer *r, recent *rc, int32_t tenant, int64_t day, uint64_t size) {
     if (r->top == 0) return 0;
     ekey k = {tenant, 0, day, 0, 0};
-    int fresh;
-    ekey *e = (ekey *)t_get(&r->heaps, &k, &fresh);
-    if (!e) return -1;
+    int fresh = 0;
+    ekey *e = (ekey *)entry_if(&r->heaps, rc->heap, &k);
+    if (!e) {
+        e = (ekey *)t_get(&r->heaps, &k, &fresh);
+        if (!e) return -1;
+        rc->heap = (size_t)((uint8_t *)e - r->heaps.ents) / r->heaps.esize;
+    }
     if (fresh) {  /* its sizes at the pool's end */
         if (r->pool_len + (size_t)r->top > r->pool_cap) {
             size_t cap = r->pool_cap ? r->pool_cap * 2 : 4096;
@@ -234,8 +297,7 @@ typedef struct {
     Py_buffer tenant, start, end, opened, bytes_in, bytes_out, flags, country, addr, asn;
 } columns;
 
-typedef struct {  /* the columns in the order of sort_rows, in one block */
-    void *block;
+typedef struct {  /* the columns in the order of sort_rows */
     int32_t *tenant;
     int64_t *start, *end, *opened, *asn;
     uint64_t *bytes_in, *bytes_out, *addr;
@@ -249,13 +311,15 @@ typedef struct {  /* the columns in the order of sort_rows, in one block */
         for (Py_ssize_t i_ = 0; i_ < n; i_++) (dst)[i_] = from_[order[i_]]; \
     } while (0)
 
-/* The columns of c in the given order (one tight loop per column: the loads are
- * independent, so many cache misses overlap). -1 when out of memory. */
-static int gather(sorted_columns *sc, const columns *c, const int64_t *order, Py_ssize_t n) {
-    size_t m = (size_t)(n ? n : 1);
-    uint8_t *p = malloc(m * (8 * 8 + 4 + 2 + 1));
-    if (!p) return -1;
-    sc->block = p;
+/* Bytes of a sorted row (gather) and of a row's sort state (sort_rows). */
+#define GATHERED_BYTES (8 * 8 + 4 + 2 + 1)
+#define SORTING_BYTES (4 * 8)
+
+/* The columns of c in the given order, into p (n * GATHERED_BYTES; one tight loop per
+ * column: the loads are independent, so many cache misses overlap). */
+static void gather(sorted_columns *sc, const columns *c, const int64_t *order, Py_ssize_t n,
+                   uint8_t *p) {
+    size_t m = (size_t)n;
     sc->start = (int64_t *)p, sc->end = sc->start + m, sc->opened = sc->end + m;
     sc->asn = sc->opened + m;
     sc->bytes_in = (uint64_t *)(sc->asn + m), sc->bytes_out = sc->bytes_in + m;
@@ -273,37 +337,40 @@ static int gather(sorted_columns *sc, const columns *c, const int64_t *order, Py
     GATHER(sc->tenant, c->tenant.buf, int32_t);
     GATHER(sc->country, c->country.buf, int16_t);
     GATHER(sc->flags, c->flags.buf, uint8_t);
-    return 0;
 }
 
-/* The rows in a stable order by (hour of start, tenant), so that a tenant's entries stay in
- * cache while its rows pass: an LSD radix sort of (key, row) pairs on 11-bit digits, skipping
- * the digits every key shares. NULL when out of memory. */
-static int64_t *sort_rows(const int64_t *start, const int32_t *tenant, Py_ssize_t n) {
+/* The rows in a stable order by (hour of start, tenant as uint32), so that a tenant's
+ * entries stay in cache while its rows pass: an LSD radix sort of (key, row) pairs on 11-bit
+ * digits, skipping the digits every key shares. The key is hours * (largest tenant + 1) +
+ * tenant when that fits in 64 bits (two digits for a day of 10,000 tenants), else hours
+ * << 32 | tenant: the same order. p: n * SORTING_BYTES of scratch; returns the rows there. */
+static int64_t *sort_rows(const int64_t *start, const int32_t *tenant, Py_ssize_t n, uint8_t *p) {
     enum { BITS = 11, BUCKETS = 1 << BITS };
-    size_t m = (size_t)(n ? n : 1);
-    uint64_t *key = malloc(m * sizeof *key), *key2 = malloc(m * sizeof *key2);
-    int64_t *row = malloc(m * sizeof *row), *row2 = malloc(m * sizeof *row2);
-    size_t *count = malloc(BUCKETS * sizeof *count);
-    if (!key || !key2 || !row || !row2 || !count) {
-        free(key), free(key2), free(row), free(row2), free(count);
-        return NULL;
-    }
-    int64_t low = INT64_MAX;
+    size_t m = (size_t)n;
+    uint64_t *key = (uint64_t *)p, *key2 = key + m;
+    int64_t *row = (int64_t *)(key2 + m), *row2 = row + m;
+    size_t count[BUCKETS];
+    int64_t low = INT64_MAX, high = INT64_MIN;
+    uint32_t most = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         int64_t h = floor_to(start[i], HOUR_US) / HOUR_US;
         if (h < low) low = h;
+        if (h > high) high = h;
+        if ((uint32_t)tenant[i] > most) most = (uint32_t)tenant[i];
     }
+    /* (high - low) * (most + 1) + most < 2^64 */
+    uint64_t span = n ? (uint64_t)high - (uint64_t)low : 0, width = (uint64_t)most + 1;
+    int packed = span < (UINT64_MAX - most) / width;
     uint64_t all_or = 0, all_and = UINT64_MAX;
     for (Py_ssize_t i = 0; i < n; i++) {
-        uint64_t hours = (uint64_t)(floor_to(start[i], HOUR_US) / HOUR_US - low);
-        key[i] = (hours << 32) | (uint32_t)tenant[i];
+        uint64_t hours = (uint64_t)(floor_to(start[i], HOUR_US) / HOUR_US) - (uint64_t)low;
+        key[i] = packed ? hours * width + (uint32_t)tenant[i] : (hours << 32) | (uint32_t)tenant[i];
         row[i] = i;
         all_or |= key[i], all_and &= key[i];
     }
     for (int shift = 0; shift < 64; shift += BITS) {
         if ((((all_or ^ all_and) >> shift) & (BUCKETS - 1)) == 0) continue;  /* all alike */
-        memset(count, 0, BUCKETS * sizeof *count);
+        memset(count, 0, sizeof count);
         for (Py_ssize_t i = 0; i < n; i++) count[(key[i] >> shift) & (BUCKETS - 1)]++;
         size_t at = 0;
         for (size_t b = 0; b < BUCKETS; b++) {
@@ -317,7 +384,6 @@ static int64_t *sort_rows(const int64_t *start, const int32_t *tenant, Py_ssize_
         uint64_t *k = key; key = key2, key2 = k;
         int64_t *r = row; row = row2, row2 = r;
     }
-    free(key), free(key2), free(row2), free(count);
     return row;
 }
 
@@ -407,8 +473,100 @@ static void *sketch_pass(void *arg) {
     return NULL;
 }
 
+/* The hours key of a row's first hour. */
+static inline hkey hour_key(const sorted_columns *sc, Py_ssize_t i, int64_t first_h) {
+    hkey k;
+    memset(&k, 0, sizeof k);
+    uint8_t f = sc->flags[i];
+    k.tenant = sc->tenant[i], k.country = sc->country[i];
+    k.cross_border = (f & F_CROSS_BORDER) != 0, k.crossing = (f & F_CROSSING) != 0;
+    k.t = first_h;
+    return k;
+}
+
+/* The presence key of a row's first hour. */
+static inline pkey presence_key(const sorted_columns *sc, Py_ssize_t i, int64_t first_h) {
+    pkey p;
+    memset(&p, 0, sizeof p);
+    p.tenant = sc->tenant[i], p.country = sc->country[i], p.addr = sc->addr[i];
+    if (sc->flags[i] & F_ASN) p.has_asn = 1, p.asn = sc->asn[i];
+    p.t = first_h;
+    return p;
+}
+
+/* Rows looked ahead: the index slots of their first keys are loaded AHEAD rows before the
+ * rows are reduced, so that the cache misses of many rows overlap. */
+enum { AHEAD = 16 };
+
+typedef struct {  /* the hashes of a row's first keys; has_*: taken (else not) */
+    uint64_t hour, cell, presence;
+    uint8_t has_hour, has_cell;
+} ahead_hashes;
+
+typedef struct {  /* the keys look_ahead has seen, as recent holds their entries */
+    int32_t tenant;  /* the (tenant, hour) of group */
+    int64_t t;
+    uint32_t group[GROUP_SLOTS];  /* the country and flags (+ 1) of a key seen; 0: none */
+    int32_t cell_tenant;  /* the last cell */
+    int64_t cell;
+} ahead_seen;
+
+static void ahead_init(ahead_seen *seen) {
+    memset(seen, 0, sizeof *seen);
+    seen->tenant = seen->cell_tenant = -1;
+    seen->t = seen->cell = INT64_MIN;
+}
+
+/* Hash the first keys of row i and start loading their index slots, unless the keys are
+ * those of rows just before it (their entries will be found through recent). */
+static inline void look_ahead(const Reducer *r, const sorted_columns *sc, Py_ssize_t i,
+                              ahead_hashes *a, ahead_seen *seen) {
+    int64_t s = sc->start[i];
+    int64_t first_h = floor_to(s, HOUR_US);
+    hkey k = hour_key(sc, i, first_h);
+    a->hour = a->cell = a->presence = 0;
+    if (k.tenant != seen->tenant || k.t != seen->t) {
+        seen->tenant = k.tenant, seen->t = k.t;
+        memset(seen->group, 0, sizeof seen->group);
+    }
+    size_t slot = group_slot(&k);
+    uint32_t mark = ((uint32_t)(uint16_t)k.country << 2 | (uint32_t)k.cross_border << 1 |
+                     k.crossing) + 1;
+    a->has_hour = seen->group[slot] != mark;
+    if (a->has_hour) {
+        seen->group[slot] = mark;
+        a->hour = t_hash(&r->hours, &k);
+        t_prefetch(&r->hours, a->hour);
+    }
+    a->has_cell = 0;
+    if (sc->flags[i] & F_CROSSING) {
+        ckey c = {sc->tenant[i], 0, floor_to(s, CELL_US)};
+        a->has_cell = c.tenant != seen->cell_tenant || c.t != seen->cell;
+        if (a->has_cell) {
+            seen->cell_tenant = c.tenant, seen->cell = c.t;
+            a->cell = t_hash(&r->cells, &c);
+            t_prefetch(&r->cells, a->cell);
+        }
+    }
+    if ((sc->flags[i] & F_REMOTE) && !r->store) {
+        pkey p = presence_key(sc, i, first_h);
+        a->presence = t_hash(&r->presence, &p);
+        t_prefetch(&r->presence, a->presence);
+    }
+}
+
 /* Rows below which the sketch pass runs after the main pass rather than beside it. */
 #define SKETCH_THREAD_MIN 8192
+
+/* Scratch for a batch of n rows (kept; shrunk when far larger than needed); -1: no memory. */
+static int scratch(Reducer *r, size_t n) {
+    size_t need = (n ? n : 1) * (SORTING_BYTES + GATHERED_BYTES);
+    if (need <= r->scratch_cap && need > r->scratch_cap / 4) return 0;
+    free(r->scratch);
+    r->scratch = malloc(need);
+    r->scratch_cap = r->scratch ? need : 0;
+    return r->scratch ? 0 : -1;
+}
 
 static PyObject *reducer_add(Reducer *r, PyObject *args) {
     PyObject *objs[10];
@@ -439,22 +597,36 @@ static PyObject *reducer_add(Reducer *r, PyObject *args) {
     }
     if (claim(r) < 0) goto done;
     int64_t *order = NULL;
-    sorted_columns sc = {0};
+    sorted_columns sc;
+    memset(&sc, 0, sizeof sc);
     int failed = 0;
     Py_BEGIN_ALLOW_THREADS
-    order = sort_rows(c.start.buf, c.tenant.buf, n);
-    failed = order == NULL || gather(&sc, &c, order, n) < 0;
+    int ready = scratch(r, (size_t)n) == 0;
+    failed = !ready;
+    if (ready) {
+        order = sort_rows(c.start.buf, c.tenant.buf, n, r->scratch);
+        gather(&sc, &c, order, n, r->scratch + (size_t)n * SORTING_BYTES);
+    }
     sketch_job job = {r->store, &sc, n, r->latest, r->retired_at, r->horizon_us, 0};
     pthread_t beside;
-    int threaded = !failed && r->store && n >= SKETCH_THREAD_MIN &&
+    int threaded = ready && r->store && n >= SKETCH_THREAD_MIN &&
                    pthread_create(&beside, NULL, sketch_pass, &job) == 0;
     const int32_t *tenant = sc.tenant;
     const int64_t *start = sc.start, *end = sc.end, *opened = sc.opened;
-    const uint64_t *bin = sc.bytes_in, *bout = sc.bytes_out, *addr = sc.addr;
+    const uint64_t *bin = sc.bytes_in, *bout = sc.bytes_out;
     const uint8_t *flags = sc.flags;
-    const int16_t *country = sc.country;
-    const int64_t *asn = sc.asn;
+    ahead_hashes ahead[AHEAD];
+    memset(ahead, 0, sizeof ahead);
+    ahead_seen seen;
+    ahead_init(&seen);
+    recent rc;
+    recent_init(&rc);
+    for (Py_ssize_t i = 0; i < AHEAD && i < n && !failed; i++)
+        if (tenant[i] >= 0) look_ahead(r, &sc, i, &ahead[i], &seen);
     for (Py_ssize_t i = 0; i < n && !failed; i++) {
+        ahead_hashes hashes = ahead[i % AHEAD];
+        if (i + AHEAD < n && tenant[i + AHEAD] >= 0)
+            look_ahead(r, &sc, i + AHEAD, &ahead[(i + AHEAD) % AHEAD], &seen);
         int32_t who = tenant[i];
         if (who < 0) continue;
         int64_t s = start[i], e = end[i] > s ? end[i] : s;
@@ -463,10 +635,7 @@ static PyObject *reducer_add(Reducer *r, PyObject *args) {
         uint8_t f = flags[i];
         uint64_t in = bin[i], out = bout[i];
         int64_t first_h = floor_to(s, HOUR_US), last_h = floor_to(e - 1 > s ? e - 1 : s, HOUR_US);
-        hkey k;
-        memset(&k, 0, sizeof k);
-        k.tenant = who, k.country = country[i];
-        k.cross_border = (f & F_CROSS_BORDER) != 0, k.crossing = (f & F_CROSSING) != 0;
+        hkey k = hour_key(&sc, i, first_h);
         int quality = (f & F_QUALITY) != 0;
         if (first_h > r->latest) {
             r->latest = first_h;
@@ -479,55 +648,59 @@ static PyObject *reducer_add(Reducer *r, PyObject *args) {
             }
         }
         if (first_h == last_h) {
-            k.t = first_h;
-            failed |= add_hour(r, &k, in, out, 1, quality, age) < 0;
+            failed |= add_hour(r, &rc, &k, 1, hashes.has_hour, hashes.hour, in, out, 1, quality,
+                               age) < 0;
         } else {
+            /* a piece starts where the one before it ended: its share of the cumulative
+             * floors is the floor at its end less the one at the end before */
             int64_t d = e - s;
+            uint64_t was_in = 0, was_out = 0;
             for (int64_t ws = first_h; ws <= last_h && !failed; ws += HOUR_US) {
-                int64_t lo = ws > s ? ws - s : 0, hi = (ws + HOUR_US < e ? ws + HOUR_US : e) - s;
+                int64_t hi = (ws + HOUR_US < e ? ws + HOUR_US : e) - s;
+                uint64_t to_in = part(in, hi, d), to_out = part(out, hi, d);
                 k.t = ws;
-                failed |= add_hour(r, &k, part(in, hi, d) - part(in, lo, d),
-                                   part(out, hi, d) - part(out, lo, d), ws == first_h,
+                failed |= add_hour(r, &rc, &k, ws == first_h, ws == first_h && hashes.has_hour,
+                                   hashes.hour, to_in - was_in, to_out - was_out, ws == first_h,
                                    quality, age) < 0;
+                was_in = to_in, was_out = to_out;
             }
         }
         if (f & F_CROSSING) {
             int64_t first_c = floor_to(s, CELL_US), last_c = floor_to(e - 1 > s ? e - 1 : s, CELL_US);
             if (first_c == last_c) {
-                failed |= add_cell(r, who, first_c, in, out) < 0;
+                failed |= add_cell(r, &rc, who, first_c, hashes.has_cell, hashes.cell, in, out) < 0;
             } else {
                 int64_t d = e - s;
+                uint64_t was_in = 0, was_out = 0;  /* (as the hours) */
                 for (int64_t ws = first_c; ws <= last_c && !failed; ws += CELL_US) {
-                    int64_t lo = ws > s ? ws - s : 0, hi = (ws + CELL_US < e ? ws + CELL_US : e) - s;
-                    failed |= add_cell(r, who, ws, part(in, hi, d) - part(in, lo, d),
-                                       part(out, hi, d) - part(out, lo, d)) < 0;
+                    int64_t hi = (ws + CELL_US < e ? ws + CELL_US : e) - s;
+                    uint64_t to_in = part(in, hi, d), to_out = part(out, hi, d);
+                    failed |= add_cell(r, &rc, who, ws, ws == first_c && hashes.has_cell,
+                                       hashes.cell, to_in - was_in, to_out - was_out) < 0;
+                    was_in = to_in, was_out = to_out;
                 }
             }
         }
         if ((f & F_REMOTE) && !r->store) {  /* (with a store: the sketch pass) */
-            pkey p;
-            memset(&p, 0, sizeof p);
-            p.tenant = who, p.country = country[i], p.addr = addr[i];
-            if (f & F_ASN) p.has_asn = 1, p.asn = asn[i];
+            pkey p = presence_key(&sc, i, first_h);
             for (int64_t ws = first_h; ws <= last_h && !failed; ws += HOUR_US) {
                 p.t = ws;
                 int fresh;
-                failed |= t_get(&r->presence, &p, &fresh) == NULL;
+                failed |= t_get_hashed(&r->presence, &p, ws == first_h, hashes.presence,
+                                       &fresh) == NULL;
             }
         }
-        int pick = candidate(r, who, floor_to(s, DAY_US), in > out ? in : out);
+        int pick = candidate(r, &rc, who, floor_to(s, DAY_US), in > out ? in : out);
         if (pick < 0) failed = 1;
         else if (pick) chosen[chosen_n++] = order[i];
     }
     if (threaded)
         pthread_join(beside, NULL);
-    else if (r->store && order && sc.block)
+    else if (r->store && ready)
         sketch_pass(&job);
     failed |= job.failed;
     Py_END_ALLOW_THREADS
     r->busy = 0;
-    free(order);
-    free(sc.block);
     if (failed) {
         PyErr_NoMemory();
         goto done;
@@ -554,6 +727,8 @@ static PyObject *reducer_take(Reducer *r, PyObject *args) {
         Py_BEGIN_ALLOW_THREADS
         failed = retire(r, INT64_MAX, INT64_MAX) < 0;
         Py_END_ALLOW_THREADS
+        free(r->scratch);  /* the input has ended, as a rule: let go of the batch scratch too */
+        r->scratch = NULL, r->scratch_cap = 0;
     }
     r->busy = 0;
     if (failed) return PyErr_NoMemory();
@@ -678,7 +853,8 @@ static PyMethodDef reducer_methods[] = {
                " -> bytes: int64 row numbers of the evidence candidates")},
     {"take", (PyCFunction)reducer_take, METH_VARARGS,
      PyDoc_STR("take(all=False) -> (hours, cells, presence) retired records as bytes; "
-               "all: retire everything first")},
+               "all: retire everything first (and free add()'s scratch, kept between "
+               "batches)")},
     {"distinct", (PyCFunction)reducer_distinct, METH_VARARGS,
      PyDoc_STR("distinct(scope=None, since=min) -> bytes: rows of distinct counts (32 bytes "
                "each: tenant int32, country int16, span uint8, pad, t int64, addrs int64, "

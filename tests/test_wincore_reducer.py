@@ -1,0 +1,147 @@
+"""A batch reduces as its rows one by one, in the order the reducer takes them.
+
+:class:`egress._wincore.NetworkReducer` sorts a batch by (hour, tenant), looks the keys of
+rows ahead up early and remembers the entries of the keys just used. None of this may change
+what it hands out: fed the same rows one per call, in that order, a reducer must hand back the
+same bytes (retired records, candidates, counts, sizes) after every batch. The rows are drawn
+to reach the edges of that machinery: many countries in one (tenant, hour) (recent slots
+shared), rows of no tenant between others, late rows behind the horizon, times before 1970,
+transfers over many hours and cells, tenant codes too wide for the packed sort key, batches
+growing and shrinking.
+"""
+
+from __future__ import annotations
+
+from itertools import pairwise
+from typing import Any
+
+import numpy as np
+import pytest
+
+from egress._wincore import NetworkReducer
+
+HOUR_US = 3_600_000_000
+CELL_US = 300_000_000
+#: flags: crossing, cross-border, quality, remote, ASN (egress.windows_network)
+CROSSING, CROSS_BORDER, QUALITY, REMOTE, HAS_ASN = 1, 2, 4, 8, 16
+
+Columns = list[np.ndarray[Any, Any]]
+
+
+def rows(n: int, *, seed: int, wide_tenants: bool = False) -> Columns:
+    """``n`` rows near time order over a few hours, with the edges named in the module doc."""
+    rng = np.random.default_rng(seed)
+    base = 1_790_000_000 * 10**6
+    start = base + np.sort(rng.integers(0, 5 * HOUR_US, n))
+    late = rng.random(n) < 0.05
+    start[late] -= rng.integers(1, 12, late.sum()) * HOUR_US  # behind a 2 h horizon
+    old = rng.random(n) < 0.02
+    start[old] = rng.integers(-3 * HOUR_US, HOUR_US, old.sum())  # around and before 1970
+    duration = rng.integers(0, CELL_US, n)
+    long = rng.random(n) < 0.03
+    duration[long] = rng.integers(CELL_US, 7 * HOUR_US, long.sum())
+    tenants = np.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, -1] if not wide_tenants
+                       else [0, 3, 2**31 - 1, 2**31 - 5, 70_000, -1, -7], np.int32)
+    tenant = rng.choice(tenants, n)
+    flags = rng.choice(np.array([0, CROSSING, CROSSING | CROSS_BORDER | REMOTE,
+                                 CROSSING | REMOTE | HAS_ASN, REMOTE | QUALITY,
+                                 CROSSING | CROSS_BORDER | REMOTE | HAS_ASN | QUALITY],
+                                np.uint8), n)
+    # countries -1 .. 12: keys of one (tenant, hour) share recent slots (8 countries apart)
+    country = rng.integers(-1, 13, n).astype(np.int16)
+    sizes = rng.integers(0, 10**6, n).astype(np.uint64)
+    sizes[rng.random(n) < 0.01] = 2**64 - 1
+    return [tenant, start, start + duration, start - rng.integers(0, HOUR_US, n),
+            sizes, rng.integers(0, 10**5, n).astype(np.uint64), flags, country,
+            rng.integers(0, 50, n).astype(np.uint64), rng.integers(0, 5, n).astype(np.int64)]
+
+
+def taken_order(cols: Columns) -> np.ndarray[Any, Any]:
+    """The order a batch is reduced in: stably by hour of start, then tenant as uint32."""
+    return np.lexsort((cols[0].astype(np.uint32), cols[1] // HOUR_US))
+
+
+def state(reducer: NetworkReducer, sketches: bool) -> tuple[Any, ...]:
+    counts = reducer.distinct() if sketches else b""
+    return reducer.take(), reducer.sizes(), counts
+
+
+@pytest.mark.parametrize("wide", [False, True])
+@pytest.mark.parametrize(("top", "horizon_s", "keep_hours"),
+                         [(3, 7200, -1), (2, 3600, 6), (0, 0, 2), (5, 86400, -1)])
+def test_batches_reduce_as_their_rows_one_by_one(wide: bool, top: int, horizon_s: int,
+                                                 keep_hours: int) -> None:
+    sketches = keep_hours >= 0
+    batched = NetworkReducer(top, horizon_s, sketch_keep_hours=keep_hours)
+    single = NetworkReducer(top, horizon_s, sketch_keep_hours=keep_hours)
+    data = rows(26_000, seed=7 + wide, wide_tenants=wide)
+    cuts = [0, 300, 9_300, 9_301, 19_000, 19_050, 26_000]  # the scratch grows and shrinks
+    held = 0
+    for lo, hi in pairwise(cuts):
+        cols = [np.ascontiguousarray(c[lo:hi]) for c in data]
+        chosen = np.frombuffer(batched.add(*cols), np.int64).tolist()
+        expected = []
+        for row in taken_order(cols).tolist():
+            if single.add(*(c[row:row + 1] for c in cols)):
+                expected.append(row)
+        assert chosen == expected
+        got, want = state(batched, sketches), state(single, sketches)
+        assert got == want
+        held += sum(len(part) for part in got[0])
+    assert batched.take(True) == single.take(True)  # (frees the scratch: it comes back)
+    cols = [np.ascontiguousarray(c[:2_000]) for c in rows(2_000, seed=5, wide_tenants=wide)]
+    chosen = np.frombuffer(batched.add(*cols), np.int64).tolist()
+    assert chosen == [row for row in taken_order(cols).tolist()
+                      if single.add(*(c[row:row + 1] for c in cols))]
+    assert state(batched, sketches) == state(single, sketches)
+    # retired records were compared along the way, not only at the end (horizon 0: none)
+    assert (held > 0) == (horizon_s > 0)
+    if sketches:
+        assert batched.distinct() == single.distinct()
+
+
+def test_rows_of_no_tenant_leave_the_keys_of_their_neighbours_alone() -> None:
+    """Rows of tenant -1 are skipped, also when looked ahead: the batch with them reduces as
+    the batch without them (candidates: the same rows)."""
+    data = rows(5_000, seed=3)
+    data[0][:] = np.where(np.arange(5_000) % 3 == 0, -1, data[0] % 4)
+    keep = np.flatnonzero(data[0] >= 0)
+    with_none, without = NetworkReducer(4, 7200), NetworkReducer(4, 7200)
+    chosen = np.frombuffer(with_none.add(*data), np.int64)
+    chosen_without = np.frombuffer(without.add(*(np.ascontiguousarray(c[keep])
+                                                 for c in data)), np.int64)
+    assert keep[chosen_without].tolist() == chosen.tolist()
+    assert with_none.take(True) == without.take(True)
+    assert with_none.sizes() == without.sizes() == (0, 0, 0, 0)
+
+
+def test_hours_sum_the_rows_of_every_key_in_a_crowded_tenant_hour() -> None:
+    """One tenant, one hour, every country and flag mix (recent slots shared by several
+    keys): each hours record holds the sums of exactly its rows."""
+    rng = np.random.default_rng(11)
+    n = 4_000
+    hour = 100 * HOUR_US
+    start = hour + np.sort(rng.integers(0, HOUR_US - 1, n))
+    country = rng.integers(-1, 40, n).astype(np.int16)
+    flags = rng.choice(np.array([0, CROSSING, CROSS_BORDER, CROSSING | CROSS_BORDER],
+                                np.uint8), n)
+    bytes_in = rng.integers(0, 1000, n).astype(np.uint64)
+    cols = [np.zeros(n, np.int32), start, start + 1, start, bytes_in, np.zeros(n, np.uint64),
+            flags, country, np.zeros(n, np.uint64), np.zeros(n, np.int64)]
+    reducer = NetworkReducer(1, 0)
+    reducer.add(*cols)
+    hours, _, _ = reducer.take(True)
+    records = np.frombuffer(hours, np.dtype([
+        ("tenant", "<i4"), ("country", "<i2"), ("cross_border", "u1"), ("crossing", "u1"),
+        ("t", "<i8"), ("pad", "<i8"), ("in_lo", "<u8"), ("in_hi", "<u8"), ("out_lo", "<u8"),
+        ("out_hi", "<u8"), ("starts", "<i8"), ("quality", "<i8"), ("max_duration", "<i8")]))
+    got = {(int(r["country"]), int(r["cross_border"]), int(r["crossing"])):
+           (int(r["in_lo"]), int(r["starts"])) for r in records}
+    assert len(got) == len(records)  # one record a key
+    want: dict[tuple[int, int, int], tuple[int, int]] = {}
+    for c, f, b in zip(country.tolist(), flags.tolist(), bytes_in.tolist(), strict=True):
+        key = (c, int(f & CROSS_BORDER != 0), int(f & CROSSING != 0))
+        total, starts = want.get(key, (0, 0))
+        want[key] = (total + b, starts + 1)
+    assert got == want
+    assert set(records["t"].tolist()) == {hour}
