@@ -341,17 +341,14 @@ class WindowAggregator:
         if retired.cells.num_rows:
             last = pc.max(retired.cells.column("cell")).as_py()
             self._cells_done_us = max(self._cells_done_us, last + CELL_US)
-        wide = " + ".join  # a 128-bit sum from its halves
         for name, rows, statement in (
             ("hours_acc", retired.hours, f"""
                 SELECT tenant, t, country, cross_border, 'network', crossing,
-                       {wide(["in_lo::HUGEINT", f"in_hi::HUGEINT * {1 << 64}"])},
-                       {wide(["out_lo::HUGEINT", f"out_hi::HUGEINT * {1 << 64}"])},
+                       {_wide(retired.hours, "in")}, {_wide(retired.hours, "out")},
                        starts, quality_marked, NULL, max_duration_us FROM rows"""),
             ("cells_acc", retired.cells, f"""
-                SELECT tenant, cell,
-                       {wide(["in_lo::HUGEINT", f"in_hi::HUGEINT * {1 << 64}"])},
-                       {wide(["out_lo::HUGEINT", f"out_hi::HUGEINT * {1 << 64}"])} FROM rows"""),
+                SELECT tenant, cell, {_wide(retired.cells, "in")},
+                       {_wide(retired.cells, "out")} FROM rows"""),
             ("presence_acc", retired.presence, "SELECT tenant, t, addr, asn, country FROM rows"),
         ):
             if rows.num_rows:
@@ -741,6 +738,14 @@ def _runs(table: pa.Table, keys: list[str],
     ends = [*starts[1:].tolist(), n]
     return [(tuple(v[k] for k in keys), offset + int(start), offset + end)
             for v, start, end in zip(values, starts.tolist(), ends, strict=True)]
+
+
+def _wide(rows: pa.Table, prefix: str) -> str:
+    """SQL for the 128-bit sum whose halves are ``<prefix>_lo`` and ``<prefix>_hi``; just
+    the low half when no high half of ``rows`` is set (a third of the cost to insert)."""
+    if rows.num_rows and pc.max(rows.column(f"{prefix}_hi")).as_py() == 0:
+        return f"{prefix}_lo::HUGEINT"
+    return f"{prefix}_lo::HUGEINT + {prefix}_hi::HUGEINT * {1 << 64}"
 
 
 def _scoped(statement: str, scoped: bool) -> str:

@@ -449,7 +449,16 @@ FROM day_base_win d LEFT JOIN registrations r USING (tenant)
 GROUP BY d.tenant
 """
 
-_METRICS_OUT = ", ".join(f"CAST({m} AS {'UBIGINT' if 'bytes' in m else 'BIGINT'}) AS {m}"
+#: The largest byte total a window reports: sums past it (over 18 EB, only from corrupt
+#: counts) saturate instead of failing the cast.
+BYTES_MAX = (1 << 64) - 1
+
+
+def _bytes_out(column: str) -> str:
+    return f"CAST(least({column}, {BYTES_MAX}) AS UBIGINT) AS {column}"
+
+
+_METRICS_OUT = ", ".join(_bytes_out(m) if "bytes" in m else f"CAST({m} AS BIGINT) AS {m}"
                          for m in ADDITIVE)
 
 
@@ -584,7 +593,7 @@ LEFT JOIN {_distinct(span, countries=True)} p USING (tenant, t, country)"""
 COUNTRIES_SQL = f"""
 SELECT n.name AS tenant, span, make_timestamp(ws) AS window_start,
        make_timestamp(we) AS window_end,
-       country, CAST(bytes_in AS UBIGINT) AS bytes_in, CAST(bytes_out AS UBIGINT) AS bytes_out,
+       country, {_bytes_out("bytes_in")}, {_bytes_out("bytes_out")},
        CAST(remote_addrs AS BIGINT) AS remote_addrs
 FROM (
     {_country_tumbling("1h", "country_hour", HOUR_US)}

@@ -638,3 +638,15 @@ def test_changed_only_snapshots_equal_fresh_aggregations(
     finally:
         aggregator.close()
     assert whole.windows.equals(compute_windows(table(added), params).windows)
+
+
+def test_byte_sums_past_64_bits_saturate_and_keep_their_high_half() -> None:
+    """An hour holding 2**64 + 1 bytes (two corrupt counts) reports 2**64 - 1 and is above
+    the sustained rate: the high half of the 128-bit sum is not lost on the way."""
+    most = 2**64 - 1
+    rows = [T(tenant="a", start=T0, end=T0, bytes_in=most),
+            T(tenant="a", start=T0 + MIN5, end=T0 + MIN5, bytes_in=2)]
+    [hour] = windows(rows, "1h", sustained_rate_bps=8 * 1e6 / 3600)  # 1 MB per hour
+    assert (hour["bytes_in"], hour["hours_above_rate"]) == (most, 1)
+    [day] = windows(rows, "24h")
+    assert day["bytes_in"] == most
