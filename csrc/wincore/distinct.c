@@ -324,19 +324,43 @@ static int by_key(const void *a, const void *b) {
     return x->t < y->t ? -1 : x->t > y->t;
 }
 
+static int in_scope(const uint8_t *scope, size_t scope_n, int32_t t) {
+    return !scope || (t >= 0 && (size_t)t < scope_n && scope[t]);
+}
+
+/* The slots of sparse or negative tenant codes: sorted by key (so grouped by tenant). */
+static keyed *slots_sorted(ds_store *s, const uint8_t *scope, size_t scope_n, size_t *n) {
+    keyed *all = malloc((s->hours.n + s->days.n + 1) * sizeof *all);
+    if (!all) return NULL;
+    size_t m = 0;
+    for (int which = 0; which < 2; which++) {
+        table *in = which ? &s->days : &s->hours;
+        for (size_t i = 0; i < in->n; i++) {
+            slot *p = SLOT(in, i);
+            if (in_scope(scope, scope_n, p->k.tenant)) all[m].k = p->k, all[m++].p = p;
+        }
+    }
+    qsort(all, m, sizeof *all, by_key);
+    *n = m;
+    return all;
+}
+
 /* The slots (of the tenants marked in scope, or all) grouped by tenant, in the order of
  * the tenants (a counting sort: sorting each tenant's by key then sorts them all, and
- * tenants can be sorted apart); NULL on no memory. */
+ * tenants can be sorted apart); NULL on no memory. Codes that are negative, or far more
+ * than the slots (the pipeline's are dense from 0), are sorted by key instead. */
 static keyed *slots_by_tenant(ds_store *s, const uint8_t *scope, size_t scope_n, size_t *n) {
-    size_t tenants = 0;
+    size_t tenants = 0, total = s->hours.n + s->days.n;
     for (int which = 0; which < 2; which++) {
         table *in = which ? &s->days : &s->hours;
         for (size_t i = 0; i < in->n; i++) {
             int32_t t = SLOT(in, i)->k.tenant;
-            if (t >= 0 && (size_t)t >= tenants) tenants = (size_t)t + 1;
+            if (t < 0) return slots_sorted(s, scope, scope_n, n);
+            if ((size_t)t >= tenants) tenants = (size_t)t + 1;
         }
     }
-    keyed *all = malloc((s->hours.n + s->days.n + 1) * sizeof *all);
+    if (tenants > 4 * total + 1024) return slots_sorted(s, scope, scope_n, n);
+    keyed *all = malloc((total + 1) * sizeof *all);
     size_t *at = calloc(tenants + 1, sizeof *at);  /* where each tenant's slots go */
     if (!all || !at) {
         free(all), free(at);
@@ -345,9 +369,8 @@ static keyed *slots_by_tenant(ds_store *s, const uint8_t *scope, size_t scope_n,
     for (int which = 0; which < 2; which++) {
         table *in = which ? &s->days : &s->hours;
         for (size_t i = 0; i < in->n; i++) {
-            int32_t t = SLOT(in, i)->k.tenant;  /* codes are never negative */
-            if (scope && ((size_t)t >= scope_n || !scope[t])) continue;
-            at[t + 1]++;
+            int32_t t = SLOT(in, i)->k.tenant;  /* not negative here */
+            if (in_scope(scope, scope_n, t)) at[t + 1]++;
         }
     }
     for (size_t t = 0; t < tenants; t++) at[t + 1] += at[t];
@@ -356,7 +379,7 @@ static keyed *slots_by_tenant(ds_store *s, const uint8_t *scope, size_t scope_n,
         table *in = which ? &s->days : &s->hours;
         for (size_t i = 0; i < in->n; i++) {
             slot *p = SLOT(in, i);
-            if (scope && ((size_t)p->k.tenant >= scope_n || !scope[p->k.tenant])) continue;
+            if (!in_scope(scope, scope_n, p->k.tenant)) continue;
             keyed *to = all + at[p->k.tenant]++;
             to->k = p->k, to->p = p;
         }
