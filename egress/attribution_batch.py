@@ -1,25 +1,32 @@
 """Attribute Zeek conn batches column-wise, with the rules of :mod:`egress.attribution`.
 
 The answers are those of the per-record rules (the docstring of :mod:`egress.attribution`);
-only the way of computing them differs, so that a batch costs numpy and Arrow kernels rather
-than a Python step per row:
+only the way of computing them differs. Rows whose two addresses are dotted-quad IPv4 text
+(nearly all, in a data center) are solved by compiled code in one pass per batch
+(:class:`egress._wincore.Ipv4Attributor`, built by
+:func:`egress.attribution_tables.compiled_attributor` from the tables below); the others
+(IPv6, malformed text, times past 2**53 microseconds) column-wise with numpy
+(:meth:`ConnBatchAttributor._solve_columns`), then put back in place:
 
-1. ``orig_h`` and ``resp_h`` are dictionary-encoded and each distinct address is resolved
-   once: whether it parses, lies in a site network, is private, and which tenant ranges
-   contain it, longest prefix first. Dotted-quad IPv4 addresses go through sorted numpy prefix
-   tables; anything else (IPv6, malformed text) asks the inventory, one value at a time.
+1. ``orig_h`` and ``resp_h`` are resolved row by row, or, when more than 64 addresses of a
+   batch are not dotted quads, dictionary-encoded and resolved once per distinct address:
+   whether it parses, lies in a site network, is private, and which tenant ranges contain
+   it, longest prefix first. Dotted quads go through sorted prefix tables; anything else
+   asks the inventory, one value at a time.
 2. A row's owner at its ``ts`` is read from the spans of those ranges, all timelines flattened
-   into one table and bisected in step for every row (a range with one span costs one
-   comparison). VNIs are read the same way.
+   into one table and bisected (a range with one span costs one comparison). VNIs are read
+   the same way.
 3. The facts the rules look at (has a time, is inside, has a tenant, who sent more, ...)
    become bits of a case number per row; :func:`_decide` (the rules for one case, in plain
    Python) is tabled once for every case, and each row reads its answers from the table.
-4. Remote country and AS number: dotted quads from range files all at once
-   (:func:`egress.geo.ipv4_lookup`); otherwise once per distinct remote address through
-   :class:`~egress.geo.GeoLookup`, remembered across batches.
+   Compiled code reads the same table.
+4. Remote country and AS number: dotted quads from range files through one table of
+   disjoint ranges (:func:`egress.geo.ipv4_ranges`); otherwise once per distinct remote
+   address through :class:`~egress.geo.GeoLookup`, remembered across batches.
 
 Public: :class:`ConnBatchAttributor` (used by
-:meth:`egress.attribution.Attributor.attribute_batch`), :class:`BatchCounts`, :data:`REASONS`.
+:meth:`egress.attribution.Attributor.attribute_batch` and ``solve_batch``),
+:class:`ConnSolution`, :class:`BatchCounts`, :data:`REASONS`.
 """
 
 from __future__ import annotations
