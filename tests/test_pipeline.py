@@ -146,3 +146,35 @@ def test_two_zeek_sensors_count_a_connection_once(inventory: Inventory, tmp_path
                           inventory, options=RunOptions(dedupe=False))
     assert day_row(doubled.tables.windows.to_pylist(), "t-1")["bytes_in"] == 2 * day_row(
         once.tables.windows.to_pylist(), "t-1")["bytes_in"]
+
+
+def test_conn_columns_left_unparsed_change_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sample scenario's windows, evidence and counts are the same whether the reader
+    parses every conn column or only WINDOW_CONN_COLUMNS, and the projection is used."""
+    import egress.pipeline as pipeline_module
+    from egress.geo import load_geo
+    from egress.inventory import load_inventory
+
+    asked: list[object] = []
+    from egress.sources.zeek import ZeekLogReader as reader
+    narrow_columns = pipeline_module.WINDOW_CONN_COLUMNS
+
+    def spy(**options: Any) -> Any:
+        asked.append(options.get("columns"))
+        return reader(**options)
+
+    monkeypatch.setattr(pipeline_module, "ZeekLogReader", spy)
+    scenario = Path(__file__).parent.parent / "samples" / "scenario"
+    inputs = sorted(p for p in (scenario / "zeek").rglob("*") if p.is_file())
+    stock = load_inventory(scenario / "inventory.yaml")
+    with load_geo(sorted((scenario / "geo").iterdir())) as geo:
+        narrow = run_windows(inputs, stock, geo)
+        monkeypatch.setattr(pipeline_module, "WINDOW_CONN_COLUMNS", None)
+        whole = run_windows(inputs, stock, geo)
+    assert asked == [narrow_columns, None]
+    assert narrow_columns is not None and "history" not in narrow_columns
+    assert narrow.records == whole.records and narrow.records.get("zeek", 0) > 0
+    for name in ("windows", "countries", "evidence"):
+        assert getattr(narrow.tables, name).equals(getattr(whole.tables, name)), name
+    assert narrow.attribution == whole.attribution
+    assert narrow.issues == whole.issues
