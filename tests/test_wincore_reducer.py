@@ -145,3 +145,28 @@ def test_hours_sum_the_rows_of_every_key_in_a_crowded_tenant_hour() -> None:
         want[key] = (total + b, starts + 1)
     assert got == want
     assert set(records["t"].tolist()) == {hour}
+
+
+def test_sketch_passes_left_running_end_before_the_next_call() -> None:
+    """add() returns while the sketch pass of a batch of 8,192 rows or more still runs; the
+    next add, sketch_sizes, forget, distinct or take waits for it. Batches added back to back
+    count as their rows one by one."""
+    batched = NetworkReducer(2, 3600, sketch_keep_hours=3)
+    single = NetworkReducer(2, 3600, sketch_keep_hours=3)
+    data = rows(30_000, seed=13)
+    for lo in range(0, 30_000, 10_000):
+        cols = [np.ascontiguousarray(c[lo:lo + 10_000]) for c in data]
+        batched.add(*cols)
+        for row in taken_order(cols).tolist():
+            single.add(*(c[row:row + 1] for c in cols))
+    assert batched.sketch_sizes() == single.sketch_sizes()
+    assert batched.sketch_sizes()[0] > 0
+    cols = [np.ascontiguousarray(c[:9_000]) for c in rows(9_000, seed=14)]
+    batched.add(*cols)
+    for row in taken_order(cols).tolist():
+        single.add(*(c[row:row + 1] for c in cols))
+    horizon = int(data[1].min()) + 2 * HOUR_US
+    batched.forget(horizon)
+    single.forget(horizon)
+    assert batched.distinct() == single.distinct()
+    assert batched.take(True) == single.take(True)

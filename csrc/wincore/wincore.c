@@ -119,6 +119,12 @@ typedef struct {
                         * pages of a large allocation would be faulted in and zeroed again */
     size_t scratch_cap;
     int busy;  /* add() or take() runs without the GIL: another thread must not enter */
+    /* The sketch pass of the last batch, left running in a thread of its own after add()
+     * returns (it reads the batch's sorted columns in scratch): every later call that
+     * touches the scratch or the store waits for it first (sketch_wait). */
+    struct sketch_job *sketch;
+    pthread_t sketch_thread;
+    int sketching;
 } Reducer;
 
 static int reducer_init(Reducer *r, PyObject *args, PyObject *kw) {
@@ -150,7 +156,11 @@ static int reducer_init(Reducer *r, PyObject *args, PyObject *kw) {
     return 0;
 }
 
+static int sketch_wait(Reducer *r);
+
 static void reducer_dealloc(Reducer *r) {
+    sketch_wait(r);
+    free(r->sketch);
     t_free(&r->hours), t_free(&r->cells), t_free(&r->presence), t_free(&r->heaps);
     free(r->hours_out.p), free(r->cells_out.p), free(r->presence_out.p), free(r->pool);
     free(r->scratch);
@@ -438,9 +448,9 @@ static int retire(Reducer *r, int64_t cutoff, int64_t day_cutoff) {
  * hours let go as the latest hour advances (the decisions of the main pass, made from the
  * same rows in the same order). It touches only the store, so it runs beside the main pass
  * in a thread of its own. */
-typedef struct {
+typedef struct sketch_job {
     ds_store *store;
-    const sorted_columns *sc;
+    sorted_columns sc;
     Py_ssize_t n;
     int64_t latest, retired_at, horizon_us;
     int failed;
@@ -448,7 +458,7 @@ typedef struct {
 
 static void *sketch_pass(void *arg) {
     sketch_job *j = arg;
-    const sorted_columns *sc = j->sc;
+    const sorted_columns *sc = &j->sc;
     for (Py_ssize_t i = 0; i < j->n && !j->failed; i++) {
         int32_t who = sc->tenant[i];
         if (who < 0) continue;
@@ -471,6 +481,30 @@ static void *sketch_pass(void *arg) {
                                 (f & F_ASN) != 0, sc->asn[i]) < 0;
     }
     return NULL;
+}
+
+/* Wait for the sketch pass add() left running; 1 when it failed (reported once), else 0.
+ * Call without the GIL, or where the GIL may stay held (the pass never takes it). */
+static int sketch_wait(Reducer *r) {
+    if (!r->sketching) return 0;
+    pthread_join(r->sketch_thread, NULL);
+    r->sketching = 0;
+    int failed = r->sketch->failed;
+    r->sketch->failed = 0;
+    return failed;
+}
+
+/* sketch_wait with the GIL released for the wait; -1 with MemoryError when it failed. */
+static int sketch_done(Reducer *r) {
+    int failed;
+    Py_BEGIN_ALLOW_THREADS
+    failed = sketch_wait(r);
+    Py_END_ALLOW_THREADS
+    if (failed) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
 }
 
 /* The hours key of a row's first hour. */
@@ -595,22 +629,28 @@ static PyObject *reducer_add(Reducer *r, PyObject *args) {
         PyErr_NoMemory();
         goto done;
     }
+    if (!r->sketch && !(r->sketch = calloc(1, sizeof *r->sketch))) {
+        PyErr_NoMemory();
+        goto done;
+    }
     if (claim(r) < 0) goto done;
     int64_t *order = NULL;
     sorted_columns sc;
     memset(&sc, 0, sizeof sc);
     int failed = 0;
     Py_BEGIN_ALLOW_THREADS
-    int ready = scratch(r, (size_t)n) == 0;
+    /* the last batch's sketch pass reads the scratch: it ends before the scratch is reused */
+    int ready = !sketch_wait(r) && scratch(r, (size_t)n) == 0;
     failed = !ready;
     if (ready) {
         order = sort_rows(c.start.buf, c.tenant.buf, n, r->scratch);
         gather(&sc, &c, order, n, r->scratch + (size_t)n * SORTING_BYTES);
     }
-    sketch_job job = {r->store, &sc, n, r->latest, r->retired_at, r->horizon_us, 0};
-    pthread_t beside;
-    int threaded = ready && r->store && n >= SKETCH_THREAD_MIN &&
-                   pthread_create(&beside, NULL, sketch_pass, &job) == 0;
+    sketch_job *job = r->sketch;
+    *job = (sketch_job){r->store, sc, n, r->latest, r->retired_at, r->horizon_us, 0};
+    /* the pass runs beside this one and goes on after add() returns (sketch_wait) */
+    r->sketching = ready && r->store && n >= SKETCH_THREAD_MIN &&
+                   pthread_create(&r->sketch_thread, NULL, sketch_pass, job) == 0;
     const int32_t *tenant = sc.tenant;
     const int64_t *start = sc.start, *end = sc.end, *opened = sc.opened;
     const uint64_t *bin = sc.bytes_in, *bout = sc.bytes_out;
@@ -694,11 +734,10 @@ static PyObject *reducer_add(Reducer *r, PyObject *args) {
         if (pick < 0) failed = 1;
         else if (pick) chosen[chosen_n++] = order[i];
     }
-    if (threaded)
-        pthread_join(beside, NULL);
-    else if (r->store && ready)
-        sketch_pass(&job);
-    failed |= job.failed;
+    if (!r->sketching && r->store && ready) {
+        sketch_pass(job);
+        failed |= job->failed;
+    }
     Py_END_ALLOW_THREADS
     r->busy = 0;
     if (failed) {
@@ -722,6 +761,10 @@ static PyObject *reducer_take(Reducer *r, PyObject *args) {
     int all = 0;
     if (!PyArg_ParseTuple(args, "|p", &all)) return NULL;
     if (claim(r) < 0) return NULL;  /* also when not retiring: add() writes the outputs */
+    if (sketch_done(r) < 0) {
+        r->busy = 0;
+        return NULL;
+    }
     int failed = 0;
     if (all) {
         Py_BEGIN_ALLOW_THREADS
@@ -761,6 +804,11 @@ static PyObject *reducer_distinct(Reducer *r, PyObject *args) {
         if (scope.obj) PyBuffer_Release(&scope);
         return NULL;
     }
+    if (sketch_done(r) < 0) {
+        r->busy = 0;
+        if (scope.obj) PyBuffer_Release(&scope);
+        return NULL;
+    }
     ds_row *rows = NULL;
     size_t n = 0, cap = 0;
     int failed;
@@ -785,6 +833,10 @@ static PyObject *reducer_forget(Reducer *r, PyObject *args) {
         return NULL;
     }
     if (claim(r) < 0) return NULL;
+    if (sketch_done(r) < 0) {
+        r->busy = 0;
+        return NULL;
+    }
     ds_forget(r->store, horizon);
     r->busy = 0;
     Py_RETURN_NONE;
@@ -793,6 +845,10 @@ static PyObject *reducer_forget(Reducer *r, PyObject *args) {
 static PyObject *reducer_drop_sketches(Reducer *r, PyObject *unused) {
     (void)unused;
     if (claim(r) < 0) return NULL;
+    if (sketch_done(r) < 0) {
+        r->busy = 0;
+        return NULL;
+    }
     ds_free(r->store);
     r->store = NULL;
     r->busy = 0;
@@ -802,6 +858,10 @@ static PyObject *reducer_drop_sketches(Reducer *r, PyObject *unused) {
 static PyObject *reducer_sketch_sizes(Reducer *r, PyObject *unused) {
     (void)unused;
     size_t sketches = 0, bytes = 0;
+    if (claim(r) < 0) return NULL;
+    int failed = sketch_done(r);
+    r->busy = 0;
+    if (failed < 0) return NULL;
     if (r->store) ds_sizes(r->store, &sketches, &bytes);
     return Py_BuildValue("(nn)", (Py_ssize_t)sketches, (Py_ssize_t)bytes);
 }
