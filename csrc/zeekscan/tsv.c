@@ -28,9 +28,7 @@
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && !defined(ZS_NO_SWAR)
 #define ZS_SWAR 1
 /* The number p[0:n) writes (n in 1..8, p[0:8) readable), or -1 if a byte is not a digit. */
-static inline int64_t digits8(const uint8_t *p, size_t n) {
-    uint64_t x;
-    memcpy(&x, p, 8);
+static inline int64_t digits8_of(uint64_t x, size_t n) {
     x <<= 8 * (8 - n); /* the field's bytes to the top (byte 0 = first digit at 8 - n) */
     if (n < 8) x |= 0x3030303030303030ull >> (8 * n); /* leading '0's below */
     const uint64_t hi = 0xF0F0F0F0F0F0F0F0ull;
@@ -41,6 +39,12 @@ static inline int64_t digits8(const uint8_t *p, size_t n) {
     x = (x * 100 + (x >> 16)) & 0x0000FFFF0000FFFFull; /* quads */
     x = (x * 10000 + (x >> 32)) & 0xFFFFFFFFull;
     return (int64_t)x;
+}
+
+static inline int64_t digits8(const uint8_t *p, size_t n) {
+    uint64_t x;
+    memcpy(&x, p, 8);
+    return digits8_of(x, n);
 }
 #endif
 
@@ -72,6 +76,17 @@ static inline int parse_time(const uint8_t *limit, const uint8_t *p, size_t n, i
 #ifdef ZS_SWAR
     if (n >= 8 && n <= 17 && p[n - 7] == '.' && limit - (p + n) >= 2) {
         size_t k = n - 7; /* 1..10 digits of seconds */
+        if (k == 10) { /* digits 0-7, then 8, 9 and the six decimals as one word */
+            uint64_t a, b;
+            memcpy(&a, p + 8, 8);
+            memcpy(&b, p + 11, 8);
+            int64_t hi = digits8(p, 8), lo = digits8_of((a & 0xFFFF) | (b << 16), 8);
+            if ((hi | lo) >= 0 && hi < 40000000LL) {
+                *out = hi * 100000000 + lo;
+                return 1;
+            }
+            return zs_parse_time(p, n, out);
+        }
         int64_t sec = k <= 8 ? digits8(p, k) : digits8(p, k - 8), lo = 0;
         if (k > 8) {
             lo = digits8(p + k - 8, 8);
