@@ -4,11 +4,9 @@
 (``conn_long``, ``open_conn``) into :class:`pyarrow.RecordBatch` es with
 :data:`egress.columns.CONN_SCHEMA`: typed, normalized (unset is null), each row
 with its line and each batch with its file (see :mod:`egress.columns`). Memory
-stays flat in the file size: files are read in chunks of ``chunk_bytes`` (a
-plain TSV file through read-only mappings of that size, without a copy out of
-the page cache; it must not be truncated in place while being read), a few
-chunks at a time are parsed on a small thread pool (pyarrow releases the GIL),
-and batches are yielded in file order.
+stays flat in the file size: files are read in chunks of ``chunk_bytes``, a
+few chunks at a time are parsed on a small thread pool (pyarrow releases the
+GIL), and batches are yielded in file order.
 
 Formats are told from content, never from the file name: a TSV log starts
 with Zeek's ``#separator`` header (after an optional btest banner), a JSON log
