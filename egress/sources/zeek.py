@@ -41,7 +41,6 @@ ssl and http logs into a per-uid :class:`Enrichment`, which
 from __future__ import annotations
 
 import logging
-import mmap
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -108,8 +107,6 @@ __all__ = [
 ]
 
 CHUNK_BYTES = 8 * 1024 * 1024
-Chunk = bytearray | mmap.mmap
-"""Bytes of a log in memory: a read buffer or a read-only mapping of the file."""
 _NOT_LINES = frozenset({"masked_ts", "empty_file", "truncated_gzip", "enrichment_uids_dropped"})
 
 
@@ -151,7 +148,7 @@ class _IssueTally:
 class _Job:
     """One unit of parsing: ``buf[start:end]`` of complete lines."""
 
-    buf: Chunk
+    buf: bytearray
     start: int
     end: int
     first_line: int
@@ -318,8 +315,7 @@ class ZeekLogReader:
             def finish_one() -> Iterator[pa.RecordBatch]:
                 done_job, fut = pending.popleft()
                 rows = fut.result()
-                if isinstance(done_job.buf, bytearray) and not any(
-                        job.buf is done_job.buf for job, _ in pending):
+                if not any(job.buf is done_job.buf for job, _ in pending):
                     free.append(done_job.buf)  # parsed columns never point into it
                 yield from self._emit(path, done_job, rows, schema, spec)
 
@@ -336,21 +332,39 @@ class ZeekLogReader:
 
     def _jobs(self, path: Path, fmt: str, kind: str,
               free: list[bytearray]) -> Iterator[_Job]:
-        """Cut a file into jobs of complete lines; note partial and truncated tails."""
+        """Cut a file into jobs of complete lines; note partial and truncated tails.
+
+        Chunk buffers come from ``free`` when the caller has returned one (no
+        fresh allocation, no page faults per chunk) and are never changed while
+        a job holds them.
+        """
         header = zeek_tsv.TsvHeader()
         line = 1
+        rest = b""
+        size = self._chunk_bytes
         with LogStream(path) as stream:
-            chunks = _Chunks(stream, self._chunk_bytes, free, mapped=fmt == "tsv")
-            for buf, begin, cut in chunks:
+            while True:
+                buf = free.pop() if free and len(free[-1]) >= size else bytearray(size)
+                buf[: len(rest)] = rest
+                got = stream.readinto(memoryview(buf)[len(rest):])
+                if got == 0:
+                    break
+                filled = len(rest) + got
+                cut = buf.rfind(b"\n", 0, filled) + 1
+                if cut == 0:  # one line longer than the buffer: grow it
+                    rest = bytes(buf[:filled])
+                    size = max(size, filled) * 2
+                    continue
+                rest = bytes(buf[cut:filled])
                 if fmt == "json":
-                    count = count_lines(buf, begin, cut)
-                    yield _Job(buf, begin, cut, line, count, None, kind)
+                    count = count_lines(buf, 0, cut)
+                    yield _Job(buf, 0, cut, line, count, None, kind)
                     line += count
                     continue
-                pos = begin
+                pos = 0
                 while pos < cut:
                     if buf[pos] == 0x23:  # '#': a header directive or comment line
-                        eol = buf.find(b"\n", pos, cut)
+                        eol = buf.index(b"\n", pos)
                         header = header.feed(bytes(buf[pos:eol]))
                         pos = eol + 1
                         line += 1
@@ -361,7 +375,6 @@ class ZeekLogReader:
                     line += count
                     pos = end
             truncated = stream.error
-            rest = chunks.rest
         if truncated is not None:
             log.debug("%s: %s", path, truncated)
             self._note(str(path), "truncated_gzip", 1, [line])
@@ -408,69 +421,12 @@ class ZeekLogReader:
         tally.lines.extend(lines[: max(0, 5 - len(tally.lines))])
 
 
-class _Chunks:
-    """Runs of complete lines of a log: ``(buffer, start, end)``, then :attr:`rest`.
-
-    A plain file is read through mappings of ``size`` bytes at a time (when
-    ``mapped``): no copy out of the page cache. What the mappings did not
-    cover (bytes appended since, and any gzip file) is read into buffers that
-    come from ``free`` when the caller has returned one (no fresh allocation,
-    no page faults per chunk) and are never changed while a job holds them.
-    :attr:`rest` is the unterminated tail at the end.
-    """
-
-    def __init__(self, stream: LogStream, size: int, free: list[bytearray], *,
-                 mapped: bool) -> None:
-        self._stream = stream
-        self._size = size
-        self._free = free
-        self._mapped = mapped
-        self.rest = b""
-
-    def __iter__(self) -> Iterator[tuple[Chunk, int, int]]:
-        offset = 0
-        size = self._size
-        total = self._stream.mapped_size() if self._mapped else 0
-        while offset < total:
-            window, start = self._stream.map(offset, min(size, total - offset))
-            cut = window.rfind(b"\n", start) + 1
-            if cut == 0:  # no newline in reach
-                if offset + size >= total:
-                    break  # the tail: read on below, as the file may have grown
-                size *= 2
-                continue
-            yield window, start, cut
-            offset += cut - start
-        if offset:
-            self._stream.seek(offset)
-        yield from self._read(size)
-
-    def _read(self, size: int) -> Iterator[tuple[Chunk, int, int]]:
-        rest = b""
-        free = self._free
-        while True:
-            buf = free.pop() if free and len(free[-1]) >= size else bytearray(size)
-            buf[: len(rest)] = rest
-            got = self._stream.readinto(memoryview(buf)[len(rest):])
-            if got == 0:
-                break
-            filled = len(rest) + got
-            cut = buf.rfind(b"\n", 0, filled) + 1
-            if cut == 0:  # one line longer than the buffer: grow it
-                rest = bytes(buf[:filled])
-                size = max(size, filled) * 2
-                continue
-            rest = bytes(buf[cut:filled])
-            yield buf, 0, cut
-        self.rest = rest
-
-
 def _constant_bools(n: int, value: bool) -> pa.Array:
     bits = np.full((n + 7) // 8, 0xFF if value else 0, dtype=np.uint8)
     return pa.Array.from_buffers(pa.bool_(), n, [None, pa.py_buffer(bits)])
 
 
-def _next_directive(buf: Chunk, pos: int, cut: int) -> int:
+def _next_directive(buf: bytearray, pos: int, cut: int) -> int:
     """Offset of the next line starting with ``#`` in ``buf[pos:cut]``, else ``cut``.
 
     Searches for the rare ``#`` (memchr speed) rather than for ``\\n#``.

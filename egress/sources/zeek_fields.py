@@ -14,7 +14,6 @@ characters, at least one separator), not a full RFC parse.
 
 from __future__ import annotations
 
-import mmap
 import re
 from dataclasses import dataclass
 
@@ -34,9 +33,6 @@ from egress.columns import (
 Mask = npt.NDArray[np.bool_]
 
 KINDS = ("time", "string", "addr", "port", "count", "int", "double", "bool", "set")
-
-LogBytes = bytes | bytearray | mmap.mmap
-"""Log text in memory: a buffer read from the file, or a read-only mapping of it."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,10 +15,7 @@ docstring for the exact order and why it is enough for long connections).
 
 from __future__ import annotations
 
-import mmap
-import os
 import re
-import stat
 import zlib
 from collections.abc import Iterable
 from pathlib import Path
@@ -125,36 +122,6 @@ class LogStream:
 
     def __exit__(self, *exc: object) -> None:
         self._raw.close()
-
-    def mapped_size(self) -> int:
-        """Bytes :meth:`map` may show: the size of a plain regular file, else 0.
-
-        The file must not shrink while a mapping of it is read (Zeek appends
-        and rotates by renaming; a truncation in place would fault the reader).
-        """
-        if self._gzip:
-            return 0
-        try:
-            info = os.fstat(self._raw.fileno())
-        except OSError:
-            return 0
-        return info.st_size if stat.S_ISREG(info.st_mode) else 0
-
-    def map(self, offset: int, length: int) -> tuple[mmap.mmap, int]:
-        """A read-only mapping of the file's bytes from ``offset`` on (about ``length``).
-
-        Returns the mapping and where ``offset`` is in it (mappings start at a
-        multiple of the allocation granularity): the kernel's page cache is
-        read in place, without the copy of :meth:`readinto`.
-        """
-        base = offset - offset % mmap.ALLOCATIONGRANULARITY
-        mapped = mmap.mmap(self._raw.fileno(), offset - base + length, access=mmap.ACCESS_READ,
-                           offset=base)
-        return mapped, offset - base
-
-    def seek(self, offset: int) -> None:
-        """Continue :meth:`readinto` of a plain file at ``offset`` (after :meth:`map`)."""
-        self._raw.seek(offset)
 
     def readinto(self, view: memoryview) -> int:
         """Fill ``view`` with up to ``len(view)`` decoded bytes; 0 at the end or after a break."""

@@ -26,7 +26,6 @@ import pyarrow.json as pjson
 
 from egress.sources import zeek_scan
 from egress.sources.zeek_fields import (
-    LogBytes,
     LogSpec,
     Mask,
     ParsedRows,
@@ -39,7 +38,7 @@ from egress.sources.zeek_fields import (
 )
 
 
-def parse_chunk(buf: LogBytes, start: int, end: int, first_line: int, n_lines: int,
+def parse_chunk(buf: bytes | bytearray, start: int, end: int, first_line: int, n_lines: int,
                 spec: LogSpec, *, compiled: bool = True) -> ParsedRows:
     """Parse the ``n_lines`` complete JSON lines ``buf[start:end]``.
 
@@ -80,7 +79,7 @@ def parse_chunk(buf: LogBytes, start: int, end: int, first_line: int, n_lines: i
     return finish_rows(rows, spec, bad)
 
 
-def _read_fast(buf: LogBytes, start: int, end: int, spec: LogSpec,
+def _read_fast(buf: bytes | bytearray, start: int, end: int, spec: LogSpec,
                n_lines: int) -> pa.Table | None:
     iso = buf.find(b'"ts":"', start, end) >= 0
     fields = []

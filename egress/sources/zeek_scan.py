@@ -22,14 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from egress.columns import STRING_LIST, TIMESTAMP
-from egress.sources.zeek_fields import (
-    FieldSpec,
-    LogBytes,
-    LogSpec,
-    ParsedRows,
-    empty_rows,
-    finish_rows,
-)
+from egress.sources.zeek_fields import FieldSpec, LogSpec, ParsedRows, empty_rows, finish_rows
 
 if TYPE_CHECKING:
     from egress.sources.zeek_tsv import TsvHeader
@@ -48,11 +41,11 @@ _SIGNED = {pa.int8(): 1, pa.int16(): 2, pa.int32(): 4, pa.int64(): 8}
 _MAX_DIGITS = {"count": 20, "port": 5}
 
 
-def count_lines(buf: LogBytes, start: int, end: int) -> int:
+def count_lines(buf: bytes | bytearray, start: int, end: int) -> int:
     """Number of newlines in ``buf[start:end]`` (SSE2 when compiled)."""
     if _zeekscan is None:
-        return bytes(buf[start:end]).count(b"\n")
-    return _zeekscan.count_byte(memoryview(buf), start, end, 0x0A)
+        return buf.count(b"\n", start, end)
+    return _zeekscan.count_byte(buf, start, end, 0x0A)
 
 
 def plan_entry(index: int, kind: str, typ: pa.DataType) -> PlanEntry | None:
@@ -80,7 +73,7 @@ def plan_entry(index: int, kind: str, typ: pa.DataType) -> PlanEntry | None:
     return None
 
 
-def scan_segment(buf: LogBytes, start: int, end: int, first_line: int, n_lines: int,
+def scan_segment(buf: bytes | bytearray, start: int, end: int, first_line: int, n_lines: int,
                  header: TsvHeader, spec: LogSpec,
                  fields: list[tuple[int, FieldSpec, str]]) -> ParsedRows | None:
     """Parse ``buf[start:end]`` (``n_lines`` complete lines) with the compiled tokenizer.
@@ -98,15 +91,15 @@ def scan_segment(buf: LogBytes, start: int, end: int, first_line: int, n_lines: 
         plan.append(entry)
     conv = header.conventions
     scanned = _zeekscan.scan_tsv(
-        memoryview(buf), start, end, first_line, n_lines, separator=header.separator,
-        unset=conv.unset, empty=conv.empty, set_separator=conv.set_separator,
-        n_fields=len(header.fields), plan=plan)
+        buf, start, end, first_line, n_lines, separator=header.separator, unset=conv.unset,
+        empty=conv.empty, set_separator=conv.set_separator, n_fields=len(header.fields),
+        plan=plan)
     if scanned is None:
         return None
     return _rows(scanned, spec, [fs for _, fs, _ in fields], plan)
 
 
-def scan_json_chunk(buf: LogBytes, start: int, end: int, first_line: int,
+def scan_json_chunk(buf: bytes | bytearray, start: int, end: int, first_line: int,
                     n_lines: int, spec: LogSpec) -> ParsedRows | None:
     """Parse the ``n_lines`` complete JSON lines ``buf[start:end]`` with the compiled scanner.
 
@@ -125,8 +118,7 @@ def scan_json_chunk(buf: LogBytes, start: int, end: int, first_line: int,
         names.append(zeek.encode())
         plan.append(entry)
         fields.append(fs)
-    scanned = _zeekscan.scan_json(memoryview(buf), start, end, first_line, n_lines, names=names,
-                                  plan=plan)
+    scanned = _zeekscan.scan_json(buf, start, end, first_line, n_lines, names=names, plan=plan)
     if scanned is None:
         return None
     return _rows(scanned, spec, fields, plan)

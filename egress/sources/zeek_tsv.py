@@ -26,7 +26,6 @@ import pyarrow.csv as pcsv
 from egress.sources import zeek_scan
 from egress.sources.zeek_fields import (
     FieldSpec,
-    LogBytes,
     LogSpec,
     Mask,
     ParsedRows,
@@ -167,7 +166,7 @@ def _clean_lines(text: bytes, lines: npt.NDArray[np.int64], header: TsvHeader,
     return pa.py_buffer(out), lines[np.array(keep_idx, dtype=np.int64)]
 
 
-def parse_segment(buf: LogBytes, start: int, end: int, first_line: int, n_lines: int,
+def parse_segment(buf: bytes | bytearray, start: int, end: int, first_line: int, n_lines: int,
                   header: TsvHeader, spec: LogSpec, *, compiled: bool = True) -> ParsedRows:
     """Parse the ``n_lines`` complete data lines ``buf[start:end]`` written under ``header``.
 
