@@ -813,12 +813,12 @@ def test_blank_line_and_bad_value_in_one_segment(tmp_path: Path) -> None:
                                       ("conn.log", "blank_line", 1, 10, "lines 10")]
 
 
-# ------------------------------------------------------------------ mapped reading
+# ------------------------------------------------------------------ chunked reading
 
 
-def test_mapped_plain_file_reads_as_its_gzip_copy(tmp_path: Path) -> None:
-    # A plain file is read through mappings of chunk_bytes (starting mid-page here), a gzip
-    # one through read buffers: the same rows, lines and issues, whatever the chunk size.
+def test_plain_file_reads_as_its_gzip_copy(tmp_path: Path) -> None:
+    # A plain file and its gzip copy, read in chunks of chunk_bytes (a line longer than a
+    # chunk among them): the same rows, lines and issues, whatever the chunk size.
     rows = [row(T0 + i, f"C{i}", orig_bytes=str(i * 7919)) for i in range(300)]
     rows[123] = "x" * 5000 + "\n"  # a line longer than a chunk: the window grows
     rows[200] = row(T0, "Cbad", orig_bytes="12x")
@@ -840,8 +840,8 @@ def test_mapped_plain_file_reads_as_its_gzip_copy(tmp_path: Path) -> None:
         assert [i[1:] for i in issues(gz_reader)] == [i[1:] for i in issues(reader)]
 
 
-def test_lines_appended_while_mapped_are_read(tmp_path: Path) -> None:
-    # The mappings cover the size at the start; what a live writer adds later is read on.
+def test_lines_appended_while_reading_are_read(tmp_path: Path) -> None:
+    # What a live writer adds after the read started is read on.
     path = write(tmp_path / "conn.log", header() + "".join(row(T0 + i, f"C{i}")
                                                            for i in range(100)))
     reader = ZeekLogReader(chunk_bytes=1024, workers=1)
