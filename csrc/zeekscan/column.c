@@ -19,24 +19,21 @@
 /* ------------------------------------------------------------------ buffers */
 
 int zs_buf_alloc_zero(zs_buf *b, size_t n) {
-    b->p = calloc(n ? n : 1, 1);
-    if (!b->p) return -1;
-    b->cap = n ? n : 1;
-    b->len = n;
+    if (zs_buf_alloc(b, n) < 0) return -1;
+    memset(b->p, 0, n);
     return 0;
 }
 
 /* n bytes that every kept row overwrites before it is read */
 int zs_buf_alloc(zs_buf *b, size_t n) {
-    b->p = malloc(n ? n : 1);
+    b->p = zs_mem_get(n, &b->cap);
     if (!b->p) return -1;
-    b->cap = n ? n : 1;
     b->len = n;
     return 0;
 }
 
 void zs_buf_free(zs_buf *b) {
-    free(b->p);
+    zs_mem_put(b->p, b->cap);
     b->p = NULL;
     b->len = b->cap = 0;
 }

@@ -17,6 +17,14 @@ static inline int zs_buf_reserve(zs_buf *b, size_t extra) {
     if (need <= b->cap) return 0;
     size_t cap = b->cap ? b->cap : 4096;
     while (cap < need) cap *= 2;
+    if (b->len == 0 && cap >= ZS_POOL_MIN) { /* nothing to keep: maybe a pooled block */
+        uint8_t *q = zs_mem_get(cap, &cap);
+        if (!q) return -1;
+        zs_mem_put(b->p, b->cap);
+        b->p = q;
+        b->cap = cap;
+        return 0;
+    }
     uint8_t *p = realloc(b->p, cap);
     if (!p) return -1;
     b->p = p;

@@ -15,11 +15,12 @@ typedef struct {
     PyObject_HEAD
     uint8_t *p;
     Py_ssize_t len;
+    size_t cap; /* bytes allocated (zs_mem_get) */
     Py_ssize_t exports;
 } Buffer;
 
 static void Buffer_dealloc(Buffer *b) {
-    free(b->p);
+    zs_mem_put(b->p, b->cap);
     Py_TYPE(b)->tp_free((PyObject *)b);
 }
 
@@ -61,6 +62,7 @@ static PyObject *wrap(zs_buf *b) {
     if (!o) return NULL;
     o->p = b->p;
     o->len = (Py_ssize_t)b->len;
+    o->cap = b->cap;
     o->exports = 0;
     b->p = NULL;
     b->len = b->cap = 0;

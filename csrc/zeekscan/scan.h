@@ -72,6 +72,11 @@ void zs_scan_tsv(zs_scan *s, const uint8_t *data, size_t len, int64_t first_line
 void zs_scan_json(zs_scan *s, const uint8_t *data, size_t len, int64_t first_line,
                   int64_t n_lines);
 void zs_scan_free(zs_scan *s);
+/* Memory for column buffers (pool.c): at least n bytes (*cap: how many), or NULL; give it back
+ * with zs_mem_put (which frees it or keeps it for a later zs_mem_get). */
+#define ZS_POOL_MIN ((size_t)64 << 10) /* smaller blocks go straight to malloc */
+void *zs_mem_get(size_t n, size_t *cap);
+void zs_mem_put(void *p, size_t cap);
 /* Occurrences of byte in p[0:n). */
 size_t zs_count_byte(const uint8_t *p, size_t n, uint8_t byte);
 

@@ -28,9 +28,7 @@
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && !defined(ZS_NO_SWAR)
 #define ZS_SWAR 1
 /* The number p[0:n) writes (n in 1..8, p[0:8) readable), or -1 if a byte is not a digit. */
-static inline int64_t digits8(const uint8_t *p, size_t n) {
-    uint64_t x;
-    memcpy(&x, p, 8);
+static inline int64_t digits8_of(uint64_t x, size_t n) {
     x <<= 8 * (8 - n); /* the field's bytes to the top (byte 0 = first digit at 8 - n) */
     if (n < 8) x |= 0x3030303030303030ull >> (8 * n); /* leading '0's below */
     const uint64_t hi = 0xF0F0F0F0F0F0F0F0ull;
@@ -42,13 +40,19 @@ static inline int64_t digits8(const uint8_t *p, size_t n) {
     x = (x * 10000 + (x >> 32)) & 0xFFFFFFFFull;
     return (int64_t)x;
 }
+
+static inline int64_t digits8(const uint8_t *p, size_t n) {
+    uint64_t x;
+    memcpy(&x, p, 8);
+    return digits8_of(x, n);
+}
 #endif
 
-/* zs_parse_uint; 5 to 16 digits 8 at a time (fewer are quicker one by one). */
+/* zs_parse_uint; up to 16 digits 8 at a time (no branch per digit). */
 static inline int parse_uint(const uint8_t *limit, const zs_column *c, const uint8_t *p,
                              size_t n, uint64_t *out) {
 #ifdef ZS_SWAR
-    if (n >= 5 && n <= 16 && n <= (size_t)c->max_digits && (n >= 8 || limit - p >= 8)) {
+    if (n >= 1 && n <= 16 && n <= (size_t)c->max_digits && (n >= 8 || limit - p >= 8)) {
         int64_t v;
         if (n <= 8) {
             v = digits8(p, n);
@@ -72,6 +76,17 @@ static inline int parse_time(const uint8_t *limit, const uint8_t *p, size_t n, i
 #ifdef ZS_SWAR
     if (n >= 8 && n <= 17 && p[n - 7] == '.' && limit - (p + n) >= 2) {
         size_t k = n - 7; /* 1..10 digits of seconds */
+        if (k == 10) { /* digits 0-7, then 8, 9 and the six decimals as one word */
+            uint64_t a, b;
+            memcpy(&a, p + 8, 8);
+            memcpy(&b, p + 11, 8);
+            int64_t hi = digits8(p, 8), lo = digits8_of((a & 0xFFFF) | (b << 16), 8);
+            if ((hi | lo) >= 0 && hi < 40000000LL) {
+                *out = hi * 100000000 + lo;
+                return 1;
+            }
+            return zs_parse_time(p, n, out);
+        }
         int64_t sec = k <= 8 ? digits8(p, k) : digits8(p, k - 8), lo = 0;
         if (k > 8) {
             lo = digits8(p + k - 8, 8);
@@ -94,7 +109,25 @@ static const double POW10[16] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e
 
 /* -?[0-9]+(\.[0-9]*)? of at most 15 digits: (double)digits / 10^decimals, as
  * zs_number_value computes it for such a number. 1 done, 0 not this shape. */
-static inline int parse_double(const uint8_t *p, size_t n, double *out) {
+static inline int parse_double(const uint8_t *limit, const uint8_t *p, size_t n, double *out) {
+#ifdef ZS_SWAR
+    /* Zeek's intervals: 1 to 9 digits, '.', six decimals; the same digits, the same division */
+    if (n >= 8 && n <= 16 && p[n - 7] == '.' && limit - (p + n) >= 2) {
+        size_t k = n - 7;
+        int64_t whole = k <= 8 ? digits8(p, k) : digits8(p, 1), lo = 0;
+        if (k > 8) {
+            lo = digits8(p + 1, 8);
+            whole = (whole | lo) < 0 ? -1 : whole * 100000000 + lo;
+        }
+        int64_t frac = digits8(p + k + 1, 6);
+        if ((whole | frac) >= 0) {
+            *out = (double)(uint64_t)(whole * 1000000 + frac) / POW10[6];
+            return 1;
+        }
+    }
+#else
+    (void)limit;
+#endif
     if (n < 1 || n > 17) return 0;
     size_t neg = p[0] == '-', dot;
     uint64_t v;
@@ -274,7 +307,7 @@ static inline int put_value(zs_scan *s, zs_column *c, int64_t r, const uint8_t *
     }
     case ZK_DOUBLE: {
         double v;
-        if (!parse_double(p, n, &v)) {
+        if (!parse_double(limit, p, n, &v)) {
             zs_num num;
             if (!zs_scan_number(p, n, &num)) return BAD_VALUE;
             v = zs_number_value(p, n, &num);
@@ -356,35 +389,91 @@ static size_t find_seps_long(const uint8_t *line, size_t n, const uint8_t *sep, 
     return found;
 }
 
-/* Cut the line at p (avail bytes, up to its newline) at the one-byte separator sep (not '\n'):
- * the positions of the first cap separators into at[]. Return the line's length without its
- * newline; *found is the number of separators in it (which may exceed cap). */
-static size_t cut_line(const uint8_t *p, size_t avail, uint8_t sep, size_t *at, size_t cap,
-                       size_t *found) {
-    size_t k = 0, i = 0;
+/* Lines cut at a one-byte separator (not '\n' or '\r') through bit masks of the separators
+ * and newlines of data[0:len), 64 bytes at a time: each byte is compared once, whatever the
+ * line lengths, and a line's separators are taken from the masks without a branch per bit. */
+typedef struct {
+    const uint8_t *data;
+    size_t len;
+    size_t blk;      /* offset of the block the masks describe */
+    uint64_t sm, nm; /* its separators and newlines not yet consumed */
+    uint8_t sep;
+} cutter;
+
+static inline void cutter_load(cutter *c) {
+    const uint8_t *p = c->data + c->blk;
+    size_t left = c->len - c->blk;
+    uint8_t tail[64];
+    if (left < 64) { /* the last block: only its bytes count */
+        memset(tail, 0, sizeof tail);
+        memcpy(tail, p, left);
+        p = tail;
+    }
+    uint64_t sm = 0, nm = 0;
 #ifdef __SSE2__
-    const __m128i vs = _mm_set1_epi8((char)sep), vn = _mm_set1_epi8('\n');
-    for (; i + 16 <= avail; i += 16) {
-        __m128i b = _mm_loadu_si128((const __m128i *)(p + i));
-        unsigned mn = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(b, vn));
-        unsigned ms = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(b, vs));
-        if (mn) ms &= (mn & (0u - mn)) - 1; /* the separators before the newline */
-        while (ms) {
-            if (k < cap) at[k] = i + (unsigned)__builtin_ctz(ms);
-            k++;
-            ms &= ms - 1;
-        }
-        if (mn) { *found = k; return i + (unsigned)__builtin_ctz(mn); }
+    const __m128i vs = _mm_set1_epi8((char)c->sep), vn = _mm_set1_epi8('\n');
+    for (int h = 0; h < 64; h += 16) {
+        __m128i b = _mm_loadu_si128((const __m128i *)(p + h));
+        sm |= (uint64_t)(uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(b, vs)) << h;
+        nm |= (uint64_t)(uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(b, vn)) << h;
+    }
+#else
+    for (int h = 0; h < 64; h++) {
+        sm |= (uint64_t)(p[h] == c->sep) << h;
+        nm |= (uint64_t)(p[h] == '\n') << h;
     }
 #endif
-    for (; i < avail && p[i] != '\n'; i++) {
-        if (p[i] == sep) {
-            if (k < cap) at[k] = i;
-            k++;
-        }
+    if (left < 64) {
+        uint64_t keep = (1ull << left) - 1;
+        sm &= keep;
+        nm &= keep;
     }
-    *found = k;
-    return i;
+    c->sm = sm;
+    c->nm = nm;
+}
+
+static void cutter_init(cutter *c, const uint8_t *data, size_t len, uint8_t sep) {
+    c->data = data, c->len = len, c->blk = 0, c->sep = sep, c->sm = c->nm = 0;
+    if (len) cutter_load(c);
+}
+
+/* Append base + the positions of s's bits to at[k..]; return the new count. Stores only while
+ * k <= cap (at[] has room for cap + 68), so a line with too many separators is only counted. */
+static inline size_t flatten(size_t *at, size_t k, size_t cap, size_t base, uint64_t s) {
+    if (k > cap) return k + (size_t)__builtin_popcountll(s);
+    const uint64_t top = 1ull << 63; /* ctz of a spent (0) mask: a junk store past the count */
+    while (s) {
+        at[k] = base + (size_t)__builtin_ctzll(s | top); k += s != 0; s &= s - 1;
+        at[k] = base + (size_t)__builtin_ctzll(s | top); k += s != 0; s &= s - 1;
+        at[k] = base + (size_t)__builtin_ctzll(s | top); k += s != 0; s &= s - 1;
+        at[k] = base + (size_t)__builtin_ctzll(s | top); k += s != 0; s &= s - 1;
+    }
+    return k;
+}
+
+/* The line that starts at the first unconsumed byte: the offsets (in data) of its separators
+ * into at[] and their count into *found; return where it ends (its newline, or len). */
+static inline size_t cutter_next(cutter *c, size_t *at, size_t cap, size_t *found) {
+    size_t k = 0;
+    for (;;) {
+        uint64_t nl = c->nm;
+        if (nl) {
+            uint64_t below = (nl & (0 - nl)) - 1; /* the bits before the newline */
+            k = flatten(at, k, cap, c->blk, c->sm & below);
+            c->sm &= ~below;
+            c->nm = nl & (nl - 1);
+            *found = k;
+            return c->blk + (size_t)__builtin_ctzll(nl);
+        }
+        k = flatten(at, k, cap, c->blk, c->sm);
+        c->blk += 64;
+        if (c->blk >= c->len) {
+            c->sm = c->nm = 0;
+            *found = k;
+            return c->len;
+        }
+        cutter_load(c);
+    }
 }
 
 void zs_scan_tsv(zs_scan *s, const uint8_t *data, size_t len, int64_t first_line,
@@ -403,12 +492,14 @@ void zs_scan_tsv(zs_scan *s, const uint8_t *data, size_t len, int64_t first_line
         }
     }
     size_t cap = (size_t)s->nfields - 1;
-    /* bounds[f] + sep_len is where field f starts, bounds[f + 1] where it ends */
-    size_t *bounds = malloc((cap + 2) * sizeof *bounds);
+    /* bounds[f] + sep_len is where field f starts, bounds[f + 1] where it ends (offsets in
+     * data for a one-byte separator, else in the line); room for flatten() past the count */
+    size_t *bounds = malloc((cap + 2 + 72) * sizeof *bounds);
     if (!bounds) { s->oom = 1; return; }
-    bounds[0] = (size_t)0 - s->sep_len;
     size_t *seps = bounds + 1;
     int one = s->sep_len == 1 && s->sep[0] != '\n' && s->sep[0] != '\r';
+    cutter cut;
+    cutter_init(&cut, data, one ? len : 0, one ? s->sep[0] : 0);
     int64_t *lines_out = (int64_t *)s->lines.p;
     const consts env = {data + len, s->unset_len, s->unset_len ? s->unset[0] : 0};
     const size_t sep_len = s->sep_len;
@@ -420,11 +511,12 @@ void zs_scan_tsv(zs_scan *s, const uint8_t *data, size_t len, int64_t first_line
         const uint8_t *p = data + pos;
         size_t n, found = 0;
         if (one) {
-            n = cut_line(p, len - pos, s->sep[0], seps, cap, &found);
+            n = cutter_next(&cut, seps, cap, &found) - pos;
         } else {
             const uint8_t *nl = memchr(p, '\n', len - pos);
             n = nl ? (size_t)(nl - p) : len - pos;
         }
+        size_t origin = one ? pos : 0; /* the offset the positions in bounds[] count from */
         pos += n + 1;
         seen++;
         int64_t this_line = line++;
@@ -439,12 +531,14 @@ void zs_scan_tsv(zs_scan *s, const uint8_t *data, size_t len, int64_t first_line
             zs_note(s, ZI_COLUMNS, this_line);
             continue;
         }
-        seps[cap] = n;
+        bounds[0] = origin - sep_len;
+        seps[cap] = origin + n;
+        const uint8_t *base = p - origin;
         int fault = OK;
         for (int k = 0; k < ncols; k++) {
             zs_column *c = cols + k;
             size_t a = bounds[c->field] + sep_len;
-            int rc = put_value(s, c, r, p + a, bounds[c->field + 1] - a, env);
+            int rc = put_value(s, c, r, base + a, bounds[c->field + 1] - a, env);
             if (rc == MASKED) { zs_note(s, ZI_MASKED, this_line); continue; }
             if (rc != OK) { fault = rc; break; }
         }

@@ -811,3 +811,44 @@ def test_blank_line_and_bad_value_in_one_segment(tmp_path: Path) -> None:
                                                          {"uid": "C2", "line": 12}]
     assert sorted(issues(reader)) == [("conn.log", "bad_value", 1, 11, "lines 11"),
                                       ("conn.log", "blank_line", 1, 10, "lines 10")]
+
+
+# ------------------------------------------------------------------ chunked reading
+
+
+def test_plain_file_reads_as_its_gzip_copy(tmp_path: Path) -> None:
+    # A plain file and its gzip copy, read in chunks of chunk_bytes (a line longer than a
+    # chunk among them): the same rows, lines and issues, whatever the chunk size.
+    rows = [row(T0 + i, f"C{i}", orig_bytes=str(i * 7919)) for i in range(300)]
+    rows[123] = "x" * 5000 + "\n"  # a line longer than a chunk: the window grows
+    rows[200] = row(T0, "Cbad", orig_bytes="12x")
+    text = header() + "".join(rows) + header() + row(T0, "Clast") + row(T0, "Ctail")[:30]
+    plain = write(tmp_path / "a" / "conn.log", text)
+    packed = write(tmp_path / "b" / "conn.log.gz", text, gz=True)
+    for chunk in (1024, 3000, 1 << 20):
+        table, reader = read([plain], chunk_bytes=chunk, workers=2)
+        expected, gz_reader = read([packed], chunk_bytes=chunk, workers=2)
+        assert table.num_rows == 299
+        assert table.to_pylist() == expected.to_pylist()
+        assert table["uid"].to_pylist()[-1] == "Clast"
+        assert table["line"].to_pylist()[-1] == 9 + 300 + 8
+        assert sorted(issues(reader)) == [
+            ("conn.log", "bad_value", 1, 9 + 200, f"lines {9 + 200}"),
+            ("conn.log", "partial_last_line", 1, 9 + 300 + 9, f"lines {9 + 300 + 9}"),
+            ("conn.log", "wrong_column_count", 1, 9 + 123, f"lines {9 + 123}"),
+        ]
+        assert [i[1:] for i in issues(gz_reader)] == [i[1:] for i in issues(reader)]
+
+
+def test_lines_appended_while_reading_are_read(tmp_path: Path) -> None:
+    # What a live writer adds after the read started is read on.
+    path = write(tmp_path / "conn.log", header() + "".join(row(T0 + i, f"C{i}")
+                                                           for i in range(100)))
+    reader = ZeekLogReader(chunk_bytes=1024, workers=1)
+    batches = reader.read_conn([path])
+    first = next(batches)
+    with path.open("a") as f:
+        f.write(row(T0 + 100, "Cnew") + row(T0 + 101, "Cpart")[:20])
+    uids = first["uid"].to_pylist() + [u for b in batches for u in b["uid"].to_pylist()]
+    assert uids == [f"C{i}" for i in range(100)] + ["Cnew"]
+    assert issues(reader) == [("conn.log", "partial_last_line", 1, 110, "lines 110")]
