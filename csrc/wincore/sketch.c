@@ -25,6 +25,52 @@ static inline void reg_put(uint8_t *regs, uint32_t h) {
     if (rank > *r) *r = rank;
 }
 
+/* Pool chunks: 1 MiB, 64-byte aligned; blocks of 64 bytes or more are 64-byte aligned. */
+#define CHUNK ((size_t)1 << 20)
+
+/* A block of bytes (16 << k, k < SK_CLASSES), uninitialized; NULL when out of memory. */
+static void *block_get(sk_pool *pool, size_t bytes) {
+    if (!pool) return malloc(bytes);
+    int k = __builtin_ctzll(bytes) - 4;
+    void *b = pool->free[k];
+    if (b) {
+        memcpy(&pool->free[k], b, sizeof b);  /* a free block holds the next one */
+        return b;
+    }
+    size_t align = bytes < 64 ? bytes : 64;
+    size_t pad = (size_t)(-(uintptr_t)pool->bump) & (align - 1);
+    if (!pool->bump || pool->left < pad + bytes) {
+        uint8_t *c = aligned_alloc(64, CHUNK);
+        if (!c) return NULL;
+        memcpy(c, &pool->chunks, sizeof pool->chunks);
+        pool->chunks = c, pool->bump = c + 64, pool->left = CHUNK - 64, pad = 0;
+    }
+    b = pool->bump + pad;
+    pool->bump += pad + bytes, pool->left -= pad + bytes;
+    return b;
+}
+
+static void block_put(sk_pool *pool, void *b, size_t bytes) {
+    if (!pool) {
+        free(b);
+        return;
+    }
+    int k = __builtin_ctzll(bytes) - 4;
+    memcpy(b, &pool->free[k], sizeof b);
+    pool->free[k] = b;
+}
+
+void sk_pool_free(sk_pool *pool) {
+    void *c = pool->chunks;
+    while (c) {
+        void *next;
+        memcpy(&next, c, sizeof next);
+        free(c);
+        c = next;
+    }
+    memset(pool, 0, sizeof *pool);
+}
+
 /* Insert a fingerprint into a set with room for it (cap a power of two). 1 if new. */
 static inline int set_put(uint32_t *slots, uint32_t cap, uint32_t h) {
     uint32_t i = (h ^ (h >> 16)) & (cap - 1);
@@ -36,58 +82,66 @@ static inline int set_put(uint32_t *slots, uint32_t cap, uint32_t h) {
     return 1;
 }
 
-static int densify(sketch *s) {
-    uint8_t *regs = calloc(SK_M, 1);
+static int densify(sk_pool *pool, sketch *s) {
+    uint8_t *regs = block_get(pool, SK_M);
     if (!regs) return -1;
+    memset(regs, 0, SK_M);
     uint32_t *slots = s->p;
     for (uint32_t i = 0; i < s->cap; i++)
         if (slots[i]) reg_put(regs, slots[i]);
-    free(s->p);
+    block_put(pool, s->p, sk_bytes(s));
     s->p = regs, s->n = 0, s->cap = SK_DENSE;
     return 0;
 }
 
-/* Room for one more value in the set, growing it (or turning it into registers). */
-static int room(sketch *s) {
-    if ((uint64_t)(s->n + 1) * 4 <= (uint64_t)s->cap * 3) return 0;
-    uint32_t cap = s->cap ? s->cap * 2 : 4;
-    if (cap > SK_SET_MAX) return densify(s);
-    uint32_t *slots = calloc(cap, sizeof *slots);
+/* Room for one more value: the set twice as large (SK_FIRST slots at first), or registers
+ * once it would outgrow SK_SET_MAX slots. */
+static int grow(sk_pool *pool, sketch *s) {
+    uint32_t cap = s->cap ? s->cap * 2 : SK_FIRST;
+    if (cap > SK_SET_MAX) return densify(pool, s);
+    uint32_t *slots = block_get(pool, (size_t)cap * sizeof *slots);
     if (!slots) return -1;
+    memset(slots, 0, (size_t)cap * sizeof *slots);
     uint32_t *old = s->p;
     for (uint32_t i = 0; i < s->cap; i++)
         if (old[i]) set_put(slots, cap, old[i]);
-    free(old);
+    if (old) block_put(pool, old, sk_bytes(s));
     s->p = slots, s->cap = cap;
     return 0;
 }
 
-static int add_hash(sketch *s, uint32_t h) {
-    if (s->cap != SK_DENSE) {
-        if (!h) h = 1;  /* 0 marks a free slot */
-        if (room(s) < 0) return -1;
-        if (s->cap != SK_DENSE) {
-            s->n += (uint32_t)set_put(s->p, s->cap, h);
+/* Add a fingerprint. A set grows only for a value it does not hold, so that the sketch of
+ * a set of values is one whatever the order they came in (or how often). */
+static inline int add_hash(sk_pool *pool, sketch *s, uint32_t h) {
+    if (s->cap == SK_DENSE) {
+        reg_put(s->p, h);
+        return 0;
+    }
+    if (!h) h = 1;  /* 0 marks a free slot */
+    if (s->cap) {
+        uint32_t *slots = s->p, mask = s->cap - 1, i = (h ^ (h >> 16)) & mask;
+        for (; slots[i]; i = (i + 1) & mask)
+            if (slots[i] == h) return 0;
+        if ((uint64_t)(s->n + 1) * 4 <= (uint64_t)s->cap * 3) {
+            slots[i] = h, s->n++;
             return 0;
         }
     }
-    reg_put(s->p, h);
+    if (grow(pool, s) < 0) return -1;
+    if (s->cap == SK_DENSE) reg_put(s->p, h);
+    else s->n += (uint32_t)set_put(s->p, s->cap, h);
     return 0;
 }
 
-int sk_add(sketch *s, uint64_t value) { return add_hash(s, (uint32_t)(mix(value) >> 32)); }
+int sk_add(sk_pool *pool, sketch *s, uint64_t value) {
+    return add_hash(pool, s, (uint32_t)(mix(value) >> 32));
+}
 
-int sk_merge(sketch *dst, const sketch *src) {
+int sk_merge(sk_pool *pool, sketch *dst, const sketch *src) {
+    if (!src->cap) return 0;
+    if (!dst->cap) return sk_copy(pool, dst, src);  /* the same values, slot for slot */
     if (src->cap == SK_DENSE) {
-        if (dst->cap != SK_DENSE) {
-            if (!dst->cap) {
-                dst->p = calloc(SK_M, 1);
-                if (!dst->p) return -1;
-                dst->n = 0, dst->cap = SK_DENSE;
-            } else if (densify(dst) < 0) {
-                return -1;
-            }
-        }
+        if (dst->cap != SK_DENSE && densify(pool, dst) < 0) return -1;
         uint8_t *d = dst->p;
         const uint8_t *r = src->p;
         for (uint32_t i = 0; i < SK_M; i++) d[i] = d[i] > r[i] ? d[i] : r[i];
@@ -95,15 +149,36 @@ int sk_merge(sketch *dst, const sketch *src) {
     }
     const uint32_t *slots = src->p;
     for (uint32_t i = 0; i < src->cap; i++)
-        if (slots[i] && add_hash(dst, slots[i]) < 0) return -1;
+        if (slots[i] && add_hash(pool, dst, slots[i]) < 0) return -1;
     return 0;
 }
 
-int sk_copy(sketch *dst, const sketch *src) {
-    sk_free(dst);
+void sk_prefetch_merge(const sketch *dst, const sketch *src) {
+    if (!dst->cap || !src->cap || src->cap == SK_DENSE) return;
+    const uint32_t *slots = src->p;
+    if (dst->cap == SK_DENSE) {
+        const uint8_t *regs = dst->p;
+        for (uint32_t i = 0; i < src->cap; i++)
+            if (slots[i]) __builtin_prefetch(regs + (slots[i] >> SK_Q), 1);
+        return;
+    }
+    const uint32_t *to = dst->p;
+    uint32_t mask = dst->cap - 1;
+    for (uint32_t i = 0; i < src->cap; i++)
+        if (slots[i]) __builtin_prefetch(to + ((slots[i] ^ (slots[i] >> 16)) & mask), 1);
+}
+
+void sk_prefetch(const sketch *s) {
+    size_t bytes = s->cap ? sk_bytes(s) : 0;
+    if (bytes > 1024) bytes = 1024;
+    for (size_t at = 0; at < bytes; at += 64) __builtin_prefetch((const uint8_t *)s->p + at);
+}
+
+int sk_copy(sk_pool *pool, sketch *dst, const sketch *src) {
+    sk_free(pool, dst);
     if (!src->cap) return 0;
     size_t bytes = sk_bytes(src);
-    if (!(dst->p = malloc(bytes))) return -1;
+    if (!(dst->p = block_get(pool, bytes))) return -1;
     memcpy(dst->p, src->p, bytes);
     dst->n = src->n, dst->cap = src->cap;
     return 0;
@@ -150,8 +225,8 @@ int64_t sk_count(const sketch *s) {
     return (int64_t)llround(0.5 / log(2.0) * m * m / z);
 }
 
-void sk_free(sketch *s) {
-    free(s->p);
+void sk_free(sk_pool *pool, sketch *s) {
+    if (s->p) block_put(pool, s->p, sk_bytes(s));
     s->p = NULL, s->n = 0, s->cap = 0;
 }
 
