@@ -82,13 +82,24 @@ static inline int set_put(uint32_t *slots, uint32_t cap, uint32_t h) {
     return 1;
 }
 
+/* The values of a set, gathered into out (room for cap): their number. Branch-free: a
+ * set is a quarter to three quarters full, so a test per slot would be a coin toss. */
+static inline uint32_t set_values(const uint32_t *slots, uint32_t cap, uint32_t *out) {
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < cap; i++) {
+        out[n] = slots[i];
+        n += slots[i] != 0;
+    }
+    return n;
+}
+
 static int densify(sk_pool *pool, sketch *s) {
     uint8_t *regs = block_get(pool, SK_M);
     if (!regs) return -1;
     memset(regs, 0, SK_M);
-    uint32_t *slots = s->p;
-    for (uint32_t i = 0; i < s->cap; i++)
-        if (slots[i]) reg_put(regs, slots[i]);
+    uint32_t values[SK_SET_MAX];
+    uint32_t n = set_values(s->p, s->cap, values);
+    for (uint32_t i = 0; i < n; i++) reg_put(regs, values[i]);
     block_put(pool, s->p, sk_bytes(s));
     s->p = regs, s->n = 0, s->cap = SK_DENSE;
     return 0;
@@ -103,9 +114,12 @@ static int grow(sk_pool *pool, sketch *s) {
     if (!slots) return -1;
     memset(slots, 0, (size_t)cap * sizeof *slots);
     uint32_t *old = s->p;
-    for (uint32_t i = 0; i < s->cap; i++)
-        if (old[i]) set_put(slots, cap, old[i]);
-    if (old) block_put(pool, old, sk_bytes(s));
+    if (old) {
+        uint32_t values[SK_SET_MAX / 2];
+        uint32_t n = set_values(old, s->cap, values);
+        for (uint32_t i = 0; i < n; i++) set_put(slots, cap, values[i]);
+        block_put(pool, old, sk_bytes(s));
+    }
     s->p = slots, s->cap = cap;
     return 0;
 }
@@ -147,25 +161,25 @@ int sk_merge(sk_pool *pool, sketch *dst, const sketch *src) {
         for (uint32_t i = 0; i < SK_M; i++) d[i] = d[i] > r[i] ? d[i] : r[i];
         return 0;
     }
-    const uint32_t *slots = src->p;
-    for (uint32_t i = 0; i < src->cap; i++)
-        if (slots[i] && add_hash(pool, dst, slots[i]) < 0) return -1;
+    uint32_t values[SK_SET_MAX];
+    uint32_t n = set_values(src->p, src->cap, values);
+    for (uint32_t i = 0; i < n; i++)
+        if (add_hash(pool, dst, values[i]) < 0) return -1;
     return 0;
 }
 
 void sk_prefetch_merge(const sketch *dst, const sketch *src) {
     if (!dst->cap || !src->cap || src->cap == SK_DENSE) return;
-    const uint32_t *slots = src->p;
+    const uint32_t *slots = src->p;  /* (a free slot's prefetch is harmless) */
     if (dst->cap == SK_DENSE) {
         const uint8_t *regs = dst->p;
-        for (uint32_t i = 0; i < src->cap; i++)
-            if (slots[i]) __builtin_prefetch(regs + (slots[i] >> SK_Q), 1);
+        for (uint32_t i = 0; i < src->cap; i++) __builtin_prefetch(regs + (slots[i] >> SK_Q), 1);
         return;
     }
     const uint32_t *to = dst->p;
     uint32_t mask = dst->cap - 1;
     for (uint32_t i = 0; i < src->cap; i++)
-        if (slots[i]) __builtin_prefetch(to + ((slots[i] ^ (slots[i] >> 16)) & mask), 1);
+        __builtin_prefetch(to + ((slots[i] ^ (slots[i] >> 16)) & mask), 1);
 }
 
 void sk_prefetch(const sketch *s) {
