@@ -105,11 +105,12 @@ static int densify(sk_pool *pool, sketch *s) {
     return 0;
 }
 
-/* Room for one more value: the set twice as large (SK_FIRST slots at first), or registers
- * once it would outgrow SK_SET_MAX slots. */
-static int grow(sk_pool *pool, sketch *s) {
-    uint32_t cap = s->cap ? s->cap * 2 : SK_FIRST;
-    if (cap > SK_SET_MAX) return densify(pool, s);
+/* Room for one more value: the set 2^shift times as large (up to SK_SET_MAX slots;
+ * SK_FIRST slots at first), or registers once it would outgrow SK_SET_MAX slots. */
+static int grow(sk_pool *pool, sketch *s, int shift) {
+    if (s->cap == SK_SET_MAX) return densify(pool, s);
+    uint32_t cap = s->cap ? s->cap << shift : SK_FIRST;
+    if (cap > SK_SET_MAX) cap = SK_SET_MAX;
     uint32_t *slots = block_get(pool, (size_t)cap * sizeof *slots);
     if (!slots) return -1;
     memset(slots, 0, (size_t)cap * sizeof *slots);
@@ -126,7 +127,7 @@ static int grow(sk_pool *pool, sketch *s) {
 
 /* Add a fingerprint. A set grows only for a value it does not hold, so that the sketch of
  * a set of values is one whatever the order they came in (or how often). */
-static inline int add_hash(sk_pool *pool, sketch *s, uint32_t h) {
+static inline int add_hash(sk_pool *pool, sketch *s, uint32_t h, int shift) {
     if (s->cap == SK_DENSE) {
         reg_put(s->p, h);
         return 0;
@@ -141,14 +142,38 @@ static inline int add_hash(sk_pool *pool, sketch *s, uint32_t h) {
             return 0;
         }
     }
-    if (grow(pool, s) < 0) return -1;
+    if (grow(pool, s, shift) < 0) return -1;
     if (s->cap == SK_DENSE) reg_put(s->p, h);
     else s->n += (uint32_t)set_put(s->p, s->cap, h);
     return 0;
 }
 
 int sk_add(sk_pool *pool, sketch *s, uint64_t value) {
-    return add_hash(pool, s, (uint32_t)(mix(value) >> 32));
+    return add_hash(pool, s, (uint32_t)(mix(value) >> 32), 1);
+}
+
+/* Add the fingerprints values[0..n) (none 0) to a set or registers. A set takes them a
+ * stretch at a time, as many as it has room for whether they are new or not, without a
+ * check each; when full, a value goes through add_hash (a set grows only for a new one). */
+static int add_values(sk_pool *pool, sketch *s, const uint32_t *values, uint32_t n) {
+    uint32_t i = 0;
+    while (i < n && s->cap != SK_DENSE) {
+        uint32_t room = s->cap / 4 * 3 - s->n;  /* (cap >= SK_FIRST: a multiple of 4) */
+        if (!room) {
+            if (add_hash(pool, s, values[i++], 1) < 0) return -1;
+            continue;
+        }
+        uint32_t *slots = s->p, mask = s->cap - 1, end = n - i < room ? n : i + room, added = 0;
+        for (; i < end; i++) {
+            uint32_t h = values[i], at = (h ^ (h >> 16)) & mask;
+            while (slots[at] && slots[at] != h) at = (at + 1) & mask;
+            added += !slots[at];
+            slots[at] = h;
+        }
+        s->n += added;
+    }
+    for (; i < n; i++) reg_put(s->p, values[i]);
+    return 0;
 }
 
 int sk_merge(sk_pool *pool, sketch *dst, const sketch *src) {
@@ -162,10 +187,7 @@ int sk_merge(sk_pool *pool, sketch *dst, const sketch *src) {
         return 0;
     }
     uint32_t values[SK_SET_MAX];
-    uint32_t n = set_values(src->p, src->cap, values);
-    for (uint32_t i = 0; i < n; i++)
-        if (add_hash(pool, dst, values[i]) < 0) return -1;
-    return 0;
+    return add_values(pool, dst, values, set_values(src->p, src->cap, values));
 }
 
 void sk_prefetch_merge(const sketch *dst, const sketch *src) {
