@@ -139,22 +139,25 @@ static entity *entity_of(ds_store *s, int32_t tenant, int16_t country) {
     return e;
 }
 
-/* Add a value to the hour slot of (tenant, country, hour), found through the cache. */
+/* The hour slot of (tenant, country, hour), found through the cache; NULL: no memory. */
+static slot *hour_slot(ds_store *s, int32_t tenant, int16_t country, int64_t hour) {
+    size_t c = ((size_t)tenant * 8 + (size_t)(country + 1) + (size_t)(hour / HOUR) * 4099) % CACHE;
+    if (s->cache[c].at != SIZE_MAX && s->cache[c].k.tenant == tenant &&
+        s->cache[c].k.country == country && s->cache[c].k.t == hour)
+        return SLOT(&s->hours, s->cache[c].at);
+    slot *p = slot_of(s, tenant, country, DS_HOUR, hour, 0);
+    if (p) {
+        s->cache[c].k = p->k;
+        s->cache[c].at = (size_t)((uint8_t *)p - s->hours.ents) / sizeof(slot);
+    }
+    return p;
+}
+
+/* Add a value to the hour slot of (tenant, country, hour). */
 static int put(ds_store *s, int32_t tenant, int16_t country, int64_t hour, uint64_t addr,
                int has_asn, int64_t asn) {
     if (hour < s->hour_cut) s->late = 1;  /* its hour (and day) may have been let go */
-    size_t c = ((size_t)tenant * 8 + (size_t)(country + 1) + (size_t)(hour / HOUR) * 4099) % CACHE;
-    slot *p;
-    if (s->cache[c].at != SIZE_MAX && s->cache[c].k.tenant == tenant &&
-        s->cache[c].k.country == country && s->cache[c].k.t == hour) {
-        p = SLOT(&s->hours, s->cache[c].at);
-    } else {
-        p = slot_of(s, tenant, country, DS_HOUR, hour, 0);
-        if (p) {
-            s->cache[c].k = p->k;
-            s->cache[c].at = (size_t)((uint8_t *)p - s->hours.ents) / sizeof(slot);
-        }
-    }
+    slot *p = hour_slot(s, tenant, country, hour);
     if (!p || sk_add(&s->pool, &p->addrs, addr) < 0) return -1;
     if (has_asn && sk_add(&s->pool, &p->asns, (uint64_t)asn) < 0) return -1;
     p->dirty = 1;
@@ -181,6 +184,50 @@ typedef struct {
     uint64_t h;        /* the day key's hash */
     skey k;            /* the day key */
 } merging;
+
+/* Countries of a run of rows whose hour slots ds_add_rows keeps at hand (more: looked up). */
+#define RUN_COUNTRIES 16
+
+int ds_add_rows(ds_store *s, int32_t tenant, int64_t hour, const uint8_t *flags,
+                uint8_t remote, uint8_t has_asn, const int16_t *country, const uint64_t *addr,
+                const int64_t *asn, size_t n) {
+    size_t all = SIZE_MAX, at[RUN_COUNTRIES];  /* entry numbers: the table may move */
+    int16_t known[RUN_COUNTRIES];
+    size_t known_n = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!(flags[i] & remote)) continue;
+        if (all == SIZE_MAX) {  /* the first remote end: as ds_add does, the overall slot first */
+            if (hour < s->hour_cut) s->late = 1;
+            slot *p = hour_slot(s, tenant, -1, hour);
+            if (!p) return -1;
+            all = (size_t)((uint8_t *)p - s->hours.ents) / sizeof(slot);
+        }
+        slot *p = SLOT(&s->hours, all);
+        uint32_t h = sk_fingerprint(addr[i]);
+        if (sk_add_fingerprint(&s->pool, &p->addrs, h) < 0) return -1;
+        if ((flags[i] & has_asn) &&
+            sk_add_fingerprint(&s->pool, &p->asns, sk_fingerprint((uint64_t)asn[i])) < 0)
+            return -1;
+        p->dirty = 1;
+        int16_t k = country[i];
+        if (k < 0) continue;
+        size_t j = 0;
+        while (j < known_n && known[j] != k) j++;
+        slot *c;
+        if (j < known_n) {
+            c = SLOT(&s->hours, at[j]);
+        } else {
+            if (!(c = hour_slot(s, tenant, k, hour))) return -1;
+            if (known_n < RUN_COUNTRIES) {
+                known[known_n] = k;
+                at[known_n++] = (size_t)((uint8_t *)c - s->hours.ents) / sizeof(slot);
+            }
+        }
+        if (sk_add_fingerprint(&s->pool, &c->addrs, h) < 0) return -1;
+        c->dirty = 1;
+    }
+    return 0;
+}
 
 /* Merge the changed hours (of the tenants marked, or all) into their days. */
 static int merge_hours(ds_store *s, const uint8_t *marks, size_t marks_n) {

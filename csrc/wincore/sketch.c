@@ -7,15 +7,6 @@
 
 #define SK_Q (32 - SK_P)
 
-/* splitmix64's finalizer: a bijection of 64-bit values that spreads every input bit. */
-static inline uint64_t mix(uint64_t x) {
-    x ^= x >> 30;
-    x *= 0xBF58476D1CE4E5B9ULL;
-    x ^= x >> 27;
-    x *= 0x94D049BB133111EBULL;
-    return x ^ (x >> 31);
-}
-
 /* A register from a 32-bit fingerprint: the first SK_P bits choose it, the rest give the
  * rank (at most SK_Q + 1). */
 static inline void reg_put(uint8_t *regs, uint32_t h) {
@@ -149,8 +140,10 @@ static inline int add_hash(sk_pool *pool, sketch *s, uint32_t h, int shift) {
 }
 
 int sk_add(sk_pool *pool, sketch *s, uint64_t value) {
-    return add_hash(pool, s, (uint32_t)(mix(value) >> 32), 1);
+    return add_hash(pool, s, sk_fingerprint(value), 1);
 }
+
+int sk_add_hashed(sk_pool *pool, sketch *s, uint32_t h) { return add_hash(pool, s, h, 1); }
 
 /* Add the fingerprints values[0..n) (none 0) to a set or registers. A set takes them a
  * stretch at a time, as many as it has room for whether they are new or not, without a

@@ -50,6 +50,35 @@ void sk_pool_free(sk_pool *pool);
  * makes room for SK_FIRST. */
 #define SK_FIRST 16
 int sk_add(sk_pool *pool, sketch *s, uint64_t value);
+
+/* A value's fingerprint: the upper half of splitmix64's finalizer (a bijection of 64-bit
+ * values that spreads every input bit). */
+static inline uint32_t sk_fingerprint(uint64_t x) {
+    x ^= x >> 30;
+    x *= 0xBF58476D1CE4E5B9ULL;
+    x ^= x >> 27;
+    x *= 0x94D049BB133111EBULL;
+    return (uint32_t)((x ^ (x >> 31)) >> 32);
+}
+
+/* sk_add of a value by its fingerprint, for any sketch (sk_add_fingerprint below). */
+int sk_add_hashed(sk_pool *pool, sketch *s, uint32_t h);
+
+/* sk_add of a value by its fingerprint: a set with room takes it here (inlined where the
+ * values come one at a time), the rest in sk_add_hashed. */
+static inline int sk_add_fingerprint(sk_pool *pool, sketch *s, uint32_t h) {
+    if (s->cap && s->cap != SK_DENSE) {
+        uint32_t *slots = s->p, mask = s->cap - 1, v = h ? h : 1;  /* 0 marks a free slot */
+        uint32_t i = (v ^ (v >> 16)) & mask;
+        for (; slots[i]; i = (i + 1) & mask)
+            if (slots[i] == v) return 0;
+        if ((s->n + 1) * 4 <= s->cap * 3) {
+            slots[i] = v, s->n++;
+            return 0;
+        }
+    }
+    return sk_add_hashed(pool, s, h);
+}
 /* dst |= src; -1 when out of memory. The sketch is the same (values, registers) whatever
  * order values come in: a value already held changes nothing. */
 int sk_merge(sk_pool *pool, sketch *dst, const sketch *src);
