@@ -79,6 +79,7 @@ static inline int sk_add_fingerprint(sk_pool *pool, sketch *s, uint32_t h) {
     }
     return sk_add_hashed(pool, s, h);
 }
+
 /* dst |= src; -1 when out of memory. The sketch is the same (values, registers) whatever
  * order values come in: a value already held changes nothing. */
 int sk_merge(sk_pool *pool, sketch *dst, const sketch *src);

@@ -466,13 +466,18 @@ static void *sketch_pass(void *arg) {
     int64_t run_h = 0;
     for (Py_ssize_t i = 0; i < j->n && !j->failed; i++) {
         int32_t who = sc->tenant[i];
+        if (who < 0) {  /* in no sketch; it ends a run */
+            if (run_who >= 0) j->failed |= sketch_run(j, from, i, run_h) < 0;
+            run_who = -1;
+            continue;
+        }
         int64_t s = sc->start[i], e = sc->end[i] > s ? sc->end[i] : s;
         int64_t first_h = floor_to(s, HOUR_US), last_h = floor_to(e - 1 > s ? e - 1 : s, HOUR_US);
         if (run_who >= 0 && (who != run_who || first_h != run_h)) {
             j->failed |= sketch_run(j, from, i, run_h) < 0;
             run_who = -1;
+            if (j->failed) break;
         }
-        if (who < 0 || j->failed) continue;
         if (first_h > j->latest) {
             j->latest = first_h;
             if (j->horizon_us > 0 && j->latest - j->horizon_us >= j->retired_at + HOUR_US) {
