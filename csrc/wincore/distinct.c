@@ -187,6 +187,8 @@ typedef struct {
 
 /* Countries of a run of rows whose hour slots ds_add_rows keeps at hand (more: looked up). */
 #define RUN_COUNTRIES 16
+/* The most addresses an empty overall slot makes room for at the start of a run. */
+#define RUN_RESERVE 96
 
 int ds_add_rows(ds_store *s, int32_t tenant, int64_t hour, const uint8_t *flags,
                 uint8_t remote, uint8_t has_asn, const int16_t *country, const uint64_t *addr,
@@ -199,7 +201,12 @@ int ds_add_rows(ds_store *s, int32_t tenant, int64_t hour, const uint8_t *flags,
         if (all == SIZE_MAX) {  /* the first remote end: as ds_add does, the overall slot first */
             if (hour < s->hour_cut) s->late = 1;
             slot *p = hour_slot(s, tenant, -1, hour);
-            if (!p) return -1;
+            size_t remote_n = 0;
+            for (size_t r = i; r < n; r++) remote_n += (flags[r] & remote) != 0;
+            /* room for the run's addresses (a few: rows may repeat them) at once */
+            if (!p || sk_reserve(&s->pool, &p->addrs,
+                                 (uint32_t)(remote_n < RUN_RESERVE ? remote_n : RUN_RESERVE)) < 0)
+                return -1;
             all = (size_t)((uint8_t *)p - s->hours.ents) / sizeof(slot);
         }
         slot *p = SLOT(&s->hours, all);

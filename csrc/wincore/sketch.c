@@ -203,6 +203,16 @@ void sk_prefetch(const sketch *s) {
     for (size_t at = 0; at < bytes; at += 64) __builtin_prefetch((const uint8_t *)s->p + at);
 }
 
+int sk_reserve(sk_pool *pool, sketch *s, uint32_t values) {
+    if (s->cap) return 0;
+    uint32_t cap = SK_FIRST;
+    while ((uint64_t)values * 4 > (uint64_t)cap * 3 && cap < SK_SET_MAX) cap *= 2;
+    if (!(s->p = block_get(pool, (size_t)cap * sizeof(uint32_t)))) return -1;
+    memset(s->p, 0, (size_t)cap * sizeof(uint32_t));
+    s->n = 0, s->cap = cap;
+    return 0;
+}
+
 int sk_copy(sk_pool *pool, sketch *dst, const sketch *src) {
     sk_free(pool, dst);
     if (!src->cap) return 0;

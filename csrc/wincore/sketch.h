@@ -80,6 +80,11 @@ static inline int sk_add_fingerprint(sk_pool *pool, sketch *s, uint32_t h) {
     return sk_add_hashed(pool, s, h);
 }
 
+/* Make an empty sketch a set with room for values values (its slots a power of two, from
+ * SK_FIRST up to SK_SET_MAX), so that it need not grow on the way there; -1 when out of
+ * memory. Room only: what the sketch holds and counts is the same whatever room it has. */
+int sk_reserve(sk_pool *pool, sketch *s, uint32_t values);
+
 /* dst |= src; -1 when out of memory. The sketch is the same (values, registers) whatever
  * order values come in: a value already held changes nothing. */
 int sk_merge(sk_pool *pool, sketch *dst, const sketch *src);
