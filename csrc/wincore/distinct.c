@@ -47,6 +47,7 @@ typedef struct {
 
 struct ds_store {
     table hours, days, entities;  /* slots of hours, slots of days */
+    sk_pool pool;  /* the memory of the slots' and entities' sketches */
     struct {
         skey k;
         size_t at;  /* entry number, SIZE_MAX: none */
@@ -79,12 +80,12 @@ ds_store *ds_new(int64_t keep_hours) {
 }
 
 /* Drop the slots of a table before cut (their sketches freed). */
-static void drop_before(table *in, int64_t cut) {
+static void drop_before(ds_store *s, table *in, int64_t cut) {
     size_t kept = 0;
     for (size_t i = 0; i < in->n; i++) {
         slot *p = SLOT(in, i);
         if (p->k.t < cut) {
-            sk_free(&p->addrs), sk_free(&p->asns);
+            sk_free(&s->pool, &p->addrs), sk_free(&s->pool, &p->asns);
         } else {
             if (kept != i) memmove(SLOT(in, kept), p, sizeof(slot));
             kept++;
@@ -98,13 +99,8 @@ static void drop_before(table *in, int64_t cut) {
 
 void ds_free(ds_store *s) {
     if (!s) return;
-    drop_before(&s->hours, INT64_MAX);
-    drop_before(&s->days, INT64_MAX);
-    for (size_t i = 0; i < s->entities.n; i++) {
-        entity *e = (entity *)(s->entities.ents + i * sizeof(entity));
-        sk_free(&e->addrs), sk_free(&e->asns);
-    }
     t_free(&s->hours), t_free(&s->days), t_free(&s->entities);
+    sk_pool_free(&s->pool);  /* every slot's and entity's sketch */
     free(s->final);
     free(s);
 }
@@ -143,24 +139,27 @@ static entity *entity_of(ds_store *s, int32_t tenant, int16_t country) {
     return e;
 }
 
-/* Add a value to the hour slot of (tenant, country, hour), found through the cache. */
+/* The hour slot of (tenant, country, hour), found through the cache; NULL: no memory. */
+static slot *hour_slot(ds_store *s, int32_t tenant, int16_t country, int64_t hour) {
+    size_t c = ((size_t)tenant * 8 + (size_t)(country + 1) + (size_t)(hour / HOUR) * 4099) % CACHE;
+    if (s->cache[c].at != SIZE_MAX && s->cache[c].k.tenant == tenant &&
+        s->cache[c].k.country == country && s->cache[c].k.t == hour)
+        return SLOT(&s->hours, s->cache[c].at);
+    slot *p = slot_of(s, tenant, country, DS_HOUR, hour, 0);
+    if (p) {
+        s->cache[c].k = p->k;
+        s->cache[c].at = (size_t)((uint8_t *)p - s->hours.ents) / sizeof(slot);
+    }
+    return p;
+}
+
+/* Add a value to the hour slot of (tenant, country, hour). */
 static int put(ds_store *s, int32_t tenant, int16_t country, int64_t hour, uint64_t addr,
                int has_asn, int64_t asn) {
     if (hour < s->hour_cut) s->late = 1;  /* its hour (and day) may have been let go */
-    size_t c = ((size_t)tenant * 8 + (size_t)(country + 1) + (size_t)(hour / HOUR) * 4099) % CACHE;
-    slot *p;
-    if (s->cache[c].at != SIZE_MAX && s->cache[c].k.tenant == tenant &&
-        s->cache[c].k.country == country && s->cache[c].k.t == hour) {
-        p = SLOT(&s->hours, s->cache[c].at);
-    } else {
-        p = slot_of(s, tenant, country, DS_HOUR, hour, 0);
-        if (p) {
-            s->cache[c].k = p->k;
-            s->cache[c].at = (size_t)((uint8_t *)p - s->hours.ents) / sizeof(slot);
-        }
-    }
-    if (!p || sk_add(&p->addrs, addr) < 0) return -1;
-    if (has_asn && sk_add(&p->asns, (uint64_t)asn) < 0) return -1;
+    slot *p = hour_slot(s, tenant, country, hour);
+    if (!p || sk_add(&s->pool, &p->addrs, addr) < 0) return -1;
+    if (has_asn && sk_add(&s->pool, &p->asns, (uint64_t)asn) < 0) return -1;
     p->dirty = 1;
     return 0;
 }
@@ -174,19 +173,125 @@ int ds_add(ds_store *s, int32_t tenant, int16_t country, int64_t hour, uint64_t 
     return 0;
 }
 
-/* Merge the changed hours (of the tenants marked, or all) into their days. */
-static int merge_hours(ds_store *s, const uint8_t *marks, size_t marks_n) {
-    for (size_t i = 0; i < s->hours.n; i++) {
-        slot *h = SLOT(&s->hours, i);
-        if (!h->dirty) continue;
-        if (marks && ((size_t)h->k.tenant >= marks_n || !marks[h->k.tenant])) continue;
-        slot *day = slot_of(s, h->k.tenant, h->k.country, DS_DAY, day_of(h->k.t), 0);
-        if (!day) return -1;
-        if (sk_merge(&day->addrs, &h->addrs) < 0 || sk_merge(&day->asns, &h->asns) < 0)
+/* Hour slots MERGE_AHEAD apart go through the stages of a merge at once: the hour's
+ * sketches and the index slot of its day are loaded, then the day's entry, then the day
+ * memory the merge will touch, then the hour is merged: the cache misses of a few hours
+ * overlap instead of coming one after another. */
+#define MERGE_AHEAD 4
+
+typedef struct {
+    size_t hour, day;  /* entry numbers */
+    uint64_t h;        /* the day key's hash */
+    skey k;            /* the day key */
+} merging;
+
+/* Countries of a run of rows whose hour slots ds_add_rows keeps at hand (more: looked up). */
+#define RUN_COUNTRIES 16
+/* The most addresses an empty overall slot makes room for at the start of a run. */
+#define RUN_RESERVE 96
+
+int ds_add_rows(ds_store *s, int32_t tenant, int64_t hour, const uint8_t *flags,
+                uint8_t remote, uint8_t has_asn, const int16_t *country, const uint64_t *addr,
+                const int64_t *asn, size_t n) {
+    size_t all = SIZE_MAX, at[RUN_COUNTRIES];  /* entry numbers: the table may move */
+    int16_t known[RUN_COUNTRIES];
+    size_t known_n = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!(flags[i] & remote)) continue;
+        if (all == SIZE_MAX) {  /* the first remote end: as ds_add does, the overall slot first */
+            if (hour < s->hour_cut) s->late = 1;
+            slot *p = hour_slot(s, tenant, -1, hour);
+            size_t remote_n = 0;
+            for (size_t r = i; r < n; r++) remote_n += (flags[r] & remote) != 0;
+            /* room for the run's addresses (a few: rows may repeat them) at once */
+            if (!p || sk_reserve(&s->pool, &p->addrs,
+                                 (uint32_t)(remote_n < RUN_RESERVE ? remote_n : RUN_RESERVE)) < 0)
+                return -1;
+            all = (size_t)((uint8_t *)p - s->hours.ents) / sizeof(slot);
+        }
+        slot *p = SLOT(&s->hours, all);
+        uint32_t h = sk_fingerprint(addr[i]);
+        if (sk_add_fingerprint(&s->pool, &p->addrs, h) < 0) return -1;
+        if ((flags[i] & has_asn) &&
+            sk_add_fingerprint(&s->pool, &p->asns, sk_fingerprint((uint64_t)asn[i])) < 0)
             return -1;
-        h->dirty = 0;
+        p->dirty = 1;
+        int16_t k = country[i];
+        if (k < 0) continue;
+        size_t j = 0;
+        while (j < known_n && known[j] != k) j++;
+        slot *c;
+        if (j < known_n) {
+            c = SLOT(&s->hours, at[j]);
+        } else {
+            if (!(c = hour_slot(s, tenant, k, hour))) return -1;
+            if (known_n < RUN_COUNTRIES) {
+                known[known_n] = k;
+                at[known_n++] = (size_t)((uint8_t *)c - s->hours.ents) / sizeof(slot);
+            }
+        }
+        if (sk_add_fingerprint(&s->pool, &c->addrs, h) < 0) return -1;
+        c->dirty = 1;
     }
     return 0;
+}
+
+/* Merge the changed hours (of the tenants marked, or all) into their days. */
+static int merge_hours(ds_store *s, const uint8_t *marks, size_t marks_n) {
+    size_t n = 0;
+    for (size_t i = 0; i < s->hours.n; i++) {
+        const slot *h = SLOT(&s->hours, i);
+        n += h->dirty && (!marks || ((size_t)h->k.tenant < marks_n && marks[h->k.tenant]));
+    }
+    if (!n) return 0;
+    merging *m = malloc(n * sizeof *m);
+    if (!m) return -1;
+    n = 0;
+    for (size_t i = 0; i < s->hours.n; i++) {
+        const slot *h = SLOT(&s->hours, i);
+        if (!h->dirty || (marks && ((size_t)h->k.tenant >= marks_n || !marks[h->k.tenant])))
+            continue;
+        m[n].hour = i;
+        m[n].k = (skey){h->k.tenant, h->k.country, DS_DAY, 0, day_of(h->k.t)};
+        m[n].h = t_hash(&s->days, &m[n].k);
+        n++;
+    }
+    table *days = &s->days;
+    int failed = 0;
+    for (size_t j = 0; j < n + 3 * MERGE_AHEAD && !failed; j++) {
+        if (j < n) {  /* load the hour's sketches and its day's index slot */
+            const slot *h = SLOT(&s->hours, m[j].hour);
+            sk_prefetch(&h->addrs), sk_prefetch(&h->asns);
+            t_prefetch(days, m[j].h);
+        }
+        if (j >= MERGE_AHEAD && j - MERGE_AHEAD < n) {  /* load the day's entry */
+            uint64_t at = days->idx[m[j - MERGE_AHEAD].h & days->mask];
+            if (at != EMPTY) __builtin_prefetch(days->ents + (at & 0xFFFFFFFFULL) * days->esize);
+        }
+        if (j >= 2 * MERGE_AHEAD && j - 2 * MERGE_AHEAD < n) {  /* find the day, load its memory */
+            merging *g = &m[j - 2 * MERGE_AHEAD];
+            int fresh;
+            slot *day = (slot *)t_get_hashed(days, &g->k, 1, g->h, &fresh);
+            if (!day) {
+                failed = 1;
+                break;
+            }
+            g->day = (size_t)((uint8_t *)day - days->ents) / sizeof(slot);
+            const slot *h = SLOT(&s->hours, g->hour);
+            sk_prefetch_merge(&day->addrs, &h->addrs), sk_prefetch_merge(&day->asns, &h->asns);
+        }
+        if (j >= 3 * MERGE_AHEAD) {  /* merge */
+            const merging *g = &m[j - 3 * MERGE_AHEAD];
+            slot *h = SLOT(&s->hours, g->hour), *day = SLOT(days, g->day);
+            if (sk_merge(&s->pool, &day->addrs, &h->addrs) < 0 ||
+                sk_merge(&s->pool, &day->asns, &h->asns) < 0)
+                failed = 1;
+            else
+                h->dirty = 0;
+        }
+    }
+    free(m);
+    return failed ? -1 : 0;
 }
 
 static int row_out(ds_row **rows, size_t *n, size_t *cap, const skey *k, uint8_t span,
@@ -206,9 +311,10 @@ static int row_out(ds_row **rows, size_t *n, size_t *cap, const skey *k, uint8_t
 
 /* How the cumulative union grows with a day: adds it to cum, whose counts are counts[0..1]
  * before and after; -1 when out of memory. */
-static int grow(sketch *cum_addrs, sketch *cum_asns, const slot *day, int64_t counts[2],
-                int64_t *addrs, int64_t *asns) {
-    if (sk_merge(cum_addrs, &day->addrs) < 0 || sk_merge(cum_asns, &day->asns) < 0) return -1;
+static int grow(sk_pool *pool, sketch *cum_addrs, sketch *cum_asns, const slot *day,
+                int64_t counts[2], int64_t *addrs, int64_t *asns) {
+    if (sk_merge(pool, cum_addrs, &day->addrs) < 0 || sk_merge(pool, cum_asns, &day->asns) < 0)
+        return -1;
     int64_t a = sk_count(cum_addrs), b = sk_count(cum_asns);
     *addrs = a - counts[0], *asns = b - counts[1];
     counts[0] = a, counts[1] = b;
@@ -226,7 +332,7 @@ static inline int64_t block_of(int64_t t) {
 }
 
 static void free_pairs(pair *p, size_t n) {
-    for (size_t i = 0; i < n; i++) sk_free(&p[i].addrs), sk_free(&p[i].asns);
+    for (size_t i = 0; i < n; i++) sk_free(NULL, &p[i].addrs), sk_free(NULL, &p[i].asns);
     free(p);
 }
 
@@ -234,10 +340,10 @@ static void free_pairs(pair *p, size_t n) {
  * merged in (the running unions of a block grow by a day at a time: copying the union so
  * far is cheaper than adding its values again). */
 static int union_of(sketch *dst, const sketch *x, const sketch *y) {
-    if (!y) return sk_copy(dst, x);
+    if (!y) return sk_copy(NULL, dst, x);
     int y_larger = y->cap == SK_DENSE || (x->cap != SK_DENSE && y->n >= x->n);
     const sketch *big = y_larger ? y : x, *small = y_larger ? x : y;
-    return sk_copy(dst, big) < 0 || sk_merge(dst, small) < 0 ? -1 : 0;
+    return sk_copy(NULL, dst, big) < 0 || sk_merge(NULL, dst, small) < 0 ? -1 : 0;
 }
 
 /* p = the union of the non-NULL of x, y (sketch pairs). */
@@ -282,7 +388,7 @@ static int window_counts(slot *const *days, size_t lo, size_t hi, const pair *pr
     int failed = union_pair(&both, &suf[lo].addrs, &suf[lo].asns, &pre[last].addrs,
                             &pre[last].asns) < 0;
     *addrs = sk_count(&both.addrs), *asns = sk_count(&both.asns);
-    sk_free(&both.addrs), sk_free(&both.asns);
+    sk_free(NULL, &both.addrs), sk_free(NULL, &both.asns);
     return failed ? -1 : 0;
 }
 
@@ -429,7 +535,7 @@ static int let_go_days(ds_store *s, keyed *sorted, size_t n) {
                                &s->final_cap) < 0;
             if (d->k.t + 7 * DAY > e->final_we) e->final_we = d->k.t + 7 * DAY;
             int64_t counts[2] = {sk_count(&e->addrs), sk_count(&e->asns)};
-            failed = failed || grow(&e->addrs, &e->asns, d, counts, &a, &b) < 0 ||
+            failed = failed || grow(&s->pool, &e->addrs, &e->asns, d, counts, &a, &b) < 0 ||
                      row_out(&s->final, &s->final_n, &s->final_cap, &d->k, DS_CUMULATIVE,
                              d->k.t, a, b) < 0;
         }
@@ -452,7 +558,7 @@ int ds_retire(ds_store *s, int64_t latest_hour) {
                     sk_count(&p->addrs), sk_count(&p->asns)) < 0)
             return -1;
     }
-    drop_before(&s->hours, hour_cut);
+    drop_before(s, &s->hours, hour_cut);
     for (size_t i = 0; i < CACHE; i++) s->cache[i].at = SIZE_MAX;
     if (day_cut <= s->day_cut) return 0;
     s->day_cut = day_cut;
@@ -469,7 +575,7 @@ int ds_retire(ds_store *s, int64_t latest_hour) {
     int failed = let_go_days(s, old, n) < 0;
     free(old);
     if (failed) return -1;
-    drop_before(&s->days, day_cut);
+    drop_before(s, &s->days, day_cut);
     return 0;
 }
 
@@ -481,8 +587,8 @@ void ds_forget(ds_store *s, int64_t horizon) {
         s->final[kept++] = *r;
     }
     s->final_n = kept;
-    drop_before(&s->hours, horizon);
-    drop_before(&s->days, horizon);
+    drop_before(s, &s->hours, horizon);
+    drop_before(s, &s->days, horizon);
     for (size_t i = 0; i < CACHE; i++) s->cache[i].at = SIZE_MAX;
 }
 
@@ -507,14 +613,14 @@ static int entity_rows(const ds_store *s, const keyed *sorted, size_t n, slot **
     const entity *e = (const entity *)find(&s->entities, &ek);
     if (!e) e = &NO_ENTITY;
     sketch a = {0}, b = {0};
-    int failed = sk_merge(&a, &e->addrs) < 0 || sk_merge(&b, &e->asns) < 0;
+    int failed = sk_merge(NULL, &a, &e->addrs) < 0 || sk_merge(NULL, &b, &e->asns) < 0;
     int64_t counts[2] = {sk_count(&a), sk_count(&b)};
     for (size_t i = 0; i < m && !failed; i++) {
         int64_t da, db;
-        failed = grow(&a, &b, days[i], counts, &da, &db) < 0 ||
+        failed = grow(NULL, &a, &b, days[i], counts, &da, &db) < 0 ||
                  row_out(rows, rn, cap, &days[i]->k, DS_CUMULATIVE, days[i]->k.t, da, db) < 0;
     }
-    sk_free(&a), sk_free(&b);
+    sk_free(NULL, &a), sk_free(NULL, &b);
     if (failed) return -1;
     return week_rows(days, m, e->final_we > since ? e->final_we : since, INT64_MAX, rows, rn, cap);
 }

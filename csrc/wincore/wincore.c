@@ -456,14 +456,38 @@ typedef struct sketch_job {
     int failed;
 } sketch_job;
 
+/* Rows [from, to) of one tenant and first hour into the sketches (their first hour). */
+static int sketch_run(sketch_job *j, Py_ssize_t from, Py_ssize_t to, int64_t hour) {
+    const sorted_columns *sc = &j->sc;
+    return from < to ? ds_add_rows(j->store, sc->tenant[from], hour, sc->flags + from, F_REMOTE,
+                                   F_ASN, sc->country + from, sc->addr + from, sc->asn + from,
+                                   (size_t)(to - from))
+                     : 0;
+}
+
+/* The rows go in by runs of one tenant and first hour (sorted rows come so), each run's
+ * first hours at once; the later hours of a longer row right after its first, as a row at
+ * a time would: the same slots made in the same order. */
 static void *sketch_pass(void *arg) {
     sketch_job *j = arg;
     const sorted_columns *sc = &j->sc;
+    Py_ssize_t from = 0;  /* the run: rows [from, i) of tenant run_who, first hour run_h */
+    int32_t run_who = -1;
+    int64_t run_h = 0;
     for (Py_ssize_t i = 0; i < j->n && !j->failed; i++) {
         int32_t who = sc->tenant[i];
-        if (who < 0) continue;
+        if (who < 0) {  /* in no sketch; it ends a run */
+            if (run_who >= 0) j->failed |= sketch_run(j, from, i, run_h) < 0;
+            run_who = -1;
+            continue;
+        }
         int64_t s = sc->start[i], e = sc->end[i] > s ? sc->end[i] : s;
         int64_t first_h = floor_to(s, HOUR_US), last_h = floor_to(e - 1 > s ? e - 1 : s, HOUR_US);
+        if (run_who >= 0 && (who != run_who || first_h != run_h)) {
+            j->failed |= sketch_run(j, from, i, run_h) < 0;
+            run_who = -1;
+            if (j->failed) break;
+        }
         if (first_h > j->latest) {
             j->latest = first_h;
             if (j->horizon_us > 0 && j->latest - j->horizon_us >= j->retired_at + HOUR_US) {
@@ -474,12 +498,16 @@ static void *sketch_pass(void *arg) {
                 }
             }
         }
+        if (run_who < 0) run_who = who, run_h = first_h, from = i;
         uint8_t f = sc->flags[i];
-        if (!(f & F_REMOTE)) continue;
-        for (int64_t ws = first_h; ws <= last_h && !j->failed; ws += HOUR_US)
+        if (!(f & F_REMOTE) || last_h == first_h) continue;
+        j->failed |= sketch_run(j, from, i + 1, first_h) < 0;
+        from = i + 1;
+        for (int64_t ws = first_h + HOUR_US; ws <= last_h && !j->failed; ws += HOUR_US)
             j->failed |= ds_add(j->store, who, sc->country[i], ws, sc->addr[i],
                                 (f & F_ASN) != 0, sc->asn[i]) < 0;
     }
+    if (run_who >= 0 && !j->failed) j->failed |= sketch_run(j, from, j->n, run_h) < 0;
     return NULL;
 }
 
