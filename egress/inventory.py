@@ -14,9 +14,11 @@ more than one tenant equally, matches: ambiguity is never resolved by a guess.
 
 from __future__ import annotations
 
+import gc
 from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from ipaddress import ip_address
@@ -507,7 +509,22 @@ def load_inventory(path: Path) -> Inventory:
     the content (JSON if it starts with ``{``). Raises ConfigError naming the file,
     line where known, and field path of every problem found (the first ten).
     """
-    return build_inventory(*read_inventory(path))
+    with _collection_paused():
+        return build_inventory(*read_inventory(path))
+
+
+@contextmanager
+def _collection_paused() -> Iterator[None]:
+    """The cyclic garbage collector paused: reading an estate's inventory makes millions of
+    objects and no cycles to collect, and the collections the allocations trigger over and
+    over took 60 % of the time (1.7 s of 2.7 s for 10,000 tenants)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def read_inventory(path: Path) -> Parsed:

@@ -456,3 +456,30 @@ def test_ten_thousand_tenants(tmp_path: Path) -> None:
     assert inventory.tenant_for_address("10.39.15.1", at) is None  # /24 expired, /25 elsewhere
     assert inventory.tenant_for_bucket("t09999-x", at) == "t-09999"
     assert inventory.tenant_for_vni(10_999, at) == "t-09999"
+
+
+def test_loading_pauses_the_garbage_collector_and_restores_its_state(tmp_path: Path) -> None:
+    """The collector is off while an inventory is read and built, and comes back as it was,
+    also when the file is refused."""
+    import gc
+
+    seen: list[bool] = []
+
+    def watch(phase: str, info: dict[str, int]) -> None:
+        seen.append(phase == "start")
+
+    bad = tmp_path / "inventory.yaml"
+    bad.write_text("site: {name: x}\ntenants: [{id: 1, colour: red}]\n", encoding="utf-8")
+    gc.callbacks.append(watch)
+    try:
+        for enabled in (True, False):
+            (gc.enable if enabled else gc.disable)()
+            seen.clear()
+            assert len(load_inventory(SAMPLE).tenants) > 0
+            with pytest.raises(ConfigError):
+                load_inventory(bad)
+            assert gc.isenabled() is enabled
+            assert seen == []  # no collection ran inside, though thousands of objects were made
+    finally:
+        gc.callbacks.remove(watch)
+        gc.enable()
