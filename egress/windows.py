@@ -64,6 +64,7 @@ import pyarrow.compute as pc
 from egress.transfers import NETWORK, TIMESTAMP, TRANSFERS_SCHEMA
 from egress.windows_network import (
     DistinctCounts,
+    EvidenceHold,
     NetworkColumns,
     NetworkReduction,
     Retired,
@@ -118,11 +119,14 @@ _FLUSH_ROWS = 1 << 20
 #: a slack that grows while compacting removes less than half the rows (keys that seldom
 #: repeat, e.g. time-ordered input: compacting would gain little).
 _COMPACT_ROWS = 4 << 20
+#: Network evidence candidates held back before the few that can still rank are appended.
+_EVIDENCE_HELD_ROWS = 1 << 20
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: ``since`` of a snapshot without new transfers: a day after any time held.
 _NO_HOURS_US = (1 << 62) // DAY_US * DAY_US
 #: Spans made from the daily bases over several days.
 _DAILY_SPANS = pa.array(["7d", "cumulative"], pa.string())
+_SPAN_NAMES = pa.array(SPANS, pa.string())
 #: Accumulators a ``changed_only`` snapshot reads through copies limited to the tenants in
 #: scope (``<name>_scope``); the final statements read only these and their own tables.
 _SCOPED = {"hours_acc": "t", "cells_acc": "cell", "presence_acc": "",
@@ -171,6 +175,7 @@ class WindowAggregator:
                                          sketches=not self._params.exact_distinct,
                                          late_hours=self._params.distinct_late_hours)
         self._tenants = TenantCodes()
+        self._held = EvidenceHold(self._params.evidence_per_day, rows=_EVIDENCE_HELD_ROWS)
         self._touched: set[int] = set()
         self._pending: list[pa.Table] = []
         self._pending_conn: list[tuple[ConnNetwork, npt.NDArray[np.int32]]] = []
@@ -287,6 +292,8 @@ class WindowAggregator:
                 table = table.filter(pc.invert(network))
             if table.num_rows:
                 self._reduce_sql(table)
+        if self._held.full:
+            self._release_evidence()
         for name, count in self._appended.items():
             if count >= max(self._compact_rows, self._compacted[name] * self._slack[name]):
                 self._compact(name)
@@ -298,9 +305,8 @@ class WindowAggregator:
             self._reaches_back(int(pc.min(table.column("start")).cast(pa.int64()).as_py()))
             candidates = self._network.add(table)
             if candidates.num_rows and self._params.evidence_per_day > 0:
-                self._append("evidence_acc", f"SELECT {EVIDENCE_COLUMNS} FROM rows",
-                             candidates)
-        self._append_retired(self._network.retired(everything=everything))
+                self._held.add(candidates)
+        self._append_retired(self._network.retired(everything=everything, coded=True))
 
     def _reduce_conn(self, parts: list[tuple[ConnNetwork, npt.NDArray[np.int32]]]) -> None:
         """Conn parts through the compiled reduction (as :meth:`_reduce_network`); only
@@ -325,10 +331,14 @@ class WindowAggregator:
                 at = chosen[which] - (bounds[index] - part.num_rows)
                 tables.append(part.evidence(at, tenant[at]))
                 picked.append(which)
-            candidates = pa.concat_tables(tables).take(
-                pa.array(np.argsort(np.concatenate(picked), kind="stable")))
+            self._held.add(pa.concat_tables(tables).take(
+                pa.array(np.argsort(np.concatenate(picked), kind="stable"))))
+        self._append_retired(self._network.retired(coded=True))
+
+    def _release_evidence(self) -> None:
+        """Append the held network evidence candidates that can still rank."""
+        for candidates in self._held.release():
             self._append("evidence_acc", f"SELECT {EVIDENCE_COLUMNS} FROM rows", candidates)
-        self._append_retired(self._network.retired())
 
     def _reaches_back(self, first_us: int) -> None:
         """Note network rows starting at ``first_us`` (the earliest) going to the compiled
@@ -372,12 +382,15 @@ class WindowAggregator:
         start = _micros_of(table.column("start"))
         last = np.maximum(_micros_of(table.column("end")) - 1, start)
         narrow = table.drop_columns(["where", "ref"])
+        at = narrow.schema.get_field_index("remote_country")  # the accumulators hold codes
+        narrow = narrow.set_column(at, "remote_country",
+                                   self._network.code_countries(narrow.column(at)))
         split = {unit: narrow.filter(start // unit != last // unit)
                  for unit in (CELL_US, HOUR_US)}
         for name, (one, several), unit in (("hours_acc", HOURS_SQL, HOUR_US),
                                             ("cells_acc", CELLS_SQL, CELL_US),
                                             ("presence_acc", PRESENCE_SQL, HOUR_US)):
-            appended = self._insert(name, one, table)
+            appended = self._insert(name, one, narrow)
             if split[unit].num_rows:
                 appended += self._insert(name, several, split[unit])
             self._appended[name] += appended
@@ -445,6 +458,7 @@ class WindowAggregator:
             return False
         self._horizon_us = horizon_us
         self.flush()
+        self._release_evidence()
         self._forget()
         if self._kept is not None:
             # Windows ending by the horizon and evidence before it go; 1-hour and 24-hour
@@ -500,6 +514,7 @@ class WindowAggregator:
         (``reach``) again from the daily bases, which cost days, not hours."""
         self.flush()
         self._reduce_network(None, everything=True)
+        self._release_evidence()
         self._forget()
         reach, self._reach_us = self._reach_us, None
         scope = sorted(self._touched) if changed_only and reach is None else None
@@ -524,6 +539,7 @@ class WindowAggregator:
         })
         self._con.register("registrations", registrations)
         self._con.register("tenant_names", self._tenants.names())
+        self._con.register("country_names", self._network.country_names())
         counting = self._start_counts(scope, since if reach is None else reach)
         try:
             rate = self._params.sustained_rate_bps * 3600 / 8
@@ -534,7 +550,8 @@ class WindowAggregator:
                 if "$rate" in statement:
                     params["rate_bytes_per_hour"] = rate
                 if "$concern" in statement:
-                    params["concern"] = list(self._params.concern_countries)
+                    params["concern"] = self._network.code_countries(
+                        pa.array(self._params.concern_countries, pa.string())).to_pylist()
                 self._con.execute(_scoped(statement, scoped), params or None)
             [(hours,)] = self._con.execute("SELECT count(*) FROM hour_base").fetchall()
             self.hours_rolled_up = int(hours)
@@ -561,9 +578,13 @@ class WindowAggregator:
                 counting.exception()  # wait (the reduction stays this thread's); raised above
             self._con.unregister("registrations")
             self._con.unregister("tenant_names")
-        fresh = WindowTables(windows=windows.cast(WINDOWS_SCHEMA),
-                             countries=countries.cast(COUNTRIES_SCHEMA),
-                             evidence=evidence.cast(EVIDENCE_SCHEMA))
+            self._con.unregister("country_names")
+        tenants = self._tenants.ranked()
+        fresh = WindowTables(
+            windows=_named(windows, tenants, None).cast(WINDOWS_SCHEMA),
+            countries=_named(countries, tenants, self._network.ranked_countries()
+                             ).cast(COUNTRIES_SCHEMA),
+            evidence=_named(evidence, tenants, None).cast(EVIDENCE_SCHEMA))
         return self._keep(fresh, scope, since, reach)
 
     def _copy_scoped(self, scope: list[int] | None, since: int | None) -> None:
@@ -651,6 +672,9 @@ class WindowAggregator:
             return False
         made = counting.result()
         counts = made.rows
+        at = counts.schema.get_field_index("country")  # the codes, as the accumulators'
+        counts = counts.set_column(at, "country", pa.chunked_array(
+            [chunk.indices for chunk in counts.column(at).chunks], pa.int16()))
         if reach is not None and since is not None and reach < since:
             # hours and days between reach and since: not recomputed, not needed
             counts = counts.filter(pc.or_(
@@ -666,6 +690,7 @@ class WindowAggregator:
     def close(self) -> None:
         """Drop the accumulators (and close an own connection)."""
         self._pending, self._pending_conn, self._pending_rows = [], [], 0
+        self._held.clear()
         running, self._running = self._running, None
         if running is not None:
             running.exception()  # wait; the error, if any, was the caller's to see
@@ -704,6 +729,25 @@ def compute_windows(
         aggregator.close()
         raise
     return aggregator.result()
+
+
+def _named(table: pa.Table, tenants: pa.Array, countries: pa.Array | None) -> pa.Table:
+    """A result of the final statements with names for numbers: ``tenant`` (and
+    ``country``) ranks -> their names in ``tenants`` (``countries``), ``span`` codes ->
+    :data:`SPANS`, window starts and ends in microseconds -> timestamps."""
+    columns = {"tenant": tenants}
+    if countries is not None:
+        columns["country"] = countries
+    for name, names in columns.items():
+        table = table.set_column(table.schema.get_field_index(name), name,
+                                 names.take(table.column(name)))
+    if "span" in table.schema.names:
+        table = table.set_column(table.schema.get_field_index("span"), "span",
+                                 _SPAN_NAMES.take(table.column("span")))
+        for name in ("window_start", "window_end"):
+            table = table.set_column(table.schema.get_field_index(name), name,
+                                     table.column(name).cast(TIMESTAMP))
+    return table
 
 
 def _interleave(old: pa.Table, new: pa.Table, keys: list[str]) -> pa.Table:

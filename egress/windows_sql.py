@@ -37,6 +37,9 @@ CELL_US = 300_000_000
 HOUR_US = 3_600_000_000
 DAY_US = 86_400_000_000
 
+#: The spans, in the order of their names (a span's code in the results is its place).
+SPANS = ("1h", "24h", "7d", "cumulative")
+
 #: Additive metrics of a cell, in :data:`egress.windows.WINDOWS_SCHEMA` order.
 ADDITIVE = (
     "bytes_in", "bytes_out", "cross_border_bytes_in", "cross_border_bytes_out",
@@ -261,10 +264,10 @@ QUALIFY {_EVIDENCE_RANK} <= $top
 ORDER BY tenant, "start", ref
 """
 
-#: The evidence as a result: :data:`EVIDENCE_RESULT_SQL` of ``evidence_acc`` with tenant
-#: ids and order as :data:`WINDOWS_SQL`.
+#: The evidence as a result: :data:`EVIDENCE_RESULT_SQL` of ``evidence_acc`` with the
+#: tenants' ``name_rank`` and order as :data:`WINDOWS_SQL`.
 EVIDENCE_OUT_SQL = f"""
-SELECT n.name AS tenant, {EVIDENCE_COLUMNS.replace("tenant, ", "", 1)}
+SELECT n.name_rank AS tenant, {EVIDENCE_COLUMNS.replace("tenant, ", "", 1)}
 FROM (
     SELECT * FROM evidence_acc
     QUALIFY {_EVIDENCE_RANK} <= $top
@@ -302,10 +305,11 @@ FORGET_SQL = (
 FORGET_DAYS_SQL = tuple(f"DELETE FROM {kept} WHERE t < $horizon" for kept, _ in _KEPT_DAYS)
 
 #: Accumulator tables the per-batch statements append to (``tenant``: an integer code
-#: of the tenant id, mapped back on output).
+#: of the tenant id, ``country`` of the remote country, both mapped back on output: the
+#: statements run on transfers whose ``remote_country`` is that code).
 CREATE_ACCUMULATORS = """
 CREATE OR REPLACE TEMP TABLE hours_acc (
-    tenant INTEGER, t BIGINT, country VARCHAR, cross_border BOOLEAN, kind VARCHAR,
+    tenant INTEGER, t BIGINT, country SMALLINT, cross_border BOOLEAN, kind VARCHAR,
     crossing BOOLEAN, bytes_in HUGEINT, bytes_out HUGEINT, starts BIGINT,
     quality_marked BIGINT, capacity_bytes HUGEINT, max_duration_us BIGINT
 );
@@ -313,7 +317,7 @@ CREATE OR REPLACE TEMP TABLE cells_acc (
     tenant INTEGER, cell BIGINT, bytes_in HUGEINT, bytes_out HUGEINT
 );
 CREATE OR REPLACE TEMP TABLE presence_acc (
-    tenant INTEGER, t BIGINT, addr UBIGINT, asn BIGINT, country VARCHAR
+    tenant INTEGER, t BIGINT, addr UBIGINT, asn BIGINT, country SMALLINT
 );
 CREATE OR REPLACE TEMP TABLE evidence_floor (
     tenant INTEGER, kind VARCHAR, day BIGINT, floor UBIGINT
@@ -469,10 +473,15 @@ def _distinct(span: str, keys: str = "t", countries: bool = False) -> str:
             f"FROM distinct_sums WHERE span = '{span}' AND {where})")
 
 
+def _span(span: str) -> str:
+    """The code of ``span`` in the results (its place in :data:`SPANS`)."""
+    return f"CAST({SPANS.index(span)} AS UTINYINT)"
+
+
 def _tumbling(span: str, base: str, size_us: int) -> str:
     return f"""
 SELECT
-    b.tenant, '{span}' AS span, b.t AS ws, b.t + {size_us} AS we,
+    b.tenant, {_span(span)} AS span, b.t AS ws, b.t + {size_us} AS we,
     {", ".join(f"b.{m}" for m in ADDITIVE)},
     b.max_duration_us, b.peak_cell_in, b.peak_cell_out, b.hours_above_rate,
     coalesce(p.addrs, 0) AS remote_addrs, coalesce(p.asns, 0) AS remote_asns
@@ -513,7 +522,7 @@ def _week_counts(group: str, item: str, source: str) -> str:
 
 _SLIDING = f"""
 SELECT
-    b.tenant, '7d' AS span, b.we - {7 * DAY_US} AS ws, b.we,
+    b.tenant, {_span("7d")} AS span, b.we - {7 * DAY_US} AS ws, b.we,
     {_sums("b.")},
     max(b.max_duration_us) AS max_duration_us,
     max(b.peak_cell_in) AS peak_cell_in,
@@ -529,7 +538,7 @@ GROUP BY b.tenant, b.we"""
 
 _CUMULATIVE = f"""
 SELECT
-    b.tenant, 'cumulative' AS span,
+    b.tenant, {_span("cumulative")} AS span,
     r.ws,
     b.t + {DAY_US} AS we,
     {", ".join(f"b.{m}" for m in ADDITIVE)},
@@ -551,13 +560,14 @@ FROM (
 ) b
 JOIN tenant_start r USING (tenant)"""
 
-#: All spans, in the column order of :data:`egress.windows.WINDOWS_SCHEMA`, with the
-#: tenants' ids for their codes (``tenant_names``: ``tenant`` code, ``name``, ``name_rank``
-#: its place in the order of the ids), in the order of the ids.
+#: All spans, in the column order of :data:`egress.windows.WINDOWS_SCHEMA`, in the order
+#: of the tenants' ids (``tenant_names``: ``tenant`` code, ``name``, ``name_rank`` its place
+#: in the order of the ids) and spans, with numbers for names (the caller names them):
+#: ``tenant`` is the ``name_rank``, ``span`` the code (:func:`_span`), the window's start
+#: and end are microseconds.
 WINDOWS_SQL = f"""
 SELECT
-    n.name AS tenant, span, make_timestamp(ws) AS window_start,
-    make_timestamp(we) AS window_end,
+    n.name_rank AS tenant, span, ws AS window_start, we AS window_end,
     {_METRICS_OUT},
     CAST(remote_addrs AS BIGINT) AS remote_addrs,
     CAST(remote_asns AS BIGINT) AS remote_asns,
@@ -576,37 +586,37 @@ FROM (
     {_CUMULATIVE}
 ) JOIN tenant_names n USING (tenant)
 WHERE we > $since
-ORDER BY n.name_rank, span, window_start, window_end
+ORDER BY n.name_rank, span, ws, we
 """
 
 
 def _country_tumbling(span: str, base: str, size_us: int) -> str:
     return f"""
-SELECT b.tenant, '{span}' AS span, b.t AS ws, b.t + {size_us} AS we, b.country,
+SELECT b.tenant, {_span(span)} AS span, b.t AS ws, b.t + {size_us} AS we, b.country,
        b.bytes_in, b.bytes_out, coalesce(p.addrs, 0) AS remote_addrs
 FROM {base} b
 LEFT JOIN {_distinct(span, countries=True)} p USING (tenant, t, country)"""
 
 
-#: Per remote country, the same spans (bytes and distinct addresses only); tenant ids
-#: and order as :data:`WINDOWS_SQL`.
+#: Per remote country, the same spans (bytes and distinct addresses only); numbers and
+#: order as :data:`WINDOWS_SQL`, then by country name: ``country`` is the ``name_rank`` of
+#: the country's code in ``country_names`` (``code``, ``name_rank``).
 COUNTRIES_SQL = f"""
-SELECT n.name AS tenant, span, make_timestamp(ws) AS window_start,
-       make_timestamp(we) AS window_end,
-       country, {_bytes_out("bytes_in")}, {_bytes_out("bytes_out")},
+SELECT n.name_rank AS tenant, span, ws AS window_start, we AS window_end,
+       c.name_rank AS country, {_bytes_out("bytes_in")}, {_bytes_out("bytes_out")},
        CAST(remote_addrs AS BIGINT) AS remote_addrs
 FROM (
     {_country_tumbling("1h", "country_hour", HOUR_US)}
     UNION ALL
     {_country_tumbling("24h", "country_day", DAY_US)}
     UNION ALL
-    SELECT b.tenant, '7d', b.we - {7 * DAY_US}, b.we, b.country,
+    SELECT b.tenant, {_span("7d")}, b.we - {7 * DAY_US}, b.we, b.country,
            sum(b.bytes_in), sum(b.bytes_out), any_value(coalesce(p.addrs, 0))
     FROM (SELECT *, t + k * {DAY_US} AS we FROM country_day_win, range(1, 8) AS r(k)) b
     LEFT JOIN {_distinct("7d", "t AS we", countries=True)} p USING (tenant, we, country)
     GROUP BY b.tenant, b.we, b.country
     UNION ALL
-    SELECT b.tenant, 'cumulative',
+    SELECT b.tenant, {_span("cumulative")},
            r.ws, b.t + {DAY_US}, b.country,
            b.bytes_in, b.bytes_out, b.remote_addrs
     FROM (
@@ -618,9 +628,9 @@ FROM (
         WINDOW w AS (PARTITION BY d.tenant, d.country ORDER BY d.t ROWS UNBOUNDED PRECEDING)
     ) b
     JOIN tenant_start r USING (tenant)
-) JOIN tenant_names n USING (tenant)
+) JOIN tenant_names n USING (tenant) JOIN country_names c ON country = c.code
 WHERE we > $since
-ORDER BY n.name_rank, span, window_start, window_end, country
+ORDER BY n.name_rank, span, ws, we, c.name_rank
 """
 
 
@@ -682,8 +692,7 @@ SELECT tenant, country, 'cumulative', t, count(*), 0 FROM (
 #: ``distinct_counts`` (exact, or from the sketches) summed per key: the windows' source.
 DISTINCT_SUMS_SQL = """
 CREATE OR REPLACE TEMP TABLE distinct_sums AS
-SELECT tenant, CAST(country AS VARCHAR) AS country, CAST(span AS VARCHAR) AS span, t,
-       addrs, asns
+SELECT tenant, country, CAST(span AS VARCHAR) AS span, t, addrs, asns
 FROM (
     SELECT tenant, country, span, t, sum(addrs) AS addrs, sum(asns) AS asns
     FROM distinct_counts GROUP BY ALL
@@ -694,7 +703,6 @@ FROM (
 #: took a remote end late): the rows are their sums.
 DISTINCT_ROWS_SQL = """
 CREATE OR REPLACE TEMP TABLE distinct_sums AS
-SELECT tenant, CAST(country AS VARCHAR) AS country, CAST(span AS VARCHAR) AS span, t,
-       addrs, asns
+SELECT tenant, country, CAST(span AS VARCHAR) AS span, t, addrs, asns
 FROM distinct_counts
 """
