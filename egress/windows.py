@@ -92,7 +92,9 @@ from egress.windows_sql import (
     PRESENCE_SQL,
     TENANT_START_SQL,
     WINDOWS_SQL,
+    hours_coded,
     keep_days_sql,
+    kind_code,
     peaks_sql,
 )
 from egress.windows_tables import (
@@ -353,7 +355,7 @@ class WindowAggregator:
             self._cells_done_us = max(self._cells_done_us, last + CELL_US)
         for name, rows, statement in (
             ("hours_acc", retired.hours, f"""
-                SELECT tenant, t, country, cross_border, 'network', crossing,
+                SELECT tenant, t, country, cross_border, {kind_code(NETWORK)}, crossing,
                        {_wide(retired.hours, "in")}, {_wide(retired.hours, "out")},
                        starts, quality_marked, NULL, max_duration_us FROM rows"""),
             ("cells_acc", retired.cells, f"""
@@ -387,7 +389,8 @@ class WindowAggregator:
                                    self._network.code_countries(narrow.column(at)))
         split = {unit: narrow.filter(start // unit != last // unit)
                  for unit in (CELL_US, HOUR_US)}
-        for name, (one, several), unit in (("hours_acc", HOURS_SQL, HOUR_US),
+        hours = (hours_coded(HOURS_SQL[0]), hours_coded(HOURS_SQL[1]))
+        for name, (one, several), unit in (("hours_acc", hours, HOUR_US),
                                             ("cells_acc", CELLS_SQL, CELL_US),
                                             ("presence_acc", PRESENCE_SQL, HOUR_US)):
             appended = self._insert(name, one, narrow)

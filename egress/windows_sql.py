@@ -40,6 +40,16 @@ DAY_US = 86_400_000_000
 #: The spans, in the order of their names (a span's code in the results is its place).
 SPANS = ("1h", "24h", "7d", "cumulative")
 
+#: The kinds of transfer ``hours_acc`` tells apart, by their code there (its place here;
+#: any other kind: ``len(KINDS)``).
+KINDS = ("network", "object_put", "drive", "copy")
+
+
+def kind_code(kind: str) -> int:
+    """The code of ``kind`` in ``hours_acc``."""
+    return KINDS.index(kind)
+
+
 #: Additive metrics of a cell, in :data:`egress.windows.WINDOWS_SCHEMA` order.
 ADDITIVE = (
     "bytes_in", "bytes_out", "cross_border_bytes_in", "cross_border_bytes_out",
@@ -275,6 +285,19 @@ FROM (
 ORDER BY n.name_rank, "start", ref
 """
 
+_NET, _PUT, _DRIVE, _COPY = range(len(KINDS))
+_KIND_CODE = ("CASE kind " + " ".join(f"WHEN '{k}' THEN {i}" for i, k in enumerate(KINDS))
+              + f" ELSE {len(KINDS)} END")
+
+
+def hours_coded(statement: str) -> str:
+    """A statement of :data:`HOURS_SQL` with its ``kind`` coded as ``hours_acc`` holds it
+    (:func:`kind_code`)."""
+    return (f"SELECT tenant, t, country, cross_border, {_KIND_CODE} AS kind, crossing, "
+            "bytes_in, bytes_out, starts, quality_marked, capacity_bytes, max_duration_us "
+            f"FROM ({statement})")
+
+
 #: Compaction of each accumulator to one row per key (same columns, same meaning).
 COMPACT_SQL = {
     "hours_acc": """
@@ -306,10 +329,11 @@ FORGET_DAYS_SQL = tuple(f"DELETE FROM {kept} WHERE t < $horizon" for kept, _ in 
 
 #: Accumulator tables the per-batch statements append to (``tenant``: an integer code
 #: of the tenant id, ``country`` of the remote country, both mapped back on output: the
-#: statements run on transfers whose ``remote_country`` is that code).
+#: statements run on transfers whose ``remote_country`` is that code; ``kind`` in
+#: ``hours_acc``: :func:`kind_code`, see :func:`hours_coded`).
 CREATE_ACCUMULATORS = """
 CREATE OR REPLACE TEMP TABLE hours_acc (
-    tenant INTEGER, t BIGINT, country SMALLINT, cross_border BOOLEAN, kind VARCHAR,
+    tenant INTEGER, t BIGINT, country SMALLINT, cross_border BOOLEAN, kind UTINYINT,
     crossing BOOLEAN, bytes_in HUGEINT, bytes_out HUGEINT, starts BIGINT,
     quality_marked BIGINT, capacity_bytes HUGEINT, max_duration_us BIGINT
 );
@@ -372,13 +396,13 @@ WITH metrics AS (
             THEN bytes_in ELSE 0 END) AS concern_bytes_in,
         sum(CASE WHEN crossing AND coalesce(list_contains($concern, country), false)
             THEN bytes_out ELSE 0 END) AS concern_bytes_out,
-        sum(CASE WHEN kind = 'object_put' THEN bytes_in ELSE 0 END) AS object_put_bytes,
-        sum(CASE WHEN kind = 'object_put' THEN starts ELSE 0 END) AS object_puts,
-        sum(CASE WHEN kind = 'drive' THEN starts ELSE 0 END) AS drives_attached,
-        sum(CASE WHEN kind = 'drive' THEN coalesce(capacity_bytes, 0) ELSE 0 END)
+        sum(CASE WHEN kind = {_PUT} THEN bytes_in ELSE 0 END) AS object_put_bytes,
+        sum(CASE WHEN kind = {_PUT} THEN starts ELSE 0 END) AS object_puts,
+        sum(CASE WHEN kind = {_DRIVE} THEN starts ELSE 0 END) AS drives_attached,
+        sum(CASE WHEN kind = {_DRIVE} THEN coalesce(capacity_bytes, 0) ELSE 0 END)
             AS drive_capacity_bytes,
-        sum(CASE WHEN kind = 'copy' THEN bytes_in ELSE 0 END) AS bytes_copied,
-        sum(CASE WHEN kind = 'network' THEN starts ELSE 0 END) AS flows,
+        sum(CASE WHEN kind = {_COPY} THEN bytes_in ELSE 0 END) AS bytes_copied,
+        sum(CASE WHEN kind = {_NET} THEN starts ELSE 0 END) AS flows,
         sum(quality_marked) AS quality_marked,
         coalesce(max(max_duration_us), 0) AS max_duration_us
     FROM hours_acc
