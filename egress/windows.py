@@ -558,6 +558,9 @@ class WindowAggregator:
                 self._con.execute(_scoped(statement, scoped), params or None)
             [(hours,)] = self._con.execute("SELECT count(*) FROM hour_base").fetchall()
             self.hours_rolled_up = int(hours)
+            if last:  # done with: room in memory for what follows
+                self._con.execute(_scoped("DROP TABLE hours_acc; DROP TABLE cells_acc; "
+                                          "DROP TABLE peaks", scoped))
             for statement in keep_days_sql(replace=not scoped, since=since is not None,
                                            scoped=scope is not None):
                 self._con.execute(statement, {"since": since} if "$since" in statement else None)
