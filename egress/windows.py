@@ -73,6 +73,7 @@ from egress.windows_network import (
 from egress.windows_sql import (
     BASES_SQL,
     CELL_US,
+    CELLS_ALL,
     CELLS_SQL,
     COMPACT_SQL,
     COUNTRIES_SQL,
@@ -131,7 +132,8 @@ _DAILY_SPANS = pa.array(["7d", "cumulative"], pa.string())
 _SPAN_NAMES = pa.array(SPANS, pa.string())
 #: Accumulators a ``changed_only`` snapshot reads through copies limited to the tenants in
 #: scope (``<name>_scope``); the final statements read only these and their own tables.
-_SCOPED = {"hours_acc": "t", "cells_acc": "cell", "presence_acc": "",
+_SCOPED = {"hours_acc": "t", "net_hours_acc": "t", "cells_acc": "cell", "net_cells_acc": "cell",
+           "presence_acc": "",
            "evidence_acc": 'epoch_us("start")'}
 _SCOPED_NAMES = re.compile(r"\b(?:" + "|".join(_SCOPED) + r")\b")
 
@@ -196,9 +198,10 @@ class WindowAggregator:
         #: Horizon moved since the last snapshot (kept tables trimmed to it): the next
         #: snapshot makes every tenant's 7-day and cumulative windows ending after it again.
         self._reach_us: int | None = None
-        #: ``cells_acc`` holds one row per (tenant, cell): only the compiled reduction
-        #: appended to it, and no batch reached back to a cell it had handed back (before
-        #: ``_cells_done_us``, the end of the latest such cell).
+        #: ``cells_acc`` and ``net_cells_acc`` hold one row per (tenant, cell) between
+        #: them: only the compiled reduction appended to them, and no batch reached back
+        #: to a cell it had handed back (before ``_cells_done_us``, the end of the latest
+        #: such cell).
         self._cells_unique = True
         self._cells_done_us = -(1 << 63)
         self.rows = 0
@@ -345,7 +348,7 @@ class WindowAggregator:
     def _reaches_back(self, first_us: int) -> None:
         """Note network rows starting at ``first_us`` (the earliest) going to the compiled
         reduction: before the end of a cell it handed back, they may add a second row of
-        that cell's key to ``cells_acc``."""
+        that cell's key to the cell accumulators."""
         if first_us < self._cells_done_us:
             self._cells_unique = False
 
@@ -353,14 +356,19 @@ class WindowAggregator:
         if retired.cells.num_rows:
             last = pc.max(retired.cells.column("cell")).as_py()
             self._cells_done_us = max(self._cells_done_us, last + CELL_US)
+        hours, wide_hours = _by_width(retired.hours)
+        cells, wide_cells = _by_width(retired.cells)
         for name, rows, statement in (
-            ("hours_acc", retired.hours, f"""
+            ("net_hours_acc", hours, """
+                SELECT tenant, t, country, cross_border, crossing, in_lo, out_lo, starts,
+                       quality_marked, max_duration_us FROM rows"""),
+            ("hours_acc", wide_hours, f"""
                 SELECT tenant, t, country, cross_border, {kind_code(NETWORK)}, crossing,
-                       {_wide(retired.hours, "in")}, {_wide(retired.hours, "out")},
-                       starts, quality_marked, NULL, max_duration_us FROM rows"""),
-            ("cells_acc", retired.cells, f"""
-                SELECT tenant, cell, {_wide(retired.cells, "in")},
-                       {_wide(retired.cells, "out")} FROM rows"""),
+                       {_wide("in")}, {_wide("out")}, starts, quality_marked, NULL,
+                       max_duration_us FROM rows"""),
+            ("net_cells_acc", cells, "SELECT tenant, cell, in_lo, out_lo FROM rows"),
+            ("cells_acc", wide_cells, f"SELECT tenant, cell, {_wide('in')}, {_wide('out')} "
+                                      "FROM rows"),
             ("presence_acc", retired.presence, "SELECT tenant, t, addr, asn, country FROM rows"),
         ):
             if rows.num_rows:
@@ -547,7 +555,8 @@ class WindowAggregator:
         try:
             rate = self._params.sustained_rate_bps * 3600 / 8
             skipped = {"peaks"} if self._cells_unique else set()
-            self._con.execute(_scoped(peaks_sql(unique=self._cells_unique), scoped))
+            self._con.execute(_scoped(peaks_sql(unique=self._cells_unique, source=CELLS_ALL),
+                                      scoped))
             for statement in BASES_SQL:
                 params: dict[str, object] = {}
                 if "$rate" in statement:
@@ -559,8 +568,9 @@ class WindowAggregator:
             [(hours,)] = self._con.execute("SELECT count(*) FROM hour_base").fetchall()
             self.hours_rolled_up = int(hours)
             if last:  # done with: room in memory for what follows
-                self._con.execute(_scoped("DROP TABLE hours_acc; DROP TABLE cells_acc; "
-                                          "DROP TABLE peaks", scoped))
+                self._con.execute(_scoped(
+                    "DROP TABLE hours_acc; DROP TABLE net_hours_acc; DROP TABLE cells_acc; "
+                    "DROP TABLE net_cells_acc; DROP TABLE peaks", scoped))
             for statement in keep_days_sql(replace=not scoped, since=since is not None,
                                            scoped=scope is not None):
                 self._con.execute(statement, {"since": since} if "$since" in statement else None)
@@ -707,7 +717,8 @@ class WindowAggregator:
         else:
             self._con.execute("; ".join(
                 f"DROP TABLE IF EXISTS {name}; DROP TABLE IF EXISTS {name}_new"
-                for name in (*COMPACT_SQL, *(f"{n}_scope" for n in _SCOPED), "evidence_floor",
+                for name in (*COMPACT_SQL, "net_hours_acc", "net_cells_acc",
+                             *(f"{n}_scope" for n in _SCOPED), "evidence_floor",
                              "evidence_batch", "day_presence", "distinct_counts",
                              "distinct_sums", "scope_tenants", "day_base_all",
                              "country_day_all")) + "; DROP VIEW IF EXISTS day_base_win; "
@@ -790,11 +801,17 @@ def _runs(table: pa.Table, keys: list[str],
             for v, start, end in zip(values, starts.tolist(), ends, strict=True)]
 
 
-def _wide(rows: pa.Table, prefix: str) -> str:
-    """SQL for the 128-bit sum whose halves are ``<prefix>_lo`` and ``<prefix>_hi``; just
-    the low half when no high half of ``rows`` is set (a third of the cost to insert)."""
-    if rows.num_rows and pc.max(rows.column(f"{prefix}_hi")).as_py() == 0:
-        return f"{prefix}_lo::HUGEINT"
+def _by_width(rows: pa.Table) -> tuple[pa.Table, pa.Table]:
+    """Retired ``rows`` whose 128-bit sums fit 64 bits (no ``*_hi`` half set), and the
+    others."""
+    wide = pc.or_(pc.not_equal(rows.column("in_hi"), 0), pc.not_equal(rows.column("out_hi"), 0))
+    if not pc.any(wide).as_py():
+        return rows, rows.slice(0, 0)
+    return rows.filter(pc.invert(wide)), rows.filter(wide)
+
+
+def _wide(prefix: str) -> str:
+    """SQL for the 128-bit sum whose halves are ``<prefix>_lo`` and ``<prefix>_hi``."""
     return f"{prefix}_lo::HUGEINT + {prefix}_hi::HUGEINT * {1 << 64}"
 
 

@@ -319,7 +319,9 @@ _KEPT_DAYS = (("day_base_all", "day_base"), ("country_day_all", "country_day"))
 #: Forgetting: the accumulated rows before ``$horizon`` (a day boundary), table by table.
 FORGET_SQL = (
     "DELETE FROM hours_acc WHERE t < $horizon",
+    "DELETE FROM net_hours_acc WHERE t < $horizon",
     "DELETE FROM cells_acc WHERE cell < $horizon",
+    "DELETE FROM net_cells_acc WHERE cell < $horizon",
     "DELETE FROM presence_acc WHERE t < $horizon",
     'DELETE FROM evidence_acc WHERE epoch_us("start") < $horizon',
     "DELETE FROM evidence_floor WHERE day < $horizon",
@@ -330,7 +332,10 @@ FORGET_DAYS_SQL = tuple(f"DELETE FROM {kept} WHERE t < $horizon" for kept, _ in 
 #: Accumulator tables the per-batch statements append to (``tenant``: an integer code
 #: of the tenant id, ``country`` of the remote country, both mapped back on output: the
 #: statements run on transfers whose ``remote_country`` is that code; ``kind`` in
-#: ``hours_acc``: :func:`kind_code`, see :func:`hours_coded`).
+#: ``hours_acc``: :func:`kind_code`, see :func:`hours_coded`). ``net_hours_acc`` and
+#: ``net_cells_acc`` hold rows of network transfers whose byte sums fit 64 bits, narrower
+#: (no kind, no capacity): the compiled reduction's nearly always; :data:`HOURS_ALL` and
+#: :data:`CELLS_ALL` read both tables of each.
 CREATE_ACCUMULATORS = """
 CREATE OR REPLACE TEMP TABLE hours_acc (
     tenant INTEGER, t BIGINT, country SMALLINT, cross_border BOOLEAN, kind UTINYINT,
@@ -339,6 +344,14 @@ CREATE OR REPLACE TEMP TABLE hours_acc (
 );
 CREATE OR REPLACE TEMP TABLE cells_acc (
     tenant INTEGER, cell BIGINT, bytes_in HUGEINT, bytes_out HUGEINT
+);
+CREATE OR REPLACE TEMP TABLE net_hours_acc (
+    tenant INTEGER, t BIGINT, country SMALLINT, cross_border BOOLEAN, crossing BOOLEAN,
+    bytes_in UBIGINT, bytes_out UBIGINT, starts BIGINT, quality_marked BIGINT,
+    max_duration_us BIGINT
+);
+CREATE OR REPLACE TEMP TABLE net_cells_acc (
+    tenant INTEGER, cell BIGINT, bytes_in UBIGINT, bytes_out UBIGINT
 );
 CREATE OR REPLACE TEMP TABLE presence_acc (
     tenant INTEGER, t BIGINT, addr UBIGINT, asn BIGINT, country SMALLINT
@@ -354,6 +367,24 @@ CREATE OR REPLACE TEMP TABLE evidence_acc (
 """
 
 
+#: The rows of ``hours_acc`` and ``net_hours_acc`` together, as ``hours_acc`` holds them.
+HOURS_ALL = f"""(
+    SELECT * FROM hours_acc
+    UNION ALL
+    SELECT tenant, t, country, cross_border, {_NET} AS kind, crossing,
+           CAST(bytes_in AS HUGEINT) AS bytes_in, CAST(bytes_out AS HUGEINT) AS bytes_out,
+           starts, quality_marked, CAST(NULL AS HUGEINT) AS capacity_bytes, max_duration_us
+    FROM net_hours_acc
+)"""
+#: The rows of ``cells_acc`` and ``net_cells_acc`` together, as ``cells_acc`` holds them.
+CELLS_ALL = """(
+    SELECT * FROM cells_acc
+    UNION ALL
+    SELECT tenant, cell, CAST(bytes_in AS HUGEINT), CAST(bytes_out AS HUGEINT)
+    FROM net_cells_acc
+)"""
+
+
 def _sums(prefix: str = "") -> str:
     return ", ".join(f"sum({prefix}{m}) AS {m}" for m in ADDITIVE)
 
@@ -363,14 +394,14 @@ def _running(order: str) -> str:
     return ", ".join(f"sum({m}) {over} AS {m}" for m in ADDITIVE)
 
 
-def peaks_sql(*, unique: bool) -> str:
+def peaks_sql(*, unique: bool, source: str = "cells_acc") -> str:
     """The statement making ``peaks``: per tenant and hour the most bytes in (and out) of
-    one of its 5-minute cells. ``unique``: ``cells_acc`` holds one row per ``(tenant,
-    cell)`` already, so its rows are the cells' sums (the same table, one aggregation
-    fewer)."""
-    cells = ("cells_acc" if unique else
+    one of its 5-minute cells, from the rows of ``source`` (``cells_acc``, or
+    :data:`CELLS_ALL`). ``unique``: they hold one row per ``(tenant, cell)`` already, so
+    they are the cells' sums (the same table, one aggregation fewer)."""
+    cells = (source if unique else
              "(SELECT tenant, cell, sum(bytes_in) AS bytes_in, sum(bytes_out) AS bytes_out\n"
-             "      FROM cells_acc GROUP BY tenant, cell)")
+             f"      FROM {source} GROUP BY tenant, cell)")
     return f"""CREATE OR REPLACE TEMP TABLE peaks AS
 SELECT tenant, {floor_to("cell", str(HOUR_US))} AS t,
        max(bytes_in) AS peak_cell_in, max(bytes_out) AS peak_cell_out
@@ -405,7 +436,7 @@ WITH metrics AS (
         sum(CASE WHEN kind = {_NET} THEN starts ELSE 0 END) AS flows,
         sum(quality_marked) AS quality_marked,
         coalesce(max(max_duration_us), 0) AS max_duration_us
-    FROM hours_acc
+    FROM {HOURS_ALL}
     GROUP BY tenant, t
 )
 SELECT
@@ -431,7 +462,7 @@ CREATE OR REPLACE TEMP TABLE country_hour AS
 SELECT tenant, t, country,
        sum(CASE WHEN crossing THEN bytes_in ELSE 0 END) AS bytes_in,
        sum(CASE WHEN crossing THEN bytes_out ELSE 0 END) AS bytes_out
-FROM hours_acc WHERE country IS NOT NULL
+FROM {HOURS_ALL} WHERE country IS NOT NULL
 GROUP BY ALL;
 
 CREATE OR REPLACE TEMP TABLE country_day AS
