@@ -494,6 +494,7 @@ class WindowAggregator:
             for statement in (*FORGET_SQL, *(FORGET_DAYS_SQL if kept else ())):
                 self._con.execute(statement, {"horizon": self._horizon_us})
             self._network.forget_before(self._horizon_us)
+            self._held.forget_before(self._horizon_us)
 
     def result(self) -> WindowTables:
         """Roll the accumulators up into every span; the aggregator is closed afterwards."""

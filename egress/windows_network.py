@@ -199,6 +199,13 @@ class EvidenceHold:
         self._held, self._keys, self._count = [], [], 0
         return [table for table in out if table.num_rows]
 
+    def forget_before(self, horizon_us: int) -> None:
+        """Forget the sizes let through of days before ``horizon_us`` (a day boundary): a
+        candidate of those days is let through again (the memory follows the days kept)."""
+        tenant, day, size = self._best
+        keep = day >= horizon_us // DAY_US
+        self._best = (tenant[keep], day[keep], size[keep])
+
     def clear(self) -> None:
         """Drop the held candidates."""
         self._held, self._keys, self._count = [], [], 0

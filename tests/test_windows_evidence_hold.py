@@ -106,3 +106,13 @@ def test_what_passes_ranks_as_all_candidates(con: duckdb.DuckDBPyConnection,
             passed.extend(hold.release())
     passed.extend(hold.release())
     assert ranked(con, passed, top) == ranked(con, tables, top)
+
+
+def test_days_forgotten_let_candidates_through_again() -> None:
+    hold = EvidenceHold(1, rows=100)
+    hold.add(candidates([(0, 0, 9, 9), (0, DAY_US, 9, 9)]))
+    assert len(hold.release()[0]) == 2
+    hold.forget_before(DAY_US)
+    hold.add(candidates([(0, 1, 1, 1), (0, DAY_US + 1, 1, 1)], first=2))
+    [out] = hold.release()
+    assert out.column("ref").to_pylist() == ["r0002"]  # day 0 forgotten, day 1 not
