@@ -64,6 +64,7 @@ import pyarrow.compute as pc
 from egress.transfers import NETWORK, TIMESTAMP, TRANSFERS_SCHEMA
 from egress.windows_network import (
     DistinctCounts,
+    EvidenceHold,
     NetworkColumns,
     NetworkReduction,
     Retired,
@@ -72,6 +73,7 @@ from egress.windows_network import (
 from egress.windows_sql import (
     BASES_SQL,
     CELL_US,
+    CELLS_ALL,
     CELLS_SQL,
     COMPACT_SQL,
     COUNTRIES_SQL,
@@ -91,7 +93,9 @@ from egress.windows_sql import (
     PRESENCE_SQL,
     TENANT_START_SQL,
     WINDOWS_SQL,
+    hours_coded,
     keep_days_sql,
+    kind_code,
     peaks_sql,
 )
 from egress.windows_tables import (
@@ -118,14 +122,18 @@ _FLUSH_ROWS = 1 << 20
 #: a slack that grows while compacting removes less than half the rows (keys that seldom
 #: repeat, e.g. time-ordered input: compacting would gain little).
 _COMPACT_ROWS = 4 << 20
+#: Network evidence candidates held back before the few that can still rank are appended.
+_EVIDENCE_HELD_ROWS = 1 << 20
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: ``since`` of a snapshot without new transfers: a day after any time held.
 _NO_HOURS_US = (1 << 62) // DAY_US * DAY_US
 #: Spans made from the daily bases over several days.
 _DAILY_SPANS = pa.array(["7d", "cumulative"], pa.string())
+_SPAN_NAMES = pa.array(SPANS, pa.string())
 #: Accumulators a ``changed_only`` snapshot reads through copies limited to the tenants in
 #: scope (``<name>_scope``); the final statements read only these and their own tables.
-_SCOPED = {"hours_acc": "t", "cells_acc": "cell", "presence_acc": "",
+_SCOPED = {"hours_acc": "t", "net_hours_acc": "t", "cells_acc": "cell", "net_cells_acc": "cell",
+           "presence_acc": "",
            "evidence_acc": 'epoch_us("start")'}
 _SCOPED_NAMES = re.compile(r"\b(?:" + "|".join(_SCOPED) + r")\b")
 
@@ -171,6 +179,7 @@ class WindowAggregator:
                                          sketches=not self._params.exact_distinct,
                                          late_hours=self._params.distinct_late_hours)
         self._tenants = TenantCodes()
+        self._held = EvidenceHold(self._params.evidence_per_day, rows=_EVIDENCE_HELD_ROWS)
         self._touched: set[int] = set()
         self._pending: list[pa.Table] = []
         self._pending_conn: list[tuple[ConnNetwork, npt.NDArray[np.int32]]] = []
@@ -189,9 +198,10 @@ class WindowAggregator:
         #: Horizon moved since the last snapshot (kept tables trimmed to it): the next
         #: snapshot makes every tenant's 7-day and cumulative windows ending after it again.
         self._reach_us: int | None = None
-        #: ``cells_acc`` holds one row per (tenant, cell): only the compiled reduction
-        #: appended to it, and no batch reached back to a cell it had handed back (before
-        #: ``_cells_done_us``, the end of the latest such cell).
+        #: ``cells_acc`` and ``net_cells_acc`` hold one row per (tenant, cell) between
+        #: them: only the compiled reduction appended to them, and no batch reached back
+        #: to a cell it had handed back (before ``_cells_done_us``, the end of the latest
+        #: such cell).
         self._cells_unique = True
         self._cells_done_us = -(1 << 63)
         self.rows = 0
@@ -287,6 +297,8 @@ class WindowAggregator:
                 table = table.filter(pc.invert(network))
             if table.num_rows:
                 self._reduce_sql(table)
+        if self._held.full:
+            self._release_evidence()
         for name, count in self._appended.items():
             if count >= max(self._compact_rows, self._compacted[name] * self._slack[name]):
                 self._compact(name)
@@ -298,9 +310,8 @@ class WindowAggregator:
             self._reaches_back(int(pc.min(table.column("start")).cast(pa.int64()).as_py()))
             candidates = self._network.add(table)
             if candidates.num_rows and self._params.evidence_per_day > 0:
-                self._append("evidence_acc", f"SELECT {EVIDENCE_COLUMNS} FROM rows",
-                             candidates)
-        self._append_retired(self._network.retired(everything=everything))
+                self._held.add(candidates)
+        self._append_retired(self._network.retired(everything=everything, coded=True))
 
     def _reduce_conn(self, parts: list[tuple[ConnNetwork, npt.NDArray[np.int32]]]) -> None:
         """Conn parts through the compiled reduction (as :meth:`_reduce_network`); only
@@ -325,15 +336,19 @@ class WindowAggregator:
                 at = chosen[which] - (bounds[index] - part.num_rows)
                 tables.append(part.evidence(at, tenant[at]))
                 picked.append(which)
-            candidates = pa.concat_tables(tables).take(
-                pa.array(np.argsort(np.concatenate(picked), kind="stable")))
+            self._held.add(pa.concat_tables(tables).take(
+                pa.array(np.argsort(np.concatenate(picked), kind="stable"))))
+        self._append_retired(self._network.retired(coded=True))
+
+    def _release_evidence(self) -> None:
+        """Append the held network evidence candidates that can still rank."""
+        for candidates in self._held.release():
             self._append("evidence_acc", f"SELECT {EVIDENCE_COLUMNS} FROM rows", candidates)
-        self._append_retired(self._network.retired())
 
     def _reaches_back(self, first_us: int) -> None:
         """Note network rows starting at ``first_us`` (the earliest) going to the compiled
         reduction: before the end of a cell it handed back, they may add a second row of
-        that cell's key to ``cells_acc``."""
+        that cell's key to the cell accumulators."""
         if first_us < self._cells_done_us:
             self._cells_unique = False
 
@@ -341,14 +356,19 @@ class WindowAggregator:
         if retired.cells.num_rows:
             last = pc.max(retired.cells.column("cell")).as_py()
             self._cells_done_us = max(self._cells_done_us, last + CELL_US)
+        hours, wide_hours = _by_width(retired.hours)
+        cells, wide_cells = _by_width(retired.cells)
         for name, rows, statement in (
-            ("hours_acc", retired.hours, f"""
-                SELECT tenant, t, country, cross_border, 'network', crossing,
-                       {_wide(retired.hours, "in")}, {_wide(retired.hours, "out")},
-                       starts, quality_marked, NULL, max_duration_us FROM rows"""),
-            ("cells_acc", retired.cells, f"""
-                SELECT tenant, cell, {_wide(retired.cells, "in")},
-                       {_wide(retired.cells, "out")} FROM rows"""),
+            ("net_hours_acc", hours, """
+                SELECT tenant, t, country, cross_border, crossing, in_lo, out_lo, starts,
+                       quality_marked, max_duration_us FROM rows"""),
+            ("hours_acc", wide_hours, f"""
+                SELECT tenant, t, country, cross_border, {kind_code(NETWORK)}, crossing,
+                       {_wide("in")}, {_wide("out")}, starts, quality_marked, NULL,
+                       max_duration_us FROM rows"""),
+            ("net_cells_acc", cells, "SELECT tenant, cell, in_lo, out_lo FROM rows"),
+            ("cells_acc", wide_cells, f"SELECT tenant, cell, {_wide('in')}, {_wide('out')} "
+                                      "FROM rows"),
             ("presence_acc", retired.presence, "SELECT tenant, t, addr, asn, country FROM rows"),
         ):
             if rows.num_rows:
@@ -372,12 +392,16 @@ class WindowAggregator:
         start = _micros_of(table.column("start"))
         last = np.maximum(_micros_of(table.column("end")) - 1, start)
         narrow = table.drop_columns(["where", "ref"])
+        at = narrow.schema.get_field_index("remote_country")  # the accumulators hold codes
+        narrow = narrow.set_column(at, "remote_country",
+                                   self._network.code_countries(narrow.column(at)))
         split = {unit: narrow.filter(start // unit != last // unit)
                  for unit in (CELL_US, HOUR_US)}
-        for name, (one, several), unit in (("hours_acc", HOURS_SQL, HOUR_US),
+        hours = (hours_coded(HOURS_SQL[0]), hours_coded(HOURS_SQL[1]))
+        for name, (one, several), unit in (("hours_acc", hours, HOUR_US),
                                             ("cells_acc", CELLS_SQL, CELL_US),
                                             ("presence_acc", PRESENCE_SQL, HOUR_US)):
-            appended = self._insert(name, one, table)
+            appended = self._insert(name, one, narrow)
             if split[unit].num_rows:
                 appended += self._insert(name, several, split[unit])
             self._appended[name] += appended
@@ -445,6 +469,7 @@ class WindowAggregator:
             return False
         self._horizon_us = horizon_us
         self.flush()
+        self._release_evidence()
         self._forget()
         if self._kept is not None:
             # Windows ending by the horizon and evidence before it go; 1-hour and 24-hour
@@ -469,6 +494,7 @@ class WindowAggregator:
             for statement in (*FORGET_SQL, *(FORGET_DAYS_SQL if kept else ())):
                 self._con.execute(statement, {"horizon": self._horizon_us})
             self._network.forget_before(self._horizon_us)
+            self._held.forget_before(self._horizon_us)
 
     def result(self) -> WindowTables:
         """Roll the accumulators up into every span; the aggregator is closed afterwards."""
@@ -500,6 +526,7 @@ class WindowAggregator:
         (``reach``) again from the daily bases, which cost days, not hours."""
         self.flush()
         self._reduce_network(None, everything=True)
+        self._release_evidence()
         self._forget()
         reach, self._reach_us = self._reach_us, None
         scope = sorted(self._touched) if changed_only and reach is None else None
@@ -524,20 +551,27 @@ class WindowAggregator:
         })
         self._con.register("registrations", registrations)
         self._con.register("tenant_names", self._tenants.names())
+        self._con.register("country_names", self._network.country_names())
         counting = self._start_counts(scope, since if reach is None else reach)
         try:
             rate = self._params.sustained_rate_bps * 3600 / 8
             skipped = {"peaks"} if self._cells_unique else set()
-            self._con.execute(_scoped(peaks_sql(unique=self._cells_unique), scoped))
+            self._con.execute(_scoped(peaks_sql(unique=self._cells_unique, source=CELLS_ALL),
+                                      scoped))
             for statement in BASES_SQL:
                 params: dict[str, object] = {}
                 if "$rate" in statement:
                     params["rate_bytes_per_hour"] = rate
                 if "$concern" in statement:
-                    params["concern"] = list(self._params.concern_countries)
+                    params["concern"] = self._network.code_countries(
+                        pa.array(self._params.concern_countries, pa.string())).to_pylist()
                 self._con.execute(_scoped(statement, scoped), params or None)
             [(hours,)] = self._con.execute("SELECT count(*) FROM hour_base").fetchall()
             self.hours_rolled_up = int(hours)
+            if last:  # done with: room in memory for what follows
+                self._con.execute(_scoped(
+                    "DROP TABLE hours_acc; DROP TABLE net_hours_acc; DROP TABLE cells_acc; "
+                    "DROP TABLE net_cells_acc; DROP TABLE peaks", scoped))
             for statement in keep_days_sql(replace=not scoped, since=since is not None,
                                            scoped=scope is not None):
                 self._con.execute(statement, {"since": since} if "$since" in statement else None)
@@ -561,9 +595,13 @@ class WindowAggregator:
                 counting.exception()  # wait (the reduction stays this thread's); raised above
             self._con.unregister("registrations")
             self._con.unregister("tenant_names")
-        fresh = WindowTables(windows=windows.cast(WINDOWS_SCHEMA),
-                             countries=countries.cast(COUNTRIES_SCHEMA),
-                             evidence=evidence.cast(EVIDENCE_SCHEMA))
+            self._con.unregister("country_names")
+        tenants = self._tenants.ranked()
+        fresh = WindowTables(
+            windows=_named(windows, tenants, None).cast(WINDOWS_SCHEMA),
+            countries=_named(countries, tenants, self._network.ranked_countries()
+                             ).cast(COUNTRIES_SCHEMA),
+            evidence=_named(evidence, tenants, None).cast(EVIDENCE_SCHEMA))
         return self._keep(fresh, scope, since, reach)
 
     def _copy_scoped(self, scope: list[int] | None, since: int | None) -> None:
@@ -651,6 +689,9 @@ class WindowAggregator:
             return False
         made = counting.result()
         counts = made.rows
+        at = counts.schema.get_field_index("country")  # the codes, as the accumulators'
+        counts = counts.set_column(at, "country", pa.chunked_array(
+            [chunk.indices for chunk in counts.column(at).chunks], pa.int16()))
         if reach is not None and since is not None and reach < since:
             # hours and days between reach and since: not recomputed, not needed
             counts = counts.filter(pc.or_(
@@ -666,6 +707,7 @@ class WindowAggregator:
     def close(self) -> None:
         """Drop the accumulators (and close an own connection)."""
         self._pending, self._pending_conn, self._pending_rows = [], [], 0
+        self._held.clear()
         running, self._running = self._running, None
         if running is not None:
             running.exception()  # wait; the error, if any, was the caller's to see
@@ -676,7 +718,8 @@ class WindowAggregator:
         else:
             self._con.execute("; ".join(
                 f"DROP TABLE IF EXISTS {name}; DROP TABLE IF EXISTS {name}_new"
-                for name in (*COMPACT_SQL, *(f"{n}_scope" for n in _SCOPED), "evidence_floor",
+                for name in (*COMPACT_SQL, "net_hours_acc", "net_cells_acc",
+                             *(f"{n}_scope" for n in _SCOPED), "evidence_floor",
                              "evidence_batch", "day_presence", "distinct_counts",
                              "distinct_sums", "scope_tenants", "day_base_all",
                              "country_day_all")) + "; DROP VIEW IF EXISTS day_base_win; "
@@ -704,6 +747,25 @@ def compute_windows(
         aggregator.close()
         raise
     return aggregator.result()
+
+
+def _named(table: pa.Table, tenants: pa.Array, countries: pa.Array | None) -> pa.Table:
+    """A result of the final statements with names for numbers: ``tenant`` (and
+    ``country``) ranks -> their names in ``tenants`` (``countries``), ``span`` codes ->
+    :data:`SPANS`, window starts and ends in microseconds -> timestamps."""
+    columns = {"tenant": tenants}
+    if countries is not None:
+        columns["country"] = countries
+    for name, names in columns.items():
+        table = table.set_column(table.schema.get_field_index(name), name,
+                                 names.take(table.column(name)))
+    if "span" in table.schema.names:
+        table = table.set_column(table.schema.get_field_index("span"), "span",
+                                 _SPAN_NAMES.take(table.column("span")))
+        for name in ("window_start", "window_end"):
+            table = table.set_column(table.schema.get_field_index(name), name,
+                                     table.column(name).cast(TIMESTAMP))
+    return table
 
 
 def _interleave(old: pa.Table, new: pa.Table, keys: list[str]) -> pa.Table:
@@ -740,11 +802,17 @@ def _runs(table: pa.Table, keys: list[str],
             for v, start, end in zip(values, starts.tolist(), ends, strict=True)]
 
 
-def _wide(rows: pa.Table, prefix: str) -> str:
-    """SQL for the 128-bit sum whose halves are ``<prefix>_lo`` and ``<prefix>_hi``; just
-    the low half when no high half of ``rows`` is set (a third of the cost to insert)."""
-    if rows.num_rows and pc.max(rows.column(f"{prefix}_hi")).as_py() == 0:
-        return f"{prefix}_lo::HUGEINT"
+def _by_width(rows: pa.Table) -> tuple[pa.Table, pa.Table]:
+    """Retired ``rows`` whose 128-bit sums fit 64 bits (no ``*_hi`` half set), and the
+    others."""
+    wide = pc.or_(pc.not_equal(rows.column("in_hi"), 0), pc.not_equal(rows.column("out_hi"), 0))
+    if not pc.any(wide).as_py():
+        return rows, rows.slice(0, 0)
+    return rows.filter(pc.invert(wide)), rows.filter(wide)
+
+
+def _wide(prefix: str) -> str:
+    """SQL for the 128-bit sum whose halves are ``<prefix>_lo`` and ``<prefix>_hi``."""
     return f"{prefix}_lo::HUGEINT + {prefix}_hi::HUGEINT * {1 << 64}"
 
 

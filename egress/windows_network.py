@@ -45,6 +45,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from egress._wincore import NetworkReducer, hash_strings
+from egress.windows_sql import DAY_US
 
 #: Distinct values a sketch counts exactly (a set); beyond, a HyperLogLog estimate.
 EXACT_UP_TO = 768
@@ -129,6 +130,87 @@ class NetworkColumns:
                                  for name in names})
 
 
+class EvidenceHold:
+    """Network evidence candidates held back, then let through only if they can still rank.
+
+    The reduction chooses a candidate when it reaches the ``top``-th largest size
+    (``greatest(bytes_in, bytes_out)``, null as 0) of its tenant and day *so far*; most are
+    outranked soon after. Held back until ``rows`` gather, a candidate is let through
+    (:meth:`release`) only if no ``top`` candidates of its tenant and day, held or let
+    through before, are strictly larger: one that is has at least ``top`` rows ranked
+    before it under any order of ties, so the evidence ranking
+    (:data:`~egress.windows_sql.EVIDENCE_RESULT_SQL`) never keeps it. Fewer, later rows
+    reach ``evidence_acc``; the evidence is the same. Not thread-safe.
+    """
+
+    def __init__(self, top: int, *, rows: int) -> None:
+        self._top, self._rows = top, rows
+        self._held: list[pa.Table] = []
+        self._keys: list[tuple[npt.NDArray[np.int32], npt.NDArray[np.int64],
+                               npt.NDArray[np.uint64]]] = []
+        self._count = 0
+        #: Of each tenant and day, the ``top`` largest sizes let through so far.
+        self._best = (np.zeros(0, np.int32), np.zeros(0, np.int64), np.zeros(0, np.uint64))
+
+    def add(self, candidates: pa.Table) -> None:
+        """Hold ``candidates`` (network rows with ``tenant`` codes, ``start``, ``bytes_in``
+        and ``bytes_out``)."""
+        if candidates.num_rows == 0:
+            return
+        start = pc.fill_null(candidates.column("start").cast(pa.int64()), 0).to_numpy()
+        size = np.maximum(*(pc.fill_null(candidates.column(name), 0).to_numpy().astype(
+            np.uint64, copy=False) for name in ("bytes_in", "bytes_out")))
+        self._held.append(candidates)
+        self._keys.append((candidates.column("tenant").to_numpy().astype(np.int32, copy=False),
+                           start // DAY_US, size))
+        self._count += candidates.num_rows
+
+    @property
+    def full(self) -> bool:
+        """Whether ``rows`` candidates are held."""
+        return self._count >= self._rows
+
+    def release(self) -> list[pa.Table]:
+        """The held candidates that can still rank (in the order held); none are held
+        afterwards."""
+        if not self._held:
+            return []
+        parts = [self._best, *self._keys]
+        tenant, day, size = (np.concatenate([part[i] for part in parts]) for i in range(3))
+        order = np.lexsort((~size, day, tenant))  # by tenant and day, the largest first
+        t, d, z = tenant[order], day[order], size[order]
+        first = np.ones(len(order), np.bool_)
+        first[1:] = (t[1:] != t[:-1]) | (d[1:] != d[:-1])
+        starts = np.flatnonzero(first)
+        group = np.cumsum(first) - 1
+        rank = np.arange(len(order)) - starts[group]
+        ends = np.append(starts[1:], len(order))
+        floor = np.where(ends - starts >= self._top,
+                         z[np.minimum(starts + self._top - 1, len(order) - 1)], np.uint64(0))
+        keep = np.empty(len(order), np.bool_)
+        keep[order] = z >= floor[group]
+        best = order[rank < self._top]
+        self._best = (tenant[best], day[best], size[best])
+        out, at = [], len(parts[0][0])
+        for table in self._held:
+            mask = keep[at:at + table.num_rows]
+            at += table.num_rows
+            out.append(table if mask.all() else table.filter(pa.array(mask)))
+        self._held, self._keys, self._count = [], [], 0
+        return [table for table in out if table.num_rows]
+
+    def forget_before(self, horizon_us: int) -> None:
+        """Forget the sizes let through of days before ``horizon_us`` (a day boundary): a
+        candidate of those days is let through again (the memory follows the days kept)."""
+        tenant, day, size = self._best
+        keep = day >= horizon_us // DAY_US
+        self._best = (tenant[keep], day[keep], size[keep])
+
+    def clear(self) -> None:
+        """Drop the held candidates."""
+        self._held, self._keys, self._count = [], [], 0
+
+
 def network_flags(*, internal: npt.NDArray[np.bool_], has_remote: npt.NDArray[np.bool_],
                   cross_border: npt.NDArray[np.bool_], quality: npt.NDArray[np.bool_],
                   has_asn: npt.NDArray[np.bool_]) -> npt.NDArray[np.uint8]:
@@ -172,11 +254,20 @@ class TenantCodes:
         """``tenant`` (each code), ``name`` (its id) and ``name_rank`` (the id's place
         among the ids in order): the ``tenant_names`` the result statements read."""
         names = list(self._codes)
-        rank = np.empty(len(names), np.int32)
-        rank[sorted(range(len(names)), key=names.__getitem__)] = np.arange(len(names))
         return pa.table({"tenant": pa.array(np.arange(len(names), dtype=np.int32)),
                          "name": pa.array(names, pa.string()),
-                         "name_rank": pa.array(rank)})
+                         "name_rank": pa.array(name_ranks(names))})
+
+    def ranked(self) -> pa.Array:
+        """The tenant ids in order (the id of each ``name_rank``)."""
+        return pa.array(sorted(self._codes), pa.string())
+
+
+def name_ranks(names: list[str]) -> npt.NDArray[np.int32]:
+    """The place of each of ``names`` (distinct) among them in order."""
+    rank = np.empty(len(names), np.int32)
+    rank[sorted(range(len(names)), key=names.__getitem__)] = np.arange(len(names))
+    return rank
 
 
 class NetworkReduction:
@@ -230,6 +321,25 @@ class NetworkReduction:
             asn=pc.fill_null(asn_col, 0).to_numpy().astype(np.int64, copy=False),
         )
 
+    def code_countries(self, column: pa.ChunkedArray | pa.Array) -> pa.Array:
+        """The reduction's code of each country of a string column (``int16``, null stays
+        null; new countries get codes)."""
+        if isinstance(column, pa.Array):
+            column = pa.chunked_array([column], column.type)
+        codes = _codes(column, self._countries, np.int16)
+        return pa.array(codes, mask=codes < 0)
+
+    def country_names(self) -> pa.Table:
+        """``code`` (each country code) and ``name_rank`` (the country's place among the
+        names in order): the ``country_names`` the result statements read."""
+        names = list(self._countries)
+        return pa.table({"code": pa.array(np.arange(len(names), dtype=np.int16)),
+                         "name_rank": pa.array(name_ranks(names).astype(np.int16))})
+
+    def ranked_countries(self) -> pa.Array:
+        """The country names in order (the name of each ``name_rank``)."""
+        return pa.array(sorted(self._countries), pa.string())
+
     def country_codes(self, names: pa.Array) -> npt.NDArray[np.int16]:
         """The reduction's code of each country name (given codes stay, new ones are
         added): index it with a position in ``names`` to code a country column."""
@@ -242,8 +352,9 @@ class NetworkReduction:
         # the reducer takes the rows by hour, then tenant (a stable radix sort)
         return np.frombuffer(self._reducer.add(*columns.arrays()), np.int64)
 
-    def retired(self, *, everything: bool = False) -> Retired:
-        """The accumulator rows retired so far (``everything``: retire all first)."""
+    def retired(self, *, everything: bool = False, coded: bool = False) -> Retired:
+        """The accumulator rows retired so far (``everything``: retire all first), with
+        remote countries by name (``coded``: by the reduction's code, ``int16``)."""
         hours, cells, presence = self._reducer.take(everything)
         countries = pa.array(list(self._countries), pa.string())
         h = np.frombuffer(hours, _HOURS)
@@ -253,7 +364,7 @@ class NetworkReduction:
             hours=pa.table({
                 "tenant": h["tenant"],
                 "t": h["t"],
-                "country": _names(countries, h["country"]),
+                "country": _country(countries, h["country"], coded),
                 "cross_border": h["cross_border"].astype(np.bool_),
                 "crossing": h["crossing"].astype(np.bool_),
                 **{name: h[name] for name in (
@@ -267,7 +378,7 @@ class NetworkReduction:
             presence=pa.table({
                 "tenant": p["tenant"], "t": p["t"], "addr": p["addr"],
                 "asn": pa.array(p["asn"], mask=p["has_asn"] == 0),
-                "country": _names(countries, p["country"]),
+                "country": _country(countries, p["country"], coded),
             }),
         )
 
@@ -360,6 +471,11 @@ def string_hashes(strings: pa.Array) -> npt.NDArray[np.uint64]:
     return np.frombuffer(
         hash_strings(offsets, b"" if data is None else data, strings.offset, len(strings)),
         np.uint64)
+
+
+def _country(names: pa.Array, codes: npt.NDArray[np.int16], coded: bool) -> pa.Array:
+    """The countries of ``codes`` (-1: none) by name, or (``coded``) as they are."""
+    return pa.array(codes, mask=codes < 0) if coded else _names(names, codes)
 
 
 def _names(names: pa.Array, codes: npt.NDArray[np.integer[Any]]) -> pa.Array:

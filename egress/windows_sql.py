@@ -37,6 +37,19 @@ CELL_US = 300_000_000
 HOUR_US = 3_600_000_000
 DAY_US = 86_400_000_000
 
+#: The spans, in the order of their names (a span's code in the results is its place).
+SPANS = ("1h", "24h", "7d", "cumulative")
+
+#: The kinds of transfer ``hours_acc`` tells apart, by their code there (its place here;
+#: any other kind: ``len(KINDS)``).
+KINDS = ("network", "object_put", "drive", "copy")
+
+
+def kind_code(kind: str) -> int:
+    """The code of ``kind`` in ``hours_acc``."""
+    return KINDS.index(kind)
+
+
 #: Additive metrics of a cell, in :data:`egress.windows.WINDOWS_SCHEMA` order.
 ADDITIVE = (
     "bytes_in", "bytes_out", "cross_border_bytes_in", "cross_border_bytes_out",
@@ -261,16 +274,29 @@ QUALIFY {_EVIDENCE_RANK} <= $top
 ORDER BY tenant, "start", ref
 """
 
-#: The evidence as a result: :data:`EVIDENCE_RESULT_SQL` of ``evidence_acc`` with tenant
-#: ids and order as :data:`WINDOWS_SQL`.
+#: The evidence as a result: :data:`EVIDENCE_RESULT_SQL` of ``evidence_acc`` with the
+#: tenants' ``name_rank`` and order as :data:`WINDOWS_SQL`.
 EVIDENCE_OUT_SQL = f"""
-SELECT n.name AS tenant, {EVIDENCE_COLUMNS.replace("tenant, ", "", 1)}
+SELECT n.name_rank AS tenant, {EVIDENCE_COLUMNS.replace("tenant, ", "", 1)}
 FROM (
     SELECT * FROM evidence_acc
     QUALIFY {_EVIDENCE_RANK} <= $top
 ) JOIN tenant_names n USING (tenant)
 ORDER BY n.name_rank, "start", ref
 """
+
+_NET, _PUT, _DRIVE, _COPY = range(len(KINDS))
+_KIND_CODE = ("CASE kind " + " ".join(f"WHEN '{k}' THEN {i}" for i, k in enumerate(KINDS))
+              + f" ELSE {len(KINDS)} END")
+
+
+def hours_coded(statement: str) -> str:
+    """A statement of :data:`HOURS_SQL` with its ``kind`` coded as ``hours_acc`` holds it
+    (:func:`kind_code`)."""
+    return (f"SELECT tenant, t, country, cross_border, {_KIND_CODE} AS kind, crossing, "
+            "bytes_in, bytes_out, starts, quality_marked, capacity_bytes, max_duration_us "
+            f"FROM ({statement})")
+
 
 #: Compaction of each accumulator to one row per key (same columns, same meaning).
 COMPACT_SQL = {
@@ -293,7 +319,9 @@ _KEPT_DAYS = (("day_base_all", "day_base"), ("country_day_all", "country_day"))
 #: Forgetting: the accumulated rows before ``$horizon`` (a day boundary), table by table.
 FORGET_SQL = (
     "DELETE FROM hours_acc WHERE t < $horizon",
+    "DELETE FROM net_hours_acc WHERE t < $horizon",
     "DELETE FROM cells_acc WHERE cell < $horizon",
+    "DELETE FROM net_cells_acc WHERE cell < $horizon",
     "DELETE FROM presence_acc WHERE t < $horizon",
     'DELETE FROM evidence_acc WHERE epoch_us("start") < $horizon',
     "DELETE FROM evidence_floor WHERE day < $horizon",
@@ -302,18 +330,31 @@ FORGET_SQL = (
 FORGET_DAYS_SQL = tuple(f"DELETE FROM {kept} WHERE t < $horizon" for kept, _ in _KEPT_DAYS)
 
 #: Accumulator tables the per-batch statements append to (``tenant``: an integer code
-#: of the tenant id, mapped back on output).
+#: of the tenant id, ``country`` of the remote country, both mapped back on output: the
+#: statements run on transfers whose ``remote_country`` is that code; ``kind`` in
+#: ``hours_acc``: :func:`kind_code`, see :func:`hours_coded`). ``net_hours_acc`` and
+#: ``net_cells_acc`` hold rows of network transfers whose byte sums fit 64 bits, narrower
+#: (no kind, no capacity): the compiled reduction's nearly always; :data:`HOURS_ALL` and
+#: :data:`CELLS_ALL` read both tables of each.
 CREATE_ACCUMULATORS = """
 CREATE OR REPLACE TEMP TABLE hours_acc (
-    tenant INTEGER, t BIGINT, country VARCHAR, cross_border BOOLEAN, kind VARCHAR,
+    tenant INTEGER, t BIGINT, country SMALLINT, cross_border BOOLEAN, kind UTINYINT,
     crossing BOOLEAN, bytes_in HUGEINT, bytes_out HUGEINT, starts BIGINT,
     quality_marked BIGINT, capacity_bytes HUGEINT, max_duration_us BIGINT
 );
 CREATE OR REPLACE TEMP TABLE cells_acc (
     tenant INTEGER, cell BIGINT, bytes_in HUGEINT, bytes_out HUGEINT
 );
+CREATE OR REPLACE TEMP TABLE net_hours_acc (
+    tenant INTEGER, t BIGINT, country SMALLINT, cross_border BOOLEAN, crossing BOOLEAN,
+    bytes_in UBIGINT, bytes_out UBIGINT, starts BIGINT, quality_marked BIGINT,
+    max_duration_us BIGINT
+);
+CREATE OR REPLACE TEMP TABLE net_cells_acc (
+    tenant INTEGER, cell BIGINT, bytes_in UBIGINT, bytes_out UBIGINT
+);
 CREATE OR REPLACE TEMP TABLE presence_acc (
-    tenant INTEGER, t BIGINT, addr UBIGINT, asn BIGINT, country VARCHAR
+    tenant INTEGER, t BIGINT, addr UBIGINT, asn BIGINT, country SMALLINT
 );
 CREATE OR REPLACE TEMP TABLE evidence_floor (
     tenant INTEGER, kind VARCHAR, day BIGINT, floor UBIGINT
@@ -326,6 +367,24 @@ CREATE OR REPLACE TEMP TABLE evidence_acc (
 """
 
 
+#: The rows of ``hours_acc`` and ``net_hours_acc`` together, as ``hours_acc`` holds them.
+HOURS_ALL = f"""(
+    SELECT * FROM hours_acc
+    UNION ALL
+    SELECT tenant, t, country, cross_border, {_NET} AS kind, crossing,
+           CAST(bytes_in AS HUGEINT) AS bytes_in, CAST(bytes_out AS HUGEINT) AS bytes_out,
+           starts, quality_marked, CAST(NULL AS HUGEINT) AS capacity_bytes, max_duration_us
+    FROM net_hours_acc
+)"""
+#: The rows of ``cells_acc`` and ``net_cells_acc`` together, as ``cells_acc`` holds them.
+CELLS_ALL = """(
+    SELECT * FROM cells_acc
+    UNION ALL
+    SELECT tenant, cell, CAST(bytes_in AS HUGEINT), CAST(bytes_out AS HUGEINT)
+    FROM net_cells_acc
+)"""
+
+
 def _sums(prefix: str = "") -> str:
     return ", ".join(f"sum({prefix}{m}) AS {m}" for m in ADDITIVE)
 
@@ -335,14 +394,14 @@ def _running(order: str) -> str:
     return ", ".join(f"sum({m}) {over} AS {m}" for m in ADDITIVE)
 
 
-def peaks_sql(*, unique: bool) -> str:
+def peaks_sql(*, unique: bool, source: str = "cells_acc") -> str:
     """The statement making ``peaks``: per tenant and hour the most bytes in (and out) of
-    one of its 5-minute cells. ``unique``: ``cells_acc`` holds one row per ``(tenant,
-    cell)`` already, so its rows are the cells' sums (the same table, one aggregation
-    fewer)."""
-    cells = ("cells_acc" if unique else
+    one of its 5-minute cells, from the rows of ``source`` (``cells_acc``, or
+    :data:`CELLS_ALL`). ``unique``: they hold one row per ``(tenant, cell)`` already, so
+    they are the cells' sums (the same table, one aggregation fewer)."""
+    cells = (source if unique else
              "(SELECT tenant, cell, sum(bytes_in) AS bytes_in, sum(bytes_out) AS bytes_out\n"
-             "      FROM cells_acc GROUP BY tenant, cell)")
+             f"      FROM {source} GROUP BY tenant, cell)")
     return f"""CREATE OR REPLACE TEMP TABLE peaks AS
 SELECT tenant, {floor_to("cell", str(HOUR_US))} AS t,
        max(bytes_in) AS peak_cell_in, max(bytes_out) AS peak_cell_out
@@ -368,16 +427,16 @@ WITH metrics AS (
             THEN bytes_in ELSE 0 END) AS concern_bytes_in,
         sum(CASE WHEN crossing AND coalesce(list_contains($concern, country), false)
             THEN bytes_out ELSE 0 END) AS concern_bytes_out,
-        sum(CASE WHEN kind = 'object_put' THEN bytes_in ELSE 0 END) AS object_put_bytes,
-        sum(CASE WHEN kind = 'object_put' THEN starts ELSE 0 END) AS object_puts,
-        sum(CASE WHEN kind = 'drive' THEN starts ELSE 0 END) AS drives_attached,
-        sum(CASE WHEN kind = 'drive' THEN coalesce(capacity_bytes, 0) ELSE 0 END)
+        sum(CASE WHEN kind = {_PUT} THEN bytes_in ELSE 0 END) AS object_put_bytes,
+        sum(CASE WHEN kind = {_PUT} THEN starts ELSE 0 END) AS object_puts,
+        sum(CASE WHEN kind = {_DRIVE} THEN starts ELSE 0 END) AS drives_attached,
+        sum(CASE WHEN kind = {_DRIVE} THEN coalesce(capacity_bytes, 0) ELSE 0 END)
             AS drive_capacity_bytes,
-        sum(CASE WHEN kind = 'copy' THEN bytes_in ELSE 0 END) AS bytes_copied,
-        sum(CASE WHEN kind = 'network' THEN starts ELSE 0 END) AS flows,
+        sum(CASE WHEN kind = {_COPY} THEN bytes_in ELSE 0 END) AS bytes_copied,
+        sum(CASE WHEN kind = {_NET} THEN starts ELSE 0 END) AS flows,
         sum(quality_marked) AS quality_marked,
         coalesce(max(max_duration_us), 0) AS max_duration_us
-    FROM hours_acc
+    FROM {HOURS_ALL}
     GROUP BY tenant, t
 )
 SELECT
@@ -403,7 +462,7 @@ CREATE OR REPLACE TEMP TABLE country_hour AS
 SELECT tenant, t, country,
        sum(CASE WHEN crossing THEN bytes_in ELSE 0 END) AS bytes_in,
        sum(CASE WHEN crossing THEN bytes_out ELSE 0 END) AS bytes_out
-FROM hours_acc WHERE country IS NOT NULL
+FROM {HOURS_ALL} WHERE country IS NOT NULL
 GROUP BY ALL;
 
 CREATE OR REPLACE TEMP TABLE country_day AS
@@ -469,10 +528,15 @@ def _distinct(span: str, keys: str = "t", countries: bool = False) -> str:
             f"FROM distinct_sums WHERE span = '{span}' AND {where})")
 
 
+def _span(span: str) -> str:
+    """The code of ``span`` in the results (its place in :data:`SPANS`)."""
+    return f"CAST({SPANS.index(span)} AS UTINYINT)"
+
+
 def _tumbling(span: str, base: str, size_us: int) -> str:
     return f"""
 SELECT
-    b.tenant, '{span}' AS span, b.t AS ws, b.t + {size_us} AS we,
+    b.tenant, {_span(span)} AS span, b.t AS ws, b.t + {size_us} AS we,
     {", ".join(f"b.{m}" for m in ADDITIVE)},
     b.max_duration_us, b.peak_cell_in, b.peak_cell_out, b.hours_above_rate,
     coalesce(p.addrs, 0) AS remote_addrs, coalesce(p.asns, 0) AS remote_asns
@@ -513,7 +577,7 @@ def _week_counts(group: str, item: str, source: str) -> str:
 
 _SLIDING = f"""
 SELECT
-    b.tenant, '7d' AS span, b.we - {7 * DAY_US} AS ws, b.we,
+    b.tenant, {_span("7d")} AS span, b.we - {7 * DAY_US} AS ws, b.we,
     {_sums("b.")},
     max(b.max_duration_us) AS max_duration_us,
     max(b.peak_cell_in) AS peak_cell_in,
@@ -529,7 +593,7 @@ GROUP BY b.tenant, b.we"""
 
 _CUMULATIVE = f"""
 SELECT
-    b.tenant, 'cumulative' AS span,
+    b.tenant, {_span("cumulative")} AS span,
     r.ws,
     b.t + {DAY_US} AS we,
     {", ".join(f"b.{m}" for m in ADDITIVE)},
@@ -551,13 +615,14 @@ FROM (
 ) b
 JOIN tenant_start r USING (tenant)"""
 
-#: All spans, in the column order of :data:`egress.windows.WINDOWS_SCHEMA`, with the
-#: tenants' ids for their codes (``tenant_names``: ``tenant`` code, ``name``, ``name_rank``
-#: its place in the order of the ids), in the order of the ids.
+#: All spans, in the column order of :data:`egress.windows.WINDOWS_SCHEMA`, in the order
+#: of the tenants' ids (``tenant_names``: ``tenant`` code, ``name``, ``name_rank`` its place
+#: in the order of the ids) and spans, with numbers for names (the caller names them):
+#: ``tenant`` is the ``name_rank``, ``span`` the code (:func:`_span`), the window's start
+#: and end are microseconds.
 WINDOWS_SQL = f"""
 SELECT
-    n.name AS tenant, span, make_timestamp(ws) AS window_start,
-    make_timestamp(we) AS window_end,
+    n.name_rank AS tenant, span, ws AS window_start, we AS window_end,
     {_METRICS_OUT},
     CAST(remote_addrs AS BIGINT) AS remote_addrs,
     CAST(remote_asns AS BIGINT) AS remote_asns,
@@ -576,37 +641,37 @@ FROM (
     {_CUMULATIVE}
 ) JOIN tenant_names n USING (tenant)
 WHERE we > $since
-ORDER BY n.name_rank, span, window_start, window_end
+ORDER BY n.name_rank, span, ws, we
 """
 
 
 def _country_tumbling(span: str, base: str, size_us: int) -> str:
     return f"""
-SELECT b.tenant, '{span}' AS span, b.t AS ws, b.t + {size_us} AS we, b.country,
+SELECT b.tenant, {_span(span)} AS span, b.t AS ws, b.t + {size_us} AS we, b.country,
        b.bytes_in, b.bytes_out, coalesce(p.addrs, 0) AS remote_addrs
 FROM {base} b
 LEFT JOIN {_distinct(span, countries=True)} p USING (tenant, t, country)"""
 
 
-#: Per remote country, the same spans (bytes and distinct addresses only); tenant ids
-#: and order as :data:`WINDOWS_SQL`.
+#: Per remote country, the same spans (bytes and distinct addresses only); numbers and
+#: order as :data:`WINDOWS_SQL`, then by country name: ``country`` is the ``name_rank`` of
+#: the country's code in ``country_names`` (``code``, ``name_rank``).
 COUNTRIES_SQL = f"""
-SELECT n.name AS tenant, span, make_timestamp(ws) AS window_start,
-       make_timestamp(we) AS window_end,
-       country, {_bytes_out("bytes_in")}, {_bytes_out("bytes_out")},
+SELECT n.name_rank AS tenant, span, ws AS window_start, we AS window_end,
+       c.name_rank AS country, {_bytes_out("bytes_in")}, {_bytes_out("bytes_out")},
        CAST(remote_addrs AS BIGINT) AS remote_addrs
 FROM (
     {_country_tumbling("1h", "country_hour", HOUR_US)}
     UNION ALL
     {_country_tumbling("24h", "country_day", DAY_US)}
     UNION ALL
-    SELECT b.tenant, '7d', b.we - {7 * DAY_US}, b.we, b.country,
+    SELECT b.tenant, {_span("7d")}, b.we - {7 * DAY_US}, b.we, b.country,
            sum(b.bytes_in), sum(b.bytes_out), any_value(coalesce(p.addrs, 0))
     FROM (SELECT *, t + k * {DAY_US} AS we FROM country_day_win, range(1, 8) AS r(k)) b
     LEFT JOIN {_distinct("7d", "t AS we", countries=True)} p USING (tenant, we, country)
     GROUP BY b.tenant, b.we, b.country
     UNION ALL
-    SELECT b.tenant, 'cumulative',
+    SELECT b.tenant, {_span("cumulative")},
            r.ws, b.t + {DAY_US}, b.country,
            b.bytes_in, b.bytes_out, b.remote_addrs
     FROM (
@@ -618,9 +683,9 @@ FROM (
         WINDOW w AS (PARTITION BY d.tenant, d.country ORDER BY d.t ROWS UNBOUNDED PRECEDING)
     ) b
     JOIN tenant_start r USING (tenant)
-) JOIN tenant_names n USING (tenant)
+) JOIN tenant_names n USING (tenant) JOIN country_names c ON country = c.code
 WHERE we > $since
-ORDER BY n.name_rank, span, window_start, window_end, country
+ORDER BY n.name_rank, span, ws, we, c.name_rank
 """
 
 
@@ -682,8 +747,7 @@ SELECT tenant, country, 'cumulative', t, count(*), 0 FROM (
 #: ``distinct_counts`` (exact, or from the sketches) summed per key: the windows' source.
 DISTINCT_SUMS_SQL = """
 CREATE OR REPLACE TEMP TABLE distinct_sums AS
-SELECT tenant, CAST(country AS VARCHAR) AS country, CAST(span AS VARCHAR) AS span, t,
-       addrs, asns
+SELECT tenant, country, CAST(span AS VARCHAR) AS span, t, addrs, asns
 FROM (
     SELECT tenant, country, span, t, sum(addrs) AS addrs, sum(asns) AS asns
     FROM distinct_counts GROUP BY ALL
@@ -694,7 +758,6 @@ FROM (
 #: took a remote end late): the rows are their sums.
 DISTINCT_ROWS_SQL = """
 CREATE OR REPLACE TEMP TABLE distinct_sums AS
-SELECT tenant, CAST(country AS VARCHAR) AS country, CAST(span AS VARCHAR) AS span, t,
-       addrs, asns
+SELECT tenant, country, CAST(span AS VARCHAR) AS span, t, addrs, asns
 FROM distinct_counts
 """

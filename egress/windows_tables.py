@@ -15,7 +15,10 @@ from datetime import datetime
 import pyarrow as pa
 
 from egress.transfers import TIMESTAMP, TRANSFERS_SCHEMA
-from egress.windows_sql import ADDITIVE
+from egress.windows_sql import ADDITIVE, SPANS
+
+__all__ = ["COUNTRIES_SCHEMA", "EVIDENCE_SCHEMA", "SPANS", "WINDOWS_SCHEMA", "WindowParams",
+           "WindowTables"]
 
 #: The largest transfers of each tenant, kind and day (``where``: file and line or offset;
 #: ``ref``: the connection's uid, the request id): the evidence findings cite.
@@ -55,7 +58,6 @@ COUNTRIES_SCHEMA = pa.schema([
     pa.field("remote_addrs", pa.int64(), nullable=False),
 ])
 
-SPANS = ("1h", "24h", "7d", "cumulative")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
