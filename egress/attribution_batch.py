@@ -196,6 +196,8 @@ class ConnBatchAttributor:
         self._vni_keys = np.array(vni_keys, np.int64)
         self._vnis = Spans.build([vnis[v] for v in vni_keys], codes)
         self._countries: dict[str, int] = {}
+        self._names = pa.array([], pa.string())  # _country_names, while no code is added
+        self._scratch = _Scratch()
         self._geo_cache: dict[str, tuple[int, int | None, int]] = {}
         geo_ranges = self._geo_ranges()
         self._geo_compiled = geo_ranges is not None
@@ -215,6 +217,12 @@ class ConnBatchAttributor:
             country=c, asn=None, as_org=None))) for c in found.countries] + [-1], np.int64)
         return GeoRanges(starts=found.starts, ends=found.ends, country=codes[found.country],
                          cross=crossing[found.country], asn=found.asn)
+
+    def _country_names(self) -> pa.Array:
+        """The country names by code (codes only ever get added)."""
+        if len(self._names) != len(self._countries):
+            self._names = pa.array(list(self._countries), pa.string())
+        return self._names
 
     # -- distinct addresses ---------------------------------------------------------------
 
@@ -341,14 +349,17 @@ class ConnBatchAttributor:
         n = batch.num_rows
         if n == 0:
             return self._solve_columns(batch)
-        micros, has_ts = _micros(batch.column("ts"))
+        ts = batch.column("ts")
+        micros, has_ts = _micros(ts)
         orig, resp = _array(batch.column("orig_h")), _array(batch.column("resp_h"))
         vni_col = batch.column("vni")
-        out = _Outputs.empty(n)
+        out = _Outputs.empty(n, self._scratch)
         others = self._compiled.solve(_string_buffers(orig), _string_buffers(resp), (
-            micros, _set_or_none(has_ts), _set_or_none(_valid(orig)),
-            _set_or_none(_valid(resp)),
+            micros, None if ts.null_count == 0 else _set_or_none(has_ts),
+            _valid_or_none(orig), _valid_or_none(resp),
             None if vni_col.null_count == n else _valid(vni_col),
+            # the VNIs are read on overlay rows only: none, none read (zeros cost no pages)
+            np.zeros(n, np.int64) if vni_col.null_count == n else
             pc.fill_null(vni_col, 0).to_numpy().astype(np.int64),
             _uint64s(batch.column("delta_orig_ip_bytes")),
             _uint64s(batch.column("delta_resp_ip_bytes")),
@@ -369,8 +380,8 @@ class ConnBatchAttributor:
         return ConnSolution(
             tenant=out.tenant, how=out.how, direction=out.direction, remote=out.remote,
             addr=out.addr, country=out.country, asn=out.asn, has_asn=out.has_asn.view(np.bool_),
-            cross=out.cross, tenants=self._tenants,
-            countries=pa.array(list(self._countries), pa.string()), geo=self._geo is not None,
+            cross=out.cross, tenants=self._tenants, countries=self._country_names(),
+            geo=self._geo is not None,
         ), counts
 
     def _geo_rows(self, out: _Outputs, orig: pa.Array, resp: pa.Array) -> None:
@@ -464,8 +475,7 @@ class ConnBatchAttributor:
             tenant=tenant, how=how, direction=direction, remote=remote,
             addr=np.where(ends >= 0, hashes[np.maximum(ends, 0)], np.uint64(0)),
             country=country, asn=asn, has_asn=has_asn, cross=cross,
-            tenants=self._tenants, countries=pa.array(list(self._countries), pa.string()),
-            geo=self._geo is not None,
+            tenants=self._tenants, countries=self._country_names(), geo=self._geo is not None,
         ), counts
 
     def _remote_codes(self, uniques: pa.Array, known: _Addresses, ends: Ints,
@@ -602,6 +612,8 @@ def _micros(ts: pa.Array) -> tuple[Ints, Bools]:
         raise ValueError("conn batch column ts has no time zone")
     if ts.type.unit != "us":
         ts = pc.cast(ts, pa.timestamp("us", tz=ts.type.tz), safe=False)  # as datetimes hold
+    if ts.null_count == 0:  # the values as they are, without a copy
+        return np.ascontiguousarray(ts.view(pa.int64()).to_numpy(), np.int64), _valid(ts)
     return (np.ascontiguousarray(pc.fill_null(ts.cast(pa.int64()), 0).to_numpy(), np.int64),
             _valid(ts))
 
@@ -621,11 +633,36 @@ def _set_or_none(flags: Bools) -> Bools | None:
 
 def _uint64s(column: pa.Array) -> npt.NDArray[np.uint64]:
     """A byte count column as uint64 (null: 0)."""
-    return np.ascontiguousarray(pc.fill_null(column, 0).to_numpy(), np.uint64)
+    if column.null_count:
+        column = pc.fill_null(column, 0)
+    return np.ascontiguousarray(column.to_numpy(), np.uint64)
+
+
+def _valid_or_none(column: pa.Array) -> Bools | None:
+    """Which entries of ``column`` are set, or None when all are."""
+    return None if column.null_count == 0 else _set_or_none(_valid(column))
 
 
 def _cross_code(cross: bool | None) -> int:
     return -1 if cross is None else int(cross)
+
+
+class _Scratch:
+    """Output columns that live for one batch only, reused from batch to batch (fresh
+    arrays cost a page fault every 4 KiB)."""
+
+    def __init__(self) -> None:
+        self._reason = np.empty(0, np.int8)
+        self._number = np.empty(0, np.int64)
+        self._other = np.empty(0, np.uint8)
+
+    def take(self, n: int) -> tuple[npt.NDArray[np.int8], Ints, npt.NDArray[np.uint8]]:
+        """``reason``, ``number`` and ``other`` columns of ``n`` rows (contents unset)."""
+        if len(self._reason) < n:
+            self._reason = np.empty(n, np.int8)
+            self._number = np.empty(n, np.int64)
+            self._other = np.empty(n, np.uint8)
+        return self._reason[:n], self._number[:n], self._other[:n]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -646,13 +683,16 @@ class _Outputs:
     other: npt.NDArray[np.uint8]
 
     @staticmethod
-    def empty(n: int) -> _Outputs:
-        i8, i64 = np.empty(n, np.int8), np.empty(n, np.int64)
+    def empty(n: int, scratch: _Scratch) -> _Outputs:
+        """Fresh columns for what the solution keeps; ``reason``, ``number`` and ``other``
+        (read before the next batch only) from ``scratch``."""
+        reason, number, other = scratch.take(n)
         return _Outputs(
-            tenant=i64, how=i8, direction=i8.copy(), remote=i8.copy(), reason=i8.copy(),
-            country=i64.copy(), asn=i64.copy(), has_asn=np.empty(n, np.uint8),
-            cross=i64.copy(), addr=np.empty(n, np.uint64), number=i64.copy(),
-            other=np.empty(n, np.uint8))
+            tenant=np.empty(n, np.int64), how=np.empty(n, np.int8),
+            direction=np.empty(n, np.int8), remote=np.empty(n, np.int8), reason=reason,
+            country=np.empty(n, np.int64), asn=np.empty(n, np.int64),
+            has_asn=np.empty(n, np.uint8), cross=np.empty(n, np.int64),
+            addr=np.empty(n, np.uint64), number=number, other=other)
 
     def columns(self) -> tuple[npt.NDArray[np.generic], ...]:
         return (self.tenant, self.how, self.direction, self.remote, self.reason, self.country,

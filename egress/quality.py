@@ -28,6 +28,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from egress._wincore import quality_marked
 from egress.records import Flow
 
 #: The IP-level counts are unset (Zeek without its size analyzer); volumes are unknown.
@@ -154,40 +155,31 @@ def batch_quality(batch: pa.RecordBatch) -> pa.ListArray:
 
 def batch_marked(batch: pa.RecordBatch) -> npt.NDArray[np.bool_]:
     """Which rows of a :data:`~egress.columns.CONN_SCHEMA` batch carry any mark (the rows
-    whose :func:`batch_quality` list is not empty), with numpy on the columns' values.
-
-    The far-below test needs ``ip_bytes - payload >= FAR_BELOW_MIN_GAP_BYTES``, so only
-    rows with at least that many IP bytes one way are computed in floating point.
-    """
-    orig_ip, orig_ip_set = _counts(batch.column("orig_ip_bytes"))
-    resp_ip, resp_ip_set = _counts(batch.column("resp_ip_bytes"))
-    missed, missed_set = _counts(batch.column("missed_bytes"))
-    marked = ~(orig_ip_set & resp_ip_set) | (missed_set & (missed > 0))
-    for payload_col, ip, ip_set, pkts_col in (
-        (batch.column("orig_bytes"), orig_ip, orig_ip_set, batch.column("orig_pkts")),
-        (batch.column("resp_bytes"), resp_ip, resp_ip_set, batch.column("resp_pkts")),
-    ):
-        payload, payload_set = _counts(payload_col)
-        both = payload_set & ip_set
-        marked |= both & (payload > ip)
-        rows = np.flatnonzero(both & (ip >= FAR_BELOW_MIN_GAP_BYTES))
-        if len(rows) == 0:
-            continue
-        pkts, pkts_set = _counts(pkts_col)
-        payload_f = payload[rows].astype(np.float64)
-        gap = ip[rows].astype(np.float64) - pkts[rows].astype(np.float64) * float(
-            HEADER_ALLOWANCE_BYTES_PER_PKT)
-        marked[rows] |= pkts_set[rows] & (payload_f < gap * FAR_BELOW_FRACTION) & (
-            gap - payload_f >= FAR_BELOW_MIN_GAP_BYTES)
+    whose :func:`batch_quality` list is not empty), in one compiled pass over the count
+    columns (``quality_marked`` of :mod:`egress._wincore`, the float64 arithmetic of
+    :func:`quality_marks`)."""
+    counts = [_counts(batch.column(name)) for name in _MARK_COLUMNS]
+    marked = np.empty(batch.num_rows, np.bool_)
+    quality_marked(tuple(values for values, _ in counts), tuple(valid for _, valid in counts),
+                   (float(HEADER_ALLOWANCE_BYTES_PER_PKT), FAR_BELOW_FRACTION,
+                    float(FAR_BELOW_MIN_GAP_BYTES)), marked)
     return marked
 
 
-def _counts(column: pa.Array) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.bool_]]:
-    """A count column's values (null: 0) and which are set."""
-    values = np.asarray(pc.fill_null(column, 0).to_numpy(zero_copy_only=False), np.uint64)
+#: The columns :func:`batch_marked` reads, in the order ``quality_marked`` takes them.
+_MARK_COLUMNS = ("orig_ip_bytes", "resp_ip_bytes", "missed_bytes", "orig_bytes",
+                 "resp_bytes", "orig_pkts", "resp_pkts")
+
+
+def _counts(column: pa.Array) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.bool_] | None]:
+    """A count column's values (null: 0) and which are set (None: all, and the values are
+    the column's own, not a copy)."""
     if column.null_count == 0:
-        return values, np.ones(len(column), np.bool_)
-    return values, np.asarray(column.is_valid().to_numpy(zero_copy_only=False), np.bool_)
+        return np.ascontiguousarray(column.to_numpy(zero_copy_only=False), np.uint64), None
+    values = np.ascontiguousarray(pc.fill_null(column, 0).to_numpy(zero_copy_only=False),
+                                  np.uint64)
+    return values, np.ascontiguousarray(column.is_valid().to_numpy(zero_copy_only=False),
+                                        np.bool_)
 
 
 def _batch_marks(batch: pa.RecordBatch) -> list[pa.Array]:

@@ -21,7 +21,8 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from egress.attribution_batch import INTERNAL_CODE, ConnSolution
+from egress._wincore import network_rows
+from egress.attribution_batch import ConnSolution
 from egress.columns import batch_path
 from egress.quality import batch_marked
 from egress.transfers import NETWORK, TIMESTAMP
@@ -96,41 +97,72 @@ def conn_network(batch: pa.RecordBatch, solution: ConnSolution) -> ConnNetwork:
     ts = batch.column("ts")
     if ts.type != TIMESTAMP:
         ts = ts.cast(TIMESTAMP)
-    keep = (solution.tenant >= 0) & present(ts)
+    keep = solution.tenant >= 0
+    if ts.null_count:
+        keep &= present(ts)
     rows = np.flatnonzero(keep)
     begin = _at(ts, rows)
-    duration = pc.cast(pc.multiply(pc.fill_null(batch.column("duration_s"), 0.0), 1e6),
-                       pa.int64(), safe=False)
-    end = begin + np.maximum(_at(duration, rows), 0)
+    duration = batch.column("duration_s")
+    if duration.null_count == 0 and duration.type == pa.float64():
+        # the same truncating cast as below, on the kept rows only
+        took = (duration.to_numpy()[rows] * 1e6).astype(np.int64)
+    else:
+        took = _at(pc.cast(pc.multiply(pc.fill_null(duration, 0.0), 1e6), pa.int64(),
+                           safe=False), rows)
+    end = begin + np.maximum(took, 0)
     start = begin
     if "delta_since" in batch.schema.names:
-        since = batch.column("delta_since").cast(TIMESTAMP)
-        start = np.minimum(np.where(present(since)[rows], _at(since, rows), begin), end)
-    remote = solution.remote[rows]
-    has_remote = remote >= 0
-    swap = remote == 0
-    d_orig = _at(batch.column("delta_orig_ip_bytes"), rows, np.uint64)
-    d_resp = _at(batch.column("delta_resp_ip_bytes"), rows, np.uint64)
-    quality = batch_marked(batch)[rows]
-    has_asn = solution.has_asn[rows]
+        since = batch.column("delta_since")
+        if since.null_count == len(since):
+            start = np.minimum(begin, end)
+        else:
+            since = since.cast(TIMESTAMP)
+            start = np.minimum(np.where(present(since)[rows], _at(since, rows), begin), end)
+    m = len(rows)
+    tenant, bytes_in, bytes_out = np.empty(m, np.int64), np.empty(m, np.uint64), np.empty(
+        m, np.uint64)
+    flags, quality = np.empty(m, np.uint8), np.empty(m, np.bool_)
+    country, addr, asn = np.empty(m, np.int64), np.empty(m, np.uint64), np.empty(m, np.int64)
+    network_rows(np.ascontiguousarray(rows, np.int64), _FLAGS, tuple(
+        np.ascontiguousarray(column) for column in (
+            solution.tenant, solution.remote, solution.direction, solution.cross,
+            solution.country, solution.addr, solution.asn, solution.has_asn,
+            _counts(batch.column("delta_orig_ip_bytes")),
+            _counts(batch.column("delta_resp_ip_bytes")), batch_marked(batch),
+            tenant, bytes_in, bytes_out, flags, quality, country, addr, asn)))
     return ConnNetwork(
-        batch=batch, solution=solution, rows=rows,
-        tenant=solution.tenant[rows], start=start, end=end, opened=begin,
-        bytes_in=np.where(swap, d_resp, d_orig), bytes_out=np.where(swap, d_orig, d_resp),
-        flags=network_flags(
-            internal=solution.direction[rows] == INTERNAL_CODE, has_remote=has_remote,
-            cross_border=has_remote & (solution.cross[rows] == 1),
-            quality=quality, has_asn=has_asn),
-        quality=quality,
-        country=np.where(has_remote, solution.country[rows], -1),
-        addr=np.where(has_remote, solution.addr[rows], np.uint64(0)),
-        asn=np.where(has_asn, solution.asn[rows], 0),
-    )
+        batch=batch, solution=solution, rows=rows, tenant=tenant, start=start, end=end,
+        opened=begin, bytes_in=bytes_in, bytes_out=bytes_out, flags=flags, quality=quality,
+        country=country, addr=addr, asn=asn)
+
+
+def _flag_table() -> npt.NDArray[np.uint8]:
+    """:func:`~egress.windows_network.network_flags` of every combination of its inputs,
+    by ``internal | has_remote << 1 | cross_border << 2 | quality << 3 | has_asn << 4``
+    (how the compiled ``network_rows`` reads them)."""
+    bits = np.arange(32)
+    internal, has_remote, cross_border, quality, has_asn = (
+        (bits >> bit & 1).astype(np.bool_) for bit in range(5))
+    return np.ascontiguousarray(network_flags(
+        internal=internal, has_remote=has_remote, cross_border=cross_border,
+        quality=quality, has_asn=has_asn), np.uint8)
+
+
+_FLAGS = _flag_table()
+
+
+def _counts(column: pa.Array) -> npt.NDArray[np.uint64]:
+    """A byte count column as uint64 (null: 0)."""
+    if column.null_count:
+        column = pc.fill_null(column, 0)
+    return np.asarray(column.to_numpy(zero_copy_only=False), np.uint64)
 
 
 def _at(column: pa.Array, rows: Ints, kind: type[np.generic] = np.int64) -> npt.NDArray[Any]:
     """Values of ``column`` at ``rows`` as ``kind`` (timestamps as microseconds; null: 0)."""
     if pa.types.is_timestamp(column.type):
         column = column.view(pa.int64()) if column.null_count == 0 else column.cast(pa.int64())
-    values = pc.fill_null(column, 0).to_numpy(zero_copy_only=False)
+    if column.null_count:
+        column = pc.fill_null(column, 0)
+    values = column.to_numpy(zero_copy_only=False)
     return np.ascontiguousarray(values[rows], kind)

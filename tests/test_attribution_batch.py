@@ -251,6 +251,22 @@ def test_range_with_many_holders_over_time() -> None:
     both_ways(inventory, None, [conn_batch(rows)])
 
 
+def test_range_held_once_edges() -> None:
+    """A range with one span (what compiled code reads without a second load): held from
+    its first microsecond, not at its end; the VNI the same."""
+    days = [BASE + timedelta(days=d) for d in range(3)]
+    a = tenant("t-a", ("10.1.2.0/24", days[1], days[2]))
+    site = Site(name="s", country="MY", networks=(), ingest_stations=())
+    inventory = Inventory(site=site, concern_countries=(), tenants=(a,))
+    us = timedelta(microseconds=1)
+    at = [days[1] - us, days[1], days[2] - us, days[2], days[0]]
+    rows = [{"ts": t, "orig_h": "10.1.2.3", "resp_h": "8.8.8.8", "delta_orig_ip_bytes": 5,
+             "delta_resp_ip_bytes": 1} for t in at]
+    out = Attributor(inventory).attribute_batch(conn_batch(rows))
+    assert out.column("tenant").to_pylist() == [None, "t-a", "t-a", None, None]
+    both_ways(inventory, None, [conn_batch(rows)])
+
+
 def test_remote_columns(geo: RangeCsvGeo) -> None:
     site = Site(name="s", country="MY", networks=(ip_network("10.0.0.0/8"),),
                 ingest_stations=())

@@ -265,3 +265,25 @@ def test_batch_marked_equals_row_rules(rows: list[dict[str, int | None]]) -> Non
     marked = batch_marked(conn_batch(rows)).tolist()
     assert marked == [bool(quality_marks(**row)) for row in rows]
     assert marked == [bool(marks) for marks in batch_quality(conn_batch(rows)).to_pylist()]
+
+
+def test_quality_marked_refuses_bad_input() -> None:
+    """The compiled pass checks its columns: count, length, None values."""
+    import numpy as np
+
+    from egress._wincore import quality_marked
+
+    rules = (80.0, 0.5, float(1 << 20))
+    values = tuple(np.zeros(3, np.uint64) for _ in range(7))
+    valid = (None,) * 7
+    out = np.ones(3, np.bool_)
+    quality_marked(values, valid, rules, out)
+    assert out.tolist() == [False, False, False]
+    with pytest.raises(ValueError, match="expected 7 columns"):
+        quality_marked(values[:6], valid[:6], rules, out)
+    with pytest.raises(ValueError, match="values"):
+        quality_marked((np.zeros(2, np.uint64), *values[1:]), valid, rules, out)
+    with pytest.raises(ValueError, match="values: None"):
+        quality_marked((None, *values[1:]), valid, rules, out)
+    with pytest.raises(ValueError, match="valid"):
+        quality_marked(values, (np.ones(2, np.bool_), *valid[1:]), rules, out)

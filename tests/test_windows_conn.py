@@ -7,12 +7,14 @@ from ipaddress import ip_network
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from egress.attribution import Attributor
+from egress.attribution_batch import INTERNAL_CODE
 from egress.geo import RangeCsvGeo
 from egress.inventory import Inventory, Site
 from egress.transfers import conn_transfers
@@ -178,3 +180,70 @@ def test_mixed_with_transfer_rows(geo: RangeCsvGeo, exact: bool) -> None:
     assert want.windows.num_rows > 30  # not vacuous: both tenants, hours to cumulative
     assert want.evidence.num_rows == 2 * 3  # two tenants, one day, top 3
     assert_same(want, got)
+
+
+_I8 = st.integers(-1, 3)
+_I64 = st.integers(-(2**63), 2**63 - 1)
+_U64 = st.integers(0, 2**64 - 1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=st.lists(st.tuples(st.integers(-1, 40), _I8, _I8, st.integers(-1, 2), _I64, _U64,
+                               _I64, st.booleans(), _U64, _U64, st.booleans()),
+                     min_size=1, max_size=40),
+       data=st.data())
+def test_network_rows_matches_numpy(rows: list[tuple[Any, ...]], data: st.DataObject) -> None:
+    """The compiled pass of :func:`conn_network` gives what numpy gives, row by row."""
+    from egress._wincore import network_rows
+    from egress.windows_conn import _FLAGS
+    from egress.windows_network import network_flags
+
+    kinds = (np.int64, np.int8, np.int8, np.int64, np.int64, np.uint64, np.int64, np.bool_,
+             np.uint64, np.uint64, np.bool_)
+    cols: list[npt.NDArray[Any]] = [
+        np.array(c, k) for c, k in zip(zip(*rows, strict=True), kinds, strict=True)]
+    tenant, remote, direction, cross, country, addr, asn, has_asn, d_o, d_r, marked = cols
+    picked = np.array(data.draw(st.lists(st.integers(0, len(rows) - 1))), np.int64)
+    m = len(picked)
+    outs = [np.empty(m, k) for k in (np.int64, np.uint64, np.uint64, np.uint8, np.bool_,
+                                     np.int64, np.uint64, np.int64)]
+    network_rows(picked, _FLAGS, (*cols, *outs))
+    rem, known = remote[picked], has_asn[picked]
+    swap, far = rem == 0, rem >= 0
+    want = [
+        tenant[picked], np.where(swap, d_r[picked], d_o[picked]),
+        np.where(swap, d_o[picked], d_r[picked]),
+        network_flags(internal=direction[picked] == INTERNAL_CODE, has_remote=far,
+                      cross_border=far & (cross[picked] == 1), quality=marked[picked],
+                      has_asn=known),
+        marked[picked], np.where(far, country[picked], -1),
+        np.where(far, addr[picked], np.uint64(0)), np.where(known, asn[picked], 0),
+    ]
+    for got, expected in zip(outs, want, strict=True):
+        assert got.tolist() == expected.tolist()
+
+
+def test_network_rows_refuses_bad_input() -> None:
+    from egress._wincore import network_rows
+    from egress.windows_conn import _FLAGS
+
+    kinds = (np.int64, np.int8, np.int8, np.int64, np.int64, np.uint64, np.int64, np.bool_,
+             np.uint64, np.uint64, np.bool_)
+    cols = [np.zeros(4, k) for k in kinds]
+    cols[1][:] = -1  # no remote end
+    outs = [np.empty(2, k) for k in (np.int64, np.uint64, np.uint64, np.uint8, np.bool_,
+                                     np.int64, np.uint64, np.int64)]
+    network_rows(np.array([3, 0]), _FLAGS, (*cols, *outs))
+    assert outs[5].tolist() == [-1, -1]  # no remote end: no country
+    with pytest.raises(IndexError, match="row 4 out of range"):
+        network_rows(np.array([4, 0]), _FLAGS, (*cols, *outs))
+    with pytest.raises(IndexError, match="row -1 out of range"):
+        network_rows(np.array([-1, 0]), _FLAGS, (*cols, *outs))
+    with pytest.raises(ValueError, match="bytes_in: wrong length"):
+        network_rows(np.array([0]), _FLAGS, (*cols, outs[0][:1], *outs[1:]))
+    with pytest.raises(ValueError, match="marked: wrong length"):
+        network_rows(np.array([0, 1]), _FLAGS, (*cols[:-1], np.zeros(3, np.bool_), *outs))
+    with pytest.raises(ValueError, match="flags: expected 32 bytes"):
+        network_rows(np.array([0, 1]), _FLAGS[:8], (*cols, *outs))
+    with pytest.raises(ValueError, match="expected 19 columns"):
+        network_rows(np.array([0, 1]), _FLAGS, tuple(cols))

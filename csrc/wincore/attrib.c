@@ -19,6 +19,10 @@
  * number (-1 none) and whether the row is left to the caller: an address that is not a
  * dotted quad, or a time beyond 2^53 microseconds (where a double no longer divides
  * exactly as Python does). A row without a time is solved here whatever its addresses.
+ *
+ * Two module functions serve the batches after solving: network_rows (the transfer columns
+ * of egress/windows_conn.py for the kept rows, one pass) and quality_marked (the marked rows
+ * of egress/quality.py batch_marked, one pass over the count columns).
  */
 #include "attrib.h"
 
@@ -54,9 +58,12 @@ enum { VALID = 1, SITE = 2, PRIVATE = 4 };
 enum { FROM_ORIG = 1, FROM_RESP = 2 };
 enum { D_INTERNAL = 3 };
 
-/* Timelines and spans packed (one cache line or two a lookup, not five). */
+/* Timelines and spans packed (one cache line or two a lookup, not five). A timeline holds
+ * its first span too: most have one, read without a second dependent load. */
 typedef struct {
-    int64_t first, count;
+    double start, end;  /* of the first span */
+    int64_t owner;
+    int32_t first, count;
 } timeline_t;
 
 typedef struct {
@@ -76,6 +83,7 @@ typedef struct {
     int held;            /* buffers of t[] held */
     Py_ssize_t n[T_COUNT];  /* items of each table */
     spans_t nets, vnis;
+    int32_t *dense;      /* T_D_VALUES as int32 (half the cache lines) */
     int geo;             /* a geo table was given */
 } Attributor;
 
@@ -99,19 +107,15 @@ static inline int in_bounds(const uint64_t *b, Py_ssize_t n, uint64_t x) {
 
 /* Owner of timeline tl at t, -1 none (bisect_right over its starts, then the span's end). */
 static inline int64_t owner_at(const spans_t *s, int64_t tl, double t) {
-    int64_t first = s->timelines[tl].first, count = s->timelines[tl].count;
-    const span_t *found = s->spans + first;
-    if (count > 1) {
-        int64_t lo = first, hi = first + count;
-        while (lo < hi) {
-            int64_t mid = (lo + hi) >> 1;
-            if (s->spans[mid].start <= t) lo = mid + 1; else hi = mid;
-        }
-        if (lo - 1 < first) return -1;
-        found = s->spans + lo - 1;
-    } else if (!(found->start <= t)) {
-        return -1;
+    const timeline_t *line = s->timelines + tl;
+    if (line->count == 1) return line->start <= t && t < line->end ? line->owner : -1;
+    int64_t first = line->first, lo = first, hi = first + line->count;
+    while (lo < hi) {
+        int64_t mid = (lo + hi) >> 1;
+        if (s->spans[mid].start <= t) lo = mid + 1; else hi = mid;
     }
+    if (lo - 1 < first) return -1;
+    const span_t *found = s->spans + lo - 1;
     return t < found->end ? found->owner : -1;
 }
 
@@ -120,7 +124,7 @@ static inline int64_t address_owner(const Attributor *a, uint64_t x, double t) {
     const int64_t *lengths = a->t[T_P_LENGTHS].buf, *offsets = a->t[T_P_OFFSETS].buf;
     const uint64_t *keys = a->t[T_P_KEYS].buf, *bases = a->t[T_D_BASES].buf;
     const int64_t *values = a->t[T_P_VALUES].buf, *d_offsets = a->t[T_D_OFFSETS].buf;
-    const int64_t *dense = a->t[T_D_VALUES].buf;
+    const int32_t *dense = a->dense;
     for (Py_ssize_t level = 0; level < a->n[T_P_LENGTHS]; level++) {
         uint64_t wanted = x >> (32 - lengths[level]);
         int64_t timeline = -1;
@@ -164,6 +168,10 @@ static int pack_spans(const Attributor *a, int first, spans_t *s, const char *wh
         PyErr_Format(PyExc_ValueError, "%s spans: tables of different lengths", what);
         return -1;
     }
+    if (spans > INT32_MAX || timelines > INT32_MAX) {
+        PyErr_Format(PyExc_ValueError, "%s spans: more than 2^31 - 1", what);
+        return -1;
+    }
     for (Py_ssize_t i = 0; i < timelines; i++) {
         if (counts[i] < 1 || firsts[i] < 0 || firsts[i] > spans - counts[i]) {
             PyErr_Format(PyExc_ValueError, "%s timeline %zd: spans out of range", what, i);
@@ -177,7 +185,8 @@ static int pack_spans(const Attributor *a, int first, spans_t *s, const char *wh
         return -1;
     }
     for (Py_ssize_t i = 0; i < timelines; i++)
-        s->timelines[i] = (timeline_t){firsts[i], counts[i]};
+        s->timelines[i] = (timeline_t){starts[firsts[i]], ends[firsts[i]], owners[firsts[i]],
+                                       (int32_t)firsts[i], (int32_t)counts[i]};
     for (Py_ssize_t i = 0; i < spans; i++)
         s->spans[i] = (span_t){starts[i], ends[i], owners[i]};
     s->n_timelines = timelines;
@@ -185,7 +194,8 @@ static int pack_spans(const Attributor *a, int first, spans_t *s, const char *wh
     return 0;
 }
 
-static int check_levels(const Attributor *a) {
+/* Check the prefix tables; copy the dense one as int32 into a->dense (freed by release). */
+static int check_levels(Attributor *a) {
     Py_ssize_t levels = a->n[T_P_LENGTHS];
     const int64_t *lengths = a->t[T_P_LENGTHS].buf;
     const int64_t *offsets = a->t[T_P_OFFSETS].buf, *d_offsets = a->t[T_D_OFFSETS].buf;
@@ -211,6 +221,13 @@ static int check_levels(const Attributor *a) {
         if (values[i] < 0 || values[i] >= a->nets.n_timelines) goto bad_timeline;
     for (Py_ssize_t i = 0; i < a->n[T_D_VALUES]; i++)
         if (dense[i] < -1 || dense[i] >= a->nets.n_timelines) goto bad_timeline;
+    Py_ssize_t size = a->n[T_D_VALUES];
+    a->dense = PyMem_Malloc(sizeof *a->dense * (size_t)(size ? size : 1));
+    if (!a->dense) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < size; i++) a->dense[i] = (int32_t)dense[i];
     return 0;
 bad_timeline:
     PyErr_SetString(PyExc_ValueError, "prefix table names a timeline that does not exist");
@@ -226,6 +243,8 @@ static void release(Attributor *a) {
         PyMem_Free(all[i]->spans);
         *all[i] = (spans_t){0};
     }
+    PyMem_Free(a->dense);
+    a->dense = NULL;
 }
 
 static int attributor_init(Attributor *a, PyObject *args, PyObject *kw) {
@@ -283,13 +302,14 @@ typedef struct {
     uint64_t *addr;
 } batch_t;
 
-/* Country, AS number and cross-border of the remote address x, from the geo table. */
-static inline void geo_of(const Attributor *a, uint64_t x, int64_t *country, int64_t *asn,
-                          int64_t *cross) {
+/* Country, AS number and cross-border of the remote address x, from the geo table
+ * (private: x is a private or reserved address, never looked up). */
+static inline void geo_of(const Attributor *a, uint64_t x, int private, int64_t *country,
+                          int64_t *asn, int64_t *cross) {
     *country = -1;
     *asn = -1;
     *cross = -1;
-    if (in_bounds(a->t[T_PRIVATE].buf, a->n[T_PRIVATE], x)) return;  /* never looked up */
+    if (private) return;
     const uint64_t *starts = a->t[T_G_STARTS].buf, *ends = a->t[T_G_ENDS].buf;
     Py_ssize_t i = upper_bound_u64(starts, a->n[T_G_STARTS], x) - 1;
     if (i < 0 || x > ends[i]) return;
@@ -326,14 +346,14 @@ static Py_ssize_t solve_rows(const Attributor *a, const batch_t *b, Py_ssize_t n
                 continue;
             }
         }
-        int case_ = 0, overlay = 0;
+        int case_ = 0, overlay = 0, f_o = 0, f_r = 0;
         if (timed) {
             double t = (double)us / 1e6;
             overlay = b->overlay ? b->overlay[i] : 0;
-            int f_o = VALID | (in_bounds(site, n_site, (uint64_t)x_o) ? SITE : 0) |
-                      (in_bounds(private, n_private, (uint64_t)x_o) ? PRIVATE : 0);
-            int f_r = VALID | (in_bounds(site, n_site, (uint64_t)x_r) ? SITE : 0) |
-                      (in_bounds(private, n_private, (uint64_t)x_r) ? PRIVATE : 0);
+            f_o = VALID | (in_bounds(site, n_site, (uint64_t)x_o) ? SITE : 0) |
+                  (in_bounds(private, n_private, (uint64_t)x_o) ? PRIVATE : 0);
+            f_r = VALID | (in_bounds(site, n_site, (uint64_t)x_r) ? SITE : 0) |
+                  (in_bounds(private, n_private, (uint64_t)x_r) ? PRIVATE : 0);
             int64_t own_o = address_owner(a, (uint64_t)x_o, t);
             int64_t own_r = address_owner(a, (uint64_t)x_r, t);
             int64_t v_owner = overlay ? vni_owner(a, b->vni[i], t) : -1;
@@ -362,7 +382,8 @@ static Py_ssize_t solve_rows(const Attributor *a, const batch_t *b, Py_ssize_t n
         b->addr[i] = hash_bytes(s->d + s->o[i], (size_t)(s->o[i + 1] - s->o[i]));
         if (!a->geo) continue;
         int64_t country, asn, cross;
-        geo_of(a, (uint64_t)x, &country, &asn, &cross);
+        geo_of(a, (uint64_t)x, ((remote == 1 ? f_o : f_r) & PRIVATE) != 0, &country, &asn,
+               &cross);
         b->country[i] = country;
         b->has_asn[i] = asn >= 0;
         b->asn[i] = asn >= 0 ? asn : 0;
@@ -484,7 +505,203 @@ static PyTypeObject AttributorType = {
     .tp_methods = attributor_methods,
 };
 
+/* ------------------------------------------------------------------ network rows */
+
+enum {
+    N_TENANT, N_REMOTE, N_DIRECTION, N_CROSS, N_COUNTRY, N_ADDR, N_ASN, N_HAS_ASN,
+    N_D_ORIG, N_D_RESP, N_MARKED,
+    NO_TENANT, NO_BYTES_IN, NO_BYTES_OUT, NO_FLAGS, NO_QUALITY, NO_COUNTRY, NO_ADDR, NO_ASN,
+    N_NETWORK
+};
+
+static const struct { Py_ssize_t size; int writable; const char *name; }
+network_columns[N_NETWORK] = {
+    {8, 0, "tenant"}, {1, 0, "remote"}, {1, 0, "direction"}, {8, 0, "cross"},
+    {8, 0, "country"}, {8, 0, "addr"}, {8, 0, "asn"}, {1, 0, "has_asn"}, {8, 0, "bytes_orig"},
+    {8, 0, "bytes_resp"}, {1, 0, "marked"},
+    {8, 1, "tenant out"}, {8, 1, "bytes_in"}, {8, 1, "bytes_out"}, {1, 1, "flags"},
+    {1, 1, "quality"}, {8, 1, "country out"}, {8, 1, "addr out"}, {8, 1, "asn out"},
+};
+
+/* network_rows(rows, flags, columns): the network transfer columns of the kept rows, one
+ * pass (see network_doc). */
+static PyObject *network_rows(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *rows_o, *flags_o, *cols_o;
+    if (!PyArg_ParseTuple(args, "OOO!", &rows_o, &flags_o, &PyTuple_Type, &cols_o)) return NULL;
+    if (PyTuple_GET_SIZE(cols_o) != N_NETWORK) {
+        PyErr_Format(PyExc_ValueError, "expected %d columns", N_NETWORK);
+        return NULL;
+    }
+    Py_buffer rows, flags, buf[N_NETWORK];
+    int held = 0, ok = 0, have_flags = 0;
+    if (PyObject_GetBuffer(rows_o, &rows, PyBUF_C_CONTIGUOUS) < 0) return NULL;
+    Py_ssize_t m = rows.len / 8, n = -1;
+    if (rows.len % 8) {
+        PyErr_SetString(PyExc_ValueError, "rows: not int64");
+        goto done;
+    }
+    if (PyObject_GetBuffer(flags_o, &flags, PyBUF_C_CONTIGUOUS) < 0) goto done;
+    have_flags = 1;
+    if (flags.len != 32) {
+        PyErr_SetString(PyExc_ValueError, "flags: expected 32 bytes");
+        goto done;
+    }
+    for (; held < N_NETWORK; held++) {
+        PyObject *o = PyTuple_GET_ITEM(cols_o, held);
+        int out = network_columns[held].writable;
+        if (PyObject_GetBuffer(o, &buf[held], PyBUF_C_CONTIGUOUS | (out ? PyBUF_WRITABLE : 0)) < 0)
+            goto done;
+        Py_ssize_t items = buf[held].len / network_columns[held].size;
+        if (n < 0 && !out) n = items;
+        if (buf[held].len % network_columns[held].size || items != (out ? m : n)) {
+            PyErr_Format(PyExc_ValueError, "%s: wrong length", network_columns[held].name);
+            held++;
+            goto done;
+        }
+    }
+    const int64_t *r = rows.buf;
+    for (Py_ssize_t j = 0; j < m; j++) {
+        if (r[j] < 0 || r[j] >= n) {
+            PyErr_Format(PyExc_IndexError, "row %lld out of range", (long long)r[j]);
+            goto done;
+        }
+    }
+    const int64_t *tenant = buf[N_TENANT].buf, *cross = buf[N_CROSS].buf;
+    const int64_t *country = buf[N_COUNTRY].buf, *asn = buf[N_ASN].buf;
+    const int8_t *remote = buf[N_REMOTE].buf, *direction = buf[N_DIRECTION].buf;
+    const uint8_t *has_asn = buf[N_HAS_ASN].buf, *marked = buf[N_MARKED].buf;
+    const uint8_t *table = flags.buf;
+    const uint64_t *addr = buf[N_ADDR].buf, *d_orig = buf[N_D_ORIG].buf;
+    const uint64_t *d_resp = buf[N_D_RESP].buf;
+    int64_t *o_tenant = buf[NO_TENANT].buf, *o_country = buf[NO_COUNTRY].buf;
+    int64_t *o_asn = buf[NO_ASN].buf;
+    uint64_t *o_in = buf[NO_BYTES_IN].buf, *o_out = buf[NO_BYTES_OUT].buf;
+    uint64_t *o_addr = buf[NO_ADDR].buf;
+    uint8_t *o_flags = buf[NO_FLAGS].buf, *o_quality = buf[NO_QUALITY].buf;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t j = 0; j < m; j++) {
+        /* without branches on the data: masks of all ones or zeros */
+        int64_t i = r[j];
+        int has_remote = remote[i] >= 0, known = has_asn[i] != 0, quality = marked[i] != 0;
+        uint64_t swap = -(uint64_t)(remote[i] == 0), far = -(uint64_t)has_remote;
+        uint64_t bo = d_orig[i], br = d_resp[i];
+        o_tenant[j] = tenant[i];
+        o_in[j] = (br & swap) | (bo & ~swap);
+        o_out[j] = (bo & swap) | (br & ~swap);
+        o_flags[j] = table[(direction[i] == D_INTERNAL) | has_remote << 1 |
+                           (has_remote & (cross[i] == 1)) << 2 | quality << 3 | known << 4];
+        o_quality[j] = (uint8_t)quality;
+        o_country[j] = (int64_t)(((uint64_t)country[i] & far) | ~far);  /* -1 without */
+        o_addr[j] = addr[i] & far;
+        o_asn[j] = (int64_t)((uint64_t)asn[i] & -(uint64_t)known);
+    }
+    Py_END_ALLOW_THREADS
+    ok = 1;
+done:
+    for (int k = 0; k < held; k++) PyBuffer_Release(&buf[k]);
+    if (have_flags) PyBuffer_Release(&flags);
+    PyBuffer_Release(&rows);
+    if (!ok) return NULL;
+    Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------------------ quality marks */
+
+enum { Q_ORIG_IP, Q_RESP_IP, Q_MISSED, Q_ORIG, Q_RESP, Q_ORIG_PKTS, Q_RESP_PKTS, Q_COUNT };
+
+/* One direction's payload_exceeds_ip or payload_far_below_ip (quality.batch_marked). */
+static inline int direction_marked(uint64_t payload, int payload_set, uint64_t ip, int ip_set,
+                                   uint64_t pkts, int pkts_set, double header,
+                                   double fraction, double min_gap) {
+    if (!(payload_set && ip_set)) return 0;
+    if (payload > ip) return 1;
+    if (!pkts_set || (double)ip < min_gap) return 0;
+    double gap = (double)ip - (double)pkts * header, p = (double)payload;
+    return p < gap * fraction && gap - p >= min_gap;
+}
+
+/* quality_marked(values, valid, rules, out): see the method table. */
+static PyObject *quality_marked(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *values_o, *valid_o, *out_o;
+    double header, fraction, min_gap;
+    if (!PyArg_ParseTuple(args, "O!O!(ddd)O", &PyTuple_Type, &values_o, &PyTuple_Type,
+                          &valid_o, &header, &fraction, &min_gap, &out_o))
+        return NULL;
+    if (PyTuple_GET_SIZE(values_o) != Q_COUNT || PyTuple_GET_SIZE(valid_o) != Q_COUNT) {
+        PyErr_Format(PyExc_ValueError, "expected %d columns", Q_COUNT);
+        return NULL;
+    }
+    Py_buffer out, values[Q_COUNT], valid[Q_COUNT];
+    int held = 0, ok = 0;
+    if (PyObject_GetBuffer(out_o, &out, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0) return NULL;
+    Py_ssize_t n = out.len;
+    for (; held < Q_COUNT; held++) {
+        valid[held].obj = NULL;
+        if (column(PyTuple_GET_ITEM(values_o, held), &values[held], 8, n, 0, "values") < 0)
+            goto done;
+        if (values[held].obj == NULL) {
+            PyErr_SetString(PyExc_ValueError, "values: None");
+            held++;
+            goto done;
+        }
+        if (column(PyTuple_GET_ITEM(valid_o, held), &valid[held], 1, n, 0, "valid") < 0) {
+            held++;
+            goto done;
+        }
+    }
+    const uint64_t *v[Q_COUNT];
+    const uint8_t *set[Q_COUNT];
+    for (int k = 0; k < Q_COUNT; k++) {
+        v[k] = values[k].buf;
+        set[k] = valid[k].buf;  /* NULL: all set */
+    }
+    uint8_t *marked = out.buf;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int s[Q_COUNT];
+        for (int k = 0; k < Q_COUNT; k++) s[k] = set[k] ? set[k][i] != 0 : 1;
+        marked[i] = (uint8_t)(
+            !(s[Q_ORIG_IP] && s[Q_RESP_IP]) || v[Q_MISSED][i] > 0 ||
+            direction_marked(v[Q_ORIG][i], s[Q_ORIG], v[Q_ORIG_IP][i], s[Q_ORIG_IP],
+                             v[Q_ORIG_PKTS][i], s[Q_ORIG_PKTS], header, fraction, min_gap) ||
+            direction_marked(v[Q_RESP][i], s[Q_RESP], v[Q_RESP_IP][i], s[Q_RESP_IP],
+                             v[Q_RESP_PKTS][i], s[Q_RESP_PKTS], header, fraction, min_gap));
+    }
+    Py_END_ALLOW_THREADS
+    ok = 1;
+done:
+    for (int k = 0; k < held; k++) {
+        if (values[k].obj) PyBuffer_Release(&values[k]);
+        if (valid[k].obj) PyBuffer_Release(&valid[k]);
+    }
+    PyBuffer_Release(&out);
+    if (!ok) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef network_methods[] = {
+    {"network_rows", network_rows, METH_VARARGS,
+     PyDoc_STR("network_rows(rows, flags, columns) -> None: the network transfer columns of "
+               "the kept rows (int64 positions), in one pass. columns: of every row tenant, "
+               "remote, direction, cross, country, addr, asn, has_asn (a ConnSolution), "
+               "bytes_orig, bytes_resp (uint64), marked (bool); then, written for each kept "
+               "row, tenant, bytes_in, bytes_out (swapped where the responder is remote), "
+               "flags (flags[internal | has_remote << 1 | cross_border << 2 | quality << 3 | "
+               "has_asn << 4], 32 uint8), quality, country (-1 without a remote end), addr "
+               "(0 without), asn (0 unknown)")},
+    {"quality_marked", quality_marked, METH_VARARGS,
+     PyDoc_STR("quality_marked(values, valid, rules, out) -> None: which conn rows carry a "
+               "quality mark (egress.quality.batch_marked). values: orig_ip_bytes, "
+               "resp_ip_bytes, missed_bytes, orig_bytes, resp_bytes, orig_pkts, resp_pkts "
+               "(uint64, null 0); valid: which are set, each bool or None (all); rules: "
+               "(header bytes per packet, far-below fraction, least gap); out: bool")},
+    {NULL, NULL, 0, NULL},
+};
+
 int attrib_register(PyObject *module) {
+    if (PyModule_AddFunctions(module, network_methods) < 0) return -1;
     if (PyType_Ready(&AttributorType) < 0) return -1;
     Py_INCREF(&AttributorType);
     if (PyModule_AddObject(module, "Ipv4Attributor", (PyObject *)&AttributorType) < 0) {
