@@ -619,7 +619,9 @@ JOIN tenant_start r USING (tenant)"""
 #: of the tenants' ids (``tenant_names``: ``tenant`` code, ``name``, ``name_rank`` its place
 #: in the order of the ids) and spans, with numbers for names (the caller names them):
 #: ``tenant`` is the ``name_rank``, ``span`` the code (:func:`_span`), the window's start
-#: and end are microseconds.
+#: and end are microseconds. Within a tenant and span the window end alone orders the
+#: windows as (start, end) does (tumbling and 7-day windows have a fixed length, the
+#: cumulative ones one start), and sorting by one key fewer is much cheaper.
 WINDOWS_SQL = f"""
 SELECT
     n.name_rank AS tenant, span, ws AS window_start, we AS window_end,
@@ -641,7 +643,7 @@ FROM (
     {_CUMULATIVE}
 ) JOIN tenant_names n USING (tenant)
 WHERE we > $since
-ORDER BY n.name_rank, span, ws, we
+ORDER BY n.name_rank, span, we
 """
 
 
@@ -685,7 +687,7 @@ FROM (
     JOIN tenant_start r USING (tenant)
 ) JOIN tenant_names n USING (tenant) JOIN country_names c ON country = c.code
 WHERE we > $since
-ORDER BY n.name_rank, span, ws, we, c.name_rank
+ORDER BY n.name_rank, span, we, c.name_rank
 """
 
 

@@ -194,3 +194,48 @@ def test_distinct_counts_on_two_threads_equal_exact_counts() -> None:
     spans = sketched.windows.column("span").to_pylist()
     addrs = sketched.windows.column("remote_addrs").to_pylist()
     assert {a for s, a in zip(spans, addrs, strict=True) if s == "24h"} == {2}
+
+
+def _in_key_order(table: pa.Table, keys: list[str]) -> bool:
+    ordered = table.sort_by([(key, "ascending") for key in keys])
+    return bool(ordered.equals(table))
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.integers(0, 20 * 24 * 60),
+                          st.integers(0, 3 * 24 * 60), st.integers(0, 40),
+                          st.integers(0, 10**9)), min_size=1, max_size=30),
+       st.booleans())
+def test_results_are_in_start_then_end_order(
+        drawn: list[tuple[str, int, int, int, int]], registered: bool) -> None:
+    """The results are sorted by the window end alone within a tenant and span (and
+    country): the order is that of (start, end), as documented, for every span, also with
+    cumulative windows starting at a registration before the first activity."""
+    rows = [(tenant, T0 + start * MINUTE, length * MINUTE, addr, size)
+            for tenant, start, length, addr, size in drawn]
+    params = WindowParams(registrations={"a": T0 - timedelta(days=3)} if registered else {})
+    result, _ = aggregate([network(rows)], snapshot_between=False, params=params)
+    keys = ["tenant", "span", "window_start", "window_end"]
+    assert result.windows.num_rows > 0
+    assert _in_key_order(result.windows, keys)
+    assert _in_key_order(result.countries, [*keys, "country"])
+    # the spans come in their documented order within each tenant
+    for tenant in set(result.windows.column("tenant").to_pylist()):
+        spans = [s for t, s in zip(result.windows.column("tenant").to_pylist(),
+                                   result.windows.column("span").to_pylist(), strict=True)
+                 if t == tenant]
+        assert spans == sorted(spans, key=SPANS.index)
+
+
+def test_cumulative_windows_of_a_registered_tenant_in_order() -> None:
+    """A tenant registered two days before its transfers on three days: its cumulative
+    windows share the registration as start and follow their ends."""
+    rows = [("a", T0 + timedelta(days=d, hours=5), timedelta(0), d, 100) for d in (2, 0, 1)]
+    params = WindowParams(registrations={"a": T0 - timedelta(days=2)})
+    result, _ = aggregate([network(rows)], snapshot_between=False, params=params)
+    windows = result.windows.filter(pa.compute.equal(result.windows.column("span"),
+                                                     "cumulative"))
+    assert windows.column("window_start").to_pylist() == [T0 - timedelta(days=2)] * 3
+    assert windows.column("window_end").to_pylist() == [
+        T0 + timedelta(days=1), T0 + timedelta(days=2), T0 + timedelta(days=3)]
+    assert windows.column("bytes_in").to_pylist() == [100, 200, 300]
