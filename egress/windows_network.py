@@ -9,8 +9,9 @@ keeps the accumulators in memory while their time is recent. Entries older than 
 (2 h behind the latest hour seen) are handed back as Arrow tables in the accumulators'
 layout, to be appended to them; a key seen again later starts a new entry, which the SQL
 sums or de-duplicates like any other appended row. Evidence candidates are chosen in the
-same pass (a row whose size reaches the ``top``-th largest of its tenant and day so far),
-so only those rows reach the evidence ranking.
+same pass (a row whose size reaches the ``top``-th largest of its tenant and day so far,
+less those that ``top`` larger ones outrank by the batch's end), so only those rows reach
+the evidence ranking.
 
 With ``sketches`` the remote ends go on into distinct-count sketches kept in compiled
 code (``csrc/wincore/distinct.h``): per tenant, and per tenant and remote country, one
@@ -348,9 +349,10 @@ class NetworkReduction:
                         np.int16)
 
     def reduce(self, columns: NetworkColumns) -> npt.NDArray[np.int64]:
-        """Reduce ``columns``; return the positions of its evidence candidates."""
+        """Reduce ``columns``; return the positions of its evidence candidates (less those
+        already outranked for good by the batch's end: ``top`` strictly larger ones)."""
         # the reducer takes the rows by hour, then tenant (a stable radix sort)
-        return np.frombuffer(self._reducer.add(*columns.arrays()), np.int64)
+        return np.frombuffer(self._reducer.add(*columns.arrays(), True), np.int64)
 
     def retired(self, *, everything: bool = False, coded: bool = False) -> Retired:
         """The accumulator rows retired so far (``everything``: retire all first), with

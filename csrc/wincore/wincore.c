@@ -303,6 +303,29 @@ static int candidate(Reducer *r, recent *rc, int32_t tenant, int64_t day, uint64
     return 1;
 }
 
+/* The evidence heap of (tenant, day), or NULL (none: never made, or retired). */
+static const ekey *find_heap(const Reducer *r, int32_t tenant, int64_t day) {
+    const table *t = &r->heaps;
+    if (!t->idx) return NULL;
+    ekey k = {tenant, 0, day, 0, 0};
+    uint64_t h = hash_words(&k, t->ksize), tag = h & 0xFFFFFFFF00000000ULL;
+    for (size_t i = h & t->mask;; i = (i + 1) & t->mask) {
+        uint64_t slot = t->idx[i];
+        if (slot == EMPTY) return NULL;
+        const uint8_t *p = t->ents + (slot & 0xFFFFFFFFULL) * t->esize;
+        if ((slot & 0xFFFFFFFF00000000ULL) == tag && same_key(p, &k, t->ksize))
+            return (const ekey *)p;
+    }
+}
+
+/* Is a candidate of this size outranked for good: its (tenant, day) heap full of strictly
+ * larger sizes? Each came from a candidate, so top candidates rank before it under any
+ * order of ties. */
+static int outranked(const Reducer *r, int32_t tenant, int64_t day, uint64_t size) {
+    const ekey *e = find_heap(r, tenant, day);
+    return e && e->used == r->top && size < r->pool[e->at - 1];
+}
+
 typedef struct {
     Py_buffer tenant, start, end, opened, bytes_in, bytes_out, flags, country, addr, asn;
 } columns;
@@ -632,8 +655,9 @@ static int scratch(Reducer *r, size_t n) {
 
 static PyObject *reducer_add(Reducer *r, PyObject *args) {
     PyObject *objs[10];
-    if (!PyArg_ParseTuple(args, "OOOOOOOOOO", &objs[0], &objs[1], &objs[2], &objs[3],
-                          &objs[4], &objs[5], &objs[6], &objs[7], &objs[8], &objs[9]))
+    int prune = 0;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOO|p", &objs[0], &objs[1], &objs[2], &objs[3],
+                          &objs[4], &objs[5], &objs[6], &objs[7], &objs[8], &objs[9], &prune))
         return NULL;
     columns c;
     memset(&c, 0, sizeof c);
@@ -760,7 +784,18 @@ static PyObject *reducer_add(Reducer *r, PyObject *args) {
         }
         int pick = candidate(r, &rc, who, floor_to(s, DAY_US), in > out ? in : out);
         if (pick < 0) failed = 1;
-        else if (pick) chosen[chosen_n++] = order[i];
+        else if (pick) chosen[chosen_n++] = i;  /* (its row number below) */
+    }
+    if (!failed) {  /* the candidates' row numbers; pruned: those outranked by now dropped */
+        Py_ssize_t kept = 0;
+        for (Py_ssize_t j = 0; j < chosen_n; j++) {
+            Py_ssize_t i = (Py_ssize_t)chosen[j];
+            if (prune && outranked(r, tenant[i], floor_to(start[i], DAY_US),
+                                   bin[i] > bout[i] ? bin[i] : bout[i]))
+                continue;
+            chosen[kept++] = order[i];
+        }
+        chosen_n = kept;
     }
     if (!r->sketching && r->store && ready) {
         sketch_pass(job);
@@ -937,8 +972,10 @@ static PyObject *ipv4_numbers(PyObject *self, PyObject *args) {
 
 static PyMethodDef reducer_methods[] = {
     {"add", (PyCFunction)reducer_add, METH_VARARGS,
-     PyDoc_STR("add(tenant, start, end, opened, bytes_in, bytes_out, flags, country, addr, asn)"
-               " -> bytes: int64 row numbers of the evidence candidates")},
+     PyDoc_STR("add(tenant, start, end, opened, bytes_in, bytes_out, flags, country, addr, asn,"
+               " prune=False) -> bytes: int64 row numbers of the evidence candidates; prune: "
+               "without those outranked by the batch's end (top strictly larger candidates "
+               "of their tenant and day)")},
     {"take", (PyCFunction)reducer_take, METH_VARARGS,
      PyDoc_STR("take(all=False) -> (hours, cells, presence) retired records as bytes; "
                "all: retire everything first (and free add()'s scratch, kept between "
