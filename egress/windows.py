@@ -65,6 +65,7 @@ from egress.transfers import NETWORK, TIMESTAMP, TRANSFERS_SCHEMA
 from egress.windows_network import (
     DistinctCounts,
     EvidenceHold,
+    HeldCells,
     NetworkColumns,
     NetworkReduction,
     Retired,
@@ -133,7 +134,7 @@ _SPAN_NAMES = pa.array(SPANS, pa.string())
 #: Accumulators a ``changed_only`` snapshot reads through copies limited to the tenants in
 #: scope (``<name>_scope``); the final statements read only these and their own tables.
 _SCOPED = {"hours_acc": "t", "net_hours_acc": "t", "cells_acc": "cell", "net_cells_acc": "cell",
-           "presence_acc": "",
+           "net_peaks_acc": "t", "presence_acc": "",
            "evidence_acc": 'epoch_us("start")'}
 _SCOPED_NAMES = re.compile(r"\b(?:" + "|".join(_SCOPED) + r")\b")
 
@@ -204,6 +205,11 @@ class WindowAggregator:
         #: such cell).
         self._cells_unique = True
         self._cells_done_us = -(1 << 63)
+        #: The compiled reduction's cells go to ``net_peaks_acc`` as hourly maxima (and are
+        #: held as they are) until one of them comes again; from then on to the cell
+        #: accumulators (the held ones first).
+        self._cells_as_peaks = True
+        self._held_cells = HeldCells()
         self.rows = 0
         #: Tenant hours the last snapshot rolled up (its hourly bases' rows).
         self.hours_rolled_up = 0
@@ -353,11 +359,12 @@ class WindowAggregator:
             self._cells_unique = False
 
     def _append_retired(self, retired: Retired) -> None:
-        if retired.cells.num_rows:
-            last = pc.max(retired.cells.column("cell")).as_py()
-            self._cells_done_us = max(self._cells_done_us, last + CELL_US)
+        self._cells_done_us = max(self._cells_done_us, retired.cells_done)
+        if self._cells_as_peaks and retired.cells_needed:
+            self._cells_as_peaks = False
+            self._cells_unique = False
+            self._append_cells(self._held_cells.take())
         hours, wide_hours = _by_width(retired.hours)
-        cells, wide_cells = _by_width(retired.cells)
         for name, rows, statement in (
             ("net_hours_acc", hours, """
                 SELECT tenant, t, country, cross_border, crossing, in_lo, out_lo, starts,
@@ -366,13 +373,27 @@ class WindowAggregator:
                 SELECT tenant, t, country, cross_border, {kind_code(NETWORK)}, crossing,
                        {_wide("in")}, {_wide("out")}, starts, quality_marked, NULL,
                        max_duration_us FROM rows"""),
-            ("net_cells_acc", cells, "SELECT tenant, cell, in_lo, out_lo FROM rows"),
-            ("cells_acc", wide_cells, f"SELECT tenant, cell, {_wide('in')}, {_wide('out')} "
-                                      "FROM rows"),
             ("presence_acc", retired.presence, "SELECT tenant, t, addr, asn, country FROM rows"),
         ):
             if rows.num_rows:
                 self._append(name, statement, rows)
+        if not retired.cell_records:
+            return
+        if not self._cells_as_peaks:
+            self._append_cells(retired.cells)
+            return
+        self._append("net_peaks_acc", "SELECT tenant, t, in_lo, out_lo FROM rows", retired.peaks)
+        self._held_cells.add(retired)
+
+    def _append_cells(self, rows: pa.Table) -> None:
+        cells, wide_cells = _by_width(rows)
+        for name, part, statement in (
+            ("net_cells_acc", cells, "SELECT tenant, cell, in_lo, out_lo FROM rows"),
+            ("cells_acc", wide_cells, f"SELECT tenant, cell, {_wide('in')}, {_wide('out')} "
+                                      "FROM rows"),
+        ):
+            if part.num_rows:
+                self._append(name, statement, part)
 
     def _append(self, name: str, query: str, rows: pa.Table) -> None:
         """Append rows the compiled reduction handed back. They are compact already (one
@@ -495,6 +516,7 @@ class WindowAggregator:
                 self._con.execute(statement, {"horizon": self._horizon_us})
             self._network.forget_before(self._horizon_us)
             self._held.forget_before(self._horizon_us)
+            self._held_cells.forget_before(self._horizon_us)
 
     def result(self) -> WindowTables:
         """Roll the accumulators up into every span; the aggregator is closed afterwards."""
@@ -556,8 +578,8 @@ class WindowAggregator:
         try:
             rate = self._params.sustained_rate_bps * 3600 / 8
             skipped = {"peaks"} if self._cells_unique else set()
-            self._con.execute(_scoped(peaks_sql(unique=self._cells_unique, source=CELLS_ALL),
-                                      scoped))
+            self._con.execute(_scoped(peaks_sql(unique=self._cells_unique, source=CELLS_ALL,
+                                                peaks="net_peaks_acc"), scoped))
             for statement in BASES_SQL:
                 params: dict[str, object] = {}
                 if "$rate" in statement:
@@ -571,7 +593,9 @@ class WindowAggregator:
             if last:  # done with: room in memory for what follows
                 self._con.execute(_scoped(
                     "DROP TABLE hours_acc; DROP TABLE net_hours_acc; DROP TABLE cells_acc; "
-                    "DROP TABLE net_cells_acc; DROP TABLE peaks", scoped))
+                    "DROP TABLE net_cells_acc; DROP TABLE net_peaks_acc; DROP TABLE peaks",
+                    scoped))
+                self._held_cells.clear()
             for statement in keep_days_sql(replace=not scoped, since=since is not None,
                                            scoped=scope is not None):
                 self._con.execute(statement, {"since": since} if "$since" in statement else None)
@@ -708,6 +732,7 @@ class WindowAggregator:
         """Drop the accumulators (and close an own connection)."""
         self._pending, self._pending_conn, self._pending_rows = [], [], 0
         self._held.clear()
+        self._held_cells.clear()
         running, self._running = self._running, None
         if running is not None:
             running.exception()  # wait; the error, if any, was the caller's to see
@@ -718,7 +743,7 @@ class WindowAggregator:
         else:
             self._con.execute("; ".join(
                 f"DROP TABLE IF EXISTS {name}; DROP TABLE IF EXISTS {name}_new"
-                for name in (*COMPACT_SQL, "net_hours_acc", "net_cells_acc",
+                for name in (*COMPACT_SQL, "net_hours_acc", "net_cells_acc", "net_peaks_acc",
                              *(f"{n}_scope" for n in _SCOPED), "evidence_floor",
                              "evidence_batch", "day_presence", "distinct_counts",
                              "distinct_sums", "scope_tenants", "day_base_all",

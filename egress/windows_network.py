@@ -9,8 +9,9 @@ keeps the accumulators in memory while their time is recent. Entries older than 
 (2 h behind the latest hour seen) are handed back as Arrow tables in the accumulators'
 layout, to be appended to them; a key seen again later starts a new entry, which the SQL
 sums or de-duplicates like any other appended row. Evidence candidates are chosen in the
-same pass (a row whose size reaches the ``top``-th largest of its tenant and day so far),
-so only those rows reach the evidence ranking.
+same pass (a row whose size reaches the ``top``-th largest of its tenant and day so far,
+less those that ``top`` larger ones outrank by the batch's end), so only those rows reach
+the evidence ranking.
 
 With ``sketches`` the remote ends go on into distinct-count sketches kept in compiled
 code (``csrc/wincore/distinct.h``): per tenant, and per tenant and remote country, one
@@ -45,7 +46,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from egress._wincore import NetworkReducer, hash_strings
-from egress.windows_sql import DAY_US
+from egress.windows_sql import CELL_US, DAY_US
 
 #: Distinct values a sketch counts exactly (a set); beyond, a HyperLogLog estimate.
 EXACT_UP_TO = 768
@@ -80,12 +81,34 @@ _PRESENCE = np.dtype([
 
 @dataclass(frozen=True, slots=True)
 class Retired:
-    """Accumulator rows handed back: ``hours`` and ``cells`` with 128-bit byte sums as
-    ``*_lo``/``*_hi`` halves, ``presence`` as in ``presence_acc``."""
+    """Accumulator rows handed back: ``hours`` and :attr:`cells` with 128-bit byte sums as
+    ``*_lo``/``*_hi`` halves, ``presence`` as in ``presence_acc``. ``cell_records``: the
+    cells as records (``_CELLS``), ``packed_cells`` as :class:`HeldCells` packs them (None:
+    some do not fit); ``peaks``: of each tenant and hour of those, the most bytes in and
+    out of one cell (``tenant``, ``t``, ``in_*``, ``out_*``), which stand for the cells
+    unless ``cells_needed``: a cell handed back before may come again (its sums then add
+    up, so maxima do not), or a peak does not fit 64 bits; ``cells_done``: the end of the
+    latest cell handed back so far."""
 
     hours: pa.Table
-    cells: pa.Table
+    cell_records: bytes
+    packed_cells: bytes | None
     presence: pa.Table
+    peaks: pa.Table
+    cells_needed: bool
+    cells_done: int
+
+    @property
+    def cells(self) -> pa.Table:
+        """The cells: ``tenant``, ``cell``, ``in_lo``, ``in_hi``, ``out_lo``, ``out_hi``."""
+        return cell_table(self.cell_records)
+
+
+def cell_table(records: bytes, time: str = "cell") -> pa.Table:
+    """Packed cells records (``_CELLS``) as a table, the time column named ``time``."""
+    c = np.frombuffer(records, _CELLS)
+    return pa.table({"tenant": c["tenant"], time: c["cell"],
+                     **{name: c[name] for name in ("in_lo", "in_hi", "out_lo", "out_hi")}})
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +232,45 @@ class EvidenceHold:
     def clear(self) -> None:
         """Drop the held candidates."""
         self._held, self._keys, self._count = [], [], 0
+
+
+class HeldCells:
+    """Cells handed back (:class:`Retired`), held in case their peaks stop standing for
+    them: packed to 24 bytes a cell (``tenant``, cell number, bytes in, bytes out) when
+    their sums fit 64 bits and the cell numbers 32 (as the reduction packs them), else as
+    records. Not thread-safe."""
+
+    PACKED = np.dtype([("tenant", "<i4"), ("cell", "<i4"), ("in", "<u8"), ("out", "<u8")])
+
+    def __init__(self) -> None:
+        self._packed: list[npt.NDArray[np.void]] = []
+        self._records: list[npt.NDArray[np.void]] = []
+
+    def add(self, retired: Retired) -> None:
+        if retired.packed_cells is not None:
+            self._packed.append(np.frombuffer(retired.packed_cells, self.PACKED))
+        else:
+            self._records.append(np.frombuffer(retired.cell_records, _CELLS))
+
+    def take(self) -> pa.Table:
+        """The cells held (as :func:`cell_table`); none are held afterwards."""
+        p = np.concatenate([np.zeros(0, self.PACKED), *self._packed])
+        zero = np.zeros(len(p), np.uint64)
+        packed = pa.table({"tenant": p["tenant"], "cell": p["cell"].astype(np.int64) * CELL_US,
+                           "in_lo": p["in"], "in_hi": zero, "out_lo": p["out"],
+                           "out_hi": zero})
+        records = cell_table(np.concatenate([np.zeros(0, _CELLS), *self._records]).tobytes())
+        self.clear()
+        return pa.concat_tables([packed, records])
+
+    def forget_before(self, horizon_us: int) -> None:
+        """Drop the cells before ``horizon_us``."""
+        self._packed = [p[p["cell"].astype(np.int64) * CELL_US >= horizon_us]
+                        for p in self._packed]
+        self._records = [r[r["cell"] >= horizon_us] for r in self._records]
+
+    def clear(self) -> None:
+        self._packed, self._records = [], []
 
 
 def network_flags(*, internal: npt.NDArray[np.bool_], has_remote: npt.NDArray[np.bool_],
@@ -348,17 +410,18 @@ class NetworkReduction:
                         np.int16)
 
     def reduce(self, columns: NetworkColumns) -> npt.NDArray[np.int64]:
-        """Reduce ``columns``; return the positions of its evidence candidates."""
+        """Reduce ``columns``; return the positions of its evidence candidates (less those
+        already outranked for good by the batch's end: ``top`` strictly larger ones)."""
         # the reducer takes the rows by hour, then tenant (a stable radix sort)
-        return np.frombuffer(self._reducer.add(*columns.arrays()), np.int64)
+        return np.frombuffer(self._reducer.add(*columns.arrays(), True), np.int64)
 
     def retired(self, *, everything: bool = False, coded: bool = False) -> Retired:
         """The accumulator rows retired so far (``everything``: retire all first), with
         remote countries by name (``coded``: by the reduction's code, ``int16``)."""
-        hours, cells, presence = self._reducer.take(everything)
+        hours, cells, presence, peaks, late, done, packed = self._reducer.take(everything, True)
         countries = pa.array(list(self._countries), pa.string())
+        k = np.frombuffer(peaks, _CELLS)
         h = np.frombuffer(hours, _HOURS)
-        c = np.frombuffer(cells, _CELLS)
         p = np.frombuffer(presence, _PRESENCE)
         return Retired(
             hours=pa.table({
@@ -371,15 +434,14 @@ class NetworkReduction:
                     "in_lo", "in_hi", "out_lo", "out_hi", "starts", "quality_marked",
                     "max_duration_us")},
             }),
-            cells=pa.table({
-                "tenant": c["tenant"], "cell": c["cell"],
-                **{name: c[name] for name in ("in_lo", "in_hi", "out_lo", "out_hi")},
-            }),
+            cell_records=cells, packed_cells=packed,
             presence=pa.table({
                 "tenant": p["tenant"], "t": p["t"], "addr": p["addr"],
                 "asn": pa.array(p["asn"], mask=p["has_asn"] == 0),
                 "country": _country(countries, p["country"], coded),
             }),
+            peaks=cell_table(peaks, "t"), cells_done=int(done),
+            cells_needed=bool(late) or bool((k["in_hi"] | k["out_hi"]).any()),
         )
 
     def distinct_counts(self, scope: list[int] | None = None,

@@ -322,6 +322,7 @@ FORGET_SQL = (
     "DELETE FROM net_hours_acc WHERE t < $horizon",
     "DELETE FROM cells_acc WHERE cell < $horizon",
     "DELETE FROM net_cells_acc WHERE cell < $horizon",
+    "DELETE FROM net_peaks_acc WHERE t < $horizon",
     "DELETE FROM presence_acc WHERE t < $horizon",
     'DELETE FROM evidence_acc WHERE epoch_us("start") < $horizon',
     "DELETE FROM evidence_floor WHERE day < $horizon",
@@ -335,7 +336,10 @@ FORGET_DAYS_SQL = tuple(f"DELETE FROM {kept} WHERE t < $horizon" for kept, _ in 
 #: ``hours_acc``: :func:`kind_code`, see :func:`hours_coded`). ``net_hours_acc`` and
 #: ``net_cells_acc`` hold rows of network transfers whose byte sums fit 64 bits, narrower
 #: (no kind, no capacity): the compiled reduction's nearly always; :data:`HOURS_ALL` and
-#: :data:`CELLS_ALL` read both tables of each.
+#: :data:`CELLS_ALL` read both tables of each. ``net_peaks_acc`` holds, instead of the
+#: compiled reduction's cells, their most bytes in and out per tenant and hour (the peaks
+#: are maxima of those), while no cell it handed back came again and those fit 64 bits
+#: (its cells are held meanwhile, and appended to the cell accumulators once not).
 CREATE_ACCUMULATORS = """
 CREATE OR REPLACE TEMP TABLE hours_acc (
     tenant INTEGER, t BIGINT, country SMALLINT, cross_border BOOLEAN, kind UTINYINT,
@@ -352,6 +356,9 @@ CREATE OR REPLACE TEMP TABLE net_hours_acc (
 );
 CREATE OR REPLACE TEMP TABLE net_cells_acc (
     tenant INTEGER, cell BIGINT, bytes_in UBIGINT, bytes_out UBIGINT
+);
+CREATE OR REPLACE TEMP TABLE net_peaks_acc (
+    tenant INTEGER, t BIGINT, peak_cell_in UBIGINT, peak_cell_out UBIGINT
 );
 CREATE OR REPLACE TEMP TABLE presence_acc (
     tenant INTEGER, t BIGINT, addr UBIGINT, asn BIGINT, country SMALLINT
@@ -394,19 +401,27 @@ def _running(order: str) -> str:
     return ", ".join(f"sum({m}) {over} AS {m}" for m in ADDITIVE)
 
 
-def peaks_sql(*, unique: bool, source: str = "cells_acc") -> str:
+def peaks_sql(*, unique: bool, source: str = "cells_acc", peaks: str | None = None) -> str:
     """The statement making ``peaks``: per tenant and hour the most bytes in (and out) of
     one of its 5-minute cells, from the rows of ``source`` (``cells_acc``, or
-    :data:`CELLS_ALL`). ``unique``: they hold one row per ``(tenant, cell)`` already, so
-    they are the cells' sums (the same table, one aggregation fewer)."""
+    :data:`CELLS_ALL`) and the rows of ``peaks`` (such maxima of other cells, or of some of
+    the same cells at most: ``net_peaks_acc``). ``unique``: ``source`` holds one row per
+    ``(tenant, cell)`` already, so they are the cells' sums (one aggregation fewer)."""
     cells = (source if unique else
              "(SELECT tenant, cell, sum(bytes_in) AS bytes_in, sum(bytes_out) AS bytes_out\n"
              f"      FROM {source} GROUP BY tenant, cell)")
-    return f"""CREATE OR REPLACE TEMP TABLE peaks AS
-SELECT tenant, {floor_to("cell", str(HOUR_US))} AS t,
+    maxima = f"""SELECT tenant, {floor_to("cell", str(HOUR_US))} AS t,
        max(bytes_in) AS peak_cell_in, max(bytes_out) AS peak_cell_out
 FROM {cells}
 GROUP BY ALL"""
+    if peaks is not None:
+        maxima = f"""SELECT tenant, t, max(peak_cell_in) AS peak_cell_in,
+       max(peak_cell_out) AS peak_cell_out
+FROM ({maxima}
+      UNION ALL SELECT tenant, t, CAST(peak_cell_in AS HUGEINT),
+                       CAST(peak_cell_out AS HUGEINT) FROM {peaks})
+GROUP BY tenant, t"""
+    return f"CREATE OR REPLACE TEMP TABLE peaks AS\n{maxima}"
 
 
 #: Final statements, run once after all batches (after :func:`peaks_sql`): hourly and

@@ -63,7 +63,7 @@ def taken_order(cols: Columns) -> np.ndarray[Any, Any]:
 
 def state(reducer: NetworkReducer, sketches: bool) -> tuple[Any, ...]:
     counts = reducer.distinct() if sketches else b""
-    return reducer.take(), reducer.sizes(), counts
+    return reducer.take(False, True), reducer.sizes(), counts  # (with the cells' peaks)
 
 
 @pytest.mark.parametrize("wide", [False, True])
@@ -87,7 +87,7 @@ def test_batches_reduce_as_their_rows_one_by_one(wide: bool, top: int, horizon_s
         assert chosen == expected
         got, want = state(batched, sketches), state(single, sketches)
         assert got == want
-        held += sum(len(part) for part in got[0])
+        held += sum(len(part) for part in got[0][:3])
     assert batched.take(True) == single.take(True)  # (frees the scratch: it comes back)
     cols = [np.ascontiguousarray(c[:2_000]) for c in rows(2_000, seed=5, wide_tenants=wide)]
     chosen = np.frombuffer(batched.add(*cols), np.int64).tolist()
@@ -170,3 +170,39 @@ def test_sketch_passes_left_running_end_before_the_next_call() -> None:
     single.forget(horizon)
     assert batched.distinct() == single.distinct()
     assert batched.take(True) == single.take(True)
+
+
+@pytest.mark.parametrize(("top", "horizon_s"), [(1, 0), (3, 0), (2, 7200)])
+def test_pruned_candidates_drop_only_those_outranked_at_the_batch_end(top: int,
+                                                                     horizon_s: int) -> None:
+    """``prune``: the candidates less those whose (tenant, day) has ``top`` candidates
+    strictly larger by the end of the batch (never more: a heap let go keeps nothing); the
+    reduction itself is the same."""
+    pruned, plain = NetworkReducer(top, horizon_s), NetworkReducer(top, horizon_s)
+    data = rows(20_000, seed=11)
+    day_us = 24 * HOUR_US
+    picked: dict[tuple[int, int], list[int]] = {}
+    dropped_total = 0
+    for lo, hi in pairwise([0, 5_000, 5_001, 12_000, 20_000]):
+        cols = [np.ascontiguousarray(c[lo:hi]) for c in data]
+        got = np.frombuffer(pruned.add(*cols, True), np.int64).tolist()
+        every = np.frombuffer(plain.add(*cols), np.int64).tolist()
+        assert np.frombuffer(plain.add(*(c[:0] for c in cols), False), np.int64).size == 0
+        size = np.maximum(cols[4], cols[5])
+        for row in every:
+            key = (int(cols[0][row]), int(cols[1][row]) // day_us)
+            picked.setdefault(key, []).append(int(size[row]))
+
+        def outranked(row: int, size: Any = size, cols: Columns = cols) -> bool:
+            larger = sorted(picked[(int(cols[0][row]), int(cols[1][row]) // day_us)])[-top:]
+            return len(larger) == top and int(size[row]) < larger[0]
+
+        if horizon_s == 0:  # no heap let go: exactly the outranked ones dropped
+            assert got == [row for row in every if not outranked(row)]
+        else:
+            assert set(got) <= set(every)
+            assert all(outranked(row) for row in set(every) - set(got))
+        dropped_total += len(every) - len(got)
+        assert pruned.take() == plain.take() and pruned.sizes() == plain.sizes()
+    assert dropped_total > 0
+    assert pruned.take(True) == plain.take(True)

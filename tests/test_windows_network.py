@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from egress._wincore import NetworkReducer, hash_strings, ipv4_numbers
 from egress.transfers import TRANSFERS_SCHEMA
-from egress.windows_network import NetworkReduction, Retired, TenantCodes
+from egress.windows_network import HeldCells, NetworkReduction, Retired, TenantCodes
 from egress.windows_sql import (
     CELL_US,
     CELLS_SQL,
@@ -197,7 +197,46 @@ def run(transfers: pa.Table, *, top: int, horizon_s: int, order: list[int],
     parts.append(reduction.retired(everything=True))
     assert reduction.sizes() == (0, 0, 0, 0)
     assert reduction.retired(everything=True).hours.num_rows == 0
+    check_peaks(parts)
     return parts, pa.concat_tables(candidates)
+
+
+def check_peaks(parts: list[Retired]) -> None:
+    """Each part's peaks are its cells' most bytes in and out per tenant and hour; a cell
+    handed back again is flagged late (in that part and every later one), and
+    ``cells_done`` is the end of the latest cell handed back so far."""
+    seen: set[tuple[int, int]] = set()
+    done, late = -(1 << 63), False
+    for part in parts:
+        c = part.cells.to_pydict()
+        maxima: dict[tuple[int, int], tuple[int, int]] = {}
+        keys = list(zip(c["tenant"], c["cell"], strict=True))
+        for i, (tenant, cell) in enumerate(keys):
+            was = maxima.get((tenant, cell // HOUR_US * HOUR_US), (0, 0))
+            maxima[tenant, cell // HOUR_US * HOUR_US] = (max(was[0], wide(c, "in", i)),
+                                                          max(was[1], wide(c, "out", i)))
+            done = max(done, cell + CELL_US)
+        p = part.peaks.to_pydict()
+        assert {(p["tenant"][i], p["t"][i]): (wide(p, "in", i), wide(p, "out", i))
+                for i in range(part.peaks.num_rows)} == maxima
+        assert part.peaks.num_rows == len(maxima)
+        fits = all(wide(c, "in", i) < 2**64 and wide(c, "out", i) < 2**64
+                   and -2**31 <= cell // CELL_US < 2**31 for i, (_, cell) in enumerate(keys))
+        if fits:  # packed: tenant, cell number, in, out
+            packed = np.frombuffer(part.packed_cells or b"", HeldCells.PACKED)
+            assert [tuple(int(x) for x in row) for row in packed.tolist()] == [
+                (tenant, cell // CELL_US, c["in_lo"][i], c["out_lo"][i])
+                for i, (tenant, cell) in enumerate(keys)]
+        else:
+            assert part.packed_cells is None
+        if any(wide(p, "in", i) >= 2**64 or wide(p, "out", i) >= 2**64
+               for i in range(part.peaks.num_rows)):
+            assert part.cells_needed
+        late = late or len(set(keys)) < len(keys) or not seen.isdisjoint(keys)
+        if late:
+            assert part.cells_needed
+        seen.update(keys)
+        assert part.cells_done == done
 
 
 def evidence(con: duckdb.DuckDBPyConnection, rows: pa.Table, top: int) -> list[str]:
@@ -328,6 +367,19 @@ def test_horizon_bounds_memory_on_time_ordered_input() -> None:
                                       day + 1, DAY_US))  # down to the day before the horizon's
     last = reduction.retired(everything=True)
     assert total + sum(last.hours.column("in_lo").to_pylist()) == 100 * 2 * 12
+    assert not last.cells_needed and last.cells_done == first + 100 * HOUR_US
+    peaks = last.peaks.to_pydict()  # 12 bytes over an hour's 12 cells: 1 byte each
+    assert [peaks[name] for name in ("in_lo", "in_hi", "out_lo", "out_hi")] == [
+        [1] * 6, [0] * 6, [0] * 6, [0] * 6]
+    assert sorted(zip(last.peaks.column("tenant").to_pylist(),
+                      last.peaks.column("t").to_pylist(), strict=True)) == [
+        (tenant, first + k * HOUR_US) for tenant in (0, 1) for k in (97, 98, 99)]
+    # a row in a cell handed back: the peaks no longer stand for the cells
+    reduction.add(table([{"tenant": 0, "kind": "network", "start": first, "end": first,
+                          "direction": "outbound", "bytes_in": 5, "bytes_out": 0,
+                          "remote_addr": "192.0.2.1", "quality": False, "ref": "late"}]))
+    again = reduction.retired(everything=True)
+    assert again.cells_needed and again.cells.num_rows == 1
 
 
 @settings(SETTINGS, max_examples=60)

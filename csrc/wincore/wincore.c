@@ -114,6 +114,8 @@ typedef struct {
     int64_t top, horizon_us;
     int64_t latest;  /* latest hour seen, INT64_MIN before any */
     int64_t retired_at;
+    int64_t cells_done;  /* end of the latest cell handed out, INT64_MIN before any */
+    int cells_late;  /* a cell entry was made before cells_done (its key may repeat) */
     ds_store *store;  /* distinct counts as sketches, or NULL: presence is handed out */
     uint8_t *scratch;  /* add()'s sort and sorted columns, kept for the next batch: fresh
                         * pages of a large allocation would be faulted in and zeroed again */
@@ -145,7 +147,7 @@ static int reducer_init(Reducer *r, PyObject *args, PyObject *kw) {
         return -1;
     }
     r->top = top, r->horizon_us = horizon_s * 1000000LL;
-    r->latest = r->retired_at = INT64_MIN;
+    r->latest = r->retired_at = r->cells_done = INT64_MIN;
     if (t_init(&r->hours, sizeof(hent), sizeof(hkey), offsetof(hkey, t)) < 0 ||
         t_init(&r->cells, sizeof(cent), sizeof(ckey), offsetof(ckey, t)) < 0 ||
         t_init(&r->presence, sizeof(pkey), sizeof(pkey), offsetof(pkey, t)) < 0 ||
@@ -246,6 +248,7 @@ static int add_cell(Reducer *r, recent *rc, int32_t tenant, int64_t cell, int ha
         int fresh;
         c = (cent *)t_get_hashed(&r->cells, &k, have_h, hash, &fresh);
         if (!c) return -1;
+        if (fresh && cell < r->cells_done) r->cells_late = 1;
         rc->cell = (size_t)((uint8_t *)c - r->cells.ents) / r->cells.esize;
     }
     add128(&c->in_lo, &c->in_hi, in);
@@ -301,6 +304,29 @@ static int candidate(Reducer *r, recent *rc, int32_t tenant, int64_t day, uint64
         heap[i] = size;
     }
     return 1;
+}
+
+/* The evidence heap of (tenant, day), or NULL (none: never made, or retired). */
+static const ekey *find_heap(const Reducer *r, int32_t tenant, int64_t day) {
+    const table *t = &r->heaps;
+    if (!t->idx) return NULL;
+    ekey k = {tenant, 0, day, 0, 0};
+    uint64_t h = hash_words(&k, t->ksize), tag = h & 0xFFFFFFFF00000000ULL;
+    for (size_t i = h & t->mask;; i = (i + 1) & t->mask) {
+        uint64_t slot = t->idx[i];
+        if (slot == EMPTY) return NULL;
+        const uint8_t *p = t->ents + (slot & 0xFFFFFFFFULL) * t->esize;
+        if ((slot & 0xFFFFFFFF00000000ULL) == tag && same_key(p, &k, t->ksize))
+            return (const ekey *)p;
+    }
+}
+
+/* Is a candidate of this size outranked for good: its (tenant, day) heap full of strictly
+ * larger sizes? Each came from a candidate, so top candidates rank before it under any
+ * order of ties. */
+static int outranked(const Reducer *r, int32_t tenant, int64_t day, uint64_t size) {
+    const ekey *e = find_heap(r, tenant, day);
+    return e && e->used == r->top && size < r->pool[e->at - 1];
 }
 
 typedef struct {
@@ -435,9 +461,21 @@ static int retire_presence(Reducer *r, int64_t cutoff) {
     return t_retire(&r->presence, NULL, cutoff);
 }
 
+/* Cells entries before cutoff out, cells_done past them. */
+static int retire_cells(Reducer *r, int64_t cutoff) {
+    size_t from = r->cells_out.len;
+    if (t_retire(&r->cells, &r->cells_out, cutoff) < 0) return -1;
+    for (size_t at = from; at < r->cells_out.len; at += sizeof(cent)) {
+        int64_t t;
+        memcpy(&t, r->cells_out.p + at + offsetof(ckey, t), sizeof t);
+        if (t + CELL_US > r->cells_done) r->cells_done = t + CELL_US;
+    }
+    return 0;
+}
+
 static int retire(Reducer *r, int64_t cutoff, int64_t day_cutoff) {
     if (t_retire(&r->hours, &r->hours_out, cutoff) < 0 ||
-        t_retire(&r->cells, &r->cells_out, cutoff) < 0 ||
+        retire_cells(r, cutoff) < 0 ||
         retire_presence(r, cutoff) < 0 ||
         retire_heaps(r, day_cutoff) < 0)
         return -1;
@@ -632,8 +670,9 @@ static int scratch(Reducer *r, size_t n) {
 
 static PyObject *reducer_add(Reducer *r, PyObject *args) {
     PyObject *objs[10];
-    if (!PyArg_ParseTuple(args, "OOOOOOOOOO", &objs[0], &objs[1], &objs[2], &objs[3],
-                          &objs[4], &objs[5], &objs[6], &objs[7], &objs[8], &objs[9]))
+    int prune = 0;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOO|p", &objs[0], &objs[1], &objs[2], &objs[3],
+                          &objs[4], &objs[5], &objs[6], &objs[7], &objs[8], &objs[9], &prune))
         return NULL;
     columns c;
     memset(&c, 0, sizeof c);
@@ -760,7 +799,18 @@ static PyObject *reducer_add(Reducer *r, PyObject *args) {
         }
         int pick = candidate(r, &rc, who, floor_to(s, DAY_US), in > out ? in : out);
         if (pick < 0) failed = 1;
-        else if (pick) chosen[chosen_n++] = order[i];
+        else if (pick) chosen[chosen_n++] = i;  /* (its row number below) */
+    }
+    if (!failed) {  /* the candidates' row numbers; pruned: those outranked by now dropped */
+        Py_ssize_t kept = 0;
+        for (Py_ssize_t j = 0; j < chosen_n; j++) {
+            Py_ssize_t i = (Py_ssize_t)chosen[j];
+            if (prune && outranked(r, tenant[i], floor_to(start[i], DAY_US),
+                                   bin[i] > bout[i] ? bin[i] : bout[i]))
+                continue;
+            chosen[kept++] = order[i];
+        }
+        chosen_n = kept;
     }
     if (!r->sketching && r->store && ready) {
         sketch_pass(job);
@@ -785,9 +835,72 @@ static PyObject *take(outbuf *o) {
     return b;
 }
 
+/* Per (tenant, hour), the most bytes in and the most bytes out of one of the cells records
+ * in o (48-byte records as cells: tenant, pad, hour, in_lo, in_hi, out_lo, out_hi), in the
+ * order the (tenant, hour) first appear, into *peaks; and the records packed into *packed
+ * (24 bytes: tenant int32, cell number int32, in uint64, out uint64) when each sum fits 64
+ * bits and each cell number 32 (else None). The cells' keys are taken to be distinct (else
+ * their sums would have to be added first). -1: error (set). */
+static int cell_peaks(const outbuf *o, PyObject **peaks_out, PyObject **packed_out) {
+    table peaks;
+    size_t n = o->len / sizeof(cent);
+    if (t_init(&peaks, sizeof(cent), sizeof(ckey), offsetof(ckey, t)) < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    uint8_t *packed = malloc(n ? n * 24 : 1);
+    int failed = !packed, fits = 1;
+    Py_BEGIN_ALLOW_THREADS
+    for (size_t e = 0; e < n && !failed; e++) {
+        cent c;
+        memcpy(&c, o->p + e * sizeof c, sizeof c);
+        ckey k = {c.k.tenant, 0, floor_to(c.k.t, HOUR_US)};
+        int fresh;
+        cent *p = (cent *)t_get(&peaks, &k, &fresh);
+        if (!p) {
+            failed = 1;
+            break;
+        }
+        if (c.in_hi > p->in_hi || (c.in_hi == p->in_hi && c.in_lo > p->in_lo))
+            p->in_lo = c.in_lo, p->in_hi = c.in_hi;
+        if (c.out_hi > p->out_hi || (c.out_hi == p->out_hi && c.out_lo > p->out_lo))
+            p->out_lo = c.out_lo, p->out_hi = c.out_hi;
+        int64_t number = floor_to(c.k.t, CELL_US) / CELL_US;
+        if (c.in_hi || c.out_hi || number < INT32_MIN || number > INT32_MAX ||
+            number * CELL_US != c.k.t) {
+            fits = 0;
+        } else if (fits) {
+            int32_t cell = (int32_t)number;
+            uint8_t *q = packed + e * 24;
+            memcpy(q, &c.k.tenant, 4), memcpy(q + 4, &cell, 4);
+            memcpy(q + 8, &c.in_lo, 8), memcpy(q + 16, &c.out_lo, 8);
+        }
+    }
+    Py_END_ALLOW_THREADS
+    *peaks_out = *packed_out = NULL;
+    if (failed) {
+        PyErr_NoMemory();
+    } else {
+        *peaks_out = PyBytes_FromStringAndSize((const char *)peaks.ents,
+                                               (Py_ssize_t)(peaks.n * peaks.esize));
+        if (*peaks_out) {
+            if (fits) {
+                *packed_out = PyBytes_FromStringAndSize((const char *)packed, (Py_ssize_t)(n * 24));
+            } else {
+                Py_INCREF(Py_None);
+                *packed_out = Py_None;
+            }
+            if (!*packed_out) Py_CLEAR(*peaks_out);
+        }
+    }
+    free(packed);
+    t_free(&peaks);
+    return *peaks_out ? 0 : -1;
+}
+
 static PyObject *reducer_take(Reducer *r, PyObject *args) {
-    int all = 0;
-    if (!PyArg_ParseTuple(args, "|p", &all)) return NULL;
+    int all = 0, peaks = 0;
+    if (!PyArg_ParseTuple(args, "|pp", &all, &peaks)) return NULL;
     if (claim(r) < 0) return NULL;  /* also when not retiring: add() writes the outputs */
     if (sketch_done(r) < 0) {
         r->busy = 0;
@@ -803,11 +916,16 @@ static PyObject *reducer_take(Reducer *r, PyObject *args) {
     }
     r->busy = 0;
     if (failed) return PyErr_NoMemory();
+    PyObject *k = NULL, *packed = NULL;
+    if (peaks && cell_peaks(&r->cells_out, &k, &packed) < 0) return NULL;
     PyObject *h = take(&r->hours_out), *c = take(&r->cells_out), *p = take(&r->presence_out);
     if (!h || !c || !p) {
-        Py_XDECREF(h), Py_XDECREF(c), Py_XDECREF(p);
+        Py_XDECREF(h), Py_XDECREF(c), Py_XDECREF(p), Py_XDECREF(k), Py_XDECREF(packed);
         return NULL;
     }
+    if (peaks)
+        return Py_BuildValue("(NNNNOLN)", h, c, p, k, r->cells_late ? Py_True : Py_False,
+                             (long long)r->cells_done, packed);
     return Py_BuildValue("(NNN)", h, c, p);
 }
 
@@ -937,12 +1055,20 @@ static PyObject *ipv4_numbers(PyObject *self, PyObject *args) {
 
 static PyMethodDef reducer_methods[] = {
     {"add", (PyCFunction)reducer_add, METH_VARARGS,
-     PyDoc_STR("add(tenant, start, end, opened, bytes_in, bytes_out, flags, country, addr, asn)"
-               " -> bytes: int64 row numbers of the evidence candidates")},
+     PyDoc_STR("add(tenant, start, end, opened, bytes_in, bytes_out, flags, country, addr, asn,"
+               " prune=False) -> bytes: int64 row numbers of the evidence candidates; prune: "
+               "without those outranked by the batch's end (top strictly larger candidates "
+               "of their tenant and day)")},
     {"take", (PyCFunction)reducer_take, METH_VARARGS,
-     PyDoc_STR("take(all=False) -> (hours, cells, presence) retired records as bytes; "
-               "all: retire everything first (and free add()'s scratch, kept between "
-               "batches)")},
+     PyDoc_STR("take(all=False, peaks=False) -> (hours, cells, presence) retired records as "
+               "bytes; all: retire everything first (and free add()'s scratch, kept between "
+               "batches); peaks: also, as records of cells whose time is an hour, each "
+               "(tenant, hour)'s most bytes in and out of one of the cells handed out, "
+               "whether a cell's key may have been handed out more than once so far (a cell "
+               "made again before the end of one handed out: its peaks do not hold), and the "
+               "end of the latest cell handed out (int64 min: none), and the cells packed: 24 "
+               "bytes each (tenant int32, cell number int32, in, out uint64), or None when a "
+               "sum or cell number does not fit")},
     {"distinct", (PyCFunction)reducer_distinct, METH_VARARGS,
      PyDoc_STR("distinct(scope=None, since=min) -> bytes: rows of distinct counts (32 bytes "
                "each: tenant int32, country int16, span uint8, pad, t int64, addrs int64, "
