@@ -252,6 +252,11 @@ class HeldCells:
         else:
             self._records.append(np.frombuffer(retired.cell_records, _CELLS))
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the cells held."""
+        return sum(part.nbytes for part in (*self._packed, *self._records))
+
     def take(self) -> pa.Table:
         """The cells held (as :func:`cell_table`); none are held afterwards."""
         p = np.concatenate([np.zeros(0, self.PACKED), *self._packed])

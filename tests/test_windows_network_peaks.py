@@ -15,6 +15,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pytest
 
 from egress.windows import WindowAggregator, WindowParams
 from egress.windows_network import _CELLS, HeldCells, Retired
@@ -130,3 +131,28 @@ def test_a_cell_summed_again_raises_its_hours_peak() -> None:
     assert "peaks" not in skipped
     hour = together.windows.filter(pc.equal(together.windows.column("span"), "1h"))
     assert hour.column("peak_rate_in_bps").to_pylist()[0] == 13 * 8 / 300
+
+
+def test_held_cells_beyond_the_cap_go_to_the_accumulators() -> None:
+    """Cells held beyond ``held_cells_bytes`` go to the cell accumulators (so memory stays
+    bounded however many days the input covers): the windows are the same whatever the cap,
+    the cells are in DuckDB once the cap is passed, and none are held after."""
+    rows = hours_of_rows(400)
+    params = WindowParams(evidence_per_day=3)
+    uncapped, _ = aggregate([network(rows[i:i + 100]) for i in range(0, 800, 100)],
+                            snapshot_between=False, params=params)
+    for cap, appended in ((0, True), (2_000, True), (1 << 30, False)):
+        con = duckdb.connect()
+        aggregator = WindowAggregator(params, connection=con, background=False,
+                                      held_cells_bytes=cap)
+        for i in range(0, 800, 100):
+            aggregator.add(network(rows[i:i + 100]))
+            aggregator.flush()
+        result = aggregator.snapshot()
+        [(cells,)] = con.execute("SELECT count(*) FROM net_cells_acc").fetchall()
+        assert (cells > 0) is appended, cap
+        assert_same(result, uncapped)
+        aggregator.close()
+        con.close()
+    with pytest.raises(ValueError, match="held_cells_bytes must not be negative"):
+        WindowAggregator(held_cells_bytes=-1)
