@@ -225,6 +225,9 @@ class WindowAggregator:
         #: Aggregations the last snapshot skipped because their input had one row per key
         #: already: ``"peaks"`` (5-minute cells), ``"distinct"`` (distinct counts).
         self.skipped: frozenset[str] = frozenset()
+        #: Bytes :meth:`result` added to DuckDB's ``memory_limit`` as the held cells and
+        #: sketches were freed (none without a limit set).
+        self.memory_handed_over = 0
 
     def add(self, transfers: pa.RecordBatch | pa.Table) -> None:
         """Take one batch (at least the :data:`TRANSFERS_SCHEMA` columns, castable)."""
@@ -560,6 +563,10 @@ class WindowAggregator:
         self._reduce_network(None, everything=True)
         self._release_evidence()
         self._forget()
+        if last and self._cells_as_peaks:  # no cell can come again: the peaks hold them
+            freed = self._held_cells.nbytes
+            self._held_cells.clear()
+            self._hand_over(freed)
         reach, self._reach_us = self._reach_us, None
         scope = sorted(self._touched) if changed_only and reach is None else None
         if scope is not None and len(scope) == self._tenants.count:
@@ -614,7 +621,9 @@ class WindowAggregator:
                 skipped.add("distinct")
             self.skipped = frozenset(skipped)
             if last:
+                _, freed = self._network.sketch_sizes()
                 self._network.drop_sketches()
+                self._hand_over(freed)
             first = since if reach is None else reach  # windows ending after it are made
             cut = {"since": -(1 << 63) if first is None else first}
             windows = self._con.sql(WINDOWS_SQL, params=cut).to_arrow_table()
@@ -637,6 +646,20 @@ class WindowAggregator:
                              ).cast(COUNTRIES_SCHEMA),
             evidence=_named(evidence, tenants, None).cast(EVIDENCE_SCHEMA))
         return self._keep(fresh, scope, since, reach)
+
+    def _hand_over(self, freed: int) -> None:
+        """Add ``freed`` bytes (compiled memory let go for good) to DuckDB's limit when
+        one was set: the roll-up at the end of a run then spills less, within the memory
+        the run held while streaming."""
+        if self._params.memory_limit is None or freed <= 0:
+            return
+        [(value,)] = self._con.execute(
+            "SELECT current_setting('memory_limit')").fetchall()
+        limit = _memory_bytes(str(value))
+        if limit is None:
+            return
+        self._con.execute(f"SET memory_limit = '{limit + freed}B'")
+        self.memory_handed_over += freed
 
     def _copy_scoped(self, scope: list[int] | None, since: int | None) -> None:
         """``<accumulator>_scope``: the rows of the tenants in scope, from ``since`` on."""
@@ -751,6 +774,9 @@ class WindowAggregator:
         if self._own:
             self._con.close()
         else:
+            if self.memory_handed_over and self._params.memory_limit is not None:
+                self._con.execute(  # as set in __init__
+                    f"SET memory_limit = '{_plain(self._params.memory_limit)}'")
             self._con.execute("; ".join(
                 f"DROP TABLE IF EXISTS {name}; DROP TABLE IF EXISTS {name}_new"
                 for name in (*COMPACT_SQL, "net_hours_acc", "net_cells_acc", "net_peaks_acc",
@@ -875,6 +901,20 @@ def _micros(moment: datetime) -> int:
         raise ValueError(f"registration time must be timezone-aware, got {moment}")
     delta = moment - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+#: DuckDB's rendering of a memory limit: ``953.6 MiB``, ``1.5 GiB``, ``512 bytes``.
+_MEMORY = re.compile(r"([0-9]+(?:\.[0-9]+)?) ?(bytes|KiB|MiB|GiB|TiB|PiB)")
+_UNITS = {"bytes": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40,
+          "PiB": 1 << 50}
+
+
+def _memory_bytes(rendered: str) -> int | None:
+    """Bytes of a limit as DuckDB renders it (to a tenth of its unit), else ``None``."""
+    match = _MEMORY.fullmatch(rendered.strip())
+    if match is None:
+        return None
+    return int(float(match.group(1)) * _UNITS[match.group(2)])
 
 
 def _plain(value: str) -> str:

@@ -68,7 +68,8 @@ class WindowParams:
     write, drive, copy) each tenant keeps per day.
     ``registrations`` maps tenant ids to registration times (start of ``cumulative``).
     ``memory_limit`` (DuckDB syntax, e.g. ``"3GB"``) and ``temp_directory`` bound memory:
-    DuckDB spills to the directory beyond the limit.
+    DuckDB spills to the directory beyond the limit. At the end of a run, the memory the
+    compiled sketches and held cells free is added to the limit for the roll-up.
     ``exact_distinct``: count distinct remote addresses and ASNs exactly, from every
     remote end per tenant and hour (memory and time grow with them); by default they are
     counted by sketches, exact up to 768 values per window and within about 1.6 %

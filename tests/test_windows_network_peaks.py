@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from egress.windows import WindowAggregator, WindowParams
+from egress.windows import WindowAggregator, WindowParams, _memory_bytes
 from egress.windows_network import _CELLS, HeldCells, Retired
 from tests.test_windows_rollup import MINUTE, T0, aggregate, assert_same, network
 
@@ -156,3 +156,46 @@ def test_held_cells_beyond_the_cap_go_to_the_accumulators() -> None:
         con.close()
     with pytest.raises(ValueError, match="held_cells_bytes must not be negative"):
         WindowAggregator(held_cells_bytes=-1)
+
+
+def test_the_memory_freed_at_the_end_goes_to_duckdb() -> None:
+    """:meth:`result` frees the held cells and the sketches and adds their bytes to the
+    DuckDB limit set (restored on a connection passed in); the windows are unchanged."""
+    rows = hours_of_rows(400)
+    params = WindowParams(evidence_per_day=3, memory_limit="1GB")
+    unlimited, _ = aggregate([network(rows)], snapshot_between=False,
+                             params=WindowParams(evidence_per_day=3))
+    con = duckdb.connect()
+    aggregator = WindowAggregator(params, connection=con, background=False)
+    aggregator.add(network(rows))
+    aggregator.snapshot()
+    held, (_, sketches) = aggregator._held_cells.nbytes, aggregator._network.sketch_sizes()
+    assert held > 0 and sketches > 0
+    assert_same(aggregator.result(), unlimited)
+    assert aggregator.memory_handed_over == held + sketches
+    [(limit,)] = con.execute("SELECT current_setting('memory_limit')").fetchall()
+    assert limit == "953.6 MiB"  # 1 GB, as DuckDB renders it
+    con.close()
+
+
+def test_handing_over_raises_the_duckdb_limit_until_closed() -> None:
+    con = duckdb.connect()
+    aggregator = WindowAggregator(WindowParams(memory_limit="1GB"), connection=con)
+    aggregator._hand_over(1 << 30)
+    [(limit,)] = con.execute("SELECT current_setting('memory_limit')").fetchall()
+    assert (limit, aggregator.memory_handed_over) == ("1.9 GiB", 1 << 30)
+    aggregator.close()
+    [(limit,)] = con.execute("SELECT current_setting('memory_limit')").fetchall()
+    assert limit == "953.6 MiB"
+    unset = WindowAggregator(WindowParams(), connection=con)  # no limit of ours: untouched
+    unset._hand_over(1 << 30)
+    assert unset.memory_handed_over == 0
+    unset.close()
+    con.close()
+
+
+@pytest.mark.parametrize(("rendered", "size"), [
+    ("953.6 MiB", int(953.6 * 2**20)), ("1.5 GiB", 3 * 2**29), ("512 bytes", 512),
+    ("2.0 TiB", 2**41), ("80%", None), ("", None)])
+def test_memory_limits_as_duckdb_renders_them(rendered: str, size: int | None) -> None:
+    assert _memory_bytes(rendered) == size
