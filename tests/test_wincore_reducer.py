@@ -149,16 +149,22 @@ def test_hours_sum_the_rows_of_every_key_in_a_crowded_tenant_hour() -> None:
 
 def test_sketch_passes_left_running_end_before_the_next_call() -> None:
     """add() returns while the sketch pass of a batch of 8,192 rows or more still runs; the
-    next add, sketch_sizes, forget, distinct or take waits for it. Batches added back to back
-    count as their rows one by one."""
+    next add, sketch_sizes, forget, distinct or take(True) waits for it; take() hands over
+    the main pass's outputs beside it. Batches added back to back count as their rows one
+    by one."""
     batched = NetworkReducer(2, 3600, sketch_keep_hours=3)
     single = NetworkReducer(2, 3600, sketch_keep_hours=3)
     data = rows(30_000, seed=13)
+    taken: list[list[bytes]] = [[], []]
     for lo in range(0, 30_000, 10_000):
         cols = [np.ascontiguousarray(c[lo:lo + 10_000]) for c in data]
         batched.add(*cols)
+        taken[0].append(b"".join(batched.take()))  # beside the pass still running
         for row in taken_order(cols).tolist():
             single.add(*(c[row:row + 1] for c in cols))
+        taken[1].append(b"".join(single.take()))
+    assert taken[0] == taken[1]
+    assert any(taken[0])
     assert batched.sketch_sizes() == single.sketch_sizes()
     assert batched.sketch_sizes()[0] > 0
     cols = [np.ascontiguousarray(c[:9_000]) for c in rows(9_000, seed=14)]

@@ -902,11 +902,14 @@ static PyObject *reducer_take(Reducer *r, PyObject *args) {
     int all = 0, peaks = 0;
     if (!PyArg_ParseTuple(args, "|pp", &all, &peaks)) return NULL;
     if (claim(r) < 0) return NULL;  /* also when not retiring: add() writes the outputs */
-    if (sketch_done(r) < 0) {
+    int failed = 0;
+    /* The outputs are the main pass's: a sketch pass left running (it touches only the
+     * store and the scratch) goes on beside what the caller does with them, unless the
+     * scratch is let go. */
+    if (all && sketch_done(r) < 0) {
         r->busy = 0;
         return NULL;
     }
-    int failed = 0;
     if (all) {
         Py_BEGIN_ALLOW_THREADS
         failed = retire(r, INT64_MAX, INT64_MAX) < 0;
