@@ -72,7 +72,6 @@ from egress.windows_network import (
     TenantCodes,
 )
 from egress.windows_sql import (
-    BASES_SQL,
     CELL_US,
     CELLS_ALL,
     CELLS_SQL,
@@ -94,6 +93,7 @@ from egress.windows_sql import (
     PRESENCE_SQL,
     TENANT_START_SQL,
     WINDOWS_SQL,
+    bases_sql,
     hours_coded,
     keep_days_sql,
     kind_code,
@@ -219,11 +219,15 @@ class WindowAggregator:
         #: accumulators (the held ones first).
         self._cells_as_peaks = True
         self._held_cells = HeldCells()
+        #: ``hours_acc`` is empty and the boundary-crossing rows of ``net_hours_acc`` hold
+        #: one row per (tenant, hour, country): ``country_hour`` needs no aggregation.
+        self._hours_unique = True
         self.rows = 0
         #: Tenant hours the last snapshot rolled up (its hourly bases' rows).
         self.hours_rolled_up = 0
         #: Aggregations the last snapshot skipped because their input had one row per key
-        #: already: ``"peaks"`` (5-minute cells), ``"distinct"`` (distinct counts).
+        #: already: ``"peaks"`` (5-minute cells), ``"distinct"`` (distinct counts),
+        #: ``"country_hours"`` (bytes per tenant, hour and country).
         self.skipped: frozenset[str] = frozenset()
         #: Bytes :meth:`result` added to DuckDB's ``memory_limit`` as the held cells and
         #: sketches were freed (none without a limit set).
@@ -378,6 +382,8 @@ class WindowAggregator:
             self._cells_unique = False
             self._append_cells(self._held_cells.take())
         hours, wide_hours = _by_width(retired.hours)
+        if retired.hours_split or wide_hours.num_rows:
+            self._hours_unique = False
         for name, rows, statement in (
             ("net_hours_acc", hours, """
                 SELECT tenant, t, country, cross_border, crossing, in_lo, out_lo, starts,
@@ -439,6 +445,8 @@ class WindowAggregator:
             if split[unit].num_rows:
                 appended += self._insert(name, several, split[unit])
             self._appended[name] += appended
+            if name == "hours_acc" and appended:
+                self._hours_unique = False
             if name == "cells_acc" and appended:  # not expected: only network rows have
                 self._cells_unique = False  # cells, and they go to the compiled reduction
         if self._params.evidence_per_day > 0:
@@ -597,7 +605,9 @@ class WindowAggregator:
             skipped = {"peaks"} if self._cells_unique else set()
             self._con.execute(_scoped(peaks_sql(unique=self._cells_unique, source=CELLS_ALL,
                                                 peaks="net_peaks_acc"), scoped))
-            for statement in BASES_SQL:
+            if self._hours_unique:
+                skipped.add("country_hours")
+            for statement in bases_sql(unique_country_hours=self._hours_unique):
                 params: dict[str, object] = {}
                 if "$rate" in statement:
                     params["rate_bytes_per_hour"] = rate

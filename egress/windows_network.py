@@ -88,7 +88,8 @@ class Retired:
     out of one cell (``tenant``, ``t``, ``in_*``, ``out_*``), which stand for the cells
     unless ``cells_needed``: a cell handed back before may come again (its sums then add
     up, so maxima do not), or a peak does not fit 64 bits; ``cells_done``: the end of the
-    latest cell handed back so far."""
+    latest cell handed back so far; ``hours_split``: two boundary-crossing ``hours`` rows
+    handed back so far may share tenant, hour and country."""
 
     hours: pa.Table
     cell_records: bytes
@@ -97,6 +98,7 @@ class Retired:
     peaks: pa.Table
     cells_needed: bool
     cells_done: int
+    hours_split: bool = True
 
     @property
     def cells(self) -> pa.Table:
@@ -423,7 +425,8 @@ class NetworkReduction:
     def retired(self, *, everything: bool = False, coded: bool = False) -> Retired:
         """The accumulator rows retired so far (``everything``: retire all first), with
         remote countries by name (``coded``: by the reduction's code, ``int16``)."""
-        hours, cells, presence, peaks, late, done, packed = self._reducer.take(everything, True)
+        hours, cells, presence, peaks, late, done, packed, split = self._reducer.take(
+            everything, True)
         countries = pa.array(list(self._countries), pa.string())
         k = np.frombuffer(peaks, _CELLS)
         h = np.frombuffer(hours, _HOURS)
@@ -445,7 +448,7 @@ class NetworkReduction:
                 "asn": pa.array(p["asn"], mask=p["has_asn"] == 0),
                 "country": _country(countries, p["country"], coded),
             }),
-            peaks=cell_table(peaks, "t"), cells_done=int(done),
+            peaks=cell_table(peaks, "t"), cells_done=int(done), hours_split=bool(split),
             cells_needed=bool(late) or bool((k["in_hi"] | k["out_hi"]).any()),
         )
 

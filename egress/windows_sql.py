@@ -487,6 +487,36 @@ FROM country_hour GROUP BY ALL
 """
 BASES_SQL = tuple(statement.strip() for statement in _BASES.split(";\n\n"))
 
+#: ``country_hour`` when ``hours_acc`` is empty and the boundary-crossing rows of
+#: ``net_hours_acc`` hold one row per tenant, hour and country: those rows are the sums
+#: (no aggregation), and the keys only other rows have add rows of no bytes.
+COUNTRY_HOUR_UNIQUE_SQL = """
+CREATE OR REPLACE TEMP TABLE country_hour AS
+WITH quiet AS (
+    SELECT DISTINCT tenant, t, country FROM net_hours_acc
+    WHERE NOT crossing AND country IS NOT NULL
+)
+SELECT tenant, t, country, CAST(bytes_in AS HUGEINT) AS bytes_in,
+       CAST(bytes_out AS HUGEINT) AS bytes_out
+FROM net_hours_acc WHERE crossing AND country IS NOT NULL
+UNION ALL
+SELECT tenant, t, country, CAST(0 AS HUGEINT), CAST(0 AS HUGEINT)
+FROM (
+    SELECT * FROM quiet
+    EXCEPT  -- (the few quiet keys are looked up among the crossing rows, not the reverse)
+    SELECT c.tenant, c.t, c.country
+    FROM net_hours_acc AS c SEMI JOIN quiet USING (tenant, t, country) WHERE c.crossing
+)""".strip()
+
+
+def bases_sql(*, unique_country_hours: bool) -> tuple[str, ...]:
+    """:data:`BASES_SQL`, with :data:`COUNTRY_HOUR_UNIQUE_SQL` for ``country_hour`` when
+    ``unique_country_hours`` (see there)."""
+    if not unique_country_hours:
+        return BASES_SQL
+    return tuple(COUNTRY_HOUR_UNIQUE_SQL if s.startswith(
+        "CREATE OR REPLACE TEMP TABLE country_hour AS") else s for s in BASES_SQL)
+
 #: The daily bases kept across snapshots (``day_base_all``, ``country_day_all``): a
 #: snapshot computes ``day_base`` and ``country_day`` only for the days it covers and
 #: puts them in place of those days' rows (of the tenants in ``scope_tenants`` when

@@ -212,3 +212,31 @@ def test_pruned_candidates_drop_only_those_outranked_at_the_batch_end(top: int,
         assert pruned.take() == plain.take() and pruned.sizes() == plain.sizes()
     assert dropped_total > 0
     assert pruned.take(True) == plain.take(True)
+
+
+def test_hours_split_tells_when_a_crossing_key_may_come_twice() -> None:
+    """take(..., True)[7]: whether two crossing hours records may share (tenant, hour,
+    country): an hour entry made again after its hour was handed out, or one country both
+    with and without cross_border; never for keys that stay one entry."""
+    base = 1_790_000_000 * 10**6
+
+    def row(hour: int, flags: int, country: int = 3) -> Columns:
+        start = np.array([base + hour * HOUR_US + 60 * 10**6], np.int64)
+        return [np.array([7], np.int32), start, start, start, np.array([10], np.uint64),
+                np.array([1], np.uint64), np.array([flags], np.uint8),
+                np.array([country], np.int16), np.array([1], np.uint64),
+                np.array([1], np.int64)]
+
+    def split(*batches: Columns) -> bool:
+        reducer = NetworkReducer(2, 3600)
+        for batch in batches:
+            reducer.add(*batch)
+        return reducer.take(False, True)[7]
+
+    across, within = CROSSING | CROSS_BORDER | REMOTE, CROSSING | REMOTE
+    assert split(row(0, across), row(0, across), row(1, within, 4)) is False
+    assert split(row(0, across), row(1, within)) is True  # country 3 both ways
+    assert split(row(0, REMOTE | CROSS_BORDER), row(0, REMOTE), row(0, within)) is False
+    assert split(row(0, across), row(3, across), row(4, across)) is False  # hour 0 out
+    assert split(row(0, across), row(3, across), row(0, across)) is True  # hour 0 again
+    assert split(row(0, across, -1), row(0, within, -1)) is False  # no country

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -131,16 +132,20 @@ ROWS = [(tenant, T0 + k * 7 * MINUTE, timedelta(seconds=k * 97 % 900), k, 10**6 
         for k in range(400) for tenant in ("b", "a")]
 
 
-def test_time_ordered_input_takes_both_shortcuts() -> None:
+#: Every aggregation a roll-up can skip.
+SHORTCUTS = {"peaks", "distinct", "country_hours"}
+
+
+def test_time_ordered_input_takes_every_shortcut() -> None:
     """Rows in time order, in one part or several: no cell or hour comes back after it
-    was handed back, so both aggregations are skipped, and the windows are those of the
+    was handed back, so every shortcut is taken, and the windows are those of the
     general statements (the same rows with a snapshot between parts)."""
     params = WindowParams(evidence_per_day=3)
     whole, skipped = aggregate([network(ROWS)], snapshot_between=False, params=params)
-    assert skipped == {"peaks", "distinct"}
+    assert skipped == SHORTCUTS
     parts = [network(ROWS[:300]), network(ROWS[300:])]
     split, skipped = aggregate(parts, snapshot_between=False, params=params)
-    assert skipped == {"peaks", "distinct"}
+    assert skipped == SHORTCUTS
     assert_same(split, whole)
 
 
@@ -167,13 +172,72 @@ def test_later_part_in_fresh_cells_keeps_the_peaks_shortcut() -> None:
     first = network([("a", T0, timedelta(0), 1, 5)])
     second = network([("a", T0 + timedelta(hours=3), timedelta(0), 2, 7)])
     _, skipped = aggregate([first, second], snapshot_between=True, params=params)
-    assert skipped == {"peaks", "distinct"}
-    # earlier cells than those handed back: two rows of a key could follow
+    assert skipped == SHORTCUTS
+    # earlier cells (and hours) than those handed back: two rows of a key could follow
     _, skipped = aggregate([second, first], snapshot_between=True, params=params)
     assert skipped == {"distinct"}
     # without a snapshot between, the later cell was not handed back yet
     _, skipped = aggregate([second, first], snapshot_between=False, params=params)
-    assert skipped == {"peaks", "distinct"}
+    assert skipped == SHORTCUTS
+
+
+def with_directions(rows: list[tuple[str, datetime, timedelta, int, int]],
+                    directions: list[str], borders: list[bool | None]) -> pa.Table:
+    """``network(rows)`` with these directions and cross-border marks; internal rows have
+    no remote address (not boundary-crossing), their remote countries stay."""
+    table = network(rows)
+    addrs = [None if d == "internal" else a for d, a in zip(
+        directions, table.column("remote_addr").to_pylist(), strict=True)]
+    for name, values, kind in (("direction", directions, pa.string()),
+                               ("cross_border", borders, pa.bool_()),
+                               ("remote_addr", addrs, pa.string())):
+        at = table.schema.get_field_index(name)
+        table = table.set_column(at, table.schema.field(at), pa.array(values, kind))
+    return table
+
+
+def general(parts: list[pa.Table], params: WindowParams) -> WindowTables:
+    """The result of ``parts`` with ``country_hour`` made by the general statement."""
+    aggregator = WindowAggregator(params, background=False)
+    for part in parts:
+        aggregator.add(part)
+    aggregator.flush()
+    aggregator._hours_unique = False
+    result = aggregator.result()
+    assert "country_hours" not in aggregator.skipped
+    return result
+
+
+def test_country_hours_without_aggregation_equal_the_general_statement() -> None:
+    """Time-ordered rows, some internal without a remote address (not boundary-crossing),
+    one country only so in an hour: the shortcut gives the general statement's rows, those
+    of no bytes included."""
+    rows = [("a", T0 + k * 11 * MINUTE, timedelta(seconds=k * 37 % 700), k, 1000 + k)
+            for k in range(60)]
+    # NL (k % 3 == 0) only internal in the first hour (k = 0, 3); later, sometimes
+    directions = ["internal" if k in (0, 3) or k % 4 == 0 else ("inbound", "outbound")[k % 2]
+                  for k in range(60)]
+    borders = [None if k % 3 == 2 else k % 3 == 1 for k in range(60)]  # CN: True
+    parts = [with_directions(rows, directions, borders)]
+    params = WindowParams(evidence_per_day=2)
+    fast, skipped = aggregate(parts, snapshot_between=False, params=params)
+    assert "country_hours" in skipped
+    assert_same(fast, general(parts, params))
+    hourly = fast.countries.filter(pc.equal(fast.countries.column("span"), "1h"))
+    assert 0 in hourly.column("bytes_in").to_pylist()  # a country with internal rows only
+
+
+def test_a_country_both_across_and_within_the_border_takes_the_general_statement() -> None:
+    """Two crossing rows of one tenant, hour and country, one marked cross-border and one
+    not (as a caller may give them): two hours rows share the key, so they are summed."""
+    rows = [("a", T0, timedelta(0), 1, 5), ("a", T0 + MINUTE, timedelta(0), 4, 7)]  # CN
+    parts = [with_directions(rows, ["inbound", "inbound"], [True, False])]
+    params = WindowParams()
+    result, skipped = aggregate(parts, snapshot_between=False, params=params)
+    assert "country_hours" not in skipped
+    hourly = result.countries.filter(pc.equal(result.countries.column("span"), "1h"))
+    assert hourly.select(["country", "bytes_in"]).to_pylist() == [
+        {"country": "CN", "bytes_in": 12}]
 
 
 def test_distinct_counts_on_two_threads_equal_exact_counts() -> None:
@@ -233,7 +297,7 @@ def test_cumulative_windows_of_a_registered_tenant_in_order() -> None:
     rows = [("a", T0 + timedelta(days=d, hours=5), timedelta(0), d, 100) for d in (2, 0, 1)]
     params = WindowParams(registrations={"a": T0 - timedelta(days=2)})
     result, _ = aggregate([network(rows)], snapshot_between=False, params=params)
-    windows = result.windows.filter(pa.compute.equal(result.windows.column("span"),
+    windows = result.windows.filter(pc.equal(result.windows.column("span"),
                                                      "cumulative"))
     assert windows.column("window_start").to_pylist() == [T0 - timedelta(days=2)] * 3
     assert windows.column("window_end").to_pylist() == [

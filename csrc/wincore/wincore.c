@@ -116,6 +116,11 @@ typedef struct {
     int64_t retired_at;
     int64_t cells_done;  /* end of the latest cell handed out, INT64_MIN before any */
     int cells_late;  /* a cell entry was made before cells_done (its key may repeat) */
+    int64_t hours_done;  /* end of the latest hour handed out, INT64_MIN before any */
+    /* Two crossing hours entries may share (tenant, hour, country): one was made before
+     * hours_done, or a country came both with and without cross_border. */
+    int hours_split;
+    int8_t border[32768];  /* cross_border of each country's crossing entries, -1: none */
     ds_store *store;  /* distinct counts as sketches, or NULL: presence is handed out */
     uint8_t *scratch;  /* add()'s sort and sorted columns, kept for the next batch: fresh
                         * pages of a large allocation would be faulted in and zeroed again */
@@ -147,7 +152,8 @@ static int reducer_init(Reducer *r, PyObject *args, PyObject *kw) {
         return -1;
     }
     r->top = top, r->horizon_us = horizon_s * 1000000LL;
-    r->latest = r->retired_at = r->cells_done = INT64_MIN;
+    r->latest = r->retired_at = r->cells_done = r->hours_done = INT64_MIN;
+    memset(r->border, 0xff, sizeof r->border);
     if (t_init(&r->hours, sizeof(hent), sizeof(hkey), offsetof(hkey, t)) < 0 ||
         t_init(&r->cells, sizeof(cent), sizeof(ckey), offsetof(ckey, t)) < 0 ||
         t_init(&r->presence, sizeof(pkey), sizeof(pkey), offsetof(pkey, t)) < 0 ||
@@ -229,7 +235,15 @@ static int add_hour(Reducer *r, recent *rc, const hkey *k, int grouped, int have
         int fresh;
         h = (hent *)t_get_hashed(&r->hours, k, have_h, hash, &fresh);
         if (!h) return -1;
-        if (fresh) h->max_duration = INT64_MIN;
+        if (fresh) {
+            h->max_duration = INT64_MIN;
+            if (k->t < r->hours_done) r->hours_split = 1;
+            if (k->crossing && k->country >= 0) {
+                int8_t *b = &r->border[k->country];
+                if (*b < 0) *b = (int8_t)k->cross_border;
+                else if (*b != k->cross_border) r->hours_split = 1;
+            }
+        }
         if (grouped) rc->group[slot] = (size_t)((uint8_t *)h - r->hours.ents) / r->hours.esize;
     }
     add128(&h->in_lo, &h->in_hi, in);
@@ -473,8 +487,20 @@ static int retire_cells(Reducer *r, int64_t cutoff) {
     return 0;
 }
 
+/* Hours entries before cutoff out, hours_done past them. */
+static int retire_hours(Reducer *r, int64_t cutoff) {
+    size_t from = r->hours_out.len;
+    if (t_retire(&r->hours, &r->hours_out, cutoff) < 0) return -1;
+    for (size_t at = from; at < r->hours_out.len; at += sizeof(hent)) {
+        int64_t t;
+        memcpy(&t, r->hours_out.p + at + offsetof(hkey, t), sizeof t);
+        if (t + HOUR_US > r->hours_done) r->hours_done = t + HOUR_US;
+    }
+    return 0;
+}
+
 static int retire(Reducer *r, int64_t cutoff, int64_t day_cutoff) {
-    if (t_retire(&r->hours, &r->hours_out, cutoff) < 0 ||
+    if (retire_hours(r, cutoff) < 0 ||
         retire_cells(r, cutoff) < 0 ||
         retire_presence(r, cutoff) < 0 ||
         retire_heaps(r, day_cutoff) < 0)
@@ -927,8 +953,9 @@ static PyObject *reducer_take(Reducer *r, PyObject *args) {
         return NULL;
     }
     if (peaks)
-        return Py_BuildValue("(NNNNOLN)", h, c, p, k, r->cells_late ? Py_True : Py_False,
-                             (long long)r->cells_done, packed);
+        return Py_BuildValue("(NNNNOLNO)", h, c, p, k, r->cells_late ? Py_True : Py_False,
+                             (long long)r->cells_done, packed,
+                             r->hours_split ? Py_True : Py_False);
     return Py_BuildValue("(NNN)", h, c, p);
 }
 
@@ -1071,7 +1098,9 @@ static PyMethodDef reducer_methods[] = {
                "made again before the end of one handed out: its peaks do not hold), and the "
                "end of the latest cell handed out (int64 min: none), and the cells packed: 24 "
                "bytes each (tenant int32, cell number int32, in, out uint64), or None when a "
-               "sum or cell number does not fit")},
+               "sum or cell number does not fit; and whether two crossing hours records may "
+               "share tenant, hour and country (one made before the end of an hour handed "
+               "out, or a country both with and without cross_border)")},
     {"distinct", (PyCFunction)reducer_distinct, METH_VARARGS,
      PyDoc_STR("distinct(scope=None, since=min) -> bytes: rows of distinct counts (32 bytes "
                "each: tenant int32, country int16, span uint8, pad, t int64, addrs int64, "
