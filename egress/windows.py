@@ -607,7 +607,9 @@ class WindowAggregator:
                                                 peaks="net_peaks_acc"), scoped))
             if self._hours_unique:
                 skipped.add("country_hours")
-            for statement in bases_sql(unique_country_hours=self._hours_unique):
+            [(other_hours,)] = self._con.execute("SELECT count(*) FROM hours_acc").fetchall()
+            for statement in bases_sql(unique_country_hours=self._hours_unique,
+                                       network_only=other_hours == 0):
                 params: dict[str, object] = {}
                 if "$rate" in statement:
                     params["rate_bytes_per_hour"] = rate
@@ -627,6 +629,12 @@ class WindowAggregator:
                                            scoped=scope is not None):
                 self._con.execute(statement, {"since": since} if "$since" in statement else None)
             self._con.execute(TENANT_START_SQL)
+            # the evidence needs no distinct counts: it is ranked while they are made
+            if not last and self._appended["evidence_acc"] >= self._compacted["evidence_acc"]:
+                self._compact("evidence_acc")  # held within twice the ranked evidence
+            evidence = self._con.sql(
+                _scoped(EVIDENCE_OUT_SQL, scoped),
+                params={"top": self._params.evidence_per_day}).to_arrow_table()
             if self._distinct_counts(counting, since, reach, scoped):
                 skipped.add("distinct")
             self.skipped = frozenset(skipped)
@@ -638,11 +646,6 @@ class WindowAggregator:
             cut = {"since": -(1 << 63) if first is None else first}
             windows = self._con.sql(WINDOWS_SQL, params=cut).to_arrow_table()
             countries = self._con.sql(COUNTRIES_SQL, params=cut).to_arrow_table()
-            if not last and self._appended["evidence_acc"] >= self._compacted["evidence_acc"]:
-                self._compact("evidence_acc")  # held within twice the ranked evidence
-            evidence = self._con.sql(
-                _scoped(EVIDENCE_OUT_SQL, scoped),
-                params={"top": self._params.evidence_per_day}).to_arrow_table()
         finally:
             if counting is not None:
                 counting.exception()  # wait (the reduction stays this thread's); raised above

@@ -16,7 +16,15 @@ from hypothesis import strategies as st
 
 from egress.transfers import TRANSFERS_SCHEMA
 from egress.windows import WindowAggregator, WindowParams, WindowTables
-from egress.windows_sql import CELL_US, DISTINCT_ROWS_SQL, DISTINCT_SUMS_SQL, peaks_sql
+from egress.windows_sql import (
+    BASES_SQL,
+    CELL_US,
+    DISTINCT_ROWS_SQL,
+    DISTINCT_SUMS_SQL,
+    HOUR_BASE_NETWORK_SQL,
+    HOURS_ALL,
+    peaks_sql,
+)
 
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
@@ -225,6 +233,26 @@ def test_country_hours_without_aggregation_equal_the_general_statement() -> None
     assert_same(fast, general(parts, params))
     hourly = fast.countries.filter(pc.equal(fast.countries.column("span"), "1h"))
     assert 0 in hourly.column("bytes_in").to_pylist()  # a country with internal rows only
+
+
+def test_hour_bases_of_network_rows_only_equal_the_general_statement(
+        con: duckdb.DuckDBPyConnection) -> None:
+    """With ``hours_acc`` empty, ``hour_base`` leaves out the sums of other kinds: the same
+    rows and types as the general statement."""
+    assert "kind" not in HOUR_BASE_NETWORK_SQL and HOURS_ALL not in HOUR_BASE_NETWORK_SQL
+    aggregator = WindowAggregator(WindowParams(), connection=con, background=False)
+    aggregator.add(with_directions(ROWS[:200], ["inbound", "outbound", "internal", "inbound"]
+                                   * 50, [True, False, None, None] * 50))
+    aggregator.flush()
+    aggregator.snapshot()  # (hands back every hour, makes peaks)
+    params = {"rate_bytes_per_hour": 10**3, "concern": [0]}
+    found = []
+    for statement in (BASES_SQL[0], HOUR_BASE_NETWORK_SQL):
+        con.execute(statement, params)
+        found.append((con.execute("DESCRIBE hour_base").fetchall(), rows_of(con, "hour_base")))
+    assert found[0] == found[1]
+    assert len(found[0][1]) == 2 * 12  # rows 7 minutes apart, 100 a tenant: 12 hours each
+    aggregator.close()
 
 
 def test_a_country_both_across_and_within_the_border_takes_the_general_statement() -> None:
