@@ -475,33 +475,25 @@ static int retire_presence(Reducer *r, int64_t cutoff) {
     return t_retire(&r->presence, NULL, cutoff);
 }
 
-/* Cells entries before cutoff out, cells_done past them. */
-static int retire_cells(Reducer *r, int64_t cutoff) {
-    size_t from = r->cells_out.len;
-    if (t_retire(&r->cells, &r->cells_out, cutoff) < 0) return -1;
-    for (size_t at = from; at < r->cells_out.len; at += sizeof(cent)) {
-        int64_t t;
-        memcpy(&t, r->cells_out.p + at + offsetof(ckey, t), sizeof t);
-        if (t + CELL_US > r->cells_done) r->cells_done = t + CELL_US;
-    }
-    return 0;
-}
-
-/* Hours entries before cutoff out, hours_done past them. */
-static int retire_hours(Reducer *r, int64_t cutoff) {
-    size_t from = r->hours_out.len;
-    if (t_retire(&r->hours, &r->hours_out, cutoff) < 0) return -1;
-    for (size_t at = from; at < r->hours_out.len; at += sizeof(hent)) {
-        int64_t t;
-        memcpy(&t, r->hours_out.p + at + offsetof(hkey, t), sizeof t);
-        if (t + HOUR_US > r->hours_done) r->hours_done = t + HOUR_US;
+/* The entries of t before cutoff out into o, *done past the end of each (its time plus
+ * span; the key's time at key_t in each record of esize bytes). */
+static int retire_past(table *t, outbuf *o, int64_t cutoff, size_t esize, size_t key_t,
+                       int64_t span, int64_t *done) {
+    size_t from = o->len;
+    if (t_retire(t, o, cutoff) < 0) return -1;
+    for (size_t at = from; at < o->len; at += esize) {
+        int64_t time;
+        memcpy(&time, o->p + at + key_t, sizeof time);
+        if (time + span > *done) *done = time + span;
     }
     return 0;
 }
 
 static int retire(Reducer *r, int64_t cutoff, int64_t day_cutoff) {
-    if (retire_hours(r, cutoff) < 0 ||
-        retire_cells(r, cutoff) < 0 ||
+    if (retire_past(&r->hours, &r->hours_out, cutoff, sizeof(hent), offsetof(hkey, t),
+                    HOUR_US, &r->hours_done) < 0 ||
+        retire_past(&r->cells, &r->cells_out, cutoff, sizeof(cent), offsetof(ckey, t),
+                    CELL_US, &r->cells_done) < 0 ||
         retire_presence(r, cutoff) < 0 ||
         retire_heaps(r, day_cutoff) < 0)
         return -1;
