@@ -511,26 +511,31 @@ FROM (
 )""".strip()
 
 
-#: ``hour_base`` when ``hours_acc`` is empty: network rows only, so the object-write,
-#: drive and copy sums are none (fewer sums to make).
-HOUR_BASE_NETWORK_SQL = BASES_SQL[0].replace(
-    f"FROM {HOURS_ALL}", "FROM net_hours_acc").replace(
-    f"sum(CASE WHEN kind = {_NET} THEN starts ELSE 0 END) AS flows", "sum(starts) AS flows")
-for _name in ("object_put_bytes", "object_puts", "drives_attached", "drive_capacity_bytes",
-              "bytes_copied"):
-    HOUR_BASE_NETWORK_SQL = re.sub(rf"sum\(CASE WHEN kind = [^;]*? AS {_name},",
-                                   f"CAST(0 AS HUGEINT) AS {_name},", HOUR_BASE_NETWORK_SQL,
-                                   count=1, flags=re.DOTALL)
+def _network_hour_base() -> str:
+    """``hour_base`` from ``net_hours_acc`` alone: the object-write, drive and copy sums
+    are none, the flows all its starts."""
+    statement = BASES_SQL[0].replace(f"FROM {HOURS_ALL}", "FROM net_hours_acc").replace(
+        f"sum(CASE WHEN kind = {_NET} THEN starts ELSE 0 END) AS flows", "sum(starts) AS flows")
+    for name in ("object_put_bytes", "object_puts", "drives_attached", "drive_capacity_bytes",
+                 "bytes_copied"):
+        statement = re.sub(rf"sum\(CASE WHEN kind = [^;]*? AS {name},",
+                           f"CAST(0 AS HUGEINT) AS {name},", statement, count=1, flags=re.DOTALL)
+    return statement
+
+
+#: ``hour_base`` when ``hours_acc`` is empty (network rows only): fewer sums to make.
+HOUR_BASE_NETWORK_SQL = _network_hour_base()
 
 
 def bases_sql(*, unique_country_hours: bool, network_only: bool) -> tuple[str, ...]:
     """:data:`BASES_SQL`, with :data:`COUNTRY_HOUR_UNIQUE_SQL` for ``country_hour`` when
     ``unique_country_hours`` and :data:`HOUR_BASE_NETWORK_SQL` for ``hour_base`` when
     ``network_only`` (see there)."""
-    chosen = {"hour_base": HOUR_BASE_NETWORK_SQL if network_only else None,
-              "country_hour": COUNTRY_HOUR_UNIQUE_SQL if unique_country_hours else None}
-    return tuple(next((v for k, v in chosen.items() if v is not None and s.startswith(
-        f"CREATE OR REPLACE TEMP TABLE {k} AS")), s) for s in BASES_SQL)
+    instead = {"hour_base": HOUR_BASE_NETWORK_SQL if network_only else None,
+               "country_hour": COUNTRY_HOUR_UNIQUE_SQL if unique_country_hours else None}
+    # each statement starts "CREATE OR REPLACE TEMP TABLE <name> AS"
+    return tuple(instead.get(statement.split()[5]) or statement for statement in BASES_SQL)
+
 
 #: The daily bases kept across snapshots (``day_base_all``, ``country_day_all``): a
 #: snapshot computes ``day_base`` and ``country_day`` only for the days it covers and
