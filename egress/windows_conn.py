@@ -71,16 +71,18 @@ class ConnNetwork:
         country = self.country[positions]
         path = batch_path(self.batch)
         lines = self.batch.column("line").take(taken)
+        # the remote end's address: one take from both address columns (the responder's
+        # after the originator's), not two takes and a choice
+        ends = pa.chunked_array([self.batch.column("orig_h"), self.batch.column("resp_h")])
+        at = np.where(remote == 1, rows, rows + self.batch.num_rows)
         return pa.table({
             "tenant": pa.array(tenant, pa.int32()),
-            "kind": pa.array([NETWORK] * len(rows), pa.string()),
+            "kind": pa.repeat(pa.scalar(NETWORK, pa.string()), len(rows)),
             "start": pa.array(self.start[positions], TIMESTAMP),
             "end": pa.array(self.end[positions], TIMESTAMP),
             "bytes_in": pa.array(self.bytes_in[positions], pa.uint64()),
             "bytes_out": pa.array(self.bytes_out[positions], pa.uint64()),
-            "remote_addr": pc.if_else(pa.array(remote == 1, mask=remote < 0),
-                                      self.batch.column("orig_h").take(taken),
-                                      self.batch.column("resp_h").take(taken)),
+            "remote_addr": ends.take(pa.array(at, mask=remote < 0)).combine_chunks(),
             "remote_country": names.take(pa.array(country, mask=country < 0)) if len(names)
             else pa.nulls(len(rows), pa.string()),
             "where": pa.nulls(len(rows), pa.string()) if path is None else

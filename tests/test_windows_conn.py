@@ -121,20 +121,43 @@ def test_known_values(geo: RangeCsvGeo) -> None:
     countries = part.solution.countries.to_pylist()
     assert [countries[c] if c >= 0 else None for c in part.country] == ["US", "CN", None]
     assert part.asn.tolist() == [15169, 0, 0]
-    evidence = part.evidence(np.array([1, 0]), np.array([7, 7], np.int32))
-    assert evidence.column("ref").to_pylist() == ["C2", "C1"]
-    assert evidence.column("where").to_pylist() == ["conn.log:6", "conn.log:5"]
-    assert evidence.column("tenant").to_pylist() == [7, 7]
-    assert evidence.column("quality").to_pylist() == [True, False]
-    assert evidence.column("remote_addr").to_pylist() == ["203.0.113.70", "8.8.8.8"]
-    assert evidence.column("remote_country").to_pylist() == ["CN", "US"]
-    assert evidence.column("bytes_in").to_pylist() == [900, 4_000]
-    assert evidence.column("start").to_pylist() == [t0, t0]
-    assert evidence.column("kind").to_pylist() == ["network", "network"]
+    evidence = part.evidence(np.array([1, 0, 2]), np.array([7, 7, 8], np.int32))
+    assert evidence.column("ref").to_pylist() == ["C2", "C1", "C3"]
+    assert evidence.column("where").to_pylist() == ["conn.log:6", "conn.log:5", "conn.log:7"]
+    assert evidence.column("tenant").to_pylist() == [7, 7, 8]
+    assert evidence.column("quality").to_pylist() == [True, False, False]
+    # the responder's address, the originator's, the other tenant's (east-west)
+    assert evidence.column("remote_addr").to_pylist() == ["203.0.113.70", "8.8.8.8",
+                                                          "10.1.0.1"]
+    assert evidence.column("remote_country").to_pylist() == ["CN", "US", None]
+    assert evidence.column("bytes_in").to_pylist() == [900, 4_000, 50]
+    assert evidence.column("start").to_pylist() == [t0, t0, t0]
+    assert evidence.column("kind").to_pylist() == ["network"] * 3
+    assert evidence.schema.field("remote_addr").type == pa.string()
+    assert evidence.column("remote_addr").num_chunks == 1
     want, got = windows_both_ways(inventory, geo, [batch])
     assert_same(want, got)
     hours = [r for r in got.windows.to_pylist() if r["span"] == "1h" and r["tenant"] == "t-a"]
     assert [r["bytes_in"] for r in hours] == [2_000 + 900, 2_000]
+
+
+def test_evidence_without_a_remote_end(geo: RangeCsvGeo) -> None:
+    site = Site(name="s", country="MY", networks=(ip_network("10.0.0.0/8"),),
+                ingest_stations=())
+    inventory = Inventory(site=site, concern_countries=(), tenants=(
+        tenant("t-a", ("10.1.0.0/16", BASE, None)),))
+    t0 = BASE + timedelta(minutes=30)
+    batch = conn_batch([
+        {"ts": t0, "uid": "C1", "orig_h": "10.1.0.1", "resp_h": "10.1.0.2", "line": 3,
+         "delta_orig_ip_bytes": 10, "delta_resp_ip_bytes": 20},
+        {"ts": t0, "uid": "C2", "orig_h": "10.1.0.3", "resp_h": "8.8.8.8", "line": 4,
+         "delta_orig_ip_bytes": 30, "delta_resp_ip_bytes": 40},
+    ])
+    part = conn_network(batch, Attributor(inventory, geo).solve_batch(batch))
+    assert part.solution.remote[part.rows].tolist() == [-1, 0]
+    evidence = part.evidence(np.array([0, 1]), np.array([0, 0], np.int32))
+    assert evidence.column("remote_addr").to_pylist() == [None, "8.8.8.8"]
+    assert evidence.column("ref").to_pylist() == ["C1", "C2"]
 
 
 def test_empty_batch(geo: RangeCsvGeo) -> None:

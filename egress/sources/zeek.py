@@ -107,6 +107,10 @@ __all__ = [
 ]
 
 CHUNK_BYTES = 8 * 1024 * 1024
+#: Chunks read and parsed ahead of the one whose rows are being taken: the parsing goes on
+#: while the consumer is held up (by a reduction it waits for, say), at a chunk and its
+#: columns of memory each (about 20 MB for conn logs).
+READ_AHEAD = 8
 _NOT_LINES = frozenset({"masked_ts", "empty_file", "truncated_gzip", "enrichment_uids_dropped"})
 
 
@@ -162,12 +166,13 @@ class ZeekLogReader:
 
     def __init__(self, *, batch_rows: int = 65536, long_conn_state_ttl_s: float = 86400.0,
                  chunk_bytes: int = CHUNK_BYTES, workers: int | None = None,
-                 columns: Sequence[str] | None = None) -> None:
+                 columns: Sequence[str] | None = None, read_ahead: int = READ_AHEAD) -> None:
         """Set up a reader; nothing is read until a ``read_*`` method is iterated.
 
         ``batch_rows`` caps the rows of a yielded batch; ``chunk_bytes`` is the
         unit of reading and parsing (memory is a few chunks, whatever the file
-        size); ``workers`` parse chunks in parallel (default: up to 2 CPUs).
+        size); ``workers`` parse chunks in parallel (default: up to 2 CPUs), at most
+        ``read_ahead`` (at least ``workers``) ahead of the chunk being yielded.
         ``columns`` narrows conn batches to those :data:`~egress.columns.CONN_SCHEMA`
         columns (plus ``line``): the rest are not even parsed, except what the
         long-connection accounting needs (``uid``, ``ts``, ``duration_s``, totals).
@@ -181,6 +186,9 @@ class ZeekLogReader:
         self._workers = workers if workers is not None else min(2, os.cpu_count() or 1)
         if self._workers < 1:
             raise ValueError("workers must be at least 1")
+        if read_ahead < 1:
+            raise ValueError("read_ahead must be at least 1")
+        self._read_ahead = max(read_ahead, self._workers)
         self._tracker = LongConnTracker(ttl_s=long_conn_state_ttl_s)
         self._conn_spec = CONN_SPEC
         self._conn_schema = CONN_SCHEMA
@@ -322,7 +330,7 @@ class ZeekLogReader:
             try:
                 for job in self._jobs(path, fmt, kind, free):
                     pending.append((job, pool.submit(parse, job)))
-                    while len(pending) > self._workers:
+                    while len(pending) > self._read_ahead:
                         yield from finish_one()
                 while pending:
                     yield from finish_one()

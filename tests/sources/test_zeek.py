@@ -682,6 +682,20 @@ def test_reader_options_are_validated() -> None:
         ZeekLogReader(long_conn_state_ttl_s=0)
     with pytest.raises(ValueError, match="workers"):
         ZeekLogReader(workers=0)
+    with pytest.raises(ValueError, match="read_ahead"):
+        ZeekLogReader(read_ahead=0)
+
+
+def test_reading_ahead_changes_nothing_but_timing(tmp_path: Path) -> None:
+    # 400 rows in 1 KiB chunks: about 60 chunks, parsed up to 1 or 32 ahead
+    path = write(tmp_path / "conn.log", header() + "".join(row(T0 + i, f"C{i}")
+                                                           for i in range(400)))
+    near, _ = read([path], workers=2, chunk_bytes=1024, read_ahead=1)
+    far, _ = read([path], workers=2, chunk_bytes=1024, read_ahead=32)
+    assert near.num_rows == 400
+    assert near.column("uid").to_pylist() == [f"C{i}" for i in range(400)]
+    assert near.column("line").to_pylist() == list(range(9, 409))
+    assert far.equals(near)
 
 
 # ------------------------------------------------------------------ generated: enrichment
