@@ -4,7 +4,7 @@ line of every field kept so that validation errors can say ``file:line``."""
 from __future__ import annotations
 
 import re
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import yaml
@@ -85,6 +85,24 @@ class _StrictConstructor(yaml.constructor.SafeConstructor):
 
 class _StrictResolver(yaml.resolver.Resolver):
     """YAML 1.2 booleans: ``true``/``false`` only (``NO`` stays Norway)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._plain_tags: dict[str, str] = {}
+
+    def resolve(self, kind: type[yaml.Node], value: Any, implicit: tuple[bool, bool]) -> str:
+        """The tag Resolver gives, remembered per plain scalar: a large inventory repeats
+        its keys, dates and codes thousands of times."""
+        if kind is not yaml.ScalarNode or not implicit[0] or self.yaml_path_resolvers:
+            return _resolve(self, kind, value, implicit)
+        tag = self._plain_tags.get(value)
+        if tag is None:
+            tag = self._plain_tags[value] = _resolve(self, kind, value, implicit)
+        return tag
+
+
+_resolve: Callable[[_StrictResolver, type[yaml.Node], Any, tuple[bool, bool]], str] = (
+    yaml.resolver.Resolver.resolve)
 
 
 _BOOL = "tag:yaml.org,2002:bool"

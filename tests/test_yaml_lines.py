@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import Any
 
 import pytest
 import yaml
@@ -205,3 +206,26 @@ def test_construction_errors_are_pyyaml_s_with_their_line(
     with pytest.raises(YamlSyntaxError) as caught:
         parse_document(text)
     assert (caught.value.problem, caught.value.line) == (problem, line)
+
+
+_UNREMEMBERED: Any = yaml.resolver.Resolver.resolve  # PyYAML's own, every time
+_PLAIN = ["12", "0x1F", "1_0", "1.5", ".nan", "~", "null", "", "true", "NO", "yes", "2026-01-01",
+          "2026-01-01T00:00:00Z", "2026-13-01", "<<", "=", "kul-1", "10.0.0.0/8"]
+
+
+@pytest.mark.parametrize("loader_type", [StrictLoader, PureStrictLoader])
+def test_remembered_tags_are_the_resolver_s(loader_type: type) -> None:
+    loader = loader_type("")
+    try:
+        plain, quoted = (True, False), (False, True)
+        for value in _PLAIN * 2:  # the second time from memory
+            tag = _UNREMEMBERED(loader, yaml.ScalarNode, value, plain)
+            assert loader.resolve(yaml.ScalarNode, value, plain) == tag
+            assert loader.resolve(yaml.ScalarNode, value, quoted) == "tag:yaml.org,2002:str"
+        assert [loader.resolve(yaml.ScalarNode, v, plain).rsplit(":", 1)[1]
+                for v in ("12", "NO", "true", "", "2026-01-01", "kul-1")] == [
+            "int", "str", "bool", "null", "timestamp", "str"]
+    finally:
+        loader.dispose()
+    data, _ = parse_document("[12, '12', 12, true, 'true', true]\n")
+    assert _typed(data) == _typed([12, "12", 12, True, "true", True])
