@@ -16,6 +16,9 @@ FieldPath = tuple[str | int, ...]
 _STR = "tag:yaml.org,2002:str"
 _SEQ = "tag:yaml.org,2002:seq"
 _MAP = "tag:yaml.org,2002:map"
+_VALUE_TAGS = frozenset(f"tag:yaml.org,2002:{name}" for name in
+                        ("null", "bool", "int", "float", "timestamp"))
+"""Tags whose values are immutable: one object serves each spelling."""
 
 
 class _Unusual(Exception):
@@ -42,11 +45,19 @@ class _StrictConstructor(yaml.constructor.SafeConstructor):
         self.recursive_objects = {}  # what a scalar construction cut short left behind
         return super().construct_document(node)
 
-    def _construct_plain(self, node: yaml.Node, built: dict[yaml.Node, Any]) -> Any:
-        # built: the collections made so far, so that an alias gets the anchor's object
+    def _construct_plain(self, node: yaml.Node, built: dict[object, Any]) -> Any:
+        # built: the collections made so far, so that an alias gets the anchor's object,
+        # and the values of (tag, text) for scalars
         kind, tag = node.__class__, node.tag
         if kind is yaml.ScalarNode:
-            return node.value if tag == _STR else self.construct_object(node)
+            if tag == _STR:
+                return node.value
+            if tag not in _VALUE_TAGS:
+                return self.construct_object(node)
+            key = (tag, node.value)  # an immutable value, made once per spelling
+            if key not in built:
+                built[key] = self.construct_object(node)
+            return built[key]
         data = built.get(node)
         if data is not None:
             return data
@@ -56,7 +67,7 @@ class _StrictConstructor(yaml.constructor.SafeConstructor):
             for key_node, value_node in node.value:
                 if key_node.__class__ is not yaml.ScalarNode:
                     raise _Unusual
-                key = key_node.value if key_node.tag == _STR else self.construct_object(key_node)
+                key = self._construct_plain(key_node, built)
                 if key in mapping:
                     raise _Unusual
                 mapping[key] = self._construct_plain(value_node, built)

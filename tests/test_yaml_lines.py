@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -229,3 +230,17 @@ def test_remembered_tags_are_the_resolver_s(loader_type: type) -> None:
         loader.dispose()
     data, _ = parse_document("[12, '12', 12, true, 'true', true]\n")
     assert _typed(data) == _typed([12, "12", 12, True, "true", True])
+
+
+def test_equal_spellings_keep_pyyaml_s_duplicate_rules() -> None:
+    # PyYAML makes every .nan the same object, so that two .nan keys are a duplicate
+    for text, problem in (
+        ("{.nan: 1, .NaN: 2}\n", "duplicate key nan"),
+        ("{2026-01-01T00:00:00Z: a, 2026-01-01 00:00:00+00:00: b}\n",
+         "duplicate key datetime.datetime(2026, 1, 1, 0, 0, tzinfo=datetime.timezone.utc)"),
+    ):
+        with pytest.raises(yaml.MarkedYAMLError, match=re.escape(problem)):
+            _regular(StrictLoader, text)
+        with pytest.raises(YamlSyntaxError) as caught:
+            parse_document(text)
+        assert (caught.value.problem, caught.value.line) == (problem, 1)
