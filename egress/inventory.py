@@ -236,7 +236,7 @@ def _index(site: Site, tenants: tuple[Tenant, ...]) -> tuple[_Indexes, list[Conf
                 _ts(net.valid_until, default=inf),
                 tenant.id,
                 (*here, "networks", j),
-                str(net.cidr),
+                net.cidr,
             )
             nets[prefix_key(net.cidr)].append(span)
         for j, vni in enumerate(tenant.vnis):
@@ -245,7 +245,7 @@ def _index(site: Site, tenants: tuple[Tenant, ...]) -> tuple[_Indexes, list[Conf
                 _ts(vni.valid_until, default=inf),
                 tenant.id,
                 (*here, "vnis", j),
-                str(vni.vni),
+                vni.vni,
             )
             vnis[vni.vni].append(span)
         start, end = tenant.registered.timestamp(), _ts(tenant.offboarded, default=inf)

@@ -37,7 +37,7 @@ class Span(NamedTuple):
     end: float
     owner: str
     origin: FieldPath  # where it was declared, for error messages
-    label: str  # the range or VNI, for error messages
+    label: AnyNetwork | int  # the range or VNI, for error messages (str() when one is)
 
 
 class Conflict(NamedTuple):
@@ -65,11 +65,15 @@ def build_timelines(spans: dict[K, list[Span]]) -> tuple[dict[K, Timeline], list
     tables: dict[K, Timeline] = {}
     conflicts: list[Conflict] = []
     for key, items in spans.items():
+        if len(items) == 1:  # most keys: one holder in the inventory's whole history
+            only = items[0]
+            tables[key] = Timeline((only.start,), (only.end,), (only.owner,))
+            continue
         items.sort(key=lambda span: (span.start, span.end))
         latest = items[0]
         for span in items[1:]:
             if span.start < latest.end:
-                conflicts.append(Conflict(span.label, latest.origin, span.origin))
+                conflicts.append(Conflict(str(span.label), latest.origin, span.origin))
             if span.end > latest.end:
                 latest = span
         tables[key] = Timeline(

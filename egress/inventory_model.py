@@ -142,7 +142,7 @@ class SiteModel(_Strict):
     name: Name
     country: Country
     networks: list[Network]
-    ingest_stations: list[Address] = []
+    ingest_stations: list[Address] = Field(default_factory=list)
 
 
 class NetworkModel(_Strict):
@@ -172,13 +172,13 @@ class MediaImportModel(_Strict):
     job: Name
     received: Instant
     serials: list[Name]
-    target_buckets: list[Name] = []
-    copy_logs: list[Name] = []
+    target_buckets: list[Name] = Field(default_factory=list)
+    copy_logs: list[Name] = Field(default_factory=list)
 
 
 class IdentifiersModel(_Strict):
     payment_ref: Name | None = None
-    contacts: list[Name] = []
+    contacts: list[Name] = Field(default_factory=list)
 
 
 class TenantModel(_Strict):
@@ -190,13 +190,13 @@ class TenantModel(_Strict):
     kyc: Kyc
     payment: Payment
     predecessor: Name | None = None
-    identifiers: IdentifiersModel = IdentifiersModel()
+    identifiers: IdentifiersModel = Field(default_factory=IdentifiersModel)
     offboarded: Instant | None = None
-    networks: list[NetworkModel] = []
-    vnis: list[VniModel] = []
-    buckets: list[Name] = []
-    allocations: list[AllocationModel] = []
-    media_imports: list[MediaImportModel] = []
+    networks: list[NetworkModel] = Field(default_factory=list)
+    vnis: list[VniModel] = Field(default_factory=list)
+    buckets: list[Name] = Field(default_factory=list)
+    allocations: list[AllocationModel] = Field(default_factory=list)
+    media_imports: list[MediaImportModel] = Field(default_factory=list)
     _offboarded = field_validator("offboarded")(_not_before("registered"))
 
 

@@ -25,6 +25,7 @@ from egress.inventory import (
     VniAssignment,
     load_inventory,
 )
+from egress.inventory_index import Conflict, Span, Timeline, build_timelines
 
 DATA = Path(__file__).parent / "data" / "inventory"
 SAMPLE = DATA / "inventory.yaml"
@@ -483,3 +484,23 @@ def test_loading_pauses_the_garbage_collector_and_restores_its_state(tmp_path: P
     finally:
         gc.callbacks.remove(watch)
         gc.enable()
+
+
+def test_timelines_of_one_and_of_several_holders() -> None:
+    net = IPv4Network("10.1.0.0/16")
+    spans = {
+        "one": [Span(5.0, float("inf"), "t-a", ("tenants", 0, "vnis", 0), 7)],
+        "two": [Span(10.0, 20.0, "t-c", ("tenants", 2, "networks", 0), net),
+                Span(0.0, 10.0, "t-b", ("tenants", 1, "networks", 0), net)],
+        "clash": [Span(0.0, 10.0, "t-d", ("tenants", 3, "vnis", 0), 9),
+                  Span(5.0, 15.0, "t-e", ("tenants", 4, "vnis", 0), 9)],
+    }
+    tables, conflicts = build_timelines(spans)
+    assert tables == {
+        "one": Timeline((5.0,), (float("inf"),), ("t-a",)),
+        "two": Timeline((0.0, 10.0), (10.0, 20.0), ("t-b", "t-c")),
+        "clash": Timeline((0.0, 5.0), (10.0, 15.0), ("t-d", "t-e")),
+    }
+    assert conflicts == [Conflict("9", ("tenants", 3, "vnis", 0), ("tenants", 4, "vnis", 0))]
+    assert tables["one"].owner_at(4.9) is None
+    assert tables["one"].owner_at(5.0) == "t-a"
