@@ -167,14 +167,23 @@ def test_conn_columns_left_unparsed_change_nothing(monkeypatch: pytest.MonkeyPat
     scenario = Path(__file__).parent.parent / "samples" / "scenario"
     inputs = sorted(p for p in (scenario / "zeek").rglob("*") if p.is_file())
     stock = load_inventory(scenario / "inventory.yaml")
+    deduped = RunOptions(dedupe=True)
     with load_geo(sorted((scenario / "geo").iterdir())) as geo:
-        narrow = run_windows(inputs, stock, geo)
+        narrow = run_windows(inputs, stock, geo)  # one sensor: no de-duplication
+        narrow_deduped = run_windows(inputs, stock, geo, deduped)
         monkeypatch.setattr(pipeline_module, "WINDOW_CONN_COLUMNS", None)
         whole = run_windows(inputs, stock, geo)
-    assert asked == [narrow_columns, None]
+        whole_deduped = run_windows(inputs, stock, geo, deduped)
     assert narrow_columns is not None and "history" not in narrow_columns
-    assert narrow.records == whole.records and narrow.records.get("zeek", 0) > 0
-    for name in ("windows", "countries", "evidence"):
-        assert getattr(narrow.tables, name).equals(getattr(whole.tables, name)), name
-    assert narrow.attribution == whole.attribution
-    assert narrow.issues == whole.issues
+    five_tuple = ("orig_p", "resp_p", "proto")
+    assert five_tuple == pipeline_module.DEDUP_CONN_COLUMNS
+    assert asked == [tuple(c for c in narrow_columns if c not in five_tuple), narrow_columns,
+                     None, None]
+    for one, other in ((narrow, whole), (narrow_deduped, whole_deduped)):
+        assert one.records == other.records and one.records.get("zeek", 0) > 0
+        for name in ("windows", "countries", "evidence"):
+            assert getattr(one.tables, name).equals(getattr(other.tables, name)), name
+        assert one.attribution == other.attribution
+        assert one.issues == other.issues
+        assert one.dedup == other.dedup
+    assert narrow.dedup is None and narrow_deduped.dedup is not None
