@@ -190,7 +190,8 @@ class WindowAggregator:
                                          late_hours=self._params.distinct_late_hours)
         self._tenants = TenantCodes()
         self._held = EvidenceHold(self._params.evidence_per_day, rows=_EVIDENCE_HELD_ROWS)
-        self._touched: set[int] = set()
+        #: Of each tenant code, whether a batch since the last snapshot had it.
+        self._touched = np.zeros(0, np.bool_)
         self._pending: list[pa.Table] = []
         self._pending_conn: list[tuple[ConnNetwork, npt.NDArray[np.int32]]] = []
         self._pending_rows = 0
@@ -240,7 +241,7 @@ class WindowAggregator:
             return
         codes = self._tenants.encode(table.column(0))
         table = table.set_column(0, "tenant", codes)
-        self._touched.update(pc.unique(codes).to_pylist())
+        self._touch(pc.drop_null(codes).to_numpy())
         first = pc.min(table.column("start")).cast(pa.int64()).as_py()
         if first is not None and (self._since_us is None or first < self._since_us):
             self._since_us = first
@@ -257,7 +258,7 @@ class WindowAggregator:
         if part.num_rows == 0:
             return
         codes, touched = self._tenant_codes(part.solution.tenants, part.tenant)
-        self._touched.update(touched.tolist())
+        self._touch(touched)
         first = int(part.start.min())
         if self._since_us is None or first < self._since_us:
             self._since_us = first
@@ -266,6 +267,16 @@ class WindowAggregator:
         self.rows += part.num_rows
         if self._pending_rows >= self._flush_rows:
             self._submit()
+
+    def _touch(self, codes: npt.NDArray[np.int32]) -> None:
+        """Note the tenants of ``codes`` as touched since the last snapshot."""
+        if len(codes) == 0:
+            return
+        size = int(codes.max()) + 1
+        if size > len(self._touched):
+            self._touched = np.concatenate([self._touched,
+                                            np.zeros(size - len(self._touched), np.bool_)])
+        self._touched[codes] = True
 
     def _tenant_codes(self, names: pa.Array, positions: npt.NDArray[np.int64]
                       ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]]:
@@ -576,7 +587,8 @@ class WindowAggregator:
             self._held_cells.clear()
             self._hand_over(freed)
         reach, self._reach_us = self._reach_us, None
-        scope = sorted(self._touched) if changed_only and reach is None else None
+        scope = (np.flatnonzero(self._touched).tolist() if changed_only and reach is None
+                 else None)
         if scope is not None and len(scope) == self._tenants.count:
             scope = None  # every tenant: no copies to make
         since = None
@@ -586,7 +598,7 @@ class WindowAggregator:
             since = (_NO_HOURS_US if self._since_us is None
                      else self._since_us // DAY_US * DAY_US)
         reach = None if since is None or reach is None else min(reach, since)
-        self._touched, self._since_us = set(), None
+        self._touched, self._since_us = np.zeros(0, np.bool_), None
         scoped = scope is not None or since is not None
         if scoped:
             self._copy_scoped(scope, since)
