@@ -196,8 +196,9 @@ class EvidenceHold:
         return self._count >= self._rows
 
     def release(self) -> list[pa.Table]:
-        """The held candidates that can still rank (in the order held); none are held
-        afterwards."""
+        """The held candidates that can still rank (in the order held), as few tables as
+        their schemas allow (each an append: one of many small tables costs a statement
+        each); none are held afterwards."""
         if not self._held:
             return []
         parts = [self._best, *self._keys]
@@ -216,13 +217,20 @@ class EvidenceHold:
         keep[order] = z >= floor[group]
         best = order[rank < self._top]
         self._best = (tenant[best], day[best], size[best])
-        out, at = [], len(parts[0][0])
+        runs: list[list[pa.Table]] = []  # of tables of one schema, one after the other
+        at = len(parts[0][0])
         for table in self._held:
             mask = keep[at:at + table.num_rows]
             at += table.num_rows
-            out.append(table if mask.all() else table.filter(pa.array(mask)))
+            kept = table if mask.all() else table.filter(pa.array(mask))
+            if not kept.num_rows:
+                continue
+            if runs and runs[-1][0].schema.equals(kept.schema):
+                runs[-1].append(kept)
+            else:
+                runs.append([kept])
         self._held, self._keys, self._count = [], [], 0
-        return [table for table in out if table.num_rows]
+        return [pa.concat_tables(run) for run in runs]
 
     def forget_before(self, horizon_us: int) -> None:
         """Forget the sizes let through of days before ``horizon_us`` (a day boundary): a

@@ -116,3 +116,19 @@ def test_days_forgotten_let_candidates_through_again() -> None:
     hold.add(candidates([(0, 1, 1, 1), (0, DAY_US + 1, 1, 1)], first=2))
     [out] = hold.release()
     assert out.column("ref").to_pylist() == ["r0002"]  # day 0 forgotten, day 1 not
+
+
+def test_what_passes_comes_in_one_table_a_schema() -> None:
+    """Consecutive held tables of one schema are let through as one table (one append);
+    a table of another schema (here a column of nulls typed null) comes on its own."""
+    hold = EvidenceHold(5, rows=100)
+    hold.add(candidates([(0, 0, 1, 1), (0, 1, 2, 2)]))
+    hold.add(candidates([(1, 0, 3, 3)], first=2))
+    odd = candidates([(2, 0, 4, 4)], first=3)
+    hold.add(odd.set_column(odd.schema.get_field_index("where"), "where", pa.nulls(1)))
+    hold.add(candidates([(3, 0, 5, 5)], first=4))
+    out = hold.release()
+    assert [table.column("ref").to_pylist() for table in out] == [
+        ["r0000", "r0001", "r0002"], ["r0003"], ["r0004"]]
+    assert [table.schema.field("where").type for table in out] == [
+        pa.string(), pa.null(), pa.string()]
