@@ -63,6 +63,9 @@ _HOURS = np.dtype([
     ("t", "<i8"), ("pad", "<i8"), ("in_lo", "<u8"), ("in_hi", "<u8"), ("out_lo", "<u8"),
     ("out_hi", "<u8"), ("starts", "<i8"), ("quality_marked", "<i8"), ("max_duration_us", "<i8"),
 ])
+#: The fields of ``_HOURS`` as ``take(..., columns=True)`` hands them out, one by one.
+_HOURS_COLUMNS = ("tenant", "country", "cross_border", "crossing", "t", "in_lo", "in_hi",
+                  "out_lo", "out_hi", "starts", "quality_marked", "max_duration_us")
 _CELLS = np.dtype([
     ("tenant", "<i4"), ("pad", "<i4"), ("cell", "<i8"), ("in_lo", "<u8"), ("in_hi", "<u8"),
     ("out_lo", "<u8"), ("out_hi", "<u8"),
@@ -71,6 +74,9 @@ _DISTINCT = np.dtype([
     ("tenant", "<i4"), ("country", "<i2"), ("span", "u1"), ("flags", "u1"), ("t", "<i8"),
     ("addrs", "<i8"), ("asns", "<i8"),
 ])
+#: The fields of ``_DISTINCT`` as ``distinct(..., columns=True)`` hands them out (and the
+#: flags, the same on every row, once).
+_DISTINCT_COLUMNS = ("tenant", "country", "span", "t", "addrs", "asns")
 #: ``flags`` bit of a distinct-count row: rows of one key may repeat (``distinct.h``).
 _REPEATS = 1
 _PRESENCE = np.dtype([
@@ -434,18 +440,20 @@ class NetworkReduction:
         """The accumulator rows retired so far (``everything``: retire all first), with
         remote countries by name (``coded``: by the reduction's code, ``int16``)."""
         hours, cells, presence, peaks, late, done, packed, split = self._reducer.take(
-            everything, True)
+            everything, True, True)
         countries = pa.array(list(self._countries), pa.string())
         k = np.frombuffer(peaks, _CELLS)
-        h = np.frombuffer(hours, _HOURS)
+        # the hours come as columns (arrays over their bytes, not copies); the others few
+        h = {name: np.frombuffer(column, _HOURS[name])
+             for name, column in zip(_HOURS_COLUMNS, hours, strict=True)}
         p = np.frombuffer(presence, _PRESENCE)
         return Retired(
             hours=pa.table({
                 "tenant": h["tenant"],
                 "t": h["t"],
                 "country": _country(countries, h["country"], coded),
-                "cross_border": h["cross_border"].astype(np.bool_),
-                "crossing": h["crossing"].astype(np.bool_),
+                "cross_border": h["cross_border"].view(np.bool_),
+                "crossing": h["crossing"].view(np.bool_),
                 **{name: h[name] for name in (
                     "in_lo", "in_hi", "out_lo", "out_hi", "starts", "quality_marked",
                     "max_duration_us")},
@@ -470,8 +478,10 @@ class NetworkReduction:
         latest row. ``since_us``: only hours and days from then on and 7-day windows
         ending after it (cumulative rows of every day)."""
         chosen = None if scope is None else np.asarray(scope, np.int32).tobytes()
-        rows = np.frombuffer(self._reducer.distinct(
-            chosen, -(1 << 63) if since_us is None else since_us), _DISTINCT)
+        columns, flags = self._reducer.distinct(
+            chosen, -(1 << 63) if since_us is None else since_us, True)
+        rows = {name: np.frombuffer(column, _DISTINCT[name])
+                for name, column in zip(_DISTINCT_COLUMNS, columns, strict=True)}
         country = rows["country"]
         table = pa.table({  # country and span dictionary-encoded: millions of rows at scale
             "tenant": rows["tenant"],
@@ -479,11 +489,11 @@ class NetworkReduction:
                 pa.array(country, mask=country < 0),
                 pa.array(list(self._countries), pa.string())),
             "span": pa.DictionaryArray.from_arrays(
-                pa.array(rows["span"].astype(np.int8)), pa.array(_SPANS, pa.string())),
+                rows["span"].view(np.int8), pa.array(_SPANS, pa.string())),
             "t": rows["t"], "addrs": rows["addrs"], "asns": rows["asns"],
         })
         # the flag is on every row or on none
-        return DistinctCounts(table, bool(len(rows) == 0 or not rows["flags"][0] & _REPEATS))
+        return DistinctCounts(table, not flags & _REPEATS)
 
     def drop_sketches(self) -> None:
         """Free the sketches once their counts are taken for the last time."""

@@ -240,3 +240,45 @@ def test_hours_split_tells_when_a_crossing_key_may_come_twice() -> None:
     assert split(row(0, across), row(3, across), row(4, across)) is False  # hour 0 out
     assert split(row(0, across), row(3, across), row(0, across)) is True  # hour 0 again
     assert split(row(0, across, -1), row(0, within, -1)) is False  # no country
+
+
+HOUR_RECORD = np.dtype([
+    ("tenant", "<i4"), ("country", "<i2"), ("cross_border", "u1"), ("crossing", "u1"),
+    ("t", "<i8"), ("pad", "<i8"), ("in_lo", "<u8"), ("in_hi", "<u8"), ("out_lo", "<u8"),
+    ("out_hi", "<u8"), ("starts", "<i8"), ("quality", "<i8"), ("max_duration", "<i8"),
+])
+DISTINCT_ROW = np.dtype([
+    ("tenant", "<i4"), ("country", "<i2"), ("span", "u1"), ("flags", "u1"), ("t", "<i8"),
+    ("addrs", "<i8"), ("asns", "<i8"),
+])
+
+
+@pytest.mark.parametrize("late", [False, True])
+def test_columns_are_the_records_field_by_field(late: bool) -> None:
+    """take(..., columns=True) and distinct(..., columns=True) hand out the fields of the
+    records the plain calls hand out, each field's values one after another."""
+    cols = rows(3_000, seed=11)
+    as_records, as_columns = (NetworkReducer(3, 7200, 2) for _ in range(2))
+    for reducer in (as_records, as_columns):
+        reducer.add(*cols)
+        if late:  # a batch a day behind, long after its hours' sketches were let go
+            reducer.add(*cols[:1], cols[1] - 24 * HOUR_US, cols[2] - 24 * HOUR_US,
+                        cols[3] - 24 * HOUR_US, *cols[4:])
+    hours, *rest = as_records.take(True, True)
+    columns, *rest_columns = as_columns.take(True, True, True)
+    assert rest == rest_columns
+    records = np.frombuffer(hours, HOUR_RECORD)
+    names = [n for n in HOUR_RECORD.names or () if n != "pad"]
+    assert len(records) > 100
+    assert len(columns) == len(names)
+    for name, column in zip(names, columns, strict=True):
+        assert np.array_equal(np.frombuffer(column, HOUR_RECORD[name]), records[name]), name
+    counts = np.frombuffer(as_records.distinct(), DISTINCT_ROW)
+    (tenant, country, span, t, addrs, asns), flags = as_columns.distinct(None, -(1 << 63), True)
+    assert len(counts) > 100
+    assert flags == counts["flags"][0] and set(counts["flags"]) == {1 if late else 0}
+    for name, column in (("tenant", tenant), ("country", country), ("span", span), ("t", t),
+                         ("addrs", addrs), ("asns", asns)):
+        assert np.array_equal(np.frombuffer(column, DISTINCT_ROW[name]), counts[name]), name
+    assert as_columns.take(False, True, True)[0] == tuple(b"" for _ in names)
+    assert NetworkReducer(3, 7200, 2).distinct(None, 0, True) == ((b"",) * 6, 0)

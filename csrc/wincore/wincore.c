@@ -853,6 +853,65 @@ static PyObject *take(outbuf *o) {
     return b;
 }
 
+/* A field of a record: where it lies and its size (1, 2, 4 or 8 bytes). */
+typedef struct {
+    size_t offset, size;
+} field;
+
+#define MAX_FIELDS 16
+
+/* The n records at p (esize bytes each) as a tuple of one bytes object per field, each the
+ * field's values one after another: columns a caller wraps as arrays without copying, not
+ * records it would copy field by field (and page by fresh page) again. NULL: error set. */
+static PyObject *columns_of(const uint8_t *p, size_t n, size_t esize, const field *fields,
+                            int nf) {
+    uint8_t *dst[MAX_FIELDS];
+    PyObject *out = PyTuple_New(nf);
+    if (!out) return NULL;
+    for (int f = 0; f < nf; f++) {
+        PyObject *b = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(n * fields[f].size));
+        if (!b) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(out, f, b);
+        dst[f] = (uint8_t *)PyBytes_AS_STRING(b);
+    }
+    Py_BEGIN_ALLOW_THREADS
+    for (size_t e = 0; e < n; e++) {  /* one pass over the records, a stream per field */
+        const uint8_t *rec = p + e * esize;
+        for (int f = 0; f < nf; f++) {
+            const uint8_t *from = rec + fields[f].offset;
+            switch (fields[f].size) {
+            case 1: dst[f][e] = *from; break;
+            case 2: memcpy(dst[f] + e * 2, from, 2); break;
+            case 4: memcpy(dst[f] + e * 4, from, 4); break;
+            default: memcpy(dst[f] + e * 8, from, 8); break;
+            }
+        }
+    }
+    Py_END_ALLOW_THREADS
+    return out;
+}
+
+/* The fields of the hours records, in the order take(columns=True) hands them out. */
+static const field hour_fields[] = {
+    {offsetof(hent, k.tenant), 4}, {offsetof(hent, k.country), 2},
+    {offsetof(hent, k.cross_border), 1}, {offsetof(hent, k.crossing), 1},
+    {offsetof(hent, k.t), 8}, {offsetof(hent, in_lo), 8}, {offsetof(hent, in_hi), 8},
+    {offsetof(hent, out_lo), 8}, {offsetof(hent, out_hi), 8}, {offsetof(hent, starts), 8},
+    {offsetof(hent, quality), 8}, {offsetof(hent, max_duration), 8},
+};
+#define HOUR_FIELDS ((int)(sizeof hour_fields / sizeof hour_fields[0]))
+
+/* The fields of the distinct-count rows, in the order distinct(columns=True) hands them out
+ * (the flags are the same on every row: the first row's come as an int). */
+static const field distinct_fields[] = {
+    {offsetof(ds_row, tenant), 4}, {offsetof(ds_row, country), 2}, {offsetof(ds_row, span), 1},
+    {offsetof(ds_row, t), 8}, {offsetof(ds_row, addrs), 8}, {offsetof(ds_row, asns), 8},
+};
+#define DISTINCT_FIELDS ((int)(sizeof distinct_fields / sizeof distinct_fields[0]))
+
 /* Per (tenant, hour), the most bytes in and the most bytes out of one of the cells records
  * in o (48-byte records as cells: tenant, pad, hour, in_lo, in_hi, out_lo, out_hi), in the
  * order the (tenant, hour) first appear, into *peaks; and the records packed into *packed
@@ -917,8 +976,8 @@ static int cell_peaks(const outbuf *o, PyObject **peaks_out, PyObject **packed_o
 }
 
 static PyObject *reducer_take(Reducer *r, PyObject *args) {
-    int all = 0, peaks = 0;
-    if (!PyArg_ParseTuple(args, "|pp", &all, &peaks)) return NULL;
+    int all = 0, peaks = 0, columns = 0;
+    if (!PyArg_ParseTuple(args, "|ppp", &all, &peaks, &columns)) return NULL;
     if (claim(r) < 0) return NULL;  /* also when not retiring: add() writes the outputs */
     int failed = 0;
     /* The outputs are the main pass's: a sketch pass left running (it touches only the
@@ -939,7 +998,15 @@ static PyObject *reducer_take(Reducer *r, PyObject *args) {
     if (failed) return PyErr_NoMemory();
     PyObject *k = NULL, *packed = NULL;
     if (peaks && cell_peaks(&r->cells_out, &k, &packed) < 0) return NULL;
-    PyObject *h = take(&r->hours_out), *c = take(&r->cells_out), *p = take(&r->presence_out);
+    PyObject *h;
+    if (columns) {
+        h = columns_of(r->hours_out.p, r->hours_out.len / sizeof(hent), sizeof(hent),
+                       hour_fields, HOUR_FIELDS);
+        r->hours_out.len = 0;
+    } else {
+        h = take(&r->hours_out);
+    }
+    PyObject *c = take(&r->cells_out), *p = take(&r->presence_out);
     if (!h || !c || !p) {
         Py_XDECREF(h), Py_XDECREF(c), Py_XDECREF(p), Py_XDECREF(k), Py_XDECREF(packed);
         return NULL;
@@ -954,7 +1021,8 @@ static PyObject *reducer_take(Reducer *r, PyObject *args) {
 static PyObject *reducer_distinct(Reducer *r, PyObject *args) {
     PyObject *scope_o = Py_None;
     long long since = INT64_MIN;
-    if (!PyArg_ParseTuple(args, "|OL", &scope_o, &since)) return NULL;
+    int columns = 0;
+    if (!PyArg_ParseTuple(args, "|OLp", &scope_o, &since, &columns)) return NULL;
     if (!r->store) {
         PyErr_SetString(PyExc_ValueError, "NetworkReducer made without sketch_keep_hours");
         return NULL;
@@ -986,9 +1054,16 @@ static PyObject *reducer_distinct(Reducer *r, PyObject *args) {
     Py_END_ALLOW_THREADS
     r->busy = 0;
     if (scope.obj) PyBuffer_Release(&scope);
-    PyObject *out = failed ? PyErr_NoMemory()
-                           : PyBytes_FromStringAndSize((const char *)rows,
-                                                       (Py_ssize_t)(n * sizeof *rows));
+    PyObject *out;
+    if (failed) {
+        out = PyErr_NoMemory();
+    } else if (columns) {
+        PyObject *cols = columns_of((const uint8_t *)rows, n, sizeof *rows, distinct_fields,
+                                    DISTINCT_FIELDS);
+        out = cols ? Py_BuildValue("(Ni)", cols, n ? rows[0].flags : 0) : NULL;
+    } else {
+        out = PyBytes_FromStringAndSize((const char *)rows, (Py_ssize_t)(n * sizeof *rows));
+    }
     free(rows);
     return out;
 }
@@ -1082,8 +1157,11 @@ static PyMethodDef reducer_methods[] = {
                "without those outranked by the batch's end (top strictly larger candidates "
                "of their tenant and day)")},
     {"take", (PyCFunction)reducer_take, METH_VARARGS,
-     PyDoc_STR("take(all=False, peaks=False) -> (hours, cells, presence) retired records as "
-               "bytes; all: retire everything first (and free add()'s scratch, kept between "
+     PyDoc_STR("take(all=False, peaks=False, columns=False) -> (hours, cells, presence) "
+               "retired records as bytes (columns: the hours as a tuple of bytes, one a "
+               "field in record order: tenant, country, cross_border, crossing, t, in_lo, "
+               "in_hi, out_lo, out_hi, starts, quality, max_duration); all: retire "
+               "everything first (and free add()'s scratch, kept between "
                "batches); peaks: also, as records of cells whose time is an hour, each "
                "(tenant, hour)'s most bytes in and out of one of the cells handed out, "
                "whether a cell's key may have been handed out more than once so far (a cell "
@@ -1094,11 +1172,12 @@ static PyMethodDef reducer_methods[] = {
                "share tenant, hour and country (one made before the end of an hour handed "
                "out, or a country both with and without cross_border)")},
     {"distinct", (PyCFunction)reducer_distinct, METH_VARARGS,
-     PyDoc_STR("distinct(scope=None, since=min) -> bytes: rows of distinct counts (32 bytes "
-               "each: tenant int32, country int16, span uint8, pad, t int64, addrs int64, "
-               "asns int64) of the tenants in scope (int32 codes; None: all), from the "
-               "sketches: hours and days from since on, 7-day windows ending after it, "
-               "cumulative rows of every day")},
+     PyDoc_STR("distinct(scope=None, since=min, columns=False) -> bytes: rows of distinct "
+               "counts (32 bytes each: tenant int32, country int16, span uint8, flags uint8, "
+               "t int64, addrs int64, asns int64) of the tenants in scope (int32 codes; "
+               "None: all), from the sketches: hours and days from since on, 7-day windows "
+               "ending after it, cumulative rows of every day; columns: instead ((tenant, "
+               "country, span, t, addrs, asns) as bytes a field, the flags of every row)")},
     {"forget", (PyCFunction)reducer_forget, METH_VARARGS,
      PyDoc_STR("forget(horizon_us): drop the sketches and final counts before horizon_us")},
     {"drop_sketches", (PyCFunction)reducer_drop_sketches, METH_NOARGS,
