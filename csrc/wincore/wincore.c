@@ -903,6 +903,7 @@ static const field hour_fields[] = {
     {offsetof(hent, quality), 8}, {offsetof(hent, max_duration), 8},
 };
 #define HOUR_FIELDS ((int)(sizeof hour_fields / sizeof hour_fields[0]))
+_Static_assert(sizeof hour_fields / sizeof hour_fields[0] <= MAX_FIELDS, "too many fields");
 
 /* The fields of the distinct-count rows, in the order distinct(columns=True) hands them out
  * (the flags are the same on every row: the first row's come as an int). */
@@ -911,6 +912,8 @@ static const field distinct_fields[] = {
     {offsetof(ds_row, t), 8}, {offsetof(ds_row, addrs), 8}, {offsetof(ds_row, asns), 8},
 };
 #define DISTINCT_FIELDS ((int)(sizeof distinct_fields / sizeof distinct_fields[0]))
+_Static_assert(sizeof distinct_fields / sizeof distinct_fields[0] <= MAX_FIELDS,
+               "too many fields");
 
 /* Per (tenant, hour), the most bytes in and the most bytes out of one of the cells records
  * in o (48-byte records as cells: tenant, pad, hour, in_lo, in_hi, out_lo, out_hi), in the
