@@ -137,7 +137,8 @@ _DAILY_SPANS = pa.array(["7d", "cumulative"], pa.string())
 _SPAN_NAMES = pa.array(SPANS, pa.string())
 #: Accumulators a ``changed_only`` snapshot reads through copies limited to the tenants in
 #: scope (``<name>_scope``); the final statements read only these and their own tables.
-_SCOPED = {"hours_acc": "t", "net_hours_acc": "t", "cells_acc": "cell", "net_cells_acc": "cell",
+_SCOPED = {"hours_acc": "t", "net_hours_acc": "t", "net_totals_acc": "t", "cells_acc": "cell",
+           "net_cells_acc": "cell",
            "net_peaks_acc": "t", "presence_acc": "",
            "evidence_acc": 'epoch_us("start")'}
 _SCOPED_NAMES = re.compile(r"\b(?:" + "|".join(_SCOPED) + r")\b")
@@ -223,12 +224,16 @@ class WindowAggregator:
         #: ``hours_acc`` is empty and the boundary-crossing rows of ``net_hours_acc`` hold
         #: one row per (tenant, hour, country): ``country_hour`` needs no aggregation.
         self._hours_unique = True
+        #: ``net_totals_acc`` holds the sums per tenant and hour of every ``net_hours_acc``
+        #: row (each handed out with its totals, which fit 64 bits).
+        self._totals_ok = True
         self.rows = 0
         #: Tenant hours the last snapshot rolled up (its hourly bases' rows).
         self.hours_rolled_up = 0
         #: Aggregations the last snapshot skipped because their input had one row per key
         #: already: ``"peaks"`` (5-minute cells), ``"distinct"`` (distinct counts),
-        #: ``"country_hours"`` (bytes per tenant, hour and country).
+        #: ``"country_hours"`` (bytes per tenant, hour and country), ``"hour_sums"`` (the
+        #: hours' sums per tenant and hour: the compiled reduction handed them out).
         self.skipped: frozenset[str] = frozenset()
         #: Bytes :meth:`result` added to DuckDB's ``memory_limit`` as the held cells and
         #: sketches were freed (none without a limit set).
@@ -344,7 +349,7 @@ class WindowAggregator:
             candidates = self._network.add(table)
             if candidates.num_rows and self._params.evidence_per_day > 0:
                 self._held.add(candidates)
-        self._append_retired(self._network.retired(everything=everything, coded=True))
+        self._append_retired(self._retired(everything=everything))
 
     def _reduce_conn(self, parts: list[tuple[ConnNetwork, npt.NDArray[np.int32]]]) -> None:
         """Conn parts through the compiled reduction (as :meth:`_reduce_network`); only
@@ -371,7 +376,11 @@ class WindowAggregator:
                 picked.append(which)
             self._held.add(pa.concat_tables(tables).take(
                 pa.array(np.argsort(np.concatenate(picked), kind="stable"))))
-        self._append_retired(self._network.retired(coded=True))
+        self._append_retired(self._retired())
+
+    def _retired(self, *, everything: bool = False) -> Retired:
+        return self._network.retired(everything=everything, coded=True,
+                                     concern=list(self._params.concern_countries))
 
     def _release_evidence(self) -> None:
         """Append the held network evidence candidates that can still rank."""
@@ -395,6 +404,10 @@ class WindowAggregator:
         hours, wide_hours = _by_width(retired.hours)
         if retired.hours_split or wide_hours.num_rows:
             self._hours_unique = False
+        if retired.hour_totals is None:
+            self._totals_ok = False
+        elif self._totals_ok and retired.hour_totals.num_rows:
+            self._append("net_totals_acc", "SELECT * FROM rows", retired.hour_totals)
         for name, rows, statement in (
             ("net_hours_acc", hours, """
                 SELECT tenant, t, country, cross_border, crossing, in_lo, out_lo, starts,
@@ -620,8 +633,10 @@ class WindowAggregator:
             if self._hours_unique:
                 skipped.add("country_hours")
             [(other_hours,)] = self._con.execute("SELECT count(*) FROM hours_acc").fetchall()
+            if other_hours == 0 and self._totals_ok:
+                skipped.add("hour_sums")
             for statement in bases_sql(unique_country_hours=self._hours_unique,
-                                       network_only=other_hours == 0):
+                                       network_only=other_hours == 0, totals=self._totals_ok):
                 params: dict[str, object] = {}
                 if "$rate" in statement:
                     params["rate_bytes_per_hour"] = rate
@@ -633,8 +648,9 @@ class WindowAggregator:
             self.hours_rolled_up = int(hours)
             if last:  # done with: room in memory for what follows
                 self._con.execute(_scoped(
-                    "DROP TABLE hours_acc; DROP TABLE net_hours_acc; DROP TABLE cells_acc; "
-                    "DROP TABLE net_cells_acc; DROP TABLE net_peaks_acc; DROP TABLE peaks",
+                    "DROP TABLE hours_acc; DROP TABLE net_hours_acc; DROP TABLE net_totals_acc; "
+                    "DROP TABLE cells_acc; DROP TABLE net_cells_acc; DROP TABLE net_peaks_acc; "
+                    "DROP TABLE peaks",
                     scoped))
                 self._held_cells.clear()
             for statement in keep_days_sql(replace=not scoped, since=since is not None,
@@ -804,8 +820,8 @@ class WindowAggregator:
                     f"SET memory_limit = '{_plain(self._params.memory_limit)}'")
             self._con.execute("; ".join(
                 f"DROP TABLE IF EXISTS {name}; DROP TABLE IF EXISTS {name}_new"
-                for name in (*COMPACT_SQL, "net_hours_acc", "net_cells_acc", "net_peaks_acc",
-                             *(f"{n}_scope" for n in _SCOPED), "evidence_floor",
+                for name in (*COMPACT_SQL, "net_hours_acc", "net_totals_acc", "net_cells_acc",
+                             "net_peaks_acc", *(f"{n}_scope" for n in _SCOPED), "evidence_floor",
                              "evidence_batch", "day_presence", "distinct_counts",
                              "distinct_sums", "scope_tenants", "day_base_all",
                              "country_day_all")) + "; DROP VIEW IF EXISTS day_base_win; "

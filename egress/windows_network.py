@@ -66,6 +66,13 @@ _HOURS = np.dtype([
 #: The fields of ``_HOURS`` as ``take(..., columns=True)`` hands them out, one by one.
 _HOURS_COLUMNS = ("tenant", "country", "cross_border", "crossing", "t", "in_lo", "in_hi",
                   "out_lo", "out_hi", "starts", "quality_marked", "max_duration_us")
+#: The per-(tenant, hour) sums of the hours records (``take(..., concern=...)``): the
+#: columns of ``net_totals_acc``, as the compiled reduction hands them out, one by one.
+_TOTALS = (("tenant", np.int32), ("t", np.int64), ("bytes_in", np.uint64),
+           ("bytes_out", np.uint64), ("cross_border_bytes_in", np.uint64),
+           ("cross_border_bytes_out", np.uint64), ("concern_bytes_in", np.uint64),
+           ("concern_bytes_out", np.uint64), ("flows", np.int64), ("quality_marked", np.int64),
+           ("max_duration_us", np.int64))
 _CELLS = np.dtype([
     ("tenant", "<i4"), ("pad", "<i4"), ("cell", "<i8"), ("in_lo", "<u8"), ("in_hi", "<u8"),
     ("out_lo", "<u8"), ("out_hi", "<u8"),
@@ -95,7 +102,9 @@ class Retired:
     unless ``cells_needed``: a cell handed back before may come again (its sums then add
     up, so maxima do not), or a peak does not fit 64 bits; ``cells_done``: the end of the
     latest cell handed back so far; ``hours_split``: two boundary-crossing ``hours`` rows
-    handed back so far may share tenant, hour and country."""
+    handed back so far may share tenant, hour and country; ``hour_totals``: the ``hours``
+    summed per tenant and hour as ``hour_base`` sums them (``net_totals_acc``), when
+    asked for with the countries of concern and every sum fits 64 bits (else None)."""
 
     hours: pa.Table
     cell_records: bytes
@@ -105,6 +114,7 @@ class Retired:
     cells_needed: bool
     cells_done: int
     hours_split: bool = True
+    hour_totals: pa.Table | None = None
 
     @property
     def cells(self) -> pa.Table:
@@ -436,11 +446,18 @@ class NetworkReduction:
         # the reducer takes the rows by hour, then tenant (a stable radix sort)
         return np.frombuffer(self._reducer.add(*columns.arrays(), True), np.int64)
 
-    def retired(self, *, everything: bool = False, coded: bool = False) -> Retired:
+    def retired(self, *, everything: bool = False, coded: bool = False,
+                concern: list[str] | None = None) -> Retired:
         """The accumulator rows retired so far (``everything``: retire all first), with
-        remote countries by name (``coded``: by the reduction's code, ``int16``)."""
-        hours, cells, presence, peaks, late, done, packed, split = self._reducer.take(
-            everything, True, True)
+        remote countries by name (``coded``: by the reduction's code, ``int16``);
+        ``concern``: the countries of concern, for the hours' totals."""
+        totals = None
+        if concern is None:
+            hours, cells, presence, peaks, late, done, packed, split = self._reducer.take(
+                everything, True, True)
+        else:
+            hours, cells, presence, peaks, late, done, packed, split, totals = (
+                self._reducer.take(everything, True, True, self._concern_flags(concern)))
         countries = pa.array(list(self._countries), pa.string())
         k = np.frombuffer(peaks, _CELLS)
         # the hours come as columns (arrays over their bytes, not copies); the others few
@@ -466,7 +483,17 @@ class NetworkReduction:
             }),
             peaks=cell_table(peaks, "t"), cells_done=int(done), hours_split=bool(split),
             cells_needed=bool(late) or bool((k["in_hi"] | k["out_hi"]).any()),
+            hour_totals=None if totals is None else pa.table({
+                name: np.frombuffer(column, dtype)
+                for (name, dtype), column in zip(_TOTALS, totals, strict=True)}),
         )
+
+    def _concern_flags(self, concern: list[str]) -> bytes:
+        """One byte per country code: 1 for the countries in ``concern`` (given codes)."""
+        codes = self.country_codes(pa.array(concern, pa.string()))
+        flags = np.zeros(len(self._countries), np.uint8)
+        flags[codes] = 1
+        return flags.tobytes()
 
     def distinct_counts(self, scope: list[int] | None = None,
                         since_us: int | None = None) -> DistinctCounts:

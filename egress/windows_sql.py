@@ -322,6 +322,7 @@ _KEPT_DAYS = (("day_base_all", "day_base"), ("country_day_all", "country_day"))
 FORGET_SQL = (
     "DELETE FROM hours_acc WHERE t < $horizon",
     "DELETE FROM net_hours_acc WHERE t < $horizon",
+    "DELETE FROM net_totals_acc WHERE t < $horizon",
     "DELETE FROM cells_acc WHERE cell < $horizon",
     "DELETE FROM net_cells_acc WHERE cell < $horizon",
     "DELETE FROM net_peaks_acc WHERE t < $horizon",
@@ -337,7 +338,9 @@ FORGET_DAYS_SQL = tuple(f"DELETE FROM {kept} WHERE t < $horizon" for kept, _ in 
 #: statements run on transfers whose ``remote_country`` is that code; ``kind`` in
 #: ``hours_acc``: :func:`kind_code`, see :func:`hours_coded`). ``net_hours_acc`` and
 #: ``net_cells_acc`` hold rows of network transfers whose byte sums fit 64 bits, narrower
-#: (no kind, no capacity): the compiled reduction's nearly always; :data:`HOURS_ALL` and
+#: (no kind, no capacity): the compiled reduction's nearly always; ``net_totals_acc`` holds
+#: the sums ``hour_base`` makes of those per tenant and hour, as the compiled reduction
+#: hands them out with them (while they fit 64 bits); :data:`HOURS_ALL` and
 #: :data:`CELLS_ALL` read both tables of each. ``net_peaks_acc`` holds, instead of the
 #: compiled reduction's cells, their most bytes in and out per tenant and hour (the peaks
 #: are maxima of those), while no cell it handed back came again and those fit 64 bits
@@ -355,6 +358,11 @@ CREATE OR REPLACE TEMP TABLE net_hours_acc (
     tenant INTEGER, t BIGINT, country SMALLINT, cross_border BOOLEAN, crossing BOOLEAN,
     bytes_in UBIGINT, bytes_out UBIGINT, starts BIGINT, quality_marked BIGINT,
     max_duration_us BIGINT
+);
+CREATE OR REPLACE TEMP TABLE net_totals_acc (
+    tenant INTEGER, t BIGINT, bytes_in UBIGINT, bytes_out UBIGINT,
+    cross_border_bytes_in UBIGINT, cross_border_bytes_out UBIGINT, concern_bytes_in UBIGINT,
+    concern_bytes_out UBIGINT, flows BIGINT, quality_marked BIGINT, max_duration_us BIGINT
 );
 CREATE OR REPLACE TEMP TABLE net_cells_acc (
     tenant INTEGER, cell BIGINT, bytes_in UBIGINT, bytes_out UBIGINT
@@ -527,11 +535,41 @@ def _network_hour_base() -> str:
 HOUR_BASE_NETWORK_SQL = _network_hour_base()
 
 
-def bases_sql(*, unique_country_hours: bool, network_only: bool) -> tuple[str, ...]:
+#: ``hour_base`` from ``net_totals_acc`` when ``hours_acc`` is empty and the totals cover
+#: every row of ``net_hours_acc``: the sums per tenant and hour made already (rows of one
+#: key, handed out more than once, add up), the same rows and types.
+HOUR_BASE_TOTALS_SQL = f"""
+CREATE OR REPLACE TEMP TABLE hour_base AS
+WITH metrics AS (
+    SELECT
+        tenant, t,
+        {", ".join(f"sum({m}) AS {m}" for m in (
+            "bytes_in", "bytes_out", "cross_border_bytes_in", "cross_border_bytes_out",
+            "concern_bytes_in", "concern_bytes_out"))},
+        {", ".join(f"CAST(0 AS HUGEINT) AS {m}" for m in (
+            "object_put_bytes", "object_puts", "drives_attached", "drive_capacity_bytes",
+            "bytes_copied"))},
+        sum(flows) AS flows,
+        sum(quality_marked) AS quality_marked,
+        coalesce(max(max_duration_us), 0) AS max_duration_us
+    FROM net_totals_acc
+    GROUP BY tenant, t
+)
+SELECT
+    m.*,
+    coalesce(p.peak_cell_in, 0) AS peak_cell_in,
+    coalesce(p.peak_cell_out, 0) AS peak_cell_out,
+    CASE WHEN m.bytes_in >= $rate_bytes_per_hour THEN 1 ELSE 0 END AS hours_above_rate
+FROM metrics m LEFT JOIN peaks p USING (tenant, t)""".strip()
+
+
+def bases_sql(*, unique_country_hours: bool, network_only: bool,
+              totals: bool = False) -> tuple[str, ...]:
     """:data:`BASES_SQL`, with :data:`COUNTRY_HOUR_UNIQUE_SQL` for ``country_hour`` when
     ``unique_country_hours`` and :data:`HOUR_BASE_NETWORK_SQL` for ``hour_base`` when
-    ``network_only`` (see there)."""
-    instead = {"hour_base": HOUR_BASE_NETWORK_SQL if network_only else None,
+    ``network_only`` (:data:`HOUR_BASE_TOTALS_SQL` when also ``totals``; see there)."""
+    network = HOUR_BASE_TOTALS_SQL if totals else HOUR_BASE_NETWORK_SQL
+    instead = {"hour_base": network if network_only else None,
                "country_hour": COUNTRY_HOUR_UNIQUE_SQL if unique_country_hours else None}
     # each statement starts "CREATE OR REPLACE TEMP TABLE <name> AS"
     return tuple(instead.get(statement.split()[5]) or statement for statement in BASES_SQL)

@@ -282,3 +282,72 @@ def test_columns_are_the_records_field_by_field(late: bool) -> None:
         assert np.array_equal(np.frombuffer(column, DISTINCT_ROW[name]), counts[name]), name
     assert as_columns.take(False, True, True)[0] == tuple(b"" for _ in names)
     assert NetworkReducer(3, 7200, 2).distinct(None, 0, True) == ((b"",) * 6, 0)
+
+
+def expected_totals(records: np.ndarray[Any, Any],
+                    concern: set[int]) -> dict[tuple[int, int], list[int]]:
+    """The hours records summed per (tenant, hour) as ``hour_base`` sums them, in Python."""
+    totals: dict[tuple[int, int], list[int]] = {}
+    for r in records:
+        x = totals.setdefault((int(r["tenant"]), int(r["t"])), [0] * 9)
+        if r["crossing"]:
+            got_in = int(r["in_lo"]) + (int(r["in_hi"]) << 64)
+            got_out = int(r["out_lo"]) + (int(r["out_hi"]) << 64)
+            worried = int(r["country"]) in concern
+            for at, on in ((0, True), (2, bool(r["cross_border"])), (4, worried)):
+                if on:
+                    x[at] += got_in
+                    x[at + 1] += got_out
+        x[6] += int(r["starts"])
+        x[7] += int(r["quality"])
+        x[8] = max(x[8], int(r["max_duration"]))
+    return totals
+
+
+TOTAL_TYPES = ("<i4", "<i8", *("<u8",) * 6, "<i8", "<i8", "<i8")
+
+
+def test_hour_totals_are_the_hours_records_summed_per_tenant_and_hour() -> None:
+    """take(..., concern) sums the hours records it hands out per (tenant, hour): the bytes
+    of crossing records, of those the cross-border ones and those to a country of concern
+    (codes 2 and 7 here), their starts, quality marks and longest duration."""
+    cols = rows(3_000, seed=13)
+    cols[4] = cols[4] % 10**6  # (no sum past 64 bits)
+    reducer, plain = NetworkReducer(3, 7200, 2), NetworkReducer(3, 7200, 2)
+    concern = np.zeros(13, np.uint8)
+    concern[[2, 7]] = 1
+    got: dict[tuple[int, int], list[int]] = {}
+    handed: list[bytes] = []
+    for lo, hi in ((0, 1_500), (1_500, 3_000)):
+        reducer.add(*(c[lo:hi] for c in cols))
+        plain.add(*(c[lo:hi] for c in cols))
+        taken = reducer.take(hi == 3_000, True, False, concern.tobytes())
+        assert taken[:8] == plain.take(hi == 3_000, True)  # the rest as without totals
+        handed.append(taken[0])
+        columns = [np.frombuffer(c, t) for c, t in zip(taken[8], TOTAL_TYPES, strict=True)]
+        keys = list(zip(columns[0].tolist(), columns[1].tolist(), strict=True))
+        assert len(set(keys)) == len(keys)  # one row a key within one take
+        for key, *sums in zip(keys, *(c.tolist() for c in columns[2:]), strict=True):
+            old = got.setdefault(key, [0] * 9)  # (a late key comes in a later take too)
+            got[key] = [*(a + b for a, b in zip(old[:8], sums[:8], strict=True)),
+                        max(old[8], sums[8])]
+    records = np.frombuffer(b"".join(handed), HOUR_RECORD)
+    assert len(got) > 50 and len(records) > len(got)
+    expected = expected_totals(records, {2, 7})
+    assert got == expected
+    assert any(v[4] for v in got.values()) and any(v[2] != v[0] for v in got.values())
+
+
+def test_hour_totals_past_64_bits_are_none() -> None:
+    """A (tenant, hour) whose crossing bytes sum past 64 bits: no totals (None)."""
+    cols = [np.ascontiguousarray(c[:2]) for c in rows(2, seed=3)]
+    cols[0][:] = 1
+    cols[1][:] = cols[1][0]
+    cols[2][:] = cols[1]  # (an instant: all in one hour and cell)
+    cols[4][:] = 2**63
+    cols[6][:] = CROSSING
+    reducer = NetworkReducer(3, 7200, -1)
+    reducer.add(*cols)
+    assert reducer.take(True, True, True, b"")[8] is None
+    with pytest.raises(ValueError, match="concern needs peaks"):
+        reducer.take(True, False, False, b"")

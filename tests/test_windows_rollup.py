@@ -22,6 +22,7 @@ from egress.windows_sql import (
     DISTINCT_ROWS_SQL,
     DISTINCT_SUMS_SQL,
     HOUR_BASE_NETWORK_SQL,
+    HOUR_BASE_TOTALS_SQL,
     HOURS_ALL,
     peaks_sql,
 )
@@ -141,7 +142,7 @@ ROWS = [(tenant, T0 + k * 7 * MINUTE, timedelta(seconds=k * 97 % 900), k, 10**6 
 
 
 #: Every aggregation a roll-up can skip.
-SHORTCUTS = {"peaks", "distinct", "country_hours"}
+SHORTCUTS = {"peaks", "distinct", "country_hours", "hour_sums"}
 
 
 def test_time_ordered_input_takes_every_shortcut() -> None:
@@ -166,13 +167,13 @@ def test_cells_reached_again_after_a_snapshot_are_summed() -> None:
     # the second part starts in the cell of the first part's last start (tenant "b"'s)
     parts = [network(ROWS[:301]), network(ROWS[301:])]
     split, skipped = aggregate(parts, snapshot_between=True, params=params)
-    assert skipped == {"distinct"}
+    assert skipped == {"distinct", "hour_sums"}
     assert_same(split, whole)
     # beyond the hours the sketches keep, a late remote end: the counts are summed too
     late = [network(ROWS[400:]), network(ROWS[:400])]
     _, skipped = aggregate(late, snapshot_between=False,
                            params=WindowParams(distinct_late_hours=0))
-    assert skipped == frozenset()
+    assert skipped == {"hour_sums"}
 
 
 def test_later_part_in_fresh_cells_keeps_the_peaks_shortcut() -> None:
@@ -183,7 +184,7 @@ def test_later_part_in_fresh_cells_keeps_the_peaks_shortcut() -> None:
     assert skipped == SHORTCUTS
     # earlier cells (and hours) than those handed back: two rows of a key could follow
     _, skipped = aggregate([second, first], snapshot_between=True, params=params)
-    assert skipped == {"distinct"}
+    assert skipped == {"distinct", "hour_sums"}
     # without a snapshot between, the later cell was not handed back yet
     _, skipped = aggregate([second, first], snapshot_between=False, params=params)
     assert skipped == SHORTCUTS
@@ -237,21 +238,27 @@ def test_country_hours_without_aggregation_equal_the_general_statement() -> None
 
 def test_hour_bases_of_network_rows_only_equal_the_general_statement(
         con: duckdb.DuckDBPyConnection) -> None:
-    """With ``hours_acc`` empty, ``hour_base`` leaves out the sums of other kinds: the same
+    """With ``hours_acc`` empty, ``hour_base`` leaves out the sums of other kinds, and from
+    the compiled reduction's totals per tenant and hour needs no sums per country: the same
     rows and types as the general statement."""
     assert "kind" not in HOUR_BASE_NETWORK_SQL and HOURS_ALL not in HOUR_BASE_NETWORK_SQL
-    aggregator = WindowAggregator(WindowParams(), connection=con, background=False)
+    assert "net_hours_acc" not in HOUR_BASE_TOTALS_SQL
+    aggregator = WindowAggregator(WindowParams(concern_countries=("CN",)), connection=con,
+                                  background=False)
     aggregator.add(with_directions(ROWS[:200], ["inbound", "outbound", "internal", "inbound"]
                                    * 50, [True, False, None, None] * 50))
     aggregator.flush()
     aggregator.snapshot()  # (hands back every hour, makes peaks)
-    params = {"rate_bytes_per_hour": 10**3, "concern": [0]}
+    [cn] = aggregator._network.country_codes(pa.array(["CN"])).tolist()
+    params = {"rate_bytes_per_hour": 10**3, "concern": [cn]}
     found = []
-    for statement in (BASES_SQL[0], HOUR_BASE_NETWORK_SQL):
-        con.execute(statement, params)
+    for statement in (BASES_SQL[0], HOUR_BASE_NETWORK_SQL, HOUR_BASE_TOTALS_SQL):
+        con.execute(statement, params if "$concern" in statement else
+                    {"rate_bytes_per_hour": params["rate_bytes_per_hour"]})
         found.append((con.execute("DESCRIBE hour_base").fetchall(), rows_of(con, "hour_base")))
-    assert found[0] == found[1]
+    assert found[0] == found[1] == found[2]
     assert len(found[0][1]) == 2 * 12  # rows 7 minutes apart, 100 a tenant: 12 hours each
+    assert {row[6] > 0 for row in found[0][1]} == {True, False}  # concern bytes in: some
     aggregator.close()
 
 
@@ -331,3 +338,39 @@ def test_cumulative_windows_of_a_registered_tenant_in_order() -> None:
     assert windows.column("window_end").to_pylist() == [
         T0 + timedelta(days=1), T0 + timedelta(days=2), T0 + timedelta(days=3)]
     assert windows.column("bytes_in").to_pylist() == [100, 200, 300]
+
+
+def test_hour_sums_of_the_reduction_equal_the_general_statement() -> None:
+    """The hourly bases from the compiled reduction's sums per tenant and hour, with a
+    country of concern, internal rows and parts in and out of time order (keys handed back
+    twice): the windows of the statement that sums the rows per country itself."""
+    params = WindowParams(concern_countries=("CN",), evidence_per_day=3)
+    directions = ["inbound", "outbound", "internal", "inbound"] * 100
+    borders = [True, False, None, None] * 100
+    parts = [with_directions(ROWS[400:], directions, borders),
+             with_directions(ROWS[:400], directions, borders)]
+    for between in (False, True):
+        fast, skipped = aggregate(parts, snapshot_between=between, params=params)
+        assert "hour_sums" in skipped
+        aggregator = WindowAggregator(params, background=False)
+        for i, part in enumerate(parts):
+            aggregator.add(part)
+            aggregator.flush()
+            if between and i == 0:
+                aggregator.snapshot()
+        aggregator._totals_ok = False
+        plain = aggregator.result()
+        assert "hour_sums" not in aggregator.skipped
+        assert_same(fast, plain)
+    assert pc.sum(fast.windows.column("concern_bytes_in")).as_py() > 0
+
+
+def test_hour_sums_past_64_bits_take_the_general_statement() -> None:
+    """Two countries' bytes of one tenant and hour, each within 64 bits, together past:
+    the reduction hands out no sums, the roll-up sums the rows (and the window saturates)."""
+    rows = [("a", T0, timedelta(0), 1, 2**63), ("a", T0 + MINUTE, timedelta(0), 2, 2**63)]
+    result, skipped = aggregate([network(rows)], snapshot_between=False, params=WindowParams())
+    assert "hour_sums" not in skipped
+    hourly = result.windows.filter(pc.equal(result.windows.column("span"), "1h"))
+    assert hourly.column("bytes_in").to_pylist() == [2**64 - 1]
+    assert hourly.column("flows").to_pylist() == [2]

@@ -915,6 +915,92 @@ static const field distinct_fields[] = {
 _Static_assert(sizeof distinct_fields / sizeof distinct_fields[0] <= MAX_FIELDS,
                "too many fields");
 
+/* Per (tenant, hour): what hour_base sums of the hours records (HOUR_BASE_TOTALS_SQL). */
+typedef struct {
+    ckey k;
+    uint64_t in_lo, in_hi, out_lo, out_hi;          /* boundary-crossing */
+    uint64_t cb_in_lo, cb_in_hi, cb_out_lo, cb_out_hi;  /* of those, cross-border */
+    uint64_t cc_in_lo, cc_in_hi, cc_out_lo, cc_out_hi;  /* of those, to a country of concern */
+    int64_t starts, quality, max_duration;
+} tent;
+
+/* The fields of the totals, in the order take(concern=...) hands them out. */
+static const field total_fields[] = {
+    {offsetof(tent, k.tenant), 4}, {offsetof(tent, k.t), 8},
+    {offsetof(tent, in_lo), 8}, {offsetof(tent, out_lo), 8},
+    {offsetof(tent, cb_in_lo), 8}, {offsetof(tent, cb_out_lo), 8},
+    {offsetof(tent, cc_in_lo), 8}, {offsetof(tent, cc_out_lo), 8},
+    {offsetof(tent, starts), 8}, {offsetof(tent, quality), 8},
+    {offsetof(tent, max_duration), 8},
+};
+#define TOTAL_FIELDS ((int)(sizeof total_fields / sizeof total_fields[0]))
+_Static_assert(sizeof total_fields / sizeof total_fields[0] <= MAX_FIELDS, "too many fields");
+
+/* The hours records in o summed per (tenant, hour) into *out: a tuple of columns
+ * (total_fields), or None when a sum does not fit 64 bits. concern[c] (c < concern_n) is
+ * nonzero for a country code c of concern. A sum of 64-bit counts of at most 2^32 records
+ * fits 128 bits. -1: error (set). */
+static int hour_totals(const outbuf *o, const uint8_t *concern, size_t concern_n,
+                       PyObject **out) {
+    table totals;
+    size_t n = o->len / sizeof(hent);
+    if (t_init(&totals, sizeof(tent), sizeof(ckey), offsetof(ckey, t)) < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    int failed = 0, wide = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (size_t e = 0; e < n; e++) {
+        hent h;
+        memcpy(&h, o->p + e * sizeof h, sizeof h);
+        ckey k = {h.k.tenant, 0, h.k.t};
+        int fresh;
+        tent *x = (tent *)t_get(&totals, &k, &fresh);
+        if (!x) {
+            failed = 1;
+            break;
+        }
+        x->starts += h.starts;
+        x->quality += h.quality;
+        if (h.max_duration > x->max_duration) x->max_duration = h.max_duration;
+        if (!h.k.crossing) continue;
+        u128 in = (u128)h.in_hi << 64 | h.in_lo, out = (u128)h.out_hi << 64 | h.out_lo;
+        int worried = h.k.country >= 0 && (size_t)h.k.country < concern_n &&
+                      concern[h.k.country];
+#define ADD(lo, hi, v) do { u128 s_ = ((u128)(hi) << 64 | (lo)) + (v); \
+                            (lo) = (uint64_t)s_, (hi) = (uint64_t)(s_ >> 64); } while (0)
+        ADD(x->in_lo, x->in_hi, in);
+        ADD(x->out_lo, x->out_hi, out);
+        if (h.k.cross_border) {
+            ADD(x->cb_in_lo, x->cb_in_hi, in);
+            ADD(x->cb_out_lo, x->cb_out_hi, out);
+        }
+        if (worried) {
+            ADD(x->cc_in_lo, x->cc_in_hi, in);
+            ADD(x->cc_out_lo, x->cc_out_hi, out);
+        }
+#undef ADD
+    }
+    for (size_t e = 0; e < totals.n && !failed; e++) {
+        const tent *x = (const tent *)(totals.ents + e * sizeof(tent));
+        wide |= (x->in_hi | x->out_hi) != 0;  /* (the others are parts of these) */
+    }
+    Py_END_ALLOW_THREADS
+    if (failed) {
+        t_free(&totals);
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (wide) {
+        Py_INCREF(Py_None);
+        *out = Py_None;
+    } else {
+        *out = columns_of(totals.ents, totals.n, sizeof(tent), total_fields, TOTAL_FIELDS);
+    }
+    t_free(&totals);
+    return *out ? 0 : -1;
+}
+
 /* Per (tenant, hour), the most bytes in and the most bytes out of one of the cells records
  * in o (48-byte records as cells: tenant, pad, hour, in_lo, in_hi, out_lo, out_hi), in the
  * order the (tenant, hour) first appear, into *peaks; and the records packed into *packed
@@ -978,9 +1064,28 @@ static int cell_peaks(const outbuf *o, PyObject **peaks_out, PyObject **packed_o
     return *peaks_out ? 0 : -1;
 }
 
+static PyObject *take_all(Reducer *r, int all, int peaks, int columns,
+                          const Py_buffer *concern);
+
 static PyObject *reducer_take(Reducer *r, PyObject *args) {
     int all = 0, peaks = 0, columns = 0;
-    if (!PyArg_ParseTuple(args, "|ppp", &all, &peaks, &columns)) return NULL;
+    PyObject *concern_o = Py_None;
+    if (!PyArg_ParseTuple(args, "|pppO", &all, &peaks, &columns, &concern_o)) return NULL;
+    Py_buffer concern = {0};
+    if (concern_o != Py_None) {
+        if (!peaks) {
+            PyErr_SetString(PyExc_ValueError, "concern needs peaks");
+            return NULL;
+        }
+        if (PyObject_GetBuffer(concern_o, &concern, PyBUF_C_CONTIGUOUS) < 0) return NULL;
+    }
+    PyObject *result = take_all(r, all, peaks, columns, concern_o != Py_None ? &concern : NULL);
+    if (concern_o != Py_None) PyBuffer_Release(&concern);
+    return result;
+}
+
+static PyObject *take_all(Reducer *r, int all, int peaks, int columns,
+                          const Py_buffer *concern) {
     if (claim(r) < 0) return NULL;  /* also when not retiring: add() writes the outputs */
     int failed = 0;
     /* The outputs are the main pass's: a sketch pass left running (it touches only the
@@ -999,8 +1104,12 @@ static PyObject *reducer_take(Reducer *r, PyObject *args) {
     }
     r->busy = 0;
     if (failed) return PyErr_NoMemory();
-    PyObject *k = NULL, *packed = NULL;
+    PyObject *k = NULL, *packed = NULL, *totals = NULL;
     if (peaks && cell_peaks(&r->cells_out, &k, &packed) < 0) return NULL;
+    if (concern && hour_totals(&r->hours_out, concern->buf, (size_t)concern->len, &totals) < 0) {
+        Py_DECREF(k), Py_DECREF(packed);
+        return NULL;
+    }
     PyObject *h;
     if (columns) {
         h = columns_of(r->hours_out.p, r->hours_out.len / sizeof(hent), sizeof(hent),
@@ -1012,8 +1121,13 @@ static PyObject *reducer_take(Reducer *r, PyObject *args) {
     PyObject *c = take(&r->cells_out), *p = take(&r->presence_out);
     if (!h || !c || !p) {
         Py_XDECREF(h), Py_XDECREF(c), Py_XDECREF(p), Py_XDECREF(k), Py_XDECREF(packed);
+        Py_XDECREF(totals);
         return NULL;
     }
+    if (totals)
+        return Py_BuildValue("(NNNNOLNON)", h, c, p, k, r->cells_late ? Py_True : Py_False,
+                             (long long)r->cells_done, packed,
+                             r->hours_split ? Py_True : Py_False, totals);
     if (peaks)
         return Py_BuildValue("(NNNNOLNO)", h, c, p, k, r->cells_late ? Py_True : Py_False,
                              (long long)r->cells_done, packed,
@@ -1160,7 +1274,8 @@ static PyMethodDef reducer_methods[] = {
                "without those outranked by the batch's end (top strictly larger candidates "
                "of their tenant and day)")},
     {"take", (PyCFunction)reducer_take, METH_VARARGS,
-     PyDoc_STR("take(all=False, peaks=False, columns=False) -> (hours, cells, presence) "
+     PyDoc_STR("take(all=False, peaks=False, columns=False, concern=None) -> (hours, cells, "
+               "presence) "
                "retired records as bytes (columns: the hours as a tuple of bytes, one a "
                "field in record order: tenant, country, cross_border, crossing, t, in_lo, "
                "in_hi, out_lo, out_hi, starts, quality, max_duration); all: retire "
@@ -1173,7 +1288,11 @@ static PyMethodDef reducer_methods[] = {
                "bytes each (tenant int32, cell number int32, in, out uint64), or None when a "
                "sum or cell number does not fit; and whether two crossing hours records may "
                "share tenant, hour and country (one made before the end of an hour handed "
-               "out, or a country both with and without cross_border)")},
+               "out, or a country both with and without cross_border); concern (one byte a "
+               "country code, nonzero: of concern; with peaks only): last, the hours records "
+               "summed per (tenant, hour) as columns: tenant, t, in, out, cross-border in, "
+               "out, concern in, out (boundary-crossing bytes), starts, quality, "
+               "max_duration; None when a sum does not fit 64 bits")},
     {"distinct", (PyCFunction)reducer_distinct, METH_VARARGS,
      PyDoc_STR("distinct(scope=None, since=min, columns=False) -> bytes: rows of distinct "
                "counts (32 bytes each: tenant int32, country int16, span uint8, flags uint8, "
