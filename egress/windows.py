@@ -63,6 +63,7 @@ import pyarrow.compute as pc
 
 from egress.transfers import NETWORK, TIMESTAMP, TRANSFERS_SCHEMA
 from egress.windows_network import (
+    TOTAL_SUMS,
     DistinctCounts,
     EvidenceHold,
     HeldCells,
@@ -137,8 +138,8 @@ _DAILY_SPANS = pa.array(["7d", "cumulative"], pa.string())
 _SPAN_NAMES = pa.array(SPANS, pa.string())
 #: Accumulators a ``changed_only`` snapshot reads through copies limited to the tenants in
 #: scope (``<name>_scope``); the final statements read only these and their own tables.
-_SCOPED = {"hours_acc": "t", "net_hours_acc": "t", "net_totals_acc": "t", "cells_acc": "cell",
-           "net_cells_acc": "cell",
+_SCOPED = {"hours_acc": "t", "net_hours_acc": "t", "net_totals_acc": "t",
+           "wide_totals_acc": "t", "cells_acc": "cell", "net_cells_acc": "cell",
            "net_peaks_acc": "t", "presence_acc": "",
            "evidence_acc": 'epoch_us("start")'}
 _SCOPED_NAMES = re.compile(r"\b(?:" + "|".join(_SCOPED) + r")\b")
@@ -224,16 +225,12 @@ class WindowAggregator:
         #: ``hours_acc`` is empty and the boundary-crossing rows of ``net_hours_acc`` hold
         #: one row per (tenant, hour, country): ``country_hour`` needs no aggregation.
         self._hours_unique = True
-        #: ``net_totals_acc`` holds the sums per tenant and hour of every ``net_hours_acc``
-        #: row (each handed out with its totals, which fit 64 bits).
-        self._totals_ok = True
         self.rows = 0
         #: Tenant hours the last snapshot rolled up (its hourly bases' rows).
         self.hours_rolled_up = 0
         #: Aggregations the last snapshot skipped because their input had one row per key
         #: already: ``"peaks"`` (5-minute cells), ``"distinct"`` (distinct counts),
-        #: ``"country_hours"`` (bytes per tenant, hour and country), ``"hour_sums"`` (the
-        #: hours' sums per tenant and hour: the compiled reduction handed them out).
+        #: ``"country_hours"`` (bytes per tenant, hour and country).
         self.skipped: frozenset[str] = frozenset()
         #: Bytes :meth:`result` added to DuckDB's ``memory_limit`` as the held cells and
         #: sketches were freed (none without a limit set).
@@ -404,14 +401,17 @@ class WindowAggregator:
         hours, wide_hours = _by_width(retired.hours)
         if retired.hours_split or wide_hours.num_rows:
             self._hours_unique = False
-        if retired.hour_totals is None:
-            self._totals_ok = False
-        elif self._totals_ok and retired.hour_totals.num_rows:
-            self._append("net_totals_acc", "SELECT * FROM rows", retired.hour_totals)
+        assert retired.hour_totals is not None  # (asked for)
+        totals, wide_totals = _by_width(retired.hour_totals)
         for name, rows, statement in (
-            ("net_hours_acc", hours, """
-                SELECT tenant, t, country, cross_border, crossing, in_lo, out_lo, starts,
+            ("net_totals_acc", totals, f"""
+                SELECT tenant, t, {", ".join(f"{part}_lo" for part in TOTAL_SUMS)}, flows,
                        quality_marked, max_duration_us FROM rows"""),
+            ("wide_totals_acc", wide_totals, f"""
+                SELECT tenant, t, {", ".join(_wide(part) for part in TOTAL_SUMS)}, flows,
+                       quality_marked, max_duration_us FROM rows"""),
+            ("net_hours_acc", hours, """
+                SELECT tenant, t, country, crossing, in_lo, out_lo FROM rows"""),
             ("hours_acc", wide_hours, f"""
                 SELECT tenant, t, country, cross_border, {kind_code(NETWORK)}, crossing,
                        {_wide("in")}, {_wide("out")}, starts, quality_marked, NULL,
@@ -632,11 +632,7 @@ class WindowAggregator:
                                                 peaks="net_peaks_acc"), scoped))
             if self._hours_unique:
                 skipped.add("country_hours")
-            [(other_hours,)] = self._con.execute("SELECT count(*) FROM hours_acc").fetchall()
-            if other_hours == 0 and self._totals_ok:
-                skipped.add("hour_sums")
-            for statement in bases_sql(unique_country_hours=self._hours_unique,
-                                       network_only=other_hours == 0, totals=self._totals_ok):
+            for statement in bases_sql(unique_country_hours=self._hours_unique):
                 params: dict[str, object] = {}
                 if "$rate" in statement:
                     params["rate_bytes_per_hour"] = rate
@@ -649,8 +645,8 @@ class WindowAggregator:
             if last:  # done with: room in memory for what follows
                 self._con.execute(_scoped(
                     "DROP TABLE hours_acc; DROP TABLE net_hours_acc; DROP TABLE net_totals_acc; "
-                    "DROP TABLE cells_acc; DROP TABLE net_cells_acc; DROP TABLE net_peaks_acc; "
-                    "DROP TABLE peaks",
+                    "DROP TABLE wide_totals_acc; DROP TABLE cells_acc; DROP TABLE net_cells_acc; "
+                    "DROP TABLE net_peaks_acc; DROP TABLE peaks",
                     scoped))
                 self._held_cells.clear()
             for statement in keep_days_sql(replace=not scoped, since=since is not None,
@@ -820,8 +816,9 @@ class WindowAggregator:
                     f"SET memory_limit = '{_plain(self._params.memory_limit)}'")
             self._con.execute("; ".join(
                 f"DROP TABLE IF EXISTS {name}; DROP TABLE IF EXISTS {name}_new"
-                for name in (*COMPACT_SQL, "net_hours_acc", "net_totals_acc", "net_cells_acc",
-                             "net_peaks_acc", *(f"{n}_scope" for n in _SCOPED), "evidence_floor",
+                for name in (*COMPACT_SQL, "net_hours_acc", "net_totals_acc", "wide_totals_acc",
+                             "net_cells_acc", "net_peaks_acc", *(f"{n}_scope" for n in _SCOPED),
+                             "evidence_floor",
                              "evidence_batch", "day_presence", "distinct_counts",
                              "distinct_sums", "scope_tenants", "day_base_all",
                              "country_day_all")) + "; DROP VIEW IF EXISTS day_base_win; "

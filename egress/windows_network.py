@@ -66,13 +66,13 @@ _HOURS = np.dtype([
 #: The fields of ``_HOURS`` as ``take(..., columns=True)`` hands them out, one by one.
 _HOURS_COLUMNS = ("tenant", "country", "cross_border", "crossing", "t", "in_lo", "in_hi",
                   "out_lo", "out_hi", "starts", "quality_marked", "max_duration_us")
-#: The per-(tenant, hour) sums of the hours records (``take(..., concern=...)``): the
-#: columns of ``net_totals_acc``, as the compiled reduction hands them out, one by one.
-_TOTALS = (("tenant", np.int32), ("t", np.int64), ("bytes_in", np.uint64),
-           ("bytes_out", np.uint64), ("cross_border_bytes_in", np.uint64),
-           ("cross_border_bytes_out", np.uint64), ("concern_bytes_in", np.uint64),
-           ("concern_bytes_out", np.uint64), ("flows", np.int64), ("quality_marked", np.int64),
-           ("max_duration_us", np.int64))
+#: The boundary-crossing byte sums of the hours per tenant and hour (``_lo``/``_hi``
+#: halves of each): all, cross-border, to a country of concern.
+TOTAL_SUMS = ("in", "out", "cross_border_in", "cross_border_out", "concern_in", "concern_out")
+#: Those sums' columns as ``take(..., concern=...)`` hands them out, one by one.
+_TOTALS = (("tenant", np.int32), ("t", np.int64),
+           *((f"{name}_{half}", np.uint64) for name in TOTAL_SUMS for half in ("lo", "hi")),
+           ("flows", np.int64), ("quality_marked", np.int64), ("max_duration_us", np.int64))
 _CELLS = np.dtype([
     ("tenant", "<i4"), ("pad", "<i4"), ("cell", "<i8"), ("in_lo", "<u8"), ("in_hi", "<u8"),
     ("out_lo", "<u8"), ("out_hi", "<u8"),
@@ -103,8 +103,8 @@ class Retired:
     up, so maxima do not), or a peak does not fit 64 bits; ``cells_done``: the end of the
     latest cell handed back so far; ``hours_split``: two boundary-crossing ``hours`` rows
     handed back so far may share tenant, hour and country; ``hour_totals``: the ``hours``
-    summed per tenant and hour as ``hour_base`` sums them (``net_totals_acc``), when
-    asked for with the countries of concern and every sum fits 64 bits (else None)."""
+    summed per tenant and hour as ``hour_base`` sums them (:data:`TOTAL_SUMS` as 128-bit
+    halves), when asked for with the countries of concern (else None)."""
 
     hours: pa.Table
     cell_records: bytes

@@ -33,8 +33,6 @@ days would give.
 
 from __future__ import annotations
 
-import re
-
 CELL_US = 300_000_000
 HOUR_US = 3_600_000_000
 DAY_US = 86_400_000_000
@@ -323,6 +321,7 @@ FORGET_SQL = (
     "DELETE FROM hours_acc WHERE t < $horizon",
     "DELETE FROM net_hours_acc WHERE t < $horizon",
     "DELETE FROM net_totals_acc WHERE t < $horizon",
+    "DELETE FROM wide_totals_acc WHERE t < $horizon",
     "DELETE FROM cells_acc WHERE cell < $horizon",
     "DELETE FROM net_cells_acc WHERE cell < $horizon",
     "DELETE FROM net_peaks_acc WHERE t < $horizon",
@@ -336,15 +335,17 @@ FORGET_DAYS_SQL = tuple(f"DELETE FROM {kept} WHERE t < $horizon" for kept, _ in 
 #: Accumulator tables the per-batch statements append to (``tenant``: an integer code
 #: of the tenant id, ``country`` of the remote country, both mapped back on output: the
 #: statements run on transfers whose ``remote_country`` is that code; ``kind`` in
-#: ``hours_acc``: :func:`kind_code`, see :func:`hours_coded`). ``net_hours_acc`` and
-#: ``net_cells_acc`` hold rows of network transfers whose byte sums fit 64 bits, narrower
-#: (no kind, no capacity): the compiled reduction's nearly always; ``net_totals_acc`` holds
-#: the sums ``hour_base`` makes of those per tenant and hour, as the compiled reduction
-#: hands them out with them (while they fit 64 bits); :data:`HOURS_ALL` and
-#: :data:`CELLS_ALL` read both tables of each. ``net_peaks_acc`` holds, instead of the
-#: compiled reduction's cells, their most bytes in and out per tenant and hour (the peaks
-#: are maxima of those), while no cell it handed back came again and those fit 64 bits
-#: (its cells are held meanwhile, and appended to the cell accumulators once not).
+#: ``hours_acc``: :func:`kind_code`, see :func:`hours_coded`). Network transfers all go
+#: through the compiled reduction, whose hours come in two parts: their sums per tenant and
+#: hour, as ``hour_base`` makes them (``net_totals_acc``, and ``wide_totals_acc`` for sums
+#: past 64 bits), and the bytes per tenant, hour and country that ``country_hour`` sums
+#: (``net_hours_acc``, or ``hours_acc`` with the network kind for sums past 64 bits).
+#: ``net_cells_acc`` holds the compiled reduction's cells whose sums fit 64 bits (nearly
+#: all). :data:`COUNTRY_ROWS_ALL`, :data:`TOTALS_ALL` and :data:`CELLS_ALL` read both tables
+#: of each. ``net_peaks_acc`` holds, instead of the compiled reduction's cells, their most
+#: bytes in and out per tenant and hour (the peaks are maxima of those), while no cell it
+#: handed back came again and those fit 64 bits (its cells are held meanwhile, and appended
+#: to the cell accumulators once not).
 CREATE_ACCUMULATORS = """
 CREATE OR REPLACE TEMP TABLE hours_acc (
     tenant INTEGER, t BIGINT, country SMALLINT, cross_border BOOLEAN, kind UTINYINT,
@@ -355,14 +356,18 @@ CREATE OR REPLACE TEMP TABLE cells_acc (
     tenant INTEGER, cell BIGINT, bytes_in HUGEINT, bytes_out HUGEINT
 );
 CREATE OR REPLACE TEMP TABLE net_hours_acc (
-    tenant INTEGER, t BIGINT, country SMALLINT, cross_border BOOLEAN, crossing BOOLEAN,
-    bytes_in UBIGINT, bytes_out UBIGINT, starts BIGINT, quality_marked BIGINT,
-    max_duration_us BIGINT
+    tenant INTEGER, t BIGINT, country SMALLINT, crossing BOOLEAN, bytes_in UBIGINT,
+    bytes_out UBIGINT
 );
 CREATE OR REPLACE TEMP TABLE net_totals_acc (
     tenant INTEGER, t BIGINT, bytes_in UBIGINT, bytes_out UBIGINT,
     cross_border_bytes_in UBIGINT, cross_border_bytes_out UBIGINT, concern_bytes_in UBIGINT,
     concern_bytes_out UBIGINT, flows BIGINT, quality_marked BIGINT, max_duration_us BIGINT
+);
+CREATE OR REPLACE TEMP TABLE wide_totals_acc (
+    tenant INTEGER, t BIGINT, bytes_in HUGEINT, bytes_out HUGEINT,
+    cross_border_bytes_in HUGEINT, cross_border_bytes_out HUGEINT, concern_bytes_in HUGEINT,
+    concern_bytes_out HUGEINT, flows BIGINT, quality_marked BIGINT, max_duration_us BIGINT
 );
 CREATE OR REPLACE TEMP TABLE net_cells_acc (
     tenant INTEGER, cell BIGINT, bytes_in UBIGINT, bytes_out UBIGINT
@@ -384,14 +389,19 @@ CREATE OR REPLACE TEMP TABLE evidence_acc (
 """
 
 
-#: The rows of ``hours_acc`` and ``net_hours_acc`` together, as ``hours_acc`` holds them.
-HOURS_ALL = f"""(
-    SELECT * FROM hours_acc
+#: The bytes per tenant, hour and country of ``hours_acc`` and ``net_hours_acc`` together.
+COUNTRY_ROWS_ALL = """(
+    SELECT tenant, t, country, crossing, bytes_in, bytes_out FROM hours_acc
     UNION ALL
-    SELECT tenant, t, country, cross_border, {_NET} AS kind, crossing,
-           CAST(bytes_in AS HUGEINT) AS bytes_in, CAST(bytes_out AS HUGEINT) AS bytes_out,
-           starts, quality_marked, CAST(NULL AS HUGEINT) AS capacity_bytes, max_duration_us
+    SELECT tenant, t, country, crossing, CAST(bytes_in AS HUGEINT) AS bytes_in,
+           CAST(bytes_out AS HUGEINT) AS bytes_out
     FROM net_hours_acc
+)"""
+#: The network sums per tenant and hour of ``net_totals_acc`` and ``wide_totals_acc``.
+TOTALS_ALL = """(
+    SELECT * FROM wide_totals_acc
+    UNION ALL
+    SELECT * FROM net_totals_acc
 )"""
 #: The rows of ``cells_acc`` and ``net_cells_acc`` together, as ``cells_acc`` holds them.
 CELLS_ALL = """(
@@ -442,26 +452,39 @@ CREATE OR REPLACE TEMP TABLE hour_base AS
 WITH metrics AS (
     SELECT
         tenant, t,
-        sum(CASE WHEN crossing THEN bytes_in ELSE 0 END) AS bytes_in,
-        sum(CASE WHEN crossing THEN bytes_out ELSE 0 END) AS bytes_out,
-        sum(CASE WHEN crossing AND cross_border THEN bytes_in ELSE 0 END)
-            AS cross_border_bytes_in,
-        sum(CASE WHEN crossing AND cross_border THEN bytes_out ELSE 0 END)
-            AS cross_border_bytes_out,
-        sum(CASE WHEN crossing AND coalesce(list_contains($concern, country), false)
-            THEN bytes_in ELSE 0 END) AS concern_bytes_in,
-        sum(CASE WHEN crossing AND coalesce(list_contains($concern, country), false)
-            THEN bytes_out ELSE 0 END) AS concern_bytes_out,
-        sum(CASE WHEN kind = {_PUT} THEN bytes_in ELSE 0 END) AS object_put_bytes,
-        sum(CASE WHEN kind = {_PUT} THEN starts ELSE 0 END) AS object_puts,
-        sum(CASE WHEN kind = {_DRIVE} THEN starts ELSE 0 END) AS drives_attached,
-        sum(CASE WHEN kind = {_DRIVE} THEN coalesce(capacity_bytes, 0) ELSE 0 END)
-            AS drive_capacity_bytes,
-        sum(CASE WHEN kind = {_COPY} THEN bytes_in ELSE 0 END) AS bytes_copied,
-        sum(CASE WHEN kind = {_NET} THEN starts ELSE 0 END) AS flows,
-        sum(quality_marked) AS quality_marked,
+        {", ".join(f"sum({m}) AS {m}" for m in ADDITIVE)},
         coalesce(max(max_duration_us), 0) AS max_duration_us
-    FROM {HOURS_ALL}
+    FROM (
+        SELECT
+            tenant, t,
+            sum(CASE WHEN crossing THEN bytes_in ELSE 0 END) AS bytes_in,
+            sum(CASE WHEN crossing THEN bytes_out ELSE 0 END) AS bytes_out,
+            sum(CASE WHEN crossing AND cross_border THEN bytes_in ELSE 0 END)
+                AS cross_border_bytes_in,
+            sum(CASE WHEN crossing AND cross_border THEN bytes_out ELSE 0 END)
+                AS cross_border_bytes_out,
+            sum(CASE WHEN crossing AND coalesce(list_contains($concern, country), false)
+                THEN bytes_in ELSE 0 END) AS concern_bytes_in,
+            sum(CASE WHEN crossing AND coalesce(list_contains($concern, country), false)
+                THEN bytes_out ELSE 0 END) AS concern_bytes_out,
+            sum(CASE WHEN kind = {_PUT} THEN bytes_in ELSE 0 END) AS object_put_bytes,
+            sum(CASE WHEN kind = {_PUT} THEN starts ELSE 0 END) AS object_puts,
+            sum(CASE WHEN kind = {_DRIVE} THEN starts ELSE 0 END) AS drives_attached,
+            sum(CASE WHEN kind = {_DRIVE} THEN coalesce(capacity_bytes, 0) ELSE 0 END)
+                AS drive_capacity_bytes,
+            sum(CASE WHEN kind = {_COPY} THEN bytes_in ELSE 0 END) AS bytes_copied,
+            sum(0) AS flows,
+            sum(quality_marked) AS quality_marked,
+            max(max_duration_us) AS max_duration_us
+        FROM hours_acc WHERE kind <> {_NET}  -- (the network's are in the totals)
+        GROUP BY tenant, t
+        UNION ALL
+        SELECT
+            tenant, t, bytes_in, bytes_out, cross_border_bytes_in, cross_border_bytes_out,
+            concern_bytes_in, concern_bytes_out, 0, 0, 0, 0, 0, flows, quality_marked,
+            max_duration_us
+        FROM {TOTALS_ALL}
+    )
     GROUP BY tenant, t
 )
 SELECT
@@ -487,7 +510,7 @@ CREATE OR REPLACE TEMP TABLE country_hour AS
 SELECT tenant, t, country,
        sum(CASE WHEN crossing THEN bytes_in ELSE 0 END) AS bytes_in,
        sum(CASE WHEN crossing THEN bytes_out ELSE 0 END) AS bytes_out
-FROM {HOURS_ALL} WHERE country IS NOT NULL
+FROM {COUNTRY_ROWS_ALL} WHERE country IS NOT NULL
 GROUP BY ALL;
 
 CREATE OR REPLACE TEMP TABLE country_day AS
@@ -519,60 +542,13 @@ FROM (
 )""".strip()
 
 
-def _network_hour_base() -> str:
-    """``hour_base`` from ``net_hours_acc`` alone: the object-write, drive and copy sums
-    are none, the flows all its starts."""
-    statement = BASES_SQL[0].replace(f"FROM {HOURS_ALL}", "FROM net_hours_acc").replace(
-        f"sum(CASE WHEN kind = {_NET} THEN starts ELSE 0 END) AS flows", "sum(starts) AS flows")
-    for name in ("object_put_bytes", "object_puts", "drives_attached", "drive_capacity_bytes",
-                 "bytes_copied"):
-        statement = re.sub(rf"sum\(CASE WHEN kind = [^;]*? AS {name},",
-                           f"CAST(0 AS HUGEINT) AS {name},", statement, count=1, flags=re.DOTALL)
-    return statement
-
-
-#: ``hour_base`` when ``hours_acc`` is empty (network rows only): fewer sums to make.
-HOUR_BASE_NETWORK_SQL = _network_hour_base()
-
-
-#: ``hour_base`` from ``net_totals_acc`` when ``hours_acc`` is empty and the totals cover
-#: every row of ``net_hours_acc``: the sums per tenant and hour made already (rows of one
-#: key, handed out more than once, add up), the same rows and types.
-HOUR_BASE_TOTALS_SQL = f"""
-CREATE OR REPLACE TEMP TABLE hour_base AS
-WITH metrics AS (
-    SELECT
-        tenant, t,
-        {", ".join(f"sum({m}) AS {m}" for m in (
-            "bytes_in", "bytes_out", "cross_border_bytes_in", "cross_border_bytes_out",
-            "concern_bytes_in", "concern_bytes_out"))},
-        {", ".join(f"CAST(0 AS HUGEINT) AS {m}" for m in (
-            "object_put_bytes", "object_puts", "drives_attached", "drive_capacity_bytes",
-            "bytes_copied"))},
-        sum(flows) AS flows,
-        sum(quality_marked) AS quality_marked,
-        coalesce(max(max_duration_us), 0) AS max_duration_us
-    FROM net_totals_acc
-    GROUP BY tenant, t
-)
-SELECT
-    m.*,
-    coalesce(p.peak_cell_in, 0) AS peak_cell_in,
-    coalesce(p.peak_cell_out, 0) AS peak_cell_out,
-    CASE WHEN m.bytes_in >= $rate_bytes_per_hour THEN 1 ELSE 0 END AS hours_above_rate
-FROM metrics m LEFT JOIN peaks p USING (tenant, t)""".strip()
-
-
-def bases_sql(*, unique_country_hours: bool, network_only: bool,
-              totals: bool = False) -> tuple[str, ...]:
+def bases_sql(*, unique_country_hours: bool) -> tuple[str, ...]:
     """:data:`BASES_SQL`, with :data:`COUNTRY_HOUR_UNIQUE_SQL` for ``country_hour`` when
-    ``unique_country_hours`` and :data:`HOUR_BASE_NETWORK_SQL` for ``hour_base`` when
-    ``network_only`` (:data:`HOUR_BASE_TOTALS_SQL` when also ``totals``; see there)."""
-    network = HOUR_BASE_TOTALS_SQL if totals else HOUR_BASE_NETWORK_SQL
-    instead = {"hour_base": network if network_only else None,
-               "country_hour": COUNTRY_HOUR_UNIQUE_SQL if unique_country_hours else None}
+    ``unique_country_hours`` (see there)."""
     # each statement starts "CREATE OR REPLACE TEMP TABLE <name> AS"
-    return tuple(instead.get(statement.split()[5]) or statement for statement in BASES_SQL)
+    return tuple(COUNTRY_HOUR_UNIQUE_SQL if unique_country_hours and
+                 statement.split()[5] == "country_hour" else statement
+                 for statement in BASES_SQL)
 
 
 #: The daily bases kept across snapshots (``day_base_all``, ``country_day_all``): a

@@ -304,7 +304,18 @@ def expected_totals(records: np.ndarray[Any, Any],
     return totals
 
 
-TOTAL_TYPES = ("<i4", "<i8", *("<u8",) * 6, "<i8", "<i8", "<i8")
+TOTAL_TYPES = ("<i4", "<i8", *("<u8",) * 12, "<i8", "<i8", "<i8")
+
+
+def totals_of(taken: tuple[bytes, ...]) -> list[tuple[tuple[int, int], list[int]]]:
+    """take(..., concern)'s totals as ((tenant, hour), [in, out, cross-border in, out,
+    concern in, out, starts, quality, longest duration]) with 128-bit sums whole."""
+    columns = [np.frombuffer(c, t).tolist() for c, t in zip(taken, TOTAL_TYPES, strict=True)]
+    out = []
+    for tenant, t, *rest in zip(*columns, strict=True):
+        sums = [lo + (hi << 64) for lo, hi in zip(rest[0:12:2], rest[1:12:2], strict=True)]
+        out.append(((tenant, t), [*sums, *rest[12:]]))
+    return out
 
 
 def test_hour_totals_are_the_hours_records_summed_per_tenant_and_hour() -> None:
@@ -324,10 +335,9 @@ def test_hour_totals_are_the_hours_records_summed_per_tenant_and_hour() -> None:
         taken = reducer.take(hi == 3_000, True, False, concern.tobytes())
         assert taken[:8] == plain.take(hi == 3_000, True)  # the rest as without totals
         handed.append(taken[0])
-        columns = [np.frombuffer(c, t) for c, t in zip(taken[8], TOTAL_TYPES, strict=True)]
-        keys = list(zip(columns[0].tolist(), columns[1].tolist(), strict=True))
-        assert len(set(keys)) == len(keys)  # one row a key within one take
-        for key, *sums in zip(keys, *(c.tolist() for c in columns[2:]), strict=True):
+        totals = totals_of(taken[8])
+        assert len({key for key, _ in totals}) == len(totals)  # one row a key a take
+        for key, sums in totals:
             old = got.setdefault(key, [0] * 9)  # (a late key comes in a later take too)
             got[key] = [*(a + b for a, b in zip(old[:8], sums[:8], strict=True)),
                         max(old[8], sums[8])]
@@ -338,16 +348,20 @@ def test_hour_totals_are_the_hours_records_summed_per_tenant_and_hour() -> None:
     assert any(v[4] for v in got.values()) and any(v[2] != v[0] for v in got.values())
 
 
-def test_hour_totals_past_64_bits_are_none() -> None:
-    """A (tenant, hour) whose crossing bytes sum past 64 bits: no totals (None)."""
+def test_hour_totals_past_64_bits_keep_their_high_halves() -> None:
+    """A (tenant, hour) whose crossing bytes, two countries' records within 64 bits each,
+    sum past 64 bits: the totals hold the whole sums."""
     cols = [np.ascontiguousarray(c[:2]) for c in rows(2, seed=3)]
     cols[0][:] = 1
     cols[1][:] = cols[1][0]
     cols[2][:] = cols[1]  # (an instant: all in one hour and cell)
-    cols[4][:] = 2**63
-    cols[6][:] = CROSSING
+    cols[4][:] = 2**63 + 5
+    cols[6][:] = CROSSING | CROSS_BORDER
+    cols[7][:] = [3, 4]
     reducer = NetworkReducer(3, 7200, -1)
     reducer.add(*cols)
-    assert reducer.take(True, True, True, b"")[8] is None
+    [(_, sums)] = totals_of(reducer.take(True, True, True, bytes([0, 0, 0, 0, 1]))[8])
+    assert sums[:6] == [2**64 + 10, int(cols[5].sum()), 2**64 + 10, int(cols[5].sum()),
+                        2**63 + 5, int(cols[5][1])]
     with pytest.raises(ValueError, match="concern needs peaks"):
-        reducer.take(True, False, False, b"")
+        reducer.take(True, False, False, b"")  # type: ignore[call-overload]

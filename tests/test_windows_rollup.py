@@ -17,13 +17,9 @@ from hypothesis import strategies as st
 from egress.transfers import TRANSFERS_SCHEMA
 from egress.windows import WindowAggregator, WindowParams, WindowTables
 from egress.windows_sql import (
-    BASES_SQL,
     CELL_US,
     DISTINCT_ROWS_SQL,
     DISTINCT_SUMS_SQL,
-    HOUR_BASE_NETWORK_SQL,
-    HOUR_BASE_TOTALS_SQL,
-    HOURS_ALL,
     peaks_sql,
 )
 
@@ -142,7 +138,7 @@ ROWS = [(tenant, T0 + k * 7 * MINUTE, timedelta(seconds=k * 97 % 900), k, 10**6 
 
 
 #: Every aggregation a roll-up can skip.
-SHORTCUTS = {"peaks", "distinct", "country_hours", "hour_sums"}
+SHORTCUTS = {"peaks", "distinct", "country_hours"}
 
 
 def test_time_ordered_input_takes_every_shortcut() -> None:
@@ -167,13 +163,13 @@ def test_cells_reached_again_after_a_snapshot_are_summed() -> None:
     # the second part starts in the cell of the first part's last start (tenant "b"'s)
     parts = [network(ROWS[:301]), network(ROWS[301:])]
     split, skipped = aggregate(parts, snapshot_between=True, params=params)
-    assert skipped == {"distinct", "hour_sums"}
+    assert skipped == {"distinct"}
     assert_same(split, whole)
     # beyond the hours the sketches keep, a late remote end: the counts are summed too
     late = [network(ROWS[400:]), network(ROWS[:400])]
     _, skipped = aggregate(late, snapshot_between=False,
                            params=WindowParams(distinct_late_hours=0))
-    assert skipped == {"hour_sums"}
+    assert skipped == frozenset()
 
 
 def test_later_part_in_fresh_cells_keeps_the_peaks_shortcut() -> None:
@@ -184,7 +180,7 @@ def test_later_part_in_fresh_cells_keeps_the_peaks_shortcut() -> None:
     assert skipped == SHORTCUTS
     # earlier cells (and hours) than those handed back: two rows of a key could follow
     _, skipped = aggregate([second, first], snapshot_between=True, params=params)
-    assert skipped == {"distinct", "hour_sums"}
+    assert skipped == {"distinct"}
     # without a snapshot between, the later cell was not handed back yet
     _, skipped = aggregate([second, first], snapshot_between=False, params=params)
     assert skipped == SHORTCUTS
@@ -234,32 +230,6 @@ def test_country_hours_without_aggregation_equal_the_general_statement() -> None
     assert_same(fast, general(parts, params))
     hourly = fast.countries.filter(pc.equal(fast.countries.column("span"), "1h"))
     assert 0 in hourly.column("bytes_in").to_pylist()  # a country with internal rows only
-
-
-def test_hour_bases_of_network_rows_only_equal_the_general_statement(
-        con: duckdb.DuckDBPyConnection) -> None:
-    """With ``hours_acc`` empty, ``hour_base`` leaves out the sums of other kinds, and from
-    the compiled reduction's totals per tenant and hour needs no sums per country: the same
-    rows and types as the general statement."""
-    assert "kind" not in HOUR_BASE_NETWORK_SQL and HOURS_ALL not in HOUR_BASE_NETWORK_SQL
-    assert "net_hours_acc" not in HOUR_BASE_TOTALS_SQL
-    aggregator = WindowAggregator(WindowParams(concern_countries=("CN",)), connection=con,
-                                  background=False)
-    aggregator.add(with_directions(ROWS[:200], ["inbound", "outbound", "internal", "inbound"]
-                                   * 50, [True, False, None, None] * 50))
-    aggregator.flush()
-    aggregator.snapshot()  # (hands back every hour, makes peaks)
-    [cn] = aggregator._network.country_codes(pa.array(["CN"])).tolist()
-    params = {"rate_bytes_per_hour": 10**3, "concern": [cn]}
-    found = []
-    for statement in (BASES_SQL[0], HOUR_BASE_NETWORK_SQL, HOUR_BASE_TOTALS_SQL):
-        con.execute(statement, params if "$concern" in statement else
-                    {"rate_bytes_per_hour": params["rate_bytes_per_hour"]})
-        found.append((con.execute("DESCRIBE hour_base").fetchall(), rows_of(con, "hour_base")))
-    assert found[0] == found[1] == found[2]
-    assert len(found[0][1]) == 2 * 12  # rows 7 minutes apart, 100 a tenant: 12 hours each
-    assert {row[6] > 0 for row in found[0][1]} == {True, False}  # concern bytes in: some
-    aggregator.close()
 
 
 def test_a_country_both_across_and_within_the_border_takes_the_general_statement() -> None:
@@ -340,37 +310,37 @@ def test_cumulative_windows_of_a_registered_tenant_in_order() -> None:
     assert windows.column("bytes_in").to_pylist() == [100, 200, 300]
 
 
-def test_hour_sums_of_the_reduction_equal_the_general_statement() -> None:
-    """The hourly bases from the compiled reduction's sums per tenant and hour, with a
-    country of concern, internal rows and parts in and out of time order (keys handed back
-    twice): the windows of the statement that sums the rows per country itself."""
+def test_hour_sums_handed_back_twice_add_up() -> None:
+    """The compiled reduction's sums per tenant and hour, with a country of concern and
+    internal rows, the later rows first (their hours handed back, then the same keys again
+    from the earlier part, with a snapshot between or not): the bytes and counts of one
+    aggregation in time order (the distinct counts aside: the late part's remote ends
+    come after their hours' sketches were let go)."""
     params = WindowParams(concern_countries=("CN",), evidence_per_day=3)
-    directions = ["inbound", "outbound", "internal", "inbound"] * 100
-    borders = [True, False, None, None] * 100
-    parts = [with_directions(ROWS[400:], directions, borders),
-             with_directions(ROWS[:400], directions, borders)]
+    directions = ["inbound", "outbound", "internal", "inbound"] * 200
+    borders = [True, False, None, None] * 200
+    rows = with_directions(ROWS, directions, borders)
+    whole, _ = aggregate([rows], snapshot_between=False, params=params)
+    counted = ("remote_addrs", "remote_asns")
     for between in (False, True):
-        fast, skipped = aggregate(parts, snapshot_between=between, params=params)
-        assert "hour_sums" in skipped
-        aggregator = WindowAggregator(params, background=False)
-        for i, part in enumerate(parts):
-            aggregator.add(part)
-            aggregator.flush()
-            if between and i == 0:
-                aggregator.snapshot()
-        aggregator._totals_ok = False
-        plain = aggregator.result()
-        assert "hour_sums" not in aggregator.skipped
-        assert_same(fast, plain)
-    assert pc.sum(fast.windows.column("concern_bytes_in")).as_py() > 0
+        late, _ = aggregate([rows.slice(400), rows.slice(0, 400)], snapshot_between=between,
+                            params=params)
+        assert late.windows.drop_columns(list(counted)).equals(
+            whole.windows.drop_columns(list(counted)))
+        assert late.countries.drop_columns(["remote_addrs"]).equals(
+            whole.countries.drop_columns(["remote_addrs"]))
+    hourly = whole.windows.filter(pc.equal(whole.windows.column("span"), "1h"))
+    assert 0 < pc.sum(hourly.column("concern_bytes_in")).as_py() < pc.sum(
+        hourly.column("cross_border_bytes_in")).as_py() < pc.sum(
+        hourly.column("bytes_in")).as_py()
 
 
-def test_hour_sums_past_64_bits_take_the_general_statement() -> None:
+def test_hour_sums_past_64_bits_saturate_the_window() -> None:
     """Two countries' bytes of one tenant and hour, each within 64 bits, together past:
-    the reduction hands out no sums, the roll-up sums the rows (and the window saturates)."""
+    the sums are kept whole (``wide_totals_acc``), the window saturates."""
     rows = [("a", T0, timedelta(0), 1, 2**63), ("a", T0 + MINUTE, timedelta(0), 2, 2**63)]
-    result, skipped = aggregate([network(rows)], snapshot_between=False, params=WindowParams())
-    assert "hour_sums" not in skipped
+    result, _ = aggregate([network(rows)], snapshot_between=False,
+                          params=WindowParams(concern_countries=("CN",)))
     hourly = result.windows.filter(pc.equal(result.windows.column("span"), "1h"))
-    assert hourly.column("bytes_in").to_pylist() == [2**64 - 1]
-    assert hourly.column("flows").to_pylist() == [2]
+    assert hourly.select(["bytes_in", "concern_bytes_in", "flows"]).to_pylist() == [
+        {"bytes_in": 2**64 - 1, "concern_bytes_in": 2**63, "flows": 2}]

@@ -858,7 +858,7 @@ typedef struct {
     size_t offset, size;
 } field;
 
-#define MAX_FIELDS 16
+#define MAX_FIELDS 20
 
 /* The n records at p (esize bytes each) as a tuple of one bytes object per field, each the
  * field's values one after another: columns a caller wraps as arrays without copying, not
@@ -927,9 +927,12 @@ typedef struct {
 /* The fields of the totals, in the order take(concern=...) hands them out. */
 static const field total_fields[] = {
     {offsetof(tent, k.tenant), 4}, {offsetof(tent, k.t), 8},
-    {offsetof(tent, in_lo), 8}, {offsetof(tent, out_lo), 8},
-    {offsetof(tent, cb_in_lo), 8}, {offsetof(tent, cb_out_lo), 8},
-    {offsetof(tent, cc_in_lo), 8}, {offsetof(tent, cc_out_lo), 8},
+    {offsetof(tent, in_lo), 8}, {offsetof(tent, in_hi), 8},
+    {offsetof(tent, out_lo), 8}, {offsetof(tent, out_hi), 8},
+    {offsetof(tent, cb_in_lo), 8}, {offsetof(tent, cb_in_hi), 8},
+    {offsetof(tent, cb_out_lo), 8}, {offsetof(tent, cb_out_hi), 8},
+    {offsetof(tent, cc_in_lo), 8}, {offsetof(tent, cc_in_hi), 8},
+    {offsetof(tent, cc_out_lo), 8}, {offsetof(tent, cc_out_hi), 8},
     {offsetof(tent, starts), 8}, {offsetof(tent, quality), 8},
     {offsetof(tent, max_duration), 8},
 };
@@ -937,9 +940,8 @@ static const field total_fields[] = {
 _Static_assert(sizeof total_fields / sizeof total_fields[0] <= MAX_FIELDS, "too many fields");
 
 /* The hours records in o summed per (tenant, hour) into *out: a tuple of columns
- * (total_fields), or None when a sum does not fit 64 bits. concern[c] (c < concern_n) is
- * nonzero for a country code c of concern. A sum of 64-bit counts of at most 2^32 records
- * fits 128 bits. -1: error (set). */
+ * (total_fields; the byte sums as 128-bit lo and hi halves, as the records hold them).
+ * concern[c] (c < concern_n) is nonzero for a country code c of concern. -1: error (set). */
 static int hour_totals(const outbuf *o, const uint8_t *concern, size_t concern_n,
                        PyObject **out) {
     table totals;
@@ -948,7 +950,7 @@ static int hour_totals(const outbuf *o, const uint8_t *concern, size_t concern_n
         PyErr_NoMemory();
         return -1;
     }
-    int failed = 0, wide = 0;
+    int failed = 0;
     Py_BEGIN_ALLOW_THREADS
     for (size_t e = 0; e < n; e++) {
         hent h;
@@ -981,22 +983,13 @@ static int hour_totals(const outbuf *o, const uint8_t *concern, size_t concern_n
         }
 #undef ADD
     }
-    for (size_t e = 0; e < totals.n && !failed; e++) {
-        const tent *x = (const tent *)(totals.ents + e * sizeof(tent));
-        wide |= (x->in_hi | x->out_hi) != 0;  /* (the others are parts of these) */
-    }
     Py_END_ALLOW_THREADS
     if (failed) {
         t_free(&totals);
         PyErr_NoMemory();
         return -1;
     }
-    if (wide) {
-        Py_INCREF(Py_None);
-        *out = Py_None;
-    } else {
-        *out = columns_of(totals.ents, totals.n, sizeof(tent), total_fields, TOTAL_FIELDS);
-    }
+    *out = columns_of(totals.ents, totals.n, sizeof(tent), total_fields, TOTAL_FIELDS);
     t_free(&totals);
     return *out ? 0 : -1;
 }
@@ -1290,9 +1283,9 @@ static PyMethodDef reducer_methods[] = {
                "share tenant, hour and country (one made before the end of an hour handed "
                "out, or a country both with and without cross_border); concern (one byte a "
                "country code, nonzero: of concern; with peaks only): last, the hours records "
-               "summed per (tenant, hour) as columns: tenant, t, in, out, cross-border in, "
-               "out, concern in, out (boundary-crossing bytes), starts, quality, "
-               "max_duration; None when a sum does not fit 64 bits")},
+               "summed per (tenant, hour) as columns: tenant, t, then lo and hi halves of "
+               "the boundary-crossing bytes in, out, of those cross-border in, out and to a "
+               "country of concern in, out, then starts, quality, max_duration")},
     {"distinct", (PyCFunction)reducer_distinct, METH_VARARGS,
      PyDoc_STR("distinct(scope=None, since=min, columns=False) -> bytes: rows of distinct "
                "counts (32 bytes each: tenant int32, country int16, span uint8, flags uint8, "
