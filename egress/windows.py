@@ -225,12 +225,16 @@ class WindowAggregator:
         #: ``hours_acc`` is empty and the boundary-crossing rows of ``net_hours_acc`` hold
         #: one row per (tenant, hour, country): ``country_hour`` needs no aggregation.
         self._hours_unique = True
+        #: ``wide_totals_acc`` is empty and ``net_totals_acc`` holds one row per (tenant,
+        #: hour): with ``hours_acc`` empty, ``hour_base`` needs no aggregation.
+        self._totals_unique = True
         self.rows = 0
         #: Tenant hours the last snapshot rolled up (its hourly bases' rows).
         self.hours_rolled_up = 0
         #: Aggregations the last snapshot skipped because their input had one row per key
         #: already: ``"peaks"`` (5-minute cells), ``"distinct"`` (distinct counts),
-        #: ``"country_hours"`` (bytes per tenant, hour and country).
+        #: ``"country_hours"`` (bytes per tenant, hour and country), ``"hours"`` (the
+        #: sums per tenant and hour).
         self.skipped: frozenset[str] = frozenset()
         #: Bytes :meth:`result` added to DuckDB's ``memory_limit`` as the held cells and
         #: sketches were freed (none without a limit set).
@@ -403,6 +407,8 @@ class WindowAggregator:
             self._hours_unique = False
         assert retired.hour_totals is not None  # (asked for)
         totals, wide_totals = _by_width(retired.hour_totals)
+        if retired.totals_repeat or wide_totals.num_rows:
+            self._totals_unique = False
         for name, rows, statement in (
             ("net_totals_acc", totals, f"""
                 SELECT tenant, t, {", ".join(f"{part}_lo" for part in TOTAL_SUMS)}, flows,
@@ -632,7 +638,12 @@ class WindowAggregator:
                                                 peaks="net_peaks_acc"), scoped))
             if self._hours_unique:
                 skipped.add("country_hours")
-            for statement in bases_sql(unique_country_hours=self._hours_unique):
+            [(other_hours,)] = self._con.execute("SELECT count(*) FROM hours_acc").fetchall()
+            unique_hours = self._totals_unique and other_hours == 0
+            if unique_hours:
+                skipped.add("hours")
+            for statement in bases_sql(unique_country_hours=self._hours_unique,
+                                       unique_hours=unique_hours):
                 params: dict[str, object] = {}
                 if "$rate" in statement:
                     params["rate_bytes_per_hour"] = rate

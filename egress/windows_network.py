@@ -104,7 +104,8 @@ class Retired:
     latest cell handed back so far; ``hours_split``: two boundary-crossing ``hours`` rows
     handed back so far may share tenant, hour and country; ``hour_totals``: the ``hours``
     summed per tenant and hour as ``hour_base`` sums them (:data:`TOTAL_SUMS` as 128-bit
-    halves), when asked for with the countries of concern (else None)."""
+    halves), when asked for with the countries of concern (else None); ``totals_repeat``:
+    a tenant and hour of those may have been handed back before."""
 
     hours: pa.Table
     cell_records: bytes
@@ -115,6 +116,7 @@ class Retired:
     cells_done: int
     hours_split: bool = True
     hour_totals: pa.Table | None = None
+    totals_repeat: bool = True
 
     @property
     def cells(self) -> pa.Table:
@@ -451,12 +453,12 @@ class NetworkReduction:
         """The accumulator rows retired so far (``everything``: retire all first), with
         remote countries by name (``coded``: by the reduction's code, ``int16``);
         ``concern``: the countries of concern, for the hours' totals."""
-        totals = None
+        totals, repeats = None, True
         if concern is None:
             hours, cells, presence, peaks, late, done, packed, split = self._reducer.take(
                 everything, True, True)
         else:
-            hours, cells, presence, peaks, late, done, packed, split, totals = (
+            hours, cells, presence, peaks, late, done, packed, split, totals, repeats = (
                 self._reducer.take(everything, True, True, self._concern_flags(concern)))
         countries = pa.array(list(self._countries), pa.string())
         k = np.frombuffer(peaks, _CELLS)
@@ -486,6 +488,7 @@ class NetworkReduction:
             hour_totals=None if totals is None else pa.table({
                 name: np.frombuffer(column, dtype)
                 for (name, dtype), column in zip(_TOTALS, totals, strict=True)}),
+            totals_repeat=bool(repeats),
         )
 
     def _concern_flags(self, concern: list[str]) -> bytes:

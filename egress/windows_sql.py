@@ -542,13 +542,38 @@ FROM (
 )""".strip()
 
 
-def bases_sql(*, unique_country_hours: bool) -> tuple[str, ...]:
+#: The network sums :data:`HOUR_BASE_UNIQUE_SQL` takes as they are (the other metrics: 0).
+_NETWORK_SUMS = ("bytes_in", "bytes_out", "cross_border_bytes_in", "cross_border_bytes_out",
+                 "concern_bytes_in", "concern_bytes_out", "flows", "quality_marked")
+
+#: ``hour_base`` when ``hours_acc`` and ``wide_totals_acc`` are empty and
+#: ``net_totals_acc`` holds one row per tenant and hour: those rows are the sums (no
+#: aggregation), with the types the sums have.
+HOUR_BASE_UNIQUE_SQL = f"""
+CREATE OR REPLACE TEMP TABLE hour_base AS
+SELECT
+    m.*,
+    coalesce(p.peak_cell_in, 0) AS peak_cell_in,
+    coalesce(p.peak_cell_out, 0) AS peak_cell_out,
+    CASE WHEN m.bytes_in >= $rate_bytes_per_hour THEN 1 ELSE 0 END AS hours_above_rate
+FROM (
+    SELECT
+        tenant, t,
+        {", ".join(f"CAST({m if m in _NETWORK_SUMS else 0} AS HUGEINT) AS {m}"
+                   for m in ADDITIVE)},
+        coalesce(max_duration_us, 0) AS max_duration_us
+    FROM net_totals_acc
+) m LEFT JOIN peaks p USING (tenant, t)""".strip()
+
+
+def bases_sql(*, unique_country_hours: bool, unique_hours: bool = False) -> tuple[str, ...]:
     """:data:`BASES_SQL`, with :data:`COUNTRY_HOUR_UNIQUE_SQL` for ``country_hour`` when
-    ``unique_country_hours`` (see there)."""
+    ``unique_country_hours`` and :data:`HOUR_BASE_UNIQUE_SQL` for ``hour_base`` when
+    ``unique_hours`` (see there)."""
+    instead = {"hour_base": HOUR_BASE_UNIQUE_SQL if unique_hours else None,
+               "country_hour": COUNTRY_HOUR_UNIQUE_SQL if unique_country_hours else None}
     # each statement starts "CREATE OR REPLACE TEMP TABLE <name> AS"
-    return tuple(COUNTRY_HOUR_UNIQUE_SQL if unique_country_hours and
-                 statement.split()[5] == "country_hour" else statement
-                 for statement in BASES_SQL)
+    return tuple(instead.get(statement.split()[5]) or statement for statement in BASES_SQL)
 
 
 #: The daily bases kept across snapshots (``day_base_all``, ``country_day_all``): a

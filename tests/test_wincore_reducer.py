@@ -365,3 +365,24 @@ def test_hour_totals_past_64_bits_keep_their_high_halves() -> None:
                         2**63 + 5, int(cols[5][1])]
     with pytest.raises(ValueError, match="concern needs peaks"):
         reducer.take(True, False, False, b"")  # type: ignore[call-overload]
+
+
+def test_totals_repeat_once_an_hour_handed_out_comes_again() -> None:
+    """The totals' last flag: false while every hours entry is made after the end of the
+    hours handed out, true from the first one made before it."""
+    cols = [np.ascontiguousarray(c[:3]) for c in rows(3, seed=5)]
+    hour = cols[1][0] // HOUR_US * HOUR_US
+    cols[0][:] = 2
+    cols[1][:] = [hour, hour + 3 * HOUR_US, hour + 6 * HOUR_US]
+    cols[2][:] = cols[1]
+    reducer = NetworkReducer(3, 7200, -1)
+
+    def repeats() -> bool:
+        return reducer.take(False, True, True, b"")[9]
+
+    reducer.add(*(c[:2] for c in cols))  # the first hour handed out (3 h behind the latest)
+    assert not repeats()
+    reducer.add(*(c[2:] for c in cols))
+    assert not repeats()
+    reducer.add(*(c[:1] for c in cols))  # the first hour again
+    assert repeats()

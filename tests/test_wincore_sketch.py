@@ -86,3 +86,37 @@ def test_counts_do_not_depend_on_the_order_values_come_in() -> None:
     assert got[(1, -1, HOUR, BASE)] == (SET_LIMIT, 50)
     assert got[(3, -1, DAY, BASE // (24 * HOUR_US) * 24 * HOUR_US)] == (700, 50)
     assert abs(got[(2, -1, HOUR, BASE)][0] - 3_000) < 3_000 * 0.05  # registers: an estimate
+
+
+WEEK, CUMULATIVE = 2, 3
+
+
+def test_a_week_over_two_blocks_counts_the_union_of_its_days() -> None:
+    """Two days either side of a 7-day block boundary: the 7-day window over both counts
+    their union (made from the blocks' unions without materializing it) exactly as the
+    cumulative count made by merging counts it, for sets of either size, sets whose union
+    outgrows a set, registers and sets, and registers both."""
+    day = 24 * HOUR_US
+    boundary = (BASE // (7 * day) + 1) * 7 * day  # (blocks start at the epoch)
+    sizes = ((300, 300), (100, 600), (600, 100), (500, 500), (700, 100), (2_000, 300),
+             (300, 2_000), (2_000, 2_000))
+    reducer = NetworkReducer(0, 0, sketch_keep_hours=6)
+    rng = np.random.default_rng(3)
+    for tenant, (first, second) in enumerate(sizes):
+        shared = min(first, second) // 3  # the second day repeats some of the first's
+        a = rng.integers(1, 2**63, first, dtype=np.int64).astype(np.uint64)
+        b = np.concatenate([a[:shared], rng.integers(1, 2**63, second - shared,
+                                                     dtype=np.int64).astype(np.uint64)])
+        asn = np.arange(len(a)) % 50
+        reducer.add(*batch(tenant, boundary - day, 0, a, asn))
+        reducer.add(*batch(tenant, boundary, 0, b, np.arange(len(b)) % 70))
+    got = counts(reducer)
+    for tenant, (first, second) in enumerate(sizes):
+        cumulative = tuple(sum(got[(tenant, -1, CUMULATIVE, t)][i]
+                               for t in (boundary - day, boundary)) for i in (0, 1))
+        assert got[(tenant, -1, WEEK, boundary + day)] == cumulative, (first, second)
+        union = first + second - min(first, second) // 3
+        if union <= SET_LIMIT:
+            assert cumulative[0] == union
+        else:
+            assert abs(cumulative[0] - union) < 0.05 * union

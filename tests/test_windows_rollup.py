@@ -17,9 +17,11 @@ from hypothesis import strategies as st
 from egress.transfers import TRANSFERS_SCHEMA
 from egress.windows import WindowAggregator, WindowParams, WindowTables
 from egress.windows_sql import (
+    BASES_SQL,
     CELL_US,
     DISTINCT_ROWS_SQL,
     DISTINCT_SUMS_SQL,
+    HOUR_BASE_UNIQUE_SQL,
     peaks_sql,
 )
 
@@ -138,7 +140,7 @@ ROWS = [(tenant, T0 + k * 7 * MINUTE, timedelta(seconds=k * 97 % 900), k, 10**6 
 
 
 #: Every aggregation a roll-up can skip.
-SHORTCUTS = {"peaks", "distinct", "country_hours"}
+SHORTCUTS = {"peaks", "distinct", "country_hours", "hours"}
 
 
 def test_time_ordered_input_takes_every_shortcut() -> None:
@@ -230,6 +232,29 @@ def test_country_hours_without_aggregation_equal_the_general_statement() -> None
     assert_same(fast, general(parts, params))
     hourly = fast.countries.filter(pc.equal(fast.countries.column("span"), "1h"))
     assert 0 in hourly.column("bytes_in").to_pylist()  # a country with internal rows only
+
+
+def test_hour_bases_of_unique_sums_equal_the_general_statement(
+        con: duckdb.DuckDBPyConnection) -> None:
+    """With one row of sums per tenant and hour, ``hour_base`` takes them as they are:
+    the same rows and types as the general statement."""
+    aggregator = WindowAggregator(WindowParams(concern_countries=("CN",)), connection=con,
+                                  background=False)
+    aggregator.add(with_directions(ROWS[:200], ["inbound", "outbound", "internal", "inbound"]
+                                   * 50, [True, False, None, None] * 50))
+    aggregator.flush()
+    aggregator.snapshot()  # (hands back every hour, makes peaks)
+    assert "hours" in aggregator.skipped
+    [cn] = aggregator._network.country_codes(pa.array(["CN"])).tolist()
+    found = []
+    for statement in (BASES_SQL[0], HOUR_BASE_UNIQUE_SQL):
+        con.execute(statement, {"rate_bytes_per_hour": 10**3, "concern": [cn]}
+                    if "$concern" in statement else {"rate_bytes_per_hour": 10**3})
+        found.append((con.execute("DESCRIBE hour_base").fetchall(), rows_of(con, "hour_base")))
+    assert found[0] == found[1]
+    assert len(found[0][1]) == 2 * 12  # rows 7 minutes apart, 100 a tenant: 12 hours each
+    assert {row[6] != 0 for row in found[0][1]} == {True, False}  # concern bytes in: some
+    aggregator.close()
 
 
 def test_a_country_both_across_and_within_the_border_takes_the_general_statement() -> None:

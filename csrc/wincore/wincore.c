@@ -120,6 +120,8 @@ typedef struct {
     /* Two crossing hours entries may share (tenant, hour, country): one was made before
      * hours_done, or a country came both with and without cross_border. */
     int hours_split;
+    int hours_late;  /* an hours entry was made before hours_done (its (tenant, hour) may
+                      * come twice in the totals) */
     int8_t border[32768];  /* cross_border of each country's crossing entries, -1: none */
     ds_store *store;  /* distinct counts as sketches, or NULL: presence is handed out */
     uint8_t *scratch;  /* add()'s sort and sorted columns, kept for the next batch: fresh
@@ -237,7 +239,7 @@ static int add_hour(Reducer *r, recent *rc, const hkey *k, int grouped, int have
         if (!h) return -1;
         if (fresh) {
             h->max_duration = INT64_MIN;
-            if (k->t < r->hours_done) r->hours_split = 1;
+            if (k->t < r->hours_done) r->hours_split = r->hours_late = 1;
             if (k->crossing && k->country >= 0) {
                 int8_t *b = &r->border[k->country];
                 if (*b < 0) *b = (int8_t)k->cross_border;
@@ -962,6 +964,7 @@ static int hour_totals(const outbuf *o, const uint8_t *concern, size_t concern_n
             failed = 1;
             break;
         }
+        if (fresh) x->max_duration = INT64_MIN;  /* (as the entries start) */
         x->starts += h.starts;
         x->quality += h.quality;
         if (h.max_duration > x->max_duration) x->max_duration = h.max_duration;
@@ -1118,9 +1121,10 @@ static PyObject *take_all(Reducer *r, int all, int peaks, int columns,
         return NULL;
     }
     if (totals)
-        return Py_BuildValue("(NNNNOLNON)", h, c, p, k, r->cells_late ? Py_True : Py_False,
+        return Py_BuildValue("(NNNNOLNONO)", h, c, p, k, r->cells_late ? Py_True : Py_False,
                              (long long)r->cells_done, packed,
-                             r->hours_split ? Py_True : Py_False, totals);
+                             r->hours_split ? Py_True : Py_False, totals,
+                             r->hours_late ? Py_True : Py_False);
     if (peaks)
         return Py_BuildValue("(NNNNOLNO)", h, c, p, k, r->cells_late ? Py_True : Py_False,
                              (long long)r->cells_done, packed,
@@ -1285,7 +1289,9 @@ static PyMethodDef reducer_methods[] = {
                "country code, nonzero: of concern; with peaks only): last, the hours records "
                "summed per (tenant, hour) as columns: tenant, t, then lo and hi halves of "
                "the boundary-crossing bytes in, out, of those cross-border in, out and to a "
-               "country of concern in, out, then starts, quality, max_duration")},
+               "country of concern in, out, then starts, quality, max_duration; and whether "
+               "a (tenant, hour) of those may have come in an earlier take (an hours entry "
+               "made before the end of an hour handed out)")},
     {"distinct", (PyCFunction)reducer_distinct, METH_VARARGS,
      PyDoc_STR("distinct(scope=None, since=min, columns=False) -> bytes: rows of distinct "
                "counts (32 bytes each: tenant int32, country int16, span uint8, flags uint8, "
