@@ -59,6 +59,12 @@ WINDOW_CONN_COLUMNS: tuple[str, ...] | None = (
 #: Of those, the ones only sensor de-duplication reads (the five-tuple beside the
 #: addresses): left unparsed when there is no de-duplication (about 8 % of the reading).
 DEDUP_CONN_COLUMNS = ("orig_p", "resp_p", "proto")
+#: How the window run reads conn logs: chunks of 16 MB, each one batch (about 110,000
+#: records), 6 parsed ahead. Every batch costs the attribution, the transfer columns and
+#: the reduction a fixed amount besides its rows; half as many batches as the reader's
+#: defaults make (8 MB chunks, batches of at most 65,536 rows) took 1-2 s less of a 47 s
+#: run of 100 M records, for about the same memory in flight (96 MB of chunks, not 64).
+CONN_READ = {"chunk_bytes": 16 << 20, "batch_rows": 1 << 18, "read_ahead": 6}
 Progress = Callable[[str, int], None]
 """Called now and then with the kind being read and the records read so far."""
 #: Files a directory input may hold that are not inputs (the inventory, geo data, notes).
@@ -134,7 +140,8 @@ def run_windows(
                 zeek_dedup = (SensorDeduplicator(horizon_s=ZEEK_DEDUP_HORIZON_S)
                               if _dedupe(options.dedupe, conn) else None)
                 dedup = zeek_dedup or dedup
-                reader = ZeekLogReader(columns=_conn_columns(dedupe=zeek_dedup is not None))
+                reader = ZeekLogReader(columns=_conn_columns(dedupe=zeek_dedup is not None),
+                                       **CONN_READ)
                 for path in _zeek_order(conn):
                     sensor = str(path.resolve().parent)
                     for batch in reader.read_conn([path]):

@@ -187,3 +187,25 @@ def test_conn_columns_left_unparsed_change_nothing(monkeypatch: pytest.MonkeyPat
         assert one.issues == other.issues
         assert one.dedup == other.dedup
     assert narrow.dedup is None and narrow_deduped.dedup is not None
+
+
+def test_conn_read_in_small_chunks_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sample scenario read as the run reads conn logs (CONN_READ: large chunks, one
+    batch each) and in chunks of a few kilobytes, batches of 100 rows, one read ahead: the
+    same windows, evidence and counts."""
+    import egress.pipeline as pipeline_module
+    from egress.geo import load_geo
+
+    assert pipeline_module.CONN_READ == {"chunk_bytes": 16 << 20, "batch_rows": 1 << 18,
+                                         "read_ahead": 6}
+    scenario = Path(__file__).parent.parent / "samples" / "scenario"
+    inputs = sorted(p for p in (scenario / "zeek").rglob("*") if p.is_file())
+    stock = load_inventory(scenario / "inventory.yaml")
+    with load_geo(sorted((scenario / "geo").iterdir())) as geo:
+        large = run_windows(inputs, stock, geo)
+        monkeypatch.setattr(pipeline_module, "CONN_READ",
+                            {"chunk_bytes": 4096, "batch_rows": 100, "read_ahead": 1})
+        small = run_windows(inputs, stock, geo)
+    assert large.records == small.records and large.records.get("zeek", 0) > 1_000
+    for name in ("windows", "countries", "evidence"):
+        assert getattr(large.tables, name).equals(getattr(small.tables, name)), name
