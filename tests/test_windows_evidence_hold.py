@@ -7,13 +7,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from egress.transfers import TIMESTAMP
-from egress.windows_network import EvidenceHold
+from egress.windows_network import EvidenceHold, _by_group_largest_first
 from egress.windows_sql import CREATE_ACCUMULATORS, DAY_US, EVIDENCE_RESULT_SQL
 
 SETTINGS = settings(derandomize=True, deadline=None, database=None,
@@ -132,3 +133,23 @@ def test_what_passes_comes_in_one_table_a_schema() -> None:
         ["r0000", "r0001", "r0002"], ["r0003"], ["r0004"]]
     assert [table.schema.field("where").type for table in out] == [
         pa.string(), pa.null(), pa.string()]
+
+
+@pytest.mark.parametrize("extreme", [False, True])
+def test_release_order_is_by_tenant_day_and_largest_first(extreme: bool) -> None:
+    """The order the release ranks in: tenant, day, then size from the largest, a packed
+    key's one sort (codes and days of a small range) or three (past 63 bits)."""
+    rng = np.random.default_rng(5)
+    n = 5_000
+    if extreme:  # 32 bits of tenants, 40 of days: no packed key
+        tenant = rng.choice(np.array([-2**31, 0, 2**31 - 1], np.int32), n)
+        day = rng.choice(np.array([-2**39, 0, 2**39], np.int64), n)
+    else:
+        tenant = rng.integers(0, 40, n).astype(np.int32)
+        day = rng.integers(20_000, 20_009, n).astype(np.int64)
+    size = rng.choice(np.array([0, 1, 2**63, 2**64 - 1, *range(100)], np.uint64), n)
+    order = _by_group_largest_first(tenant, day, size)
+    assert sorted(order.tolist()) == list(range(n))
+    got = [(int(tenant[i]), int(day[i]), -int(size[i])) for i in order]
+    assert got == sorted(got)
+    assert _by_group_largest_first(tenant[:0], day[:0], size[:0]).tolist() == []
