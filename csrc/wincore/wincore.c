@@ -917,7 +917,7 @@ static const field distinct_fields[] = {
 _Static_assert(sizeof distinct_fields / sizeof distinct_fields[0] <= MAX_FIELDS,
                "too many fields");
 
-/* Per (tenant, hour): what hour_base sums of the hours records (HOUR_BASE_TOTALS_SQL). */
+/* Per (tenant, hour): what hour_base sums of the hours records (net_totals_acc). */
 typedef struct {
     ckey k;
     uint64_t in_lo, in_hi, out_lo, out_hi;          /* boundary-crossing */
